@@ -1,0 +1,30 @@
+#pragma once
+/// Image decoding (PNG via libpng, JPEG via libjpeg-turbo), resizing and normalisation.
+#include <daug/tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+
+namespace daug::data {
+
+/// Decodes a PNG or JPEG (detected from the magic bytes, not the extension): 8- or 16-bit; gray, gray+alpha,
+/// RGB or RGBA, converted to gray with ITU-R 601 luma (alpha ignored). Returns float32 [1,H,W] in [0,1].
+/// A missing, truncated or unsupported file throws daug::DataError naming the file and what was found.
+at::Tensor load_gray(const std::filesystem::path& path);
+
+/// As load_gray, but keeps colour: float32 [3,H,W] in [0,1] (gray replicated to 3 channels).
+at::Tensor load_rgb(const std::filesystem::path& path);
+
+enum class Filter { bilinear, bicubic, area, nearest };
+
+/// Resizes [C,H,W] or [N,C,H,W] float images to h×w (aspect not kept). bicubic uses antialias when shrinking
+/// (PIL-like); the result is clamped to the input's [min,max] range for bicubic.
+at::Tensor resize(const at::Tensor& image, int64_t h, int64_t w, Filter filter = Filter::bilinear);
+
+/// Per-image min-max to [0,1] over the last three dims of [C,H,W] or [N,C,H,W]; a constant image maps to 0.
+at::Tensor minmax(const at::Tensor& image);
+
+/// Writes an 8-bit PNG ([1,H,W] gray or [3,H,W] RGB, float in [0,1] or uint8) atomically.
+void save_png(const std::filesystem::path& path, const at::Tensor& image);
+
+}  // namespace daug::data

@@ -1,0 +1,48 @@
+#pragma once
+/// What a plugin's `create()` receives besides its Options: shared dependencies by table name, the device,
+/// the seed and the run directory. Implemented by the core's Experiment; tests and examples/ may implement
+/// it too (see tests/support).
+#include <daug/api.h>
+#include <daug/component.h>
+#include <daug/config_view.h>
+#include <daug/error.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <typeinfo>
+
+namespace daug {
+
+class DAUG_SDK_API BuildContext {
+ public:
+  virtual ~BuildContext();
+
+  /// The component configured in table `table` (e.g. "classifier"), built on first request and shared
+  /// afterwards. Throws ConfigError if the table is missing, or if it builds something that is not a `T`.
+  ///
+  /// Example:  auto clf = ctx.component<daug::Classifier>(opts.classifier);
+  template <class T>
+  std::shared_ptr<T> component(const std::string& table) {
+    auto base = component_any(table, T::kInterface);
+    auto typed = std::dynamic_pointer_cast<T>(base);
+    DAUG_CHECK_AS(ConfigError, typed != nullptr, "[", table, "] must configure a ", T::kInterface,
+                  " plugin, but its plugin builds '", base ? base->describe() : std::string("nothing"), "'");
+    return typed;
+  }
+
+  /// Device string from the config: "cpu", "cuda", "cuda:1". Plugins create tensors and modules there.
+  virtual std::string device() const = 0;
+  /// Global seed from the config.
+  virtual uint64_t seed() const = 0;
+  /// This run's directory (exists). Stages write their outputs under their own stage directories instead.
+  virtual std::filesystem::path run_dir() const = 0;
+  /// The resolved configuration, for stages that read other tables (e.g. a list of prompts).
+  virtual ConfigView config(const std::string& table) const = 0;
+
+ protected:
+  /// Builds or returns the component of `table`; `interface` is the expected kind for messages.
+  virtual std::shared_ptr<Component> component_any(const std::string& table, const char* interface) = 0;
+};
+
+}  // namespace daug

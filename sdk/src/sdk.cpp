@@ -1,0 +1,180 @@
+// Out-of-line destructors (key functions: one home for each vtable/typeinfo across all plugins), labels,
+// Source::split and logging.
+#include <daug/backbone.h>
+#include <daug/build_context.h>
+#include <daug/classifier.h>
+#include <daug/criterion.h>
+#include <daug/error.h>
+#include <daug/generator.h>
+#include <daug/guidance.h>
+#include <daug/heatmap_composer.h>
+#include <daug/labels.h>
+#include <daug/log.h>
+#include <daug/source.h>
+#include <daug/stage.h>
+#include <daug/trainable.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <mutex>
+
+namespace daug {
+
+Error::~Error() = default;
+ConfigError::~ConfigError() = default;
+DataError::~DataError() = default;
+PluginError::~PluginError() = default;
+Component::~Component() = default;
+Trainable::~Trainable() = default;
+BuildContext::~BuildContext() = default;
+Guidance::~Guidance() = default;
+Classifier::~Classifier() = default;
+Generator::~Generator() = default;
+HeatmapComposer::~HeatmapComposer() = default;
+Backbone::~Backbone() = default;
+Criterion::~Criterion() = default;
+Source::~Source() = default;
+Stage::~Stage() = default;
+
+int chexpert_index(const std::string& name) {
+  for (size_t i = 0; i < kChexpertClasses.size(); ++i)
+    if (name == kChexpertClasses[i]) return static_cast<int>(i);
+  return -1;
+}
+
+SuperClassGrouping SuperClassGrouping::released() {
+  return from_names({"No Finding", "Enlarged Cardiomediastinum+Cardiomegaly", "Lung Lesion",
+                     "Consolidation+Edema+Pneumonia", "Atelectasis+Pneumothorax",
+                     "Pleural Effusion+Pleural Other", "Support Devices"},
+                    {{"No Finding"},
+                     {"Enlarged Cardiomediastinum", "Cardiomegaly"},
+                     {"Lung Lesion"},
+                     {"Consolidation", "Edema", "Pneumonia"},
+                     {"Atelectasis", "Pneumothorax"},
+                     {"Pleural Effusion", "Pleural Other"},
+                     {"Support Devices"}},
+                    "released grouping");
+}
+
+SuperClassGrouping SuperClassGrouping::from_names(const std::vector<std::string>& names,
+                                                  const std::vector<std::vector<std::string>>& members,
+                                                  const std::string& where) {
+  DAUG_CHECK_AS(ConfigError, !names.empty(), where, ": the super-class grouping must have at least one class");
+  DAUG_CHECK_AS(ConfigError, names.size() == members.size(), where, ": expected one member list per super-class name (",
+                names.size(), " names), but got ", members.size(), " member lists");
+  SuperClassGrouping g;
+  g.names = names;
+  for (size_t k = 0; k < members.size(); ++k) {
+    DAUG_CHECK_AS(ConfigError, !members[k].empty(), where, ": super-class '", names[k], "' has no members");
+    std::vector<int> idx;
+    for (const auto& m : members[k]) {
+      int i = chexpert_index(m);
+      if (i < 0) {
+        std::vector<std::string> valid(kChexpertClasses.begin(), kChexpertClasses.end());
+        throw ConfigError(fmt::format("{}: unknown class '{}' in super-class '{}'; valid classes: {}", where, m,
+                                      names[k], fmt::join(valid, ", ")));
+      }
+      idx.push_back(i);
+    }
+    g.members.push_back(std::move(idx));
+  }
+  return g;
+}
+
+int SuperClassGrouping::index_of(const std::string& name, const std::string& where) const {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return static_cast<int>(i);
+  throw ConfigError(fmt::format("{}: '{}' is not a super-class of the grouping; valid: {}", where, name,
+                                fmt::join(names, ", ")));
+}
+
+std::vector<float> SuperClassGrouping::pool(const std::vector<float>& labels14) const {
+  DAUG_CHECK(labels14.size() == kChexpertClasses.size(), "expected 14 labels, but got ", labels14.size());
+  std::vector<float> out(names.size(), 0.0f);
+  for (size_t k = 0; k < members.size(); ++k)
+    for (int i : members[k])
+      if (!std::isnan(labels14[i]) && labels14[i] > 0.5f) out[k] = 1.0f;
+  return out;
+}
+
+std::vector<const Sample*> Source::split(const std::string& which) const {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t p = which.find('+', start);
+    parts.push_back(which.substr(start, p == std::string::npos ? std::string::npos : p - start));
+    if (p == std::string::npos) break;
+    start = p + 1;
+  }
+  for (const auto& part : parts)
+    DAUG_CHECK_AS(ConfigError, part == "train" || part == "val" || part == "test" || part == "all",
+                  "split must be train, val, test, all, or a '+' join of them, but got '", which, "'");
+  std::vector<const Sample*> out;
+  for (const auto& s : samples())
+    for (const auto& part : parts)
+      if (part == "all" || s.split == part) {
+        out.push_back(&s);
+        break;
+      }
+  DAUG_CHECK_AS(DataError, !out.empty(), "split '", which, "' of ", describe(), " has no images (",
+                samples().size(), " images in all)");
+  return out;
+}
+
+namespace log {
+namespace {
+std::shared_ptr<spdlog::logger>& logger() {
+  // Built once; sinks are swapped by the core. Not a plugin object (lives in libdaug_sdk.so).
+  static std::shared_ptr<spdlog::logger> l = [] {
+    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    console->set_pattern("%^[%H:%M:%S %l]%$ %v");
+    auto lg = std::make_shared<spdlog::logger>("daug", console);
+    lg->set_level(spdlog::level::info);
+    lg->flush_on(spdlog::level::info);
+    return lg;
+  }();
+  return l;
+}
+std::mutex& sink_mutex() {
+  static std::mutex m;
+  return m;
+}
+spdlog::level::level_enum to_spd(Level l) {
+  switch (l) {
+    case Level::debug: return spdlog::level::debug;
+    case Level::info: return spdlog::level::info;
+    case Level::warn: return spdlog::level::warn;
+    case Level::error: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+}  // namespace
+
+void write(Level level, std::string_view message) { logger()->log(to_spd(level), "{}", message); }
+
+void add_file_sink(const std::string& path) {
+  std::lock_guard<std::mutex> lock(sink_mutex());
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, false);
+  sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e %l] %v");
+  logger()->sinks().push_back(sink);
+}
+
+void remove_file_sinks() {
+  std::lock_guard<std::mutex> lock(sink_mutex());
+  auto& sinks = logger()->sinks();
+  sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
+                             [](const auto& s) {
+                               return dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(s.get()) != nullptr;
+                             }),
+              sinks.end());
+}
+
+void set_level(Level level) { logger()->set_level(to_spd(level)); }
+}  // namespace log
+
+}  // namespace daug

@@ -1,0 +1,62 @@
+#include "test_support.h"
+
+#include <daug/error.h>
+
+#include <ATen/ATen.h>
+
+#include <fstream>
+#include <random>
+#include <unistd.h>
+
+namespace daug::testing {
+
+TestContext::TestContext() {
+  static int counter = 0;
+  dir_ = std::filesystem::temp_directory_path() /
+         ("daug_ctx_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  std::filesystem::create_directories(dir_);
+}
+
+TestContext::~TestContext() {
+  components_.clear();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+ConfigView TestContext::config(const std::string& table) const {
+  throw ConfigError("TestContext has no configuration (asked for [" + table + "])");
+}
+
+std::shared_ptr<Component> TestContext::component_any(const std::string& table, const char* interface) {
+  auto it = components_.find(table);
+  if (it == components_.end())
+    throw ConfigError("TestContext: no component registered for [" + table + "] (wanted a " + interface + ")");
+  return it->second;
+}
+
+TempDir::TempDir() {
+  static int counter = 0;
+  std::random_device rd;
+  path_ = std::filesystem::temp_directory_path() /
+          ("daug_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" + std::to_string(rd()));
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  EXPECT_EQ(a.sizes(), b.sizes());
+  if (a.sizes() != b.sizes()) return INFINITY;
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+}  // namespace daug::testing
