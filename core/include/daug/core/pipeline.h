@@ -1,0 +1,37 @@
+#pragma once
+/// `daug run`: creates the run directory, builds the stages listed in [run].stages and runs them with
+/// content-addressed caching of each stage's output.
+#include <daug/detail/config_document.h>
+
+#include <daug/core/plugin_loader.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace daug::core {
+
+struct RunOptions {
+  int shard_index = 0;
+  int shard_count = 1;
+  bool strict = false;
+  /// Only run these stages (default: all of [run].stages).
+  std::vector<std::string> only;
+};
+
+struct RunResult {
+  std::filesystem::path run_dir;
+  std::vector<std::pair<std::string, std::filesystem::path>> stage_dirs;  ///< (stage table, output dir)
+  std::string summary;  ///< concatenated Stage::summary() texts
+};
+
+/// [run] keys: name (string), device ("cpu"|"cuda"|"cuda:N"), seed, threads (0 = leave LibTorch's default),
+/// stages (array of table names), runs_dir (default "runs"), cache_dir (default "cache").
+/// The run directory gets resolved.toml, overrides.txt, plugins.txt and run.log. Each stage writes into
+/// <cache_dir>/<table>-<hash>/ where the hash covers the stage's table and every table it depends on,
+/// recursively; a `.complete` marker means the stage finished and is skipped on the next run.
+RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
+                       const std::vector<std::string>& overrides, const RunOptions& options);
+
+}  // namespace daug::core
