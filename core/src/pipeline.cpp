@@ -1,1 +1,219 @@
-// placeholder
+// `daug run`: run directory, stage building (all config errors surface before compute), cached stage outputs.
+#include <daug/checkpoint.h>
+#include <daug/core/config_loader.h>
+#include <daug/core/experiment.h>
+#include <daug/core/pipeline.h>
+#include <daug/error.h>
+#include <daug/log.h>
+#include <daug/options.h>
+#include <daug/stage.h>
+
+#include <ATen/Parallel.h>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <chrono>
+#include <ctime>
+#include <map>
+
+namespace daug::core {
+namespace {
+
+struct RunTable {
+  std::string name = "run";
+  std::string device = "cpu";
+  int64_t seed = 0;
+  int64_t threads = 0;
+  std::vector<std::string> stages;
+  std::string runs_dir = "runs";
+  std::string cache_dir = "cache";
+  std::string description;
+
+  void visit(OptionVisitor& v) {
+    v("name", name, "run name (part of the run directory name)", Check::required_non_empty());
+    v("device", device, "\"cpu\", \"cuda\" or \"cuda:N\"");
+    v("seed", seed, "global seed", Check::at_least(0));
+    v("threads", threads, "LibTorch intra-op threads (0 = LibTorch's default)", Check::at_least(0));
+    v("stages", stages, "config tables of the stages to run, in order");
+    v("runs_dir", runs_dir, "directory that receives one sub-directory per run");
+    v("cache_dir", cache_dir, "directory of content-addressed stage outputs");
+    v("description", description, "free text, copied into the run directory");
+  }
+};
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::filesystem::path make_run_dir(const std::filesystem::path& root, const std::string& name) {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  std::string stamp = fmt::format("{:%Y%m%d-%H%M%S}", tm);
+  std::filesystem::create_directories(root);
+  for (int i = 0;; ++i) {
+    auto dir = root / (i == 0 ? fmt::format("{}_{}", stamp, name) : fmt::format("{}_{}_{}", stamp, name, i));
+    std::error_code ec;
+    if (std::filesystem::create_directory(dir, ec)) return dir;
+    if (ec) throw DataError(fmt::format("cannot create run directory {}: {}", dir.string(), ec.message()));
+  }
+}
+
+class StageRunner {
+ public:
+  StageRunner(Experiment& exp, const RunTable& run, const std::filesystem::path& cache_root)
+      : exp_(exp), run_(run), cache_root_(cache_root) {}
+
+  std::shared_ptr<Stage> stage(const std::string& table) { return exp_.component<Stage>(table); }
+
+  /// Content key of a config table: its own TOML, plus the keys of everything it depends on.
+  std::string key_of(const std::string& table, std::vector<std::string>& stack) {
+    if (auto it = keys_.find(table); it != keys_.end()) return it->second;
+    if (std::find(stack.begin(), stack.end(), table) != stack.end())
+      throw ConfigError(fmt::format("stage dependency cycle: {} -> {}", fmt::join(stack, " -> "), table));
+    stack.push_back(table);
+    std::string material = fmt::format("table {}\n{}\nseed={}\n", table, exp_.config(table).to_toml(), run_.seed);
+    std::vector<std::string> deps = exp_.dependencies_of(table);
+    if (is_stage(table)) {
+      auto extra = stage(table)->depends_on();
+      deps.insert(deps.end(), extra.begin(), extra.end());
+    }
+    std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+    for (const auto& d : deps) {
+      if (d == table) continue;
+      if (!exp_.config(d).exists())
+        throw ConfigError(fmt::format("{}: [{}] depends on table [{}], which the config does not have",
+                                      exp_.config(table).location().str(), table, d));
+      material += fmt::format("dep {} = {}\n", d, key_of(d, stack));
+    }
+    stack.pop_back();
+    std::string key = fmt::format("{:016x}", fnv1a(material));
+    keys_[table] = key;
+    return key;
+  }
+
+  bool is_stage(const std::string& table) {
+    ConfigView v = exp_.config(table);
+    if (!v.exists() || !v.has("plugin") || v.type_of("plugin") != "string") return false;
+    try {
+      stage(table);
+      return true;
+    } catch (const ConfigError&) {
+      return false;
+    }
+  }
+
+  std::filesystem::path output_dir(const std::string& table) {
+    std::vector<std::string> stack;
+    return cache_root_ / fmt::format("{}-{}", table, key_of(table, stack).substr(0, 12));
+  }
+
+ private:
+  Experiment& exp_;
+  const RunTable& run_;
+  std::filesystem::path cache_root_;
+  std::map<std::string, std::string> keys_;
+};
+
+}  // namespace
+
+RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
+                       const std::vector<std::string>& overrides, const RunOptions& options) {
+  ConfigView run_view(doc, "run");
+  if (!run_view.exists())
+    throw ConfigError(fmt::format("{}: the config has no [run] table; add [run] with stages = [\"...\"]",
+                                  doc->main_file));
+  RunTable run = read_options<RunTable>(run_view, {});
+  if (run.stages.empty())
+    throw ConfigError(fmt::format("{}: [run].stages is empty; list the stage tables to run",
+                                  run_view.location("stages").str()));
+  for (const auto& o : options.only)
+    if (std::find(run.stages.begin(), run.stages.end(), o) == run.stages.end())
+      throw ConfigError(fmt::format("--stage {}: not one of [run].stages ({})", o, fmt::join(run.stages, ", ")));
+  DAUG_CHECK_AS(ConfigError, options.shard_count >= 1 && options.shard_index >= 0 &&
+                                 options.shard_index < options.shard_count,
+                "--shard must be k/N with 0 <= k < N, but got ", options.shard_index, "/", options.shard_count);
+
+  RunResult result;
+  result.run_dir = make_run_dir(run.runs_dir, run.name);
+  log::add_file_sink((result.run_dir / "run.log").string());
+  struct SinkGuard {
+    ~SinkGuard() { log::remove_file_sinks(); }
+  } sink_guard;
+  write_file_atomic(result.run_dir / "resolved.toml", resolved_toml(*doc, true));
+  write_file_atomic(result.run_dir / "overrides.txt", fmt::format("{}\n", fmt::join(overrides, "\n")));
+  log::info("run directory: {}", result.run_dir.string());
+  if (run.threads > 0) at::set_num_threads(static_cast<int>(run.threads));
+  log::info("device {}, seed {}, {} LibTorch thread(s)", run.device, run.seed, at::get_num_threads());
+
+  Experiment exp(loader, doc, result.run_dir);
+  StageRunner runner(exp, run, run.cache_dir);
+
+  // Build every stage (and through them every component) before any compute: config mistakes surface now.
+  std::vector<std::shared_ptr<Stage>> stages;
+  for (const auto& table : run.stages) stages.push_back(runner.stage(table));
+  {
+    std::string plugins;
+    for (const auto& [table, name, lib] : exp.built()) plugins += fmt::format("[{}] {} {}\n", table, name, lib.string());
+    write_file_atomic(result.run_dir / "plugins.txt", plugins);
+  }
+
+  std::map<std::string, std::filesystem::path> done;
+  auto input_dir = [&](const std::string& table) -> std::filesystem::path {
+    if (auto it = done.find(table); it != done.end()) return it->second;
+    if (!runner.is_stage(table))
+      throw ConfigError(fmt::format("a stage asked for the output of [{}], which is not a stage table in the config",
+                                    table));
+    auto dir = runner.output_dir(table);
+    if (std::filesystem::exists(dir / ".complete")) return dir;
+    throw ConfigError(fmt::format("stage [{}] has no finished output for this configuration (expected {}); add it to "
+                                  "[run].stages before the stages that use it", table, dir.string()));
+  };
+
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const std::string& table = run.stages[i];
+    auto dir = runner.output_dir(table);
+    result.stage_dirs.emplace_back(table, dir);
+    bool selected = options.only.empty() ||
+                    std::find(options.only.begin(), options.only.end(), table) != options.only.end();
+    if (std::filesystem::exists(dir / ".complete")) {
+      log::info("stage [{}] {}: cached at {}", table, stages[i]->describe(), dir.string());
+      done[table] = dir;
+    } else if (!selected) {
+      log::info("stage [{}]: skipped (--stage)", table);
+      continue;
+    } else {
+      std::filesystem::create_directories(dir);
+      write_file_atomic(dir / "stage.toml", exp.config(table).to_toml());
+      log::info("stage [{}] {} -> {}", table, stages[i]->describe(), dir.string());
+      StageContext ctx{dir, input_dir, exp, options.shard_index, options.shard_count, options.strict};
+      auto t0 = std::chrono::steady_clock::now();
+      stages[i]->run(ctx);
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      log::info("stage [{}] finished in {:.1f} s", table, secs);
+      if (options.shard_count == 1) write_file_atomic(dir / ".complete", fmt::format("{:.3f} s\n", secs));
+      done[table] = dir;
+    }
+    std::string s = stages[i]->summary(dir);
+    if (!s.empty()) result.summary += fmt::format("## {}\n\n{}\n\n", table, s);
+  }
+  std::string stage_list;
+  for (const auto& [t, d] : result.stage_dirs) stage_list += fmt::format("{} {}\n", t, d.string());
+  write_file_atomic(result.run_dir / "stages.txt", stage_list);
+  write_file_atomic(result.run_dir / "summary.md", result.summary);
+  std::error_code ec;
+  auto latest = std::filesystem::path(run.runs_dir) / "latest";
+  std::filesystem::remove(latest, ec);
+  std::filesystem::create_directory_symlink(std::filesystem::absolute(result.run_dir), latest, ec);
+  return result;
+}
+
+}  // namespace daug::core

@@ -73,8 +73,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-std::string suggest(const std::string& word, const std::vector<std::string>& candidates);
-std::string suggest(const std::string& word, const std::vector<std::string>& candidates) {
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   size_t best_d = 3;  // suggest only close matches
   for (const auto& c : candidates) {
@@ -467,7 +466,7 @@ void read_fields(const ConfigView& view, const std::vector<std::string>& ignored
   for (const auto& key : view.keys()) {
     if (std::find(r.known.begin(), r.known.end(), key) != r.known.end()) continue;
     if (std::find(ignored_keys.begin(), ignored_keys.end(), key) != ignored_keys.end()) continue;
-    std::string hint = suggest(key, r.known);
+    std::string hint = closest_match(key, r.known);
     throw ConfigError(fmt::format("{}: unknown key '{}' in {}; known keys: {}{}", view.location(key).str(), key,
                                   view.label(), r.known.empty() ? "(none)" : fmt::format("{}", fmt::join(r.known, ", ")),
                                   hint.empty() ? "" : fmt::format(". Did you mean '{}'?", hint)));

@@ -24,6 +24,9 @@ struct DAUG_SDK_API SourceLocation {
 
 class ConfigDocument;
 
+/// The candidate closest to `word` by edit distance (at most 2 edits), or "" — for "did you mean" hints.
+DAUG_SDK_API std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
 /// View of the table at `path` ("guidance", "train_clip") of a resolved document.
 /// Cheap to copy; keeps the document alive.
 class DAUG_SDK_API ConfigView {

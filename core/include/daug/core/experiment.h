@@ -7,6 +7,8 @@
 #include <daug/core/plugin_loader.h>
 
 #include <filesystem>
+#include <map>
+#include <tuple>
 #include <memory>
 #include <string>
 #include <utility>
@@ -52,6 +54,7 @@ class Experiment final : public BuildContext {
   // CRUCIAL: destroyed in reverse order by the destructor body, not by member order.
   std::vector<Built> built_;
   std::vector<std::string> building_;  // stack, for cycle detection and dependency recording
+  std::map<std::string, std::vector<std::string>> pending_deps_;  // table -> tables it asked for while building
 };
 
 }  // namespace daug::core

@@ -1,0 +1,130 @@
+// daug plugins list|describe, config resolve, run.
+#include "command.h"
+
+#include <daug/core/config_loader.h>
+#include <daug/core/pipeline.h>
+#include <daug/core/plugin_loader.h>
+#include <daug/error.h>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace po = boost::program_options;
+
+namespace daug::cli {
+namespace {
+
+core::PluginLoader make_loader() {
+  std::vector<std::filesystem::path> extra(globals().plugin_paths.begin(), globals().plugin_paths.end());
+  core::PluginLoader loader(extra);
+  loader.load_all();
+  return loader;
+}
+
+po::variables_map parse(const std::vector<std::string>& args, const po::options_description& desc,
+                        const po::positional_options_description& pos) {
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  po::notify(vm);
+  return vm;
+}
+
+int plugins_cmd(const std::vector<std::string>& args) {
+  po::options_description desc("daug plugins list | daug plugins describe NAME");
+  desc.add_options()("help,h", "show help")("action", po::value<std::string>(), "list or describe")(
+      "name", po::value<std::string>(), "plugin name (describe)");
+  po::positional_options_description pos;
+  pos.add("action", 1).add("name", 1);
+  auto vm = parse(args, desc, pos);
+  if (vm.count("help") || !vm.count("action")) {
+    std::cout << desc;
+    return vm.count("help") ? 0 : 2;
+  }
+  auto loader = make_loader();
+  const auto action = vm["action"].as<std::string>();
+  if (action == "list") {
+    auto all = loader.list();
+    fmt::print("{:<16} {:<18} {:<52} {}\n", "INTERFACE", "NAME", "SUMMARY", "LIBRARY");
+    for (const auto& p : all) fmt::print("{:<16} {:<18} {:<52} {}\n", p.interface, p.name, p.summary, p.library.string());
+    fmt::print("\n{} plugin(s)\n", all.size());
+    return 0;
+  }
+  if (action == "describe") {
+    if (!vm.count("name")) throw ConfigError("daug plugins describe: expected a plugin NAME (see 'daug plugins list')");
+    const auto& p = loader.find_any(vm["name"].as<std::string>());
+    fmt::print("{} ({} plugin)\n  {}\n  library: {}\n\noptions (TOML keys of its table, besides plugin = \"{}\"):\n",
+               p.name, p.interface, p.summary, p.library.string(), p.name);
+    for (const auto& o : p.manifest->describe()) {
+      fmt::print("  {} : {} = {}\n      {}{}\n", o.key, o.type, o.default_value, o.doc,
+                 o.constraint.empty() ? "" : fmt::format(" [{}]", o.constraint));
+    }
+    return 0;
+  }
+  throw ConfigError(fmt::format("daug plugins: unknown action '{}'; expected list or describe", action));
+}
+DAUG_CLI_COMMAND("plugins", "list plugins, or describe one plugin's options", plugins_cmd);
+
+int config_cmd(const std::vector<std::string>& args) {
+  po::options_description desc("daug config resolve FILE [--set key=value ...] [--sources]");
+  desc.add_options()("help,h", "show help")("action", po::value<std::string>(), "resolve")(
+      "file", po::value<std::string>(), "config file")("set", po::value<std::vector<std::string>>()->composing(),
+                                                      "override, e.g. --set guidance.scale=5")(
+      "sources", "annotate every key with the file:line it came from");
+  po::positional_options_description pos;
+  pos.add("action", 1).add("file", 1);
+  auto vm = parse(args, desc, pos);
+  if (vm.count("help") || !vm.count("action") || !vm.count("file")) {
+    std::cout << desc;
+    return vm.count("help") ? 0 : 2;
+  }
+  if (vm["action"].as<std::string>() != "resolve")
+    throw ConfigError("daug config: unknown action '" + vm["action"].as<std::string>() + "'; expected resolve");
+  std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  auto doc = core::load_config(vm["file"].as<std::string>(), sets);
+  std::cout << core::resolved_toml(*doc, vm.count("sources") > 0);
+  return 0;
+}
+DAUG_CLI_COMMAND("config", "print a config with its imports and --set overrides resolved", config_cmd);
+
+int run_cmd(const std::vector<std::string>& args) {
+  po::options_description desc("daug run FILE [--set key=value ...] [--stage NAME ...] [--shard k/N] [--strict]");
+  desc.add_options()("help,h", "show help")("file", po::value<std::string>(), "config file")(
+      "set", po::value<std::vector<std::string>>()->composing(), "override, e.g. --set guidance.scale=5")(
+      "stage", po::value<std::vector<std::string>>()->composing(), "run only these stages (others must be cached)")(
+      "shard", po::value<std::string>(), "k/N: process every N-th item starting at k (heatmaps)")(
+      "strict", "fail on missing data instead of skipping and reporting it");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  auto vm = parse(args, desc, pos);
+  if (vm.count("help") || !vm.count("file")) {
+    std::cout << desc;
+    return vm.count("help") ? 0 : 2;
+  }
+  std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  core::RunOptions opts;
+  if (vm.count("stage")) opts.only = vm["stage"].as<std::vector<std::string>>();
+  opts.strict = vm.count("strict") > 0;
+  if (vm.count("shard")) {
+    const auto s = vm["shard"].as<std::string>();
+    auto slash = s.find('/');
+    try {
+      if (slash == std::string::npos) throw std::invalid_argument("no slash");
+      opts.shard_index = std::stoi(s.substr(0, slash));
+      opts.shard_count = std::stoi(s.substr(slash + 1));
+    } catch (const std::exception&) {
+      throw ConfigError("--shard must look like k/N (e.g. 0/4), but got '" + s + "'");
+    }
+  }
+  auto doc = core::load_config(vm["file"].as<std::string>(), sets);
+  auto loader = make_loader();
+  auto result = core::run_pipeline(loader, doc, sets, opts);
+  if (!result.summary.empty()) std::cout << "\n" << result.summary;
+  std::cout << fmt::format("run directory: {}\n", result.run_dir.string());
+  return 0;
+}
+DAUG_CLI_COMMAND("run", "run the stages a config lists (cached, resumable)", run_cmd);
+
+}  // namespace
+}  // namespace daug::cli
