@@ -1,0 +1,107 @@
+// CLIP tokenizer: ids equal OpenAI's simple_tokenizer.py. The expected ids of the REFERENCE §9 examples come
+// from REFERENCE.md; the others were produced by tools/clip_tokenizer_ref.py (an independent Python
+// re-implementation of simple_tokenizer.py; regenerate with
+//   python3 plugins/backbone_clip_vit/tools/clip_tokenizer_ref.py < texts.txt).
+#include "clip_tokenizer.h"
+
+#include <daug/error.h>
+
+#include <gtest/gtest.h>
+#include <test_support.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace daug::plugins::clip {
+namespace {
+
+const ClipTokenizer& tok() {
+  static std::unique_ptr<ClipTokenizer> t = std::make_unique<ClipTokenizer>(DAUG_CLIP_VOCAB_FILE);
+  return *t;
+}
+
+std::vector<int64_t> with_ends(const std::string& text) {
+  std::vector<int64_t> ids = {ClipTokenizer::kStartOfText};
+  for (int64_t i : tok().encode(text)) ids.push_back(i);
+  ids.push_back(ClipTokenizer::kEndOfText);
+  return ids;
+}
+
+TEST(ClipTokenizer, ReferenceExamples) {
+  EXPECT_EQ(with_ends("a photo of a cat"), (std::vector<int64_t>{49406, 320, 1125, 539, 320, 2368, 49407}));
+  EXPECT_EQ(with_ends("A chest-xray image of cardiomegaly."),
+            (std::vector<int64_t>{49406, 320, 10563, 268, 87, 3077, 2867, 539, 6211, 3693, 2001, 344, 269, 49407}));
+}
+
+TEST(ClipTokenizer, MatchesPythonReferenceOnVariedText) {
+  // Apostrophes, punctuation, digits (one token each), non-ASCII letters (multi-byte BPE symbols).
+  EXPECT_EQ(with_ends("It's a café; don't worry, the naïve Größe is 12.5cm!"),
+            (std::vector<int64_t>{49406, 585, 568, 320, 15304, 282, 847, 713, 7534, 267, 518, 1097, 35689, 563,
+                                  709, 7255, 127, 253, 324, 533, 272, 273, 269, 276, 3741, 256, 49407}));
+  EXPECT_EQ(with_ends("Heart size is normal.  No acute cardiopulmonary process (see #3, 2019)."),
+            (std::vector<int64_t>{49406, 1936, 3235, 533, 5967, 269, 871, 19734, 6211, 39858, 749, 856, 4078, 263,
+                                  862, 258, 274, 267, 273, 271, 272, 280, 1818, 49407}));
+  // Contractions 'll 've 'd 'm, a bare '&', HTML entities (unescaped twice).
+  EXPECT_EQ(with_ends("He'll say they've gone & we'd stay &amp; I'm fine &lt;ok&gt;"),
+            (std::vector<int64_t>{49406, 797, 1342, 1451, 889, 1200, 3601, 261, 649, 1896, 2277, 261, 328, 880,
+                                  3797, 283, 2481, 285, 49407}));
+  EXPECT_EQ(with_ends("Ünïcödé ÆØÅ straße   résumé — “quoted” …"),
+            (std::vector<int64_t>{49406, 6522, 77, 35689, 66, 7255, 67, 4166, 42495, 17483, 127, 354, 1894, 127,
+                                  253, 324, 29106, 7054, 4166, 2005, 728, 506, 27706, 728, 507, 959, 49407}));
+  // Special tokens written in the text, a circled digit and a vulgar fraction (\p{N}).
+  EXPECT_EQ(with_ends("<|startoftext|>hello<|endoftext|> x2 ①½ 42"),
+            (std::vector<int64_t>{49406, 49406, 3306, 49407, 343, 273, 158, 239, 510, 33613, 275, 273, 49407}));
+}
+
+TEST(ClipTokenizer, CleaningAndPretokenisation) {
+  EXPECT_EQ(ClipTokenizer::clean("  A\t\nB  &amp;amp;  C "), "a b & c");  // html.unescape twice
+  EXPECT_EQ(ClipTokenizer::clean("Cafe\u0301"), "caf\u00e9");             // NFC
+  EXPECT_EQ(tok().pretokenize("it's 2019!!"), (std::vector<std::string>{"it", "'s", "2", "0", "1", "9", "!!"}));
+  EXPECT_TRUE(tok().encode("").empty());
+  EXPECT_TRUE(tok().encode("   \n ").empty());
+}
+
+TEST(ClipTokenizer, DecodeInvertsEncode) {
+  EXPECT_EQ(tok().decode(tok().encode("no acute cardiopulmonary process.")), "no acute cardiopulmonary process . ");
+  EXPECT_EQ(tok().decode(tok().encode("größe café")), "größe café ");
+  testing::expect_error_contains([] { tok().decode({49408}); }, {"49408"});
+}
+
+TEST(ClipTokenizer, BatchPaddingAndTruncation) {
+  TokenizeOptions o;
+  o.context_length = 8;
+  o.pad_id = 0;
+  int64_t L = 0;
+  auto ids = tokenize_batch(tok(), {"a photo of a cat", "cat"}, o, &L);
+  ASSERT_EQ(L, 8);
+  EXPECT_EQ(ids, (std::vector<int64_t>{49406, 320, 1125, 539, 320, 2368, 49407, 0,  //
+                                       49406, 2368, 49407, 0, 0, 0, 0, 0}));
+  o.pad_longest = true;
+  o.pad_id = ClipTokenizer::kEndOfText;
+  ids = tokenize_batch(tok(), {"a photo of a cat", "cat"}, o, &L);
+  ASSERT_EQ(L, 7);
+  EXPECT_EQ(ids, (std::vector<int64_t>{49406, 320, 1125, 539, 320, 2368, 49407,  //
+                                       49406, 2368, 49407, 49407, 49407, 49407, 49407}));
+  // Truncation keeps SOT + the first L-2 ids + EOT.
+  o.context_length = 5;
+  o.pad_longest = false;
+  ids = tokenize_batch(tok(), {"a photo of a cat"}, o, &L);
+  EXPECT_EQ(ids, (std::vector<int64_t>{49406, 320, 1125, 539, 49407}));
+  o.truncate = false;
+  testing::expect_error_contains([&] { tokenize_batch(tok(), {"cat", "a photo of a cat"}, o, &L); },
+                                 {"text 1", "7 tokens", "context_length 5"});
+}
+
+TEST(ClipTokenizer, MissingOrBrokenVocabIsDataError) {
+  EXPECT_THROW(ClipTokenizer("/nonexistent/bpe.txt.gz"), DataError);
+  testing::expect_error_contains([] { ClipTokenizer t("/nonexistent/bpe.txt.gz"); }, {"/nonexistent/bpe.txt.gz"});
+  testing::TempDir dir;
+  testing::write_text(dir / "short.txt", "#version: 0.2\ni n\nt h\n");
+  testing::expect_error_contains([&] { ClipTokenizer t((dir / "short.txt").string()); }, {"short.txt", "only 2"});
+  testing::write_text(dir / "bad.txt", "#version: 0.2\ni n\nthree symbols here\n");
+  testing::expect_error_contains([&] { ClipTokenizer t((dir / "bad.txt").string()); }, {"bad.txt", "line 3"});
+}
+
+}  // namespace
+}  // namespace daug::plugins::clip

@@ -1,0 +1,199 @@
+// CLIP weight readers; see clip_weights.h.
+#include "clip_weights.h"
+
+#include <daug/checkpoint.h>
+#include <daug/error.h>
+#include <daug/log.h>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+
+namespace daug::plugins::clip {
+
+WeightsFormat parse_weights_format(const std::string& s) {
+  if (s == "auto") return WeightsFormat::automatic;
+  if (s == "openai") return WeightsFormat::openai;
+  if (s == "hf") return WeightsFormat::hf;
+  if (s == "daug") return WeightsFormat::daug;
+  throw ConfigError("weights_format must be one of: auto, openai, hf, daug, but got '" + s + "'");
+}
+
+const char* weights_format_name(WeightsFormat f) {
+  switch (f) {
+    case WeightsFormat::automatic: return "auto";
+    case WeightsFormat::openai: return "openai";
+    case WeightsFormat::hf: return "hf";
+    case WeightsFormat::daug: return "daug";
+  }
+  return "?";
+}
+
+WeightsFormat detect_weights_format(const std::string& path) {
+  DAUG_CHECK_AS(DataError, std::filesystem::is_regular_file(path), "CLIP weights file not found: '", path, "'");
+  std::ifstream f(path, std::ios::binary);
+  char magic[4] = {0, 0, 0, 0};
+  f.read(magic, 4);
+  DAUG_CHECK_AS(DataError, f.gcount() == 4, "CLIP weights file '", path, "' is too short (", f.gcount(),
+                " bytes) to be a TorchScript archive or a safetensors file");
+  if (magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4) return WeightsFormat::openai;
+  SafetensorsFile st = load_safetensors(path);
+  for (const auto& [k, t] : st.tensors)
+    if (k.rfind("vision_model.", 0) == 0 || k.rfind("text_model.", 0) == 0) return WeightsFormat::hf;
+  return WeightsFormat::daug;
+}
+
+namespace {
+
+NamedTensors read_openai_torchscript(const std::string& path) {
+  torch::jit::Module m;
+  try {
+    m = torch::jit::load(path, c10::Device(c10::kCPU));
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    throw DataError("cannot read '" + path + "' as an OpenAI CLIP TorchScript archive: " +
+                    what.substr(0, what.find('\n')));
+  }
+  static const std::set<std::string> ignored = {"input_resolution", "context_length", "vocab_size"};
+  NamedTensors out;
+  for (const auto& p : m.named_parameters(/*recurse=*/true))
+    if (!ignored.count(p.name)) out.emplace_back(p.name, p.value.detach().to(at::kFloat).contiguous());
+  for (const auto& b : m.named_buffers(/*recurse=*/true))
+    if (!ignored.count(b.name)) out.emplace_back(b.name, b.value.detach().to(at::kFloat).contiguous());
+  DAUG_CHECK_AS(DataError, !out.empty(), "'", path, "' is a TorchScript archive without any tensors");
+  return out;
+}
+
+}  // namespace
+
+NamedTensors hf_to_openai(const NamedTensors& hf, const std::string& source) {
+  static const std::map<std::string, std::string> direct = {
+      {"logit_scale", "logit_scale"},
+      {"vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"},
+      {"vision_model.embeddings.class_embedding", "visual.class_embedding"},
+      {"vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"},
+      {"vision_model.pre_layrnorm.weight", "visual.ln_pre.weight"},
+      {"vision_model.pre_layrnorm.bias", "visual.ln_pre.bias"},
+      {"vision_model.post_layernorm.weight", "visual.ln_post.weight"},
+      {"vision_model.post_layernorm.bias", "visual.ln_post.bias"},
+      {"text_model.embeddings.token_embedding.weight", "token_embedding.weight"},
+      {"text_model.embeddings.position_embedding.weight", "positional_embedding"},
+      {"text_model.final_layer_norm.weight", "ln_final.weight"},
+      {"text_model.final_layer_norm.bias", "ln_final.bias"}};
+  static const std::map<std::string, std::string> transposed = {{"visual_projection.weight", "visual.proj"},
+                                                                {"text_projection.weight", "text_projection"}};
+  static const std::map<std::string, std::string> layer_rest = {
+      {"layer_norm1.weight", "ln_1.weight"},     {"layer_norm1.bias", "ln_1.bias"},
+      {"layer_norm2.weight", "ln_2.weight"},     {"layer_norm2.bias", "ln_2.bias"},
+      {"self_attn.out_proj.weight", "attn.out_proj.weight"}, {"self_attn.out_proj.bias", "attn.out_proj.bias"},
+      {"mlp.fc1.weight", "mlp.c_fc.weight"},     {"mlp.fc1.bias", "mlp.c_fc.bias"},
+      {"mlp.fc2.weight", "mlp.c_proj.weight"},   {"mlp.fc2.bias", "mlp.c_proj.bias"}};
+  static const std::regex layer_re(R"(^(vision_model|text_model)\.encoder\.layers\.(\d+)\.(.+)$)");
+  static const std::regex qkv_re(R"(^self_attn\.([qkv])_proj\.(weight|bias)$)");
+
+  NamedTensors out;
+  // (openai prefix, "weight"|"bias") -> q/k/v tensors
+  std::map<std::pair<std::string, std::string>, std::map<char, at::Tensor>> qkv;
+  std::map<std::pair<std::string, std::string>, std::string> qkv_hf_prefix;
+  for (const auto& [key, t] : hf) {
+    if (key == "vision_model.embeddings.position_ids" || key == "text_model.embeddings.position_ids") continue;
+    if (auto it = direct.find(key); it != direct.end()) {
+      out.emplace_back(it->second, t.to(at::kFloat));
+      continue;
+    }
+    if (auto it = transposed.find(key); it != transposed.end()) {
+      DAUG_CHECK_AS(DataError, t.dim() == 2, source, ": tensor '", key, "' must be 2-D (a Linear weight), but has shape ",
+                    t.sizes());
+      out.emplace_back(it->second, t.to(at::kFloat).t().contiguous());
+      continue;
+    }
+    std::smatch m;
+    if (std::regex_match(key, m, layer_re)) {
+      const std::string tower = m[1].str(), index = m[2].str(), rest = m[3].str();
+      const std::string prefix =
+          (tower == "vision_model" ? "visual.transformer.resblocks." : "transformer.resblocks.") + index + ".";
+      if (auto r = layer_rest.find(rest); r != layer_rest.end()) {
+        out.emplace_back(prefix + r->second, t.to(at::kFloat));
+        continue;
+      }
+      std::smatch q;
+      if (std::regex_match(rest, q, qkv_re)) {
+        auto slot = std::make_pair(prefix, q[2].str());
+        qkv[slot][q[1].str()[0]] = t.to(at::kFloat);
+        qkv_hf_prefix[slot] = tower + ".encoder.layers." + index + ".self_attn.";
+        continue;
+      }
+    }
+    throw DataError(source + ": unexpected tensor '" + key +
+                    "' (not part of a Hugging Face CLIPModel checkpoint for this architecture)");
+  }
+  for (const auto& [slot, parts] : qkv) {
+    for (char c : {'q', 'k', 'v'})
+      DAUG_CHECK_AS(DataError, parts.count(c), source, ": missing tensor '", qkv_hf_prefix[slot], c, "_proj.",
+                    slot.second, "' (the q/k/v projections must all be present)");
+    const at::Tensor& q = parts.at('q');
+    for (char c : {'k', 'v'})
+      DAUG_CHECK_AS(DataError, parts.at(c).sizes() == q.sizes(), source, ": tensor '", qkv_hf_prefix[slot], c,
+                    "_proj.", slot.second, "' has shape ", parts.at(c).sizes(), ", but q_proj has ", q.sizes());
+    out.emplace_back(slot.first + "attn.in_proj_" + slot.second, at::cat({q, parts.at('k'), parts.at('v')}, 0));
+  }
+  return out;
+}
+
+NamedTensors read_clip_weights(const std::string& path, WeightsFormat fmt, WeightsFormat* used) {
+  if (fmt == WeightsFormat::automatic) fmt = detect_weights_format(path);
+  DAUG_CHECK_AS(DataError, std::filesystem::is_regular_file(path), "CLIP weights file not found: '", path, "'");
+  if (used) *used = fmt;
+  switch (fmt) {
+    case WeightsFormat::openai: return read_openai_torchscript(path);
+    case WeightsFormat::hf: return hf_to_openai(load_safetensors(path).tensors, path);
+    case WeightsFormat::daug: {
+      NamedTensors t = load_safetensors(path).tensors;
+      for (auto& [k, v] : t) v = v.to(at::kFloat);
+      return t;
+    }
+    case WeightsFormat::automatic: break;
+  }
+  throw DataError("unreachable weights format");
+}
+
+void load_openai_state(ClipModel& model, NamedTensors src, const std::string& source, PosInterp interp,
+                       bool take_logit_scale) {
+  NamedTensors dst;
+  for (const auto& p : model->named_parameters(/*recurse=*/true)) dst.emplace_back(p.key(), p.value());
+  const auto& a = model->arch;
+  bool has_scale = false;
+  for (auto& [key, t] : src) {
+    if (key == "logit_scale") {
+      has_scale = true;
+      if (!take_logit_scale) t = model->logit_scale.detach().clone();
+      DAUG_CHECK_AS(DataError, t.numel() == 1, source, ": tensor 'logit_scale' must hold one value, but has shape ",
+                    t.sizes());
+      t = t.reshape({});
+    } else if (key == "visual.positional_embedding" && t.dim() == 2 && t.size(1) == a.vision_width &&
+               t.size(0) != a.grid() * a.grid() + 1) {
+      const int64_t rows = t.size(0) - 1;
+      const auto g0 = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(rows))));
+      DAUG_CHECK_AS(DataError, rows > 0 && g0 * g0 == rows, source,
+                    ": tensor 'visual.positional_embedding' has shape ", t.sizes(),
+                    ", which is not 1 + a square grid of positions");
+      log::info("clip_vit: resampling vision positions {}x{} -> {}x{} ({})", g0, g0, a.grid(), a.grid(), source);
+      t = resample_positions(t, 1, g0, g0, a.grid(), a.grid(), interp);
+    } else if (key == "positional_embedding" && t.dim() == 2 && t.size(1) == a.text_width &&
+               t.size(0) != a.context_length) {
+      log::info("clip_vit: resampling text positions {} -> {} ({})", t.size(0), a.context_length, source);
+      t = resample_positions(t, 0, 1, t.size(0), 1, a.context_length, interp);
+    }
+  }
+  if (!has_scale && !take_logit_scale) src.emplace_back("logit_scale", model->logit_scale.detach().clone());
+  copy_state_checked(dst, src, source);
+}
+
+}  // namespace daug::plugins::clip

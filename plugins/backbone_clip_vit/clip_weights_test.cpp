@@ -1,0 +1,283 @@
+// clip_vit weight loading: daug safetensors, Hugging Face CLIPModel safetensors and OpenAI TorchScript archives
+// written from a tiny source model must give the source's embeddings; positions are resampled on size changes;
+// broken files give DataErrors naming the file and key.
+#include "clip_vit.h"
+#include "clip_weights.h"
+
+#include <daug/checkpoint.h>
+#include <daug/error.h>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <test_support.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+namespace daug::plugins::clip {
+namespace {
+
+ClipVitOptions tiny(int64_t image = 32, int64_t ctx = 16) {
+  ClipVitOptions o;
+  o.preset = "tiny";
+  o.image_size = image;
+  o.context_length = ctx;
+  o.vocab = DAUG_CLIP_VOCAB_FILE;
+  return o;
+}
+
+struct Embeds {
+  at::Tensor img, txt;
+};
+
+class ClipWeightsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    at::set_num_threads(1);
+    torch::manual_seed(1);
+    source_ = std::make_unique<ClipVit>(tiny(), "cpu");
+    {
+      at::NoGradGuard ng;
+      source_->model()->logit_scale.fill_(3.25);
+      // Non-trivial LayerNorm affine parameters and biases, so that a mis-mapped LN or bias is visible.
+      for (auto& [k, t] : source_->state())
+        if (k.find("ln_") != std::string::npos || k.find("bias") != std::string::npos) t.normal_(0.5, 0.2);
+    }
+    pixels_ = at::randn({2, 3, 32, 32});
+    tokens_ = at::tensor({49406L, 320L, 1125L, 539L, 320L, 2368L, 49407L, 49406L, 2368L, 49407L, 49407L, 49407L,
+                          49407L, 49407L})
+                  .reshape({2, 7});
+  }
+  Embeds embed(ClipVit& m) {
+    at::NoGradGuard ng;
+    return {m.encode_image(pixels_), m.encode_text(tokens_)};
+  }
+  void expect_same(ClipVit& m, double tol = 0.0) {
+    Embeds a = embed(*source_), b = embed(m);
+    EXPECT_LE(testing::max_abs_diff(a.img, b.img), tol);
+    EXPECT_LE(testing::max_abs_diff(a.txt, b.txt), tol);
+  }
+  std::map<std::string, at::Tensor> source_state() {
+    std::map<std::string, at::Tensor> m;
+    for (auto& [k, t] : source_->state()) m[k] = t.detach();
+    return m;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<ClipVit> source_;
+  at::Tensor pixels_, tokens_;
+};
+
+// Writes the source model with Hugging Face CLIPModel names, following the table of REFERENCE §4.2 written out
+// here independently of the plugin's mapper.
+NamedTensors to_hf(std::map<std::string, at::Tensor> s, int64_t layers) {
+  NamedTensors hf;
+  auto put = [&](const std::string& k, const at::Tensor& t) { hf.emplace_back(k, t.contiguous()); };
+  put("logit_scale", s["logit_scale"]);
+  put("visual_projection.weight", s["visual.proj"].t());
+  put("text_projection.weight", s["text_projection"].t());
+  put("vision_model.embeddings.patch_embedding.weight", s["visual.conv1.weight"]);
+  put("vision_model.embeddings.class_embedding", s["visual.class_embedding"]);
+  put("vision_model.embeddings.position_embedding.weight", s["visual.positional_embedding"]);
+  put("vision_model.embeddings.position_ids", at::arange(17, at::kLong).reshape({1, 17}));
+  put("vision_model.pre_layrnorm.weight", s["visual.ln_pre.weight"]);
+  put("vision_model.pre_layrnorm.bias", s["visual.ln_pre.bias"]);
+  put("vision_model.post_layernorm.weight", s["visual.ln_post.weight"]);
+  put("vision_model.post_layernorm.bias", s["visual.ln_post.bias"]);
+  put("text_model.embeddings.token_embedding.weight", s["token_embedding.weight"]);
+  put("text_model.embeddings.position_embedding.weight", s["positional_embedding"]);
+  put("text_model.embeddings.position_ids", at::arange(16, at::kLong).reshape({1, 16}));
+  put("text_model.final_layer_norm.weight", s["ln_final.weight"]);
+  put("text_model.final_layer_norm.bias", s["ln_final.bias"]);
+  for (const auto& [hf_tower, oa_tower] : std::vector<std::pair<std::string, std::string>>{
+           {"vision_model", "visual.transformer"}, {"text_model", "transformer"}}) {
+    for (int64_t i = 0; i < layers; ++i) {
+      const std::string h = hf_tower + ".encoder.layers." + std::to_string(i) + ".";
+      const std::string o = oa_tower + ".resblocks." + std::to_string(i) + ".";
+      const at::Tensor w = s[o + "attn.in_proj_weight"], b = s[o + "attn.in_proj_bias"];
+      const int64_t d = w.size(1);
+      put(h + "self_attn.q_proj.weight", w.slice(0, 0, d));
+      put(h + "self_attn.k_proj.weight", w.slice(0, d, 2 * d));
+      put(h + "self_attn.v_proj.weight", w.slice(0, 2 * d, 3 * d));
+      put(h + "self_attn.q_proj.bias", b.slice(0, 0, d));
+      put(h + "self_attn.k_proj.bias", b.slice(0, d, 2 * d));
+      put(h + "self_attn.v_proj.bias", b.slice(0, 2 * d, 3 * d));
+      put(h + "self_attn.out_proj.weight", s[o + "attn.out_proj.weight"]);
+      put(h + "self_attn.out_proj.bias", s[o + "attn.out_proj.bias"]);
+      put(h + "layer_norm1.weight", s[o + "ln_1.weight"]);
+      put(h + "layer_norm1.bias", s[o + "ln_1.bias"]);
+      put(h + "layer_norm2.weight", s[o + "ln_2.weight"]);
+      put(h + "layer_norm2.bias", s[o + "ln_2.bias"]);
+      put(h + "mlp.fc1.weight", s[o + "mlp.c_fc.weight"]);
+      put(h + "mlp.fc1.bias", s[o + "mlp.c_fc.bias"]);
+      put(h + "mlp.fc2.weight", s[o + "mlp.c_proj.weight"]);
+      put(h + "mlp.fc2.bias", s[o + "mlp.c_proj.bias"]);
+    }
+  }
+  return hf;
+}
+
+// Builds an OpenAI-style TorchScript archive: nested modules holding OpenAI-named fp16 parameters plus the
+// scalar entries input_resolution / context_length / vocab_size that clip.load's build_model deletes.
+void save_openai_torchscript(const std::map<std::string, at::Tensor>& s, const std::string& path) {
+  int counter = 0;
+  torch::jit::Module root("__torch__.CLIP_" + std::to_string(counter++));
+  std::map<std::string, torch::jit::Module> modules;  // dotted prefix -> module (copies share the object)
+  std::function<torch::jit::Module(const std::string&)> get = [&](const std::string& prefix) -> torch::jit::Module {
+    if (prefix.empty()) return root;
+    auto it = modules.find(prefix);
+    if (it != modules.end()) return it->second;
+    const auto dot = prefix.rfind('.');
+    torch::jit::Module parent = get(dot == std::string::npos ? "" : prefix.substr(0, dot));
+    torch::jit::Module child("__torch__.M" + std::to_string(counter++));
+    parent.register_module(dot == std::string::npos ? prefix : prefix.substr(dot + 1), child);
+    modules.emplace(prefix, child);
+    return child;
+  };
+  for (const auto& [key, t] : s) {
+    const auto dot = key.rfind('.');
+    torch::jit::Module m = get(dot == std::string::npos ? "" : key.substr(0, dot));
+    m.register_parameter(dot == std::string::npos ? key : key.substr(dot + 1), t.to(at::kHalf), false);
+  }
+  root.register_buffer("input_resolution", at::tensor(32L));
+  root.register_buffer("context_length", at::tensor(16L));
+  root.register_buffer("vocab_size", at::tensor(49408L));
+  root.save(path);
+}
+
+TEST_F(ClipWeightsTest, DaugSafetensorsRoundTripIsExact) {
+  const auto path = dir_ / "clip.safetensors";
+  save_safetensors(path, source_->state());
+  EXPECT_EQ(detect_weights_format(path.string()), WeightsFormat::daug);
+  torch::manual_seed(99);
+  ClipVitOptions o = tiny();
+  o.weights = path.string();
+  ClipVit loaded(o, "cpu");
+  expect_same(loaded);
+  EXPECT_DOUBLE_EQ(loaded.logit_scale().item<double>(), 3.25);
+  // Trainable::load_state round trip too.
+  torch::manual_seed(7);
+  ClipVit other(tiny(), "cpu");
+  other.load_state(source_->state());
+  expect_same(other);
+}
+
+TEST_F(ClipWeightsTest, HuggingFaceSafetensorsGiveIdenticalEmbeddings) {
+  const auto path = dir_ / "model.safetensors";
+  save_safetensors(path, to_hf(source_state(), 2));
+  EXPECT_EQ(detect_weights_format(path.string()), WeightsFormat::hf);
+  torch::manual_seed(99);
+  ClipVitOptions o = tiny();
+  o.weights = path.string();
+  ClipVit loaded(o, "cpu");
+  expect_same(loaded);
+  EXPECT_DOUBLE_EQ(loaded.logit_scale().item<double>(), 3.25);
+}
+
+TEST_F(ClipWeightsTest, OpenAITorchScriptArchiveGivesFp16RoundedSourceEmbeddings) {
+  const auto path = dir_ / "ViT-tiny.pt";
+  save_openai_torchscript(source_state(), path.string());
+  EXPECT_EQ(detect_weights_format(path.string()), WeightsFormat::openai);
+  ClipVitOptions o = tiny();
+  o.weights = path.string();
+  ClipVit loaded(o, "cpu");
+  // The archive holds fp16 weights: the loaded model equals the source with every weight rounded to fp16.
+  {
+    at::NoGradGuard ng;
+    for (auto& [k, t] : source_->state()) t.copy_(t.to(at::kHalf).to(at::kFloat));
+  }
+  expect_same(loaded);
+  for (auto& [k, t] : loaded.state()) EXPECT_EQ(t.scalar_type(), at::kFloat) << k;
+}
+
+TEST_F(ClipWeightsTest, PositionsAreResampledWhenSizesDiffer) {
+  const auto path = dir_ / "model.safetensors";
+  save_safetensors(path, to_hf(source_state(), 2));
+  ClipVitOptions o = tiny(48, 32);  // grid 4x4 -> 6x6, text 16 -> 32
+  o.weights = path.string();
+  ClipVit loaded(o, "cpu");
+  auto src = source_state();
+  std::map<std::string, at::Tensor> got;
+  for (auto& [k, t] : loaded.state()) got[k] = t;
+  EXPECT_TRUE(got["visual.positional_embedding"].equal(
+      resample_positions(src["visual.positional_embedding"], 1, 4, 4, 6, 6, PosInterp::bicubic_aa)));
+  EXPECT_TRUE(got["positional_embedding"].equal(
+      resample_positions(src["positional_embedding"], 0, 1, 16, 1, 32, PosInterp::bicubic_aa)));
+  EXPECT_EQ(got["visual.positional_embedding"].size(0), 37);
+  EXPECT_TRUE(got["visual.conv1.weight"].equal(src["visual.conv1.weight"]));
+  at::NoGradGuard ng;
+  EXPECT_EQ(loaded.encode_image(at::randn({1, 3, 48, 48})).sizes(), (std::vector<int64_t>{1, 32}));
+}
+
+TEST_F(ClipWeightsTest, LogitScaleFromWeightsCanBeDisabled) {
+  const auto path = dir_ / "clip.safetensors";
+  save_safetensors(path, source_->state());
+  ClipVitOptions o = tiny();
+  o.weights = path.string();
+  o.logit_scale = 4.602;
+  o.logit_scale_from_weights = false;
+  ClipVit loaded(o, "cpu");
+  EXPECT_NEAR(loaded.logit_scale().item<double>(), 4.602, 1e-6);
+  expect_same(loaded);
+}
+
+TEST_F(ClipWeightsTest, BrokenFilesGiveDataErrorsNamingFileAndKey) {
+  ClipVitOptions o = tiny();
+  // Missing file.
+  o.weights = (dir_ / "nope.safetensors").string();
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"nope.safetensors", "not found"});
+  // Truncated safetensors.
+  const auto good = dir_ / "clip.safetensors";
+  save_safetensors(good, source_->state());
+  const auto size = std::filesystem::file_size(good);
+  std::filesystem::copy_file(good, dir_ / "cut.safetensors");
+  std::filesystem::resize_file(dir_ / "cut.safetensors", size / 2);
+  o.weights = (dir_ / "cut.safetensors").string();
+  EXPECT_THROW(ClipVit(o, "cpu"), DataError);
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"cut.safetensors"});
+  // Wrong shape (a different width) names the key and both shapes.
+  NamedTensors bad = source_->state();
+  for (auto& [k, t] : bad)
+    if (k == "visual.proj") t = at::zeros({64, 16});
+  save_safetensors(dir_ / "shape.safetensors", bad);
+  o.weights = (dir_ / "shape.safetensors").string();
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"shape.safetensors", "visual.proj", "[64, 16]", "[64, 32]"});
+  // Missing and unexpected keys.
+  NamedTensors missing(source_->state().begin() + 1, source_->state().end());
+  const std::string dropped = source_->state().front().first;
+  save_safetensors(dir_ / "missing.safetensors", missing);
+  o.weights = (dir_ / "missing.safetensors").string();
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"missing.safetensors", "missing", dropped});
+  NamedTensors extra = source_->state();
+  extra.emplace_back("visual.extra_head.weight", at::zeros({2}));
+  save_safetensors(dir_ / "extra.safetensors", extra);
+  o.weights = (dir_ / "extra.safetensors").string();
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"extra.safetensors", "visual.extra_head.weight"});
+  // HF file without a k projection; HF file with an unknown key.
+  NamedTensors hf = to_hf(source_state(), 2), no_k, unknown = to_hf(source_state(), 2);
+  for (auto& [k, t] : hf)
+    if (k != "text_model.encoder.layers.1.self_attn.k_proj.weight") no_k.emplace_back(k, t);
+  save_safetensors(dir_ / "no_k.safetensors", no_k);
+  o.weights = (dir_ / "no_k.safetensors").string();
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); },
+                                 {"no_k.safetensors", "text_model.encoder.layers.1.self_attn.k_proj.weight"});
+  unknown.emplace_back("vision_model.encoder.layers.0.self_attn.rotary.weight", at::zeros({2}));
+  save_safetensors(dir_ / "unknown.safetensors", unknown);
+  o.weights = (dir_ / "unknown.safetensors").string();
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); },
+                                 {"unknown.safetensors", "vision_model.encoder.layers.0.self_attn.rotary.weight"});
+  // A file that is neither format.
+  testing::write_text(dir_ / "junk.pt", "this is not a checkpoint at all");
+  o.weights = (dir_ / "junk.pt").string();
+  EXPECT_THROW(ClipVit(o, "cpu"), DataError);
+  // Forcing openai on a safetensors file.
+  o.weights = good.string();
+  o.weights_format = "openai";
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"clip.safetensors", "TorchScript"});
+}
+
+}  // namespace
+}  // namespace daug::plugins::clip
