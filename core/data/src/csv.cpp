@@ -1,0 +1,135 @@
+// RFC 4180 CSV: comma separator, CRLF or LF records, double-quoted fields with "" escapes and embedded commas,
+// quotes and line breaks. The first record is the header. A UTF-8 BOM is skipped; blank lines are skipped.
+#include <daug/data/csv.h>
+
+#include <daug/error.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace daug::data {
+
+CsvTable CsvTable::read(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw DataError(fmt::format("CSV file '{}' does not exist", path.string()));
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw DataError(fmt::format("cannot open CSV file '{}' for reading", path.string()));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return parse(ss.str(), path.string());
+}
+
+CsvTable CsvTable::parse(const std::string& text, const std::string& name) {
+  CsvTable t;
+  t.name_ = name;
+  size_t i = 0;
+  const size_t n = text.size();
+  if (n >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
+  int line = 1;
+  bool have_header = false;
+
+  std::vector<std::string> record;
+  std::string field;
+  while (i < n) {
+    // One record.
+    const int record_line = line;
+    record.clear();
+    bool end_of_record = false;
+    // Blank line (only a line break): skipped.
+    if (text[i] == '\n' || (text[i] == '\r' && i + 1 < n && text[i + 1] == '\n')) {
+      i += text[i] == '\r' ? 2 : 1;
+      ++line;
+      continue;
+    }
+    while (!end_of_record) {
+      field.clear();
+      const int field_line = line;
+      const size_t field_start = i;
+      if (i < n && text[i] == '"') {
+        ++i;
+        bool closed = false;
+        while (i < n) {
+          char c = text[i];
+          if (c == '"') {
+            if (i + 1 < n && text[i + 1] == '"') {
+              field += '"';
+              i += 2;
+              continue;
+            }
+            ++i;
+            closed = true;
+            break;
+          }
+          if (c == '\n') ++line;
+          field += c;
+          ++i;
+        }
+        if (!closed)
+          throw DataError(fmt::format("{}:{}: unterminated quoted field (the quote opened here is never closed)", name,
+                                      field_line));
+        if (i < n && text[i] != ',' && text[i] != '\n' && !(text[i] == '\r' && i + 1 < n && text[i + 1] == '\n') &&
+            text[i] != '\r')
+          throw DataError(fmt::format("{}:{}: unexpected character '{}' after a closing quote (expected ',' or the end "
+                                      "of the line)",
+                                      name, line, text[i]));
+      } else {
+        while (i < n && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
+          if (text[i] == '"')
+            throw DataError(fmt::format("{}:{}: a '\"' inside an unquoted field (column {}); quote the whole field and "
+                                        "double the quote (RFC 4180)",
+                                        name, line, record.size() + 1));
+          ++i;
+        }
+        field.assign(text, field_start, i - field_start);
+      }
+      record.push_back(field);
+      if (i >= n) {
+        end_of_record = true;
+      } else if (text[i] == ',') {
+        ++i;
+      } else if (text[i] == '\n') {
+        ++i;
+        ++line;
+        end_of_record = true;
+      } else if (text[i] == '\r') {
+        i += (i + 1 < n && text[i + 1] == '\n') ? 2 : 1;
+        ++line;
+        end_of_record = true;
+      }
+    }
+    if (!have_header) {
+      t.header_ = record;
+      for (size_t a = 0; a < t.header_.size(); ++a)
+        for (size_t b = a + 1; b < t.header_.size(); ++b)
+          if (t.header_[a] == t.header_[b])
+            throw DataError(fmt::format("{}:{}: duplicate column '{}' in the header (columns {} and {})", name,
+                                        record_line, t.header_[a], a + 1, b + 1));
+      have_header = true;
+    } else {
+      if (record.size() != t.header_.size())
+        throw DataError(fmt::format("{}:{}: expected {} fields (as in the header), but found {}", name, record_line,
+                                    t.header_.size(), record.size()));
+      t.rows_.push_back(record);
+      t.lines_.push_back(record_line);
+    }
+  }
+  if (!have_header) throw DataError(fmt::format("{}: empty CSV file (expected a header row)", name));
+  return t;
+}
+
+size_t CsvTable::column(const std::string& name) const {
+  for (size_t i = 0; i < header_.size(); ++i)
+    if (header_[i] == name) return i;
+  throw DataError(fmt::format("{}: missing column '{}'; columns: {}", name_, name, fmt::join(header_, ", ")));
+}
+
+bool CsvTable::has_column(const std::string& name) const {
+  for (const auto& h : header_)
+    if (h == name) return true;
+  return false;
+}
+
+}  // namespace daug::data

@@ -1,0 +1,61 @@
+#include <daug/data/dataset.h>
+
+#include <daug/error.h>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace daug::data {
+
+at::Tensor load_sample_image(const Sample& sample, int64_t h, int64_t w, Filter filter, bool rgb) {
+  DAUG_CHECK(h > 0 && w > 0, "load_sample_image: size must be positive, but got ", h, "x", w);
+  at::Tensor img;
+  try {
+    img = rgb ? load_rgb(sample.image) : load_gray(sample.image);
+  } catch (const DataError& e) {
+    throw DataError(fmt::format("sample '{}': {}", sample.id, e.what()));
+  }
+  if (img.size(1) != h || img.size(2) != w) img = resize(img, h, w, filter);
+  return img;
+}
+
+at::Tensor load_images(const std::vector<const Sample*>& samples, int64_t h, int64_t w, Filter filter, bool rgb) {
+  DAUG_CHECK(!samples.empty(), "load_images: no samples given");
+  at::Tensor out = at::empty({static_cast<int64_t>(samples.size()), rgb ? 3 : 1, h, w}, at::kFloat);
+  for (size_t i = 0; i < samples.size(); ++i) out[static_cast<int64_t>(i)].copy_(load_sample_image(*samples[i], h, w, filter, rgb));
+  return out;
+}
+
+at::Tensor class_labels(const std::vector<const Sample*>& samples) {
+  const int64_t k = static_cast<int64_t>(kChexpertClasses.size());
+  at::Tensor out = at::empty({static_cast<int64_t>(samples.size()), k}, at::kFloat);
+  float* o = out.data_ptr<float>();
+  for (size_t i = 0; i < samples.size(); ++i) {
+    DAUG_CHECK(static_cast<int64_t>(samples[i]->labels.size()) == k, "sample '", samples[i]->id, "' has ",
+               samples[i]->labels.size(), " labels, expected ", k);
+    for (int64_t j = 0; j < k; ++j) o[i * k + j] = samples[i]->labels[j];
+  }
+  return out;
+}
+
+at::Tensor superclass_labels(const std::vector<const Sample*>& samples, const SuperClassGrouping& grouping) {
+  const int64_t k = grouping.size();
+  at::Tensor out = at::empty({static_cast<int64_t>(samples.size()), k}, at::kFloat);
+  float* o = out.data_ptr<float>();
+  for (size_t i = 0; i < samples.size(); ++i) {
+    auto pooled = grouping.pool(samples[i]->labels);
+    for (int64_t j = 0; j < k; ++j) o[i * k + j] = pooled[j];
+  }
+  return out;
+}
+
+std::vector<const Sample*> pointers(const std::vector<Sample>& all) {
+  std::vector<const Sample*> out;
+  out.reserve(all.size());
+  for (const auto& s : all) out.push_back(&s);
+  return out;
+}
+
+}  // namespace daug::data

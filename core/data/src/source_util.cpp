@@ -1,0 +1,194 @@
+#include <daug/data/source_util.h>
+
+#include <daug/error.h>
+#include <daug/log.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cctype>
+#include <map>
+#include <set>
+
+namespace daug::data {
+
+std::vector<std::string> SourceCommonOptions::released_superclass_names() {
+  return SuperClassGrouping::released().names;
+}
+
+std::vector<std::vector<std::string>> SourceCommonOptions::released_superclass_members() {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& m : SuperClassGrouping::released().members) {
+    std::vector<std::string> names;
+    for (int i : m) names.emplace_back(kChexpertClasses[i]);
+    out.push_back(std::move(names));
+  }
+  return out;
+}
+
+void SourceCommonOptions::visit(OptionVisitor& v) {
+  v("root", root, "dataset root directory (${config_dir} is expanded by the config loader)",
+    Check::required_non_empty());
+  v("strict", strict,
+    "missing image files: false = skip them and log the count and the first paths; true = fail with a DataError");
+  v("limit", limit, "keep at most this many items in all, in file order (0 = no limit; for smoke runs)",
+    Check::at_least(0));
+  v("max_per_split", max_per_split, "keep at most this many items of each split, in file order (0 = no limit)",
+    Check::at_least(0));
+  v("superclass_names", superclass_names,
+    "display names of the super-classes (default: the released DAug grouping, REFERENCE.md §1.2)",
+    Check::required_non_empty());
+  v("superclass_members", superclass_members,
+    "for each super-class, its member CheXpert classes (exact spellings; one list per name)",
+    Check::required_non_empty());
+}
+
+SuperClassGrouping SourceCommonOptions::grouping(const std::string& where) const {
+  return SuperClassGrouping::from_names(superclass_names, superclass_members, where);
+}
+
+std::vector<std::string> label_policy_names() { return {"zeros", "ones", "ignore"}; }
+
+LabelPolicy parse_label_policy(const std::string& value, const std::string& where) {
+  if (value == "zeros") return LabelPolicy::zeros;
+  if (value == "ones") return LabelPolicy::ones;
+  if (value == "ignore") return LabelPolicy::ignore;
+  throw ConfigError(fmt::format("{}: label policy must be one of zeros, ones, ignore, but got '{}'", where, value));
+}
+
+namespace {
+float apply(LabelPolicy p) {
+  switch (p) {
+    case LabelPolicy::zeros: return 0.0f;
+    case LabelPolicy::ones: return 1.0f;
+    case LabelPolicy::ignore: break;
+  }
+  return std::numeric_limits<float>::quiet_NaN();
+}
+
+std::string trim(const std::string& s) {
+  size_t a = 0, b = s.size();
+  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
+  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+  return s.substr(a, b - a);
+}
+}  // namespace
+
+float parse_label_cell(const CsvTable& table, size_t row, size_t col, LabelPolicy uncertain, LabelPolicy blank) {
+  const std::string v = trim(table.at(row, col));
+  if (v.empty()) return apply(blank);
+  if (v == "1" || v == "1.0" || v == "1.") return 1.0f;
+  if (v == "0" || v == "0.0" || v == "0." || v == "-0.0") return 0.0f;
+  if (v == "-1" || v == "-1.0" || v == "-1.") return apply(uncertain);
+  throw DataError(fmt::format("{}:{}: column '{}': expected 1, 0, -1 or blank, but found '{}'", table.name(),
+                              table.line_of(row), table.header()[col], table.at(row, col)));
+}
+
+std::string normalize_split_value(const std::string& value) {
+  if (value == "train") return "train";
+  if (value == "val" || value == "valid" || value == "validate" || value == "validation") return "val";
+  if (value == "test") return "test";
+  return "";
+}
+
+std::string normalize_split(const CsvTable& table, size_t row, size_t col) {
+  std::string s = normalize_split_value(table.at(row, col));
+  if (s.empty())
+    throw DataError(fmt::format("{}:{}: column '{}': expected train, val (or validate/valid) or test, but found '{}'",
+                                table.name(), table.line_of(row), table.header()[col], table.at(row, col)));
+  return s;
+}
+
+void ProblemList::add(const std::string& example) {
+  if (examples_.size() < keep_) examples_.push_back(example);
+  ++count_;
+}
+
+std::string ProblemList::summary() const {
+  if (count_ == 0) return "";
+  return fmt::format("{} {}; first: {}{}", count_, what_, fmt::join(examples_, ", "), count_ > examples_.size() ? ", ..." : "");
+}
+
+std::filesystem::path resolve_under(const std::filesystem::path& root, const std::string& p) {
+  std::filesystem::path q(p);
+  if (q.is_absolute()) return q.lexically_normal();
+  return (root / q).lexically_normal();
+}
+
+void require_directory(const std::filesystem::path& root, const std::string& source, const std::string& what) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root, ec))
+    throw DataError(fmt::format("{}: {} '{}' {}", source, what, root.string(),
+                                std::filesystem::exists(root, ec) ? "is not a directory" : "does not exist"));
+}
+
+std::string split_summary(const std::vector<Sample>& samples) {
+  std::map<std::string, size_t> counts;
+  for (const auto& s : samples) counts[s.split]++;
+  std::vector<std::string> parts;
+  for (const char* k : {"train", "val", "test"})
+    if (counts.count(k)) parts.push_back(fmt::format("{} {}", k, counts[k]));
+  for (const auto& [k, n] : counts)
+    if (k != "train" && k != "val" && k != "test") parts.push_back(fmt::format("{} {}", k, n));
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+void finalize_samples(std::vector<Sample>& samples, const SourceCommonOptions& o, const std::string& source) {
+  if (o.max_per_split > 0 || o.limit > 0) {
+    std::map<std::string, int64_t> per;
+    std::vector<Sample> kept;
+    for (auto& s : samples) {
+      if (o.limit > 0 && static_cast<int64_t>(kept.size()) >= o.limit) break;
+      if (o.max_per_split > 0 && per[s.split] >= o.max_per_split) continue;
+      per[s.split]++;
+      kept.push_back(std::move(s));
+    }
+    log::info("{}: limit={} max_per_split={} keep {} of {} items", source, o.limit, o.max_per_split, kept.size(),
+              samples.size());
+    samples = std::move(kept);
+  }
+  ProblemList missing("image files are missing");
+  std::vector<Sample> present;
+  present.reserve(samples.size());
+  for (auto& s : samples) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(s.image, ec)) {
+      present.push_back(std::move(s));
+    } else {
+      missing.add(s.image.string());
+    }
+  }
+  if (!missing.empty()) {
+    if (o.strict)
+      throw DataError(fmt::format("{}: {} (strict = true; set strict = false to skip them)", source, missing.summary()));
+    log::warn("{}: skipped {} of {} items: {}", source, missing.count(), samples.size(), missing.summary());
+  }
+  samples = std::move(present);
+  std::set<std::string> ids;
+  ProblemList dups("duplicate ids");
+  for (const auto& s : samples)
+    if (!ids.insert(s.id).second) dups.add(s.id);
+  if (!dups.empty()) throw DataError(fmt::format("{}: ids must be unique, but found {}", source, dups.summary()));
+  if (samples.empty())
+    throw DataError(fmt::format("{}: no images left{}", source,
+                                missing.empty() ? "" : fmt::format(" ({} missing)", missing.count())));
+  log::info("{}: {} images ({})", source, samples.size(), split_summary(samples));
+}
+
+std::string collapse_whitespace(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool space = false;
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = true;
+    } else {
+      if (space && !out.empty()) out += ' ';
+      space = false;
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace daug::data

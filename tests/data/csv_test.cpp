@@ -1,0 +1,73 @@
+// RFC 4180 CSV parsing: quoting, embedded separators/newlines, CRLF, BOM, and error messages with line numbers.
+#include <daug/data/csv.h>
+#include <daug/error.h>
+
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using daug::data::CsvTable;
+using daug::testing::expect_error_contains;
+
+TEST(Csv, PlainAndQuotedFields) {
+  CsvTable t = CsvTable::parse("a,b,c\n1,\"x,y\",\"say \"\"hi\"\"\"\n,,\n", "t.csv");
+  ASSERT_EQ(t.header(), (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(t.rows(), 2u);
+  EXPECT_EQ(t.at(0, 0), "1");
+  EXPECT_EQ(t.at(0, 1), "x,y");
+  EXPECT_EQ(t.at(0, 2), "say \"hi\"");
+  EXPECT_EQ(t.at(1, 0), "");
+  EXPECT_EQ(t.at(1, 2), "");
+  EXPECT_EQ(t.line_of(0), 2);
+  EXPECT_EQ(t.line_of(1), 3);
+  EXPECT_EQ(t.column("c"), 2u);
+  EXPECT_TRUE(t.has_column("b"));
+  EXPECT_FALSE(t.has_column("B"));
+}
+
+TEST(Csv, EmbeddedNewlinesCrlfBomAndNoFinalNewline) {
+  CsvTable t = CsvTable::parse("\xEF\xBB\xBFid,report\r\n1,\"line one\r\nline two\"\r\n\r\n2,plain", "r.csv");
+  ASSERT_EQ(t.header()[0], "id");  // BOM stripped
+  ASSERT_EQ(t.rows(), 2u);
+  EXPECT_EQ(t.at(0, 1), "line one\r\nline two");
+  EXPECT_EQ(t.line_of(0), 2);
+  EXPECT_EQ(t.line_of(1), 5);  // the quoted newline and the blank line both count
+  EXPECT_EQ(t.at(1, 1), "plain");
+}
+
+TEST(Csv, WrongFieldCountNamesLine) {
+  expect_error_contains([] { CsvTable::parse("a,b\n1,2\n3\n", "bad.csv"); },
+                        {"bad.csv:3", "expected 2 fields", "found 1"});
+  expect_error_contains([] { CsvTable::parse("a,b\n1,\"2\n\n3\",4\n", "bad2.csv"); }, {"bad2.csv:2", "found 3"});
+}
+
+TEST(Csv, QuoteErrors) {
+  expect_error_contains([] { CsvTable::parse("a,b\n1,\"open\n", "q.csv"); }, {"q.csv:2", "unterminated"});
+  expect_error_contains([] { CsvTable::parse("a,b\n1,\"x\"y\n", "q2.csv"); }, {"q2.csv:2", "after a closing quote"});
+  expect_error_contains([] { CsvTable::parse("a,b\n1,x\"y\n", "q3.csv"); }, {"q3.csv:2", "unquoted field"});
+}
+
+TEST(Csv, HeaderProblemsAndMissingColumn) {
+  expect_error_contains([] { CsvTable::parse("", "e.csv"); }, {"e.csv", "empty"});
+  expect_error_contains([] { CsvTable::parse("a,b,a\n", "d.csv"); }, {"d.csv:1", "duplicate column 'a'"});
+  CsvTable t = CsvTable::parse("image,split\nx.png,train\n", "m.csv");
+  expect_error_contains([&] { t.column("Cardiomegaly"); }, {"m.csv", "missing column 'Cardiomegaly'", "image, split"});
+  try {
+    t.column("nope");
+    ADD_FAILURE();
+  } catch (const daug::DataError&) {
+  }
+}
+
+TEST(Csv, ReadFromFile) {
+  daug::testing::TempDir d;
+  daug::testing::write_text(d / "f.csv", "x,y\n1,2\n");
+  CsvTable t = CsvTable::read(d / "f.csv");
+  EXPECT_EQ(t.rows(), 1u);
+  EXPECT_EQ(t.name(), (d / "f.csv").string());
+  expect_error_contains([&] { CsvTable::read(d / "none.csv"); }, {"none.csv", "does not exist"});
+}
+
+}  // namespace
