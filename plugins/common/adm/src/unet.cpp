@@ -1,0 +1,604 @@
+// ADM UNet / EncoderUNet on plain ATen ops with guided-diffusion parameter names. See unet.h.
+#include <daug/adm/unet.h>
+
+#include <daug/error.h>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace daug::adm {
+
+namespace {
+
+
+/// Collects parameters by name; every tensor is created on the model device and made a leaf requiring grad.
+struct Params {
+  NamedTensors list;
+  at::TensorOptions opt;
+  bool training = false;
+
+  at::Tensor add(const std::string& name, at::Tensor init) {
+    at::Tensor t = init.to(opt).detach();
+    t.set_requires_grad(true);
+    list.emplace_back(name, t);
+    return t;
+  }
+  // PyTorch default init for Conv/Linear: U(−1/√fan_in, 1/√fan_in) for weight and bias.
+  at::Tensor uniform(const std::string& name, at::IntArrayRef shape, int64_t fan_in, bool zero) {
+    if (zero) return add(name, at::zeros(shape, opt));
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    return add(name, at::empty(shape, opt).uniform_(-bound, bound));
+  }
+};
+
+
+struct Conv2d {
+  at::Tensor w, b;
+  int64_t stride = 1, pad = 0;
+  Conv2d() = default;
+  Conv2d(Params& P, const std::string& name, int64_t in, int64_t out, int64_t k, int64_t stride_, bool zero = false)
+      : stride(stride_), pad(k / 2) {
+    w = P.uniform(name + ".weight", {out, in, k, k}, in * k * k, zero);
+    b = P.uniform(name + ".bias", {out}, in * k * k, zero);
+  }
+  at::Tensor operator()(const at::Tensor& x) const { return at::conv2d(x, w, b, {stride, stride}, {pad, pad}); }
+};
+
+/// conv_nd(1, in, out, 1): weight [out, in, 1], applied to [N, in, T] as a batched matmul.
+struct Conv1x1 {
+  at::Tensor w, b;
+  Conv1x1() = default;
+  Conv1x1(Params& P, const std::string& name, int64_t in, int64_t out, bool zero = false) {
+    w = P.uniform(name + ".weight", {out, in, 1}, in, zero);
+    b = P.uniform(name + ".bias", {out}, in, zero);
+  }
+  at::Tensor operator()(const at::Tensor& x) const { return at::matmul(w.squeeze(-1), x) + b.unsqueeze(-1); }
+};
+
+struct Linear {
+  at::Tensor w, b;
+  Linear() = default;
+  Linear(Params& P, const std::string& name, int64_t in, int64_t out) {
+    w = P.uniform(name + ".weight", {out, in}, in, false);
+    b = P.uniform(name + ".bias", {out}, in, false);
+  }
+  at::Tensor operator()(const at::Tensor& x) const { return at::linear(x, w, b); }
+};
+
+/// GroupNorm32: 32 groups, eps 1e-5, computed in float32 and cast back (nn.py).
+struct GroupNorm32 {
+  at::Tensor w, b;
+  GroupNorm32() = default;
+  GroupNorm32(Params& P, const std::string& name, int64_t ch) {
+    w = P.add(name + ".weight", at::ones({ch}, P.opt));
+    b = P.add(name + ".bias", at::zeros({ch}, P.opt));
+  }
+  at::Tensor operator()(const at::Tensor& x) const {
+    return at::group_norm(x.to(at::kFloat), 32, w.to(at::kFloat), b.to(at::kFloat), 1e-5).to(x.scalar_type());
+  }
+};
+
+at::Tensor upsample2x(const at::Tensor& x) {  // nearest, scale 2
+  const auto n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  return x.unsqueeze(3).unsqueeze(5).expand({n, c, h, 2, w, 2}).reshape({n, c, 2 * h, 2 * w});
+}
+at::Tensor downsample2x(const at::Tensor& x) { return at::avg_pool2d(x, {2, 2}, {2, 2}); }
+
+/// q, k, v per head [B·H, ch, T] → attention output [B, H·ch, T]; scale ch^(-1/4) on both, softmax in float32.
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t bs, int64_t length) {
+  const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(q.size(1))));
+  at::Tensor weight = at::bmm((q * scale).transpose(1, 2), k * scale);  // bct,bcs->bts
+  weight = at::softmax(weight.to(at::kFloat), -1).to(weight.scalar_type());
+  at::Tensor a = at::bmm(v, weight.transpose(1, 2));  // bts,bcs->bct
+  return a.reshape({bs, -1, length});
+}
+
+/// QKVAttentionLegacy: qkv channels laid out [h0: q,k,v | h1: q,k,v | ...].
+at::Tensor qkv_attention_legacy(const at::Tensor& qkv, int64_t heads) {
+  const int64_t bs = qkv.size(0), width = qkv.size(1), length = qkv.size(2);
+  const int64_t ch = width / (3 * heads);
+  auto parts = qkv.reshape({bs * heads, ch * 3, length}).split(ch, 1);
+  return attend(parts[0], parts[1], parts[2], bs, length);
+}
+
+/// QKVAttention (new order): qkv channels laid out [q_all | k_all | v_all].
+at::Tensor qkv_attention_new(const at::Tensor& qkv, int64_t heads) {
+  const int64_t bs = qkv.size(0), width = qkv.size(1), length = qkv.size(2);
+  const int64_t ch = width / (3 * heads);
+  auto parts = qkv.chunk(3, 1);
+  return attend(parts[0].reshape({bs * heads, ch, length}), parts[1].reshape({bs * heads, ch, length}),
+                parts[2].reshape({bs * heads, ch, length}), bs, length);
+}
+
+struct Layer {
+  virtual ~Layer() = default;
+  virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, bool training) const = 0;
+};
+
+struct ConvLayer : Layer {
+  Conv2d conv;
+  explicit ConvLayer(Conv2d c) : conv(std::move(c)) {}
+  at::Tensor forward(const at::Tensor& x, const at::Tensor&, bool) const override { return conv(x); }
+};
+
+struct Downsample : Layer {
+  bool use_conv;
+  Conv2d op;
+  Downsample(Params& P, const std::string& name, int64_t ch, bool use_conv_, int64_t out) : use_conv(use_conv_) {
+    if (use_conv) op = Conv2d(P, name + ".op", ch, out, 3, 2);
+  }
+  at::Tensor forward(const at::Tensor& x, const at::Tensor&, bool) const override {
+    return use_conv ? op(x) : downsample2x(x);
+  }
+};
+
+struct Upsample : Layer {
+  bool use_conv;
+  Conv2d conv;
+  Upsample(Params& P, const std::string& name, int64_t ch, bool use_conv_, int64_t out) : use_conv(use_conv_) {
+    if (use_conv) conv = Conv2d(P, name + ".conv", ch, out, 3, 1);
+  }
+  at::Tensor forward(const at::Tensor& x, const at::Tensor&, bool) const override {
+    at::Tensor h = upsample2x(x);
+    return use_conv ? conv(h) : h;
+  }
+};
+
+struct ResBlock : Layer {
+  GroupNorm32 in_norm, out_norm;
+  Conv2d in_conv, out_conv, skip;
+  Linear emb_lin;
+  bool has_skip = false, scale_shift = false;
+  int updown = 0;  // 1 up, 2 down
+  double dropout = 0.0;
+
+  ResBlock(Params& P, const std::string& n, int64_t ch, int64_t emb_ch, double dropout_, int64_t out_ch,
+           bool use_scale_shift_norm, bool up, bool down)
+      : scale_shift(use_scale_shift_norm), updown(up ? 1 : (down ? 2 : 0)), dropout(dropout_) {
+    in_norm = GroupNorm32(P, n + ".in_layers.0", ch);
+    in_conv = Conv2d(P, n + ".in_layers.2", ch, out_ch, 3, 1);
+    emb_lin = Linear(P, n + ".emb_layers.1", emb_ch, use_scale_shift_norm ? 2 * out_ch : out_ch);
+    out_norm = GroupNorm32(P, n + ".out_layers.0", out_ch);
+    out_conv = Conv2d(P, n + ".out_layers.3", out_ch, out_ch, 3, 1, /*zero=*/true);
+    if (out_ch != ch) {
+      has_skip = true;
+      skip = Conv2d(P, n + ".skip_connection", ch, out_ch, 1, 1);
+    }
+  }
+
+  at::Tensor forward(const at::Tensor& x_in, const at::Tensor& emb, bool training) const override {
+    at::Tensor x = x_in;
+    at::Tensor h = at::silu(in_norm(x));
+    if (updown == 1) {
+      h = upsample2x(h);
+      x = upsample2x(x);
+    } else if (updown == 2) {
+      h = downsample2x(h);
+      x = downsample2x(x);
+    }
+    h = in_conv(h);
+    at::Tensor e = emb_lin(at::silu(emb)).to(h.scalar_type()).unsqueeze(-1).unsqueeze(-1);
+    if (scale_shift) {
+      auto ss = e.chunk(2, 1);
+      h = out_norm(h) * (1 + ss[0]) + ss[1];
+      h = at::silu(h);
+    } else {
+      h = at::silu(out_norm(h + e));
+    }
+    if (dropout > 0.0) h = at::dropout(h, dropout, training);
+    h = out_conv(h);
+    return (has_skip ? skip(x) : x) + h;
+  }
+};
+
+struct AttentionBlock : Layer {
+  GroupNorm32 norm;
+  Conv1x1 qkv, proj_out;
+  int64_t heads = 1;
+  bool new_order = false;
+
+  AttentionBlock(Params& P, const std::string& n, int64_t ch, int64_t num_heads, int64_t num_head_channels,
+                 bool new_order_)
+      : heads(num_head_channels == -1 ? num_heads : ch / num_head_channels), new_order(new_order_) {
+    norm = GroupNorm32(P, n + ".norm", ch);
+    qkv = Conv1x1(P, n + ".qkv", ch, 3 * ch);
+    proj_out = Conv1x1(P, n + ".proj_out", ch, ch, /*zero=*/true);
+  }
+
+  at::Tensor forward(const at::Tensor& x_in, const at::Tensor&, bool) const override {
+    const auto sizes = x_in.sizes().vec();
+    at::Tensor x = x_in.reshape({sizes[0], sizes[1], -1});
+    at::Tensor q = qkv(norm(x));
+    at::Tensor h = new_order ? qkv_attention_new(q, heads) : qkv_attention_legacy(q, heads);
+    return (x + proj_out(h)).reshape(sizes);
+  }
+};
+
+struct Sequential {
+  std::vector<std::unique_ptr<Layer>> layers;
+  at::Tensor forward(at::Tensor h, const at::Tensor& emb, bool training) const {
+    for (const auto& l : layers) h = l->forward(h, emb, training);
+    return h;
+  }
+};
+
+/// The parts UNetModel and EncoderUNetModel share: time embedding, input blocks, middle block.
+struct Trunk {
+  UNetConfig cfg;
+  Params P;
+  Linear te0, te2;
+  std::vector<Sequential> input_blocks;
+  Sequential middle;
+  std::vector<int64_t> input_block_chans;
+  int64_t ch = 0, ds = 1, time_embed_dim = 0;
+
+  Trunk(const UNetConfig& c, const at::Device& device) : cfg(c) {
+    P.opt = at::TensorOptions().dtype(at::kFloat).device(device);
+    time_embed_dim = cfg.model_channels * 4;
+    te0 = Linear(P, "time_embed.0", cfg.model_channels, time_embed_dim);
+    te2 = Linear(P, "time_embed.2", time_embed_dim, time_embed_dim);
+  }
+
+  int64_t mult_ch(double m) const { return static_cast<int64_t>(m * static_cast<double>(cfg.model_channels)); }
+
+  void build_encoder_half() {
+    const auto attn = cfg.attention_ds();
+    auto has_attn = [&](int64_t d) { return std::find(attn.begin(), attn.end(), d) != attn.end(); };
+    ch = mult_ch(cfg.channel_mult[0]);
+    {
+      Sequential s;
+      s.layers.push_back(std::make_unique<ConvLayer>(Conv2d(P, "input_blocks.0.0", cfg.in_channels, ch, 3, 1)));
+      input_blocks.push_back(std::move(s));
+    }
+    input_block_chans = {ch};
+    ds = 1;
+    for (size_t level = 0; level < cfg.channel_mult.size(); ++level) {
+      for (int64_t r = 0; r < cfg.num_res_blocks; ++r) {
+        const std::string n = "input_blocks." + std::to_string(input_blocks.size());
+        Sequential s;
+        const int64_t out = mult_ch(cfg.channel_mult[level]);
+        s.layers.push_back(std::make_unique<ResBlock>(P, n + ".0", ch, time_embed_dim, cfg.dropout, out,
+                                                      cfg.use_scale_shift_norm, false, false));
+        ch = out;
+        if (has_attn(ds))
+          s.layers.push_back(std::make_unique<AttentionBlock>(P, n + ".1", ch, cfg.num_heads, cfg.num_head_channels,
+                                                              cfg.use_new_attention_order));
+        input_blocks.push_back(std::move(s));
+        input_block_chans.push_back(ch);
+      }
+      if (level + 1 != cfg.channel_mult.size()) {
+        const std::string n = "input_blocks." + std::to_string(input_blocks.size()) + ".0";
+        Sequential s;
+        if (cfg.resblock_updown)
+          s.layers.push_back(std::make_unique<ResBlock>(P, n, ch, time_embed_dim, cfg.dropout, ch,
+                                                        cfg.use_scale_shift_norm, false, true));
+        else
+          s.layers.push_back(std::make_unique<Downsample>(P, n, ch, cfg.conv_resample, ch));
+        input_blocks.push_back(std::move(s));
+        input_block_chans.push_back(ch);
+        ds *= 2;
+      }
+    }
+    middle.layers.push_back(std::make_unique<ResBlock>(P, "middle_block.0", ch, time_embed_dim, cfg.dropout, ch,
+                                                       cfg.use_scale_shift_norm, false, false));
+    middle.layers.push_back(std::make_unique<AttentionBlock>(P, "middle_block.1", ch, cfg.num_heads,
+                                                             cfg.num_head_channels, cfg.use_new_attention_order));
+    middle.layers.push_back(std::make_unique<ResBlock>(P, "middle_block.2", ch, time_embed_dim, cfg.dropout, ch,
+                                                       cfg.use_scale_shift_norm, false, false));
+  }
+
+  at::Tensor embed_time(const at::Tensor& t, const at::Tensor& x) const {
+    DAUG_CHECK(t.dim() == 1 && t.size(0) == x.size(0), "timesteps must have shape [", x.size(0), "], but got ",
+               t.sizes());
+    return te2(at::silu(te0(timestep_embedding(t.to(x.device()), cfg.model_channels))));
+  }
+
+  void check_input(const at::Tensor& x, const char* what) const {
+    DAUG_CHECK(x.dim() == 4 && x.size(1) == cfg.in_channels && x.size(2) % (int64_t{1} << (cfg.channel_mult.size() - 1)) == 0 &&
+                   x.size(3) % (int64_t{1} << (cfg.channel_mult.size() - 1)) == 0,
+               what, ": input must be [N, ", cfg.in_channels, ", H, W] with H and W divisible by ",
+               (int64_t{1} << (cfg.channel_mult.size() - 1)), ", but got ", x.sizes());
+  }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+
+std::vector<int64_t> UNetConfig::attention_ds() const {
+  std::vector<int64_t> r;
+  for (int64_t res : attention_resolutions) r.push_back(image_size / res);
+  return r;
+}
+
+void UNetConfig::validate(const std::string& where, bool encoder) const {
+  auto fail = [&](const std::string& msg) { throw ConfigError(where + ": " + msg); };
+  if (image_size < 1) fail("image_size must be >= 1, but got " + std::to_string(image_size));
+  if (in_channels < 1) fail("in_channels must be >= 1, but got " + std::to_string(in_channels));
+  if (out_channels < 1) fail("out_channels must be >= 1, but got " + std::to_string(out_channels));
+  if (model_channels < 1) fail("num_channels must be >= 1, but got " + std::to_string(model_channels));
+  if (num_res_blocks < 1) fail("num_res_blocks must be >= 1, but got " + std::to_string(num_res_blocks));
+  if (channel_mult.empty()) fail("channel_mult must not be empty");
+  const int64_t down = int64_t{1} << (channel_mult.size() - 1);
+  if (image_size % down != 0)
+    fail("image_size " + std::to_string(image_size) + " must be divisible by 2^(levels-1) = " + std::to_string(down) +
+         " for " + std::to_string(channel_mult.size()) + " channel_mult levels");
+  for (int64_t r : attention_resolutions)
+    if (r < 1) fail("attention_resolutions must be >= 1, but got " + std::to_string(r));
+  if (dropout < 0 || dropout >= 1) fail("dropout must be in [0, 1), but got " + std::to_string(dropout));
+  for (double m : channel_mult) {
+    const double c = m * static_cast<double>(model_channels);
+    if (m <= 0 || c != std::floor(c))
+      fail("channel_mult entries must be > 0 and give whole channel counts with num_channels " +
+           std::to_string(model_channels) + ", but got " + std::to_string(m));
+    if (static_cast<int64_t>(c) % 32 != 0)
+      fail("every level's channel count must be divisible by 32 (GroupNorm32), but num_channels " +
+           std::to_string(model_channels) + " x channel_mult " + std::to_string(m) + " = " +
+           std::to_string(static_cast<int64_t>(c)));
+  }
+  // Attention runs at the levels whose ds is listed, in the middle block (last level) and in the attention pool.
+  const auto attn = attention_ds();
+  for (size_t level = 0; level < channel_mult.size(); ++level) {
+    const int64_t ds = int64_t{1} << level;
+    const bool last = level + 1 == channel_mult.size();
+    if (!last && std::find(attn.begin(), attn.end(), ds) == attn.end()) continue;
+    const int64_t ch = static_cast<int64_t>(channel_mult[level] * static_cast<double>(model_channels));
+    if (num_head_channels > 0 && ch % num_head_channels != 0)
+      fail("attention at level " + std::to_string(level) + ": channels " + std::to_string(ch) +
+           " are not divisible by num_head_channels " + std::to_string(num_head_channels));
+    if (num_head_channels <= 0 && (num_heads < 1 || ch % num_heads != 0))
+      fail("attention at level " + std::to_string(level) + ": channels " + std::to_string(ch) +
+           " are not divisible by num_heads " + std::to_string(num_heads));
+  }
+  if (encoder) {
+    if (pool != "attention" && pool != "adaptive")
+      fail("pool must be one of: attention, adaptive, but got '" + pool + "'");
+    if (pool == "attention" && num_head_channels <= 0)
+      fail("pool = \"attention\" needs num_head_channels > 0 (guided-diffusion asserts it), but got " +
+           std::to_string(num_head_channels));
+    if (num_classes != 0) fail("the encoder is not class-conditional (num_classes must be 0)");
+  } else {
+    if (num_classes < 0) fail("num_classes must be >= 0 (0 = unconditional), but got " + std::to_string(num_classes));
+  }
+}
+
+UNetConfig unet_preset(const std::string& name) {
+  UNetConfig c;
+  if (name == "tiny") {
+    c.image_size = 32;
+    c.model_channels = 32;
+    c.channel_mult = {1, 2};
+    c.num_res_blocks = 1;
+    c.attention_resolutions = {16};
+  } else if (name == "wolleb256" || name == "daug512") {
+    c.image_size = name == "daug512" ? 512 : 256;
+    c.model_channels = 128;
+    c.channel_mult = {1, 1, 2, 2, 4, 4};
+    c.num_res_blocks = 2;
+    c.attention_resolutions = {16};
+  } else {
+    throw ConfigError("unknown UNet preset '" + name + "'; known: tiny, wolleb256, daug512");
+  }
+  c.in_channels = 1;
+  c.out_channels = 2;  // learn_sigma
+  c.num_classes = 2;
+  c.num_heads = 1;
+  c.num_head_channels = -1;
+  c.use_scale_shift_norm = false;
+  c.resblock_updown = false;
+  c.use_new_attention_order = false;
+  c.dropout = 0.0;
+  return c;
+}
+
+UNetConfig encoder_preset(const std::string& name) {
+  UNetConfig c;
+  if (name == "tiny") {
+    c.image_size = 32;
+    c.model_channels = 32;
+    c.channel_mult = {1, 2};
+    c.num_res_blocks = 1;
+    c.attention_resolutions = {16};
+    c.num_head_channels = 32;
+  } else if (name == "wolleb256" || name == "daug512") {
+    c.image_size = name == "daug512" ? 512 : 256;
+    c.model_channels = 32;
+    c.channel_mult = {1, 1, 2, 2, 4, 4};
+    c.num_res_blocks = 4;
+    c.attention_resolutions = {32, 16, 8};
+    c.num_head_channels = 64;
+  } else {
+    throw ConfigError("unknown classifier preset '" + name + "'; known: tiny, wolleb256, daug512");
+  }
+  c.in_channels = 1;
+  c.out_channels = 7;
+  c.num_classes = 0;
+  c.use_scale_shift_norm = true;
+  c.resblock_updown = true;
+  c.use_new_attention_order = false;
+  c.pool = "attention";
+  return c;
+}
+
+at::Tensor qkv_attention(const at::Tensor& qkv, int64_t heads, bool new_order) {
+  DAUG_CHECK(qkv.dim() == 3 && heads >= 1 && qkv.size(1) % (3 * heads) == 0, "qkv must be [N, 3*H*ch, T] with H = ",
+             heads, ", but got ", qkv.sizes());
+  return new_order ? qkv_attention_new(qkv, heads) : qkv_attention_legacy(qkv, heads);
+}
+
+at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double max_period) {
+  const int64_t half = dim / 2;
+  at::Tensor freqs =
+      (-std::log(max_period) * at::arange(0, half, t.options().dtype(at::kFloat)) / static_cast<double>(half)).exp();
+  at::Tensor args = t.to(at::kFloat).unsqueeze(1) * freqs.unsqueeze(0);
+  at::Tensor emb = at::cat({args.cos(), args.sin()}, -1);
+  if (dim % 2) emb = at::cat({emb, at::zeros_like(emb.narrow(1, 0, 1))}, -1);
+  return emb;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+struct UNetModel::Impl : Trunk {
+  at::Tensor label_emb;
+  std::vector<Sequential> output_blocks;
+  GroupNorm32 out_norm;
+  Conv2d out_conv;
+
+  Impl(const UNetConfig& c, const at::Device& device) : Trunk(c, device) {
+    cfg.validate("UNet", false);
+    if (cfg.num_classes > 0)
+      label_emb = P.add("label_emb.weight", at::randn({cfg.num_classes, time_embed_dim}, P.opt));
+    build_encoder_half();
+    const auto attn = cfg.attention_ds();
+    auto has_attn = [&](int64_t d) { return std::find(attn.begin(), attn.end(), d) != attn.end(); };
+    const int64_t heads_up = cfg.num_heads_upsample == -1 ? cfg.num_heads : cfg.num_heads_upsample;
+    for (int64_t level = static_cast<int64_t>(cfg.channel_mult.size()) - 1; level >= 0; --level) {
+      for (int64_t i = 0; i <= cfg.num_res_blocks; ++i) {
+        const int64_t ich = input_block_chans.back();
+        input_block_chans.pop_back();
+        const std::string n = "output_blocks." + std::to_string(output_blocks.size());
+        Sequential s;
+        const int64_t out = mult_ch(cfg.channel_mult[level]);
+        s.layers.push_back(std::make_unique<ResBlock>(P, n + ".0", ch + ich, time_embed_dim, cfg.dropout, out,
+                                                      cfg.use_scale_shift_norm, false, false));
+        ch = out;
+        if (has_attn(ds))
+          s.layers.push_back(std::make_unique<AttentionBlock>(P, n + "." + std::to_string(s.layers.size()), ch,
+                                                              heads_up, cfg.num_head_channels,
+                                                              cfg.use_new_attention_order));
+        if (level && i == cfg.num_res_blocks) {
+          const std::string un = n + "." + std::to_string(s.layers.size());
+          if (cfg.resblock_updown)
+            s.layers.push_back(std::make_unique<ResBlock>(P, un, ch, time_embed_dim, cfg.dropout, ch,
+                                                          cfg.use_scale_shift_norm, true, false));
+          else
+            s.layers.push_back(std::make_unique<Upsample>(P, un, ch, cfg.conv_resample, ch));
+          ds /= 2;
+        }
+        output_blocks.push_back(std::move(s));
+      }
+    }
+    out_norm = GroupNorm32(P, "out.0", ch);
+    out_conv = Conv2d(P, "out.2", mult_ch(cfg.channel_mult[0]), cfg.out_channels, 3, 1, /*zero=*/true);
+  }
+};
+
+UNetModel::UNetModel(const UNetConfig& cfg, const at::Device& device) : impl_(std::make_unique<Impl>(cfg, device)) {}
+UNetModel::~UNetModel() = default;
+
+at::Tensor UNetModel::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
+  const Impl& m = *impl_;
+  m.check_input(x, "UNet");
+  at::Tensor emb = m.embed_time(t, x);
+  if (m.cfg.num_classes > 0) {
+    DAUG_CHECK(y.defined() && y.dim() == 1 && y.size(0) == x.size(0),
+               "the UNet is class-conditional (num_classes = ", m.cfg.num_classes, "): labels y must have shape [",
+               x.size(0), "]", y.defined() ? std::string(", but got a tensor of another shape") : ", but got none");
+    at::Tensor yl = y.to(x.device(), at::kLong);
+    DAUG_CHECK(yl.numel() == 0 || (yl.min().item<int64_t>() >= 0 && yl.max().item<int64_t>() < m.cfg.num_classes),
+               "UNet labels must be in [0, ", m.cfg.num_classes - 1, "]");
+    emb = emb + at::embedding(m.label_emb, yl);
+  } else {
+    DAUG_CHECK(!y.defined(), "the UNet is unconditional (num_classes = 0), but labels y were given");
+  }
+  std::vector<at::Tensor> hs;
+  at::Tensor h = x;
+  for (const auto& b : m.input_blocks) {
+    h = b.forward(h, emb, m.P.training);
+    hs.push_back(h);
+  }
+  h = m.middle.forward(h, emb, m.P.training);
+  for (const auto& b : m.output_blocks) {
+    h = at::cat({h, hs.back()}, 1);
+    hs.pop_back();
+    h = b.forward(h, emb, m.P.training);
+  }
+  return m.out_conv(at::silu(m.out_norm(h.to(x.scalar_type()))));
+}
+
+const UNetConfig& UNetModel::config() const { return impl_->cfg; }
+NamedTensors UNetModel::named_parameters() const { return impl_->P.list; }
+std::vector<at::Tensor> UNetModel::parameters() const {
+  std::vector<at::Tensor> r;
+  for (const auto& kv : impl_->P.list) r.push_back(kv.second);
+  return r;
+}
+int64_t UNetModel::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& kv : impl_->P.list) n += kv.second.numel();
+  return n;
+}
+void UNetModel::set_training(bool on) { impl_->P.training = on; }
+bool UNetModel::training() const { return impl_->P.training; }
+
+// ---------------------------------------------------------------------------------------------------------
+
+struct EncoderUNetModel::Impl : Trunk {
+  GroupNorm32 out_norm;
+  // attention pool (out.2)
+  at::Tensor pos_emb;
+  Conv1x1 qkv_proj, c_proj;
+  int64_t pool_heads = 1;
+  // adaptive pool (out.3)
+  Conv2d adaptive_conv;
+
+  Impl(const UNetConfig& c, const at::Device& device) : Trunk(c, device) {
+    cfg.validate("EncoderUNet", true);
+    build_encoder_half();
+    out_norm = GroupNorm32(P, "out.0", ch);
+    if (cfg.pool == "attention") {
+      const int64_t spatial = cfg.image_size / ds;
+      pos_emb = P.add("out.2.positional_embedding",
+                      at::randn({ch, spatial * spatial + 1}, P.opt) / std::sqrt(static_cast<double>(ch)));
+      qkv_proj = Conv1x1(P, "out.2.qkv_proj", ch, 3 * ch);
+      c_proj = Conv1x1(P, "out.2.c_proj", ch, cfg.out_channels);
+      pool_heads = ch / cfg.num_head_channels;
+    } else {
+      adaptive_conv = Conv2d(P, "out.3", ch, cfg.out_channels, 1, 1, /*zero=*/true);
+    }
+  }
+};
+
+EncoderUNetModel::EncoderUNetModel(const UNetConfig& cfg, const at::Device& device)
+    : impl_(std::make_unique<Impl>(cfg, device)) {}
+EncoderUNetModel::~EncoderUNetModel() = default;
+
+at::Tensor EncoderUNetModel::forward(const at::Tensor& x, const at::Tensor& t) const {
+  const Impl& m = *impl_;
+  m.check_input(x, "EncoderUNet");
+  at::Tensor emb = m.embed_time(t, x);
+  at::Tensor h = x;
+  for (const auto& b : m.input_blocks) h = b.forward(h, emb, m.P.training);
+  h = m.middle.forward(h, emb, m.P.training);
+  h = at::silu(m.out_norm(h.to(x.scalar_type())));
+  if (m.cfg.pool == "adaptive") return m.adaptive_conv(h.mean({2, 3}, /*keepdim=*/true)).flatten(1);
+  // AttentionPool2d: tokens [mean, HW...] + positional embedding, new-order QKV attention, output at token 0.
+  const int64_t b = h.size(0), c = h.size(1);
+  at::Tensor seq = h.reshape({b, c, -1});
+  DAUG_CHECK(seq.size(2) + 1 == m.pos_emb.size(1), "EncoderUNet attention pool: the feature map has ",
+             seq.size(2), " positions, but the positional embedding was built for ", m.pos_emb.size(1) - 1,
+             " (image_size ", m.cfg.image_size, "); the input must be ", m.cfg.image_size, "x", m.cfg.image_size);
+  seq = at::cat({seq.mean(-1, /*keepdim=*/true), seq}, -1);
+  seq = seq + m.pos_emb.unsqueeze(0).to(seq.scalar_type());
+  at::Tensor a = qkv_attention_new(m.qkv_proj(seq), m.pool_heads);
+  return m.c_proj(a).select(2, 0);
+}
+
+const UNetConfig& EncoderUNetModel::config() const { return impl_->cfg; }
+NamedTensors EncoderUNetModel::named_parameters() const { return impl_->P.list; }
+std::vector<at::Tensor> EncoderUNetModel::parameters() const {
+  std::vector<at::Tensor> r;
+  for (const auto& kv : impl_->P.list) r.push_back(kv.second);
+  return r;
+}
+int64_t EncoderUNetModel::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& kv : impl_->P.list) n += kv.second.numel();
+  return n;
+}
+void EncoderUNetModel::set_training(bool on) { impl_->P.training = on; }
+bool EncoderUNetModel::training() const { return impl_->P.training; }
+
+}  // namespace daug::adm
