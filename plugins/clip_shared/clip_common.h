@@ -1,0 +1,97 @@
+#pragma once
+/// Code shared by the CLIP fine-tuning plugins (composer_channel, criterion_clip, criterion_hybrid,
+/// stage_train_clip, stage_evaluate, stage_report): CLIP pixel preprocessing as the released DAug code does it,
+/// the released class prompts, the two losses, AdamW with per-parameter decay, the HF cosine-with-warmup
+/// schedule and heatmap file lookup. Static PIC library `daug_clip_shared`; no <torch/torch.h> here.
+///
+/// References: DAug (Jin et al.) and drjinying/DAug `daug/model.py`, `daug/mimic.py`, `daug/main.py`
+/// (REFERENCE.md §1.3).
+#include <daug/tensor.h>
+#include <daug/trainable.h>
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace daug::clip {
+
+/// CLIP's per-channel normalisation (openai/CLIP clip.py, HF CLIPImageProcessor).
+inline constexpr std::array<double, 3> kClipMean = {0.48145466, 0.4578275, 0.40821073};
+inline constexpr std::array<double, 3> kClipStd = {0.26862954, 0.26130258, 0.27577711};
+
+/// The 14 class prompts of the released code (daug/main.py:37-55), verbatim: the punctuation is
+/// inconsistent on purpose (some end with '.', some do not), as released. kChexpertClasses order.
+const std::vector<std::string>& released_prompts();
+
+/// Released image preprocessing on an already decoded image: `rgb` is [3,H,W] (or [1,H,W], gray replicated)
+/// float in [0,1]. Direct resize to size×size (bicubic, antialiased, aspect NOT kept, no crop), re-quantised to
+/// the 8-bit grid as PIL returns uint8, then (x − mean[c]) / std[c]. Returns float32 [3,size,size].
+at::Tensor preprocess_pixels(const at::Tensor& rgb, int64_t size);
+
+/// Resizes a raw heatmap ([H,W], [1,H,W] or [C,H,W]; channel 0 is used) to [1,size,size] float32 with
+/// bicubic antialiased interpolation (clamped to the input's range). The min-max / uint8 / normalisation
+/// steps are the composer's job (composer_channel).
+at::Tensor resize_heatmap(const at::Tensor& heat, int64_t size);
+
+/// Per-image min-max of [N,1,H,W] (a constant map → 0) followed by uint8 truncation as
+/// `np.uint8(x*255)` does, returned in [0,1] on the 1/255 grid.
+at::Tensor minmax_uint8(const at::Tensor& maps);
+
+/// CLIP loss ½[CE(s·T·Iᵀ, arange) + CE(s·I·Tᵀ, arange)] on L2-normalised [B,D] embeddings; `scale` is s itself
+/// (not its log), a scalar tensor or a double.
+at::Tensor clip_loss(const at::Tensor& image_emb, const at::Tensor& text_emb, const at::Tensor& scale);
+/// mean over B×K of BCEWithLogits(s·I·Cᵀ, labels) (daug/model.py:130,141).
+at::Tensor class_bce_loss(const at::Tensor& image_emb, const at::Tensor& class_emb, const at::Tensor& labels,
+                          const at::Tensor& scale);
+
+/// lr multiplier of transformers' get_cosine_schedule_with_warmup (num_cycles 0.5) at optimizer step `step`
+/// (0-based; the first update uses step 0, i.e. lr 0 when warmup > 0, as the released loop does).
+double cosine_warmup_factor(int64_t step, int64_t warmup, int64_t total);
+
+/// AdamW exactly as torch.optim.AdamW (decoupled decay p ← p·(1 − lr·wd), bias-corrected moments), with a
+/// per-parameter decay flag. Its state is plain tensors so it checkpoints with save_safetensors.
+class AdamW {
+ public:
+  AdamW(std::vector<at::Tensor> params, std::vector<bool> decay, double weight_decay, double beta1 = 0.9,
+        double beta2 = 0.999, double eps = 1e-8);
+  /// One update with learning rate `lr` using each parameter's .grad (parameters without grad are skipped).
+  void step(double lr);
+  void zero_grad();
+  int64_t steps() const { return step_; }
+  /// "optim.exp_avg.<i>", "optim.exp_avg_sq.<i>", "optim.step" (int64 scalar).
+  NamedTensors state() const;
+  /// Restores state(); a missing key or a wrong shape throws DataError naming `source` and the key.
+  void load_state(const NamedTensors& state, const std::string& source);
+  size_t size() const { return params_.size(); }
+  bool decays(size_t i) const { return decay_[i]; }
+
+ private:
+  std::vector<at::Tensor> params_;
+  std::vector<bool> decay_;
+  double wd_, b1_, b2_, eps_;
+  std::vector<at::Tensor> m_, v_;
+  int64_t step_ = 0;
+};
+
+/// Decay flags for `params` by name: a parameter whose checkpoint key (from `state`, matched by tensor
+/// identity) contains any of `no_decay` as a substring is not decayed (released: no_decay = ['bias', ...]
+/// by substring, so LayerNorm weights ARE decayed under HF names). Throws Error if a parameter is not in state.
+std::vector<bool> decay_flags(const std::vector<at::Tensor>& params, const NamedTensors& state,
+                              const std::vector<std::string>& no_decay);
+
+/// Path of heatmap `id` + `suffix` in `dir`.
+inline std::filesystem::path heatmap_path(const std::filesystem::path& dir, const std::string& id,
+                                          const std::string& suffix) {
+  return dir / (id + suffix);
+}
+
+/// L2-normalises the rows of [N,D].
+at::Tensor l2_normalize(const at::Tensor& x);
+
+/// [N,K] float labels from per-sample label vectors; NaN (unknown) → 0 as the released loader treats blank and
+/// uncertain labels as negative. `nan_count` (optional) receives how many entries were NaN.
+at::Tensor labels_tensor(const std::vector<const std::vector<float>*>& labels, int64_t* nan_count = nullptr);
+
+}  // namespace daug::clip

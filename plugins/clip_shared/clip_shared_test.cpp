@@ -1,0 +1,195 @@
+// Hand-computed checks of the CLIP helpers: AP@K (released and standard), retrieval mAP tables, Mann-Whitney
+// AUC with ties, the two losses in closed form, the HF cosine schedule, AdamW against hand arithmetic.
+#include "clip_common.h"
+#include "clip_metrics.h"
+
+#include <daug/error.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "test_support.h"
+
+using namespace daug::clip;
+
+namespace {
+struct OneThread : ::testing::Environment {
+  void SetUp() override { at::set_num_threads(1); }
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new OneThread);
+}  // namespace
+
+TEST(AveragePrecision, ReleasedDividesByHitsInTopK) {
+  // hits at ranks 1 and 3: (1/1 + 2/3) / 2
+  EXPECT_NEAR(average_precision({1, 0, 1, 0, 0}, ApKind::released), (1.0 + 2.0 / 3.0) / 2.0, 1e-12);
+  // hits at ranks 2 and 5: (1/2 + 2/5) / 2 = 0.45
+  EXPECT_NEAR(average_precision({0, 1, 0, 0, 1}, ApKind::released), 0.45, 1e-12);
+  EXPECT_EQ(average_precision({0, 0, 0, 0, 0}, ApKind::released), 0.0);
+  // AP@1 = precision@1
+  EXPECT_EQ(average_precision({1}, ApKind::released), 1.0);
+  // one hit at rank 3 → 1/3 (released), (1/3)/min(3, R=2) (standard)
+  EXPECT_NEAR(average_precision({0, 0, 1}, ApKind::released), 1.0 / 3.0, 1e-12);
+  EXPECT_NEAR(average_precision({0, 0, 1}, ApKind::standard, 2), 1.0 / 6.0, 1e-12);
+  // standard with R = 3 ≥ ... : (1 + 2/3) / min(5, 3)
+  EXPECT_NEAR(average_precision({1, 0, 1, 0, 0}, ApKind::standard, 3), (1.0 + 2.0 / 3.0) / 3.0, 1e-12);
+  EXPECT_EQ(average_precision({0, 0}, ApKind::standard, 0), 0.0);
+}
+
+TEST(RetrievalMap, HandWorkedExample) {
+  // 3 classes. Gallery: g0={c0}, g1={c1}, g2={c0,c1}, g3={}. Queries: q0={c0}, q1={c0,c1}, q2={}.
+  auto gl = at::tensor({1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0}, at::kFloat).view({4, 3});
+  auto ql = at::tensor({1, 0, 0, 1, 1, 0, 0, 0, 0}, at::kFloat).view({3, 3});
+  auto idx = at::tensor({3, 0, 2, 1, 2, 0, 0, 1, 2}, at::kLong).view({3, 3});
+  auto row = retrieval_map(idx, ql, gl, ApKind::released, "R→I mAP@3");
+  // class 0: q0 hits [0,1,1] → (1/2+2/3)/2; q1 hits [0,1,1] → same. class 1: q1 hits [1,1,0] → 1.
+  const double a0 = (0.5 + 2.0 / 3.0) / 2.0;
+  EXPECT_NEAR(row.values[0], a0, 1e-12);
+  EXPECT_NEAR(row.values[1], 1.0, 1e-12);
+  EXPECT_TRUE(std::isnan(row.values[2]));
+  EXPECT_EQ(row.na[2], "no positives");
+  EXPECT_EQ(row.support, (std::vector<int64_t>{2, 1, 0}));
+  EXPECT_NEAR(row.avg, (a0 + 1.0) / 2.0, 1e-12);
+  EXPECT_NEAR(row.wavg, (2 * a0 + 1.0) / 3.0, 1e-12);
+
+  // standard: R(c0) = 2 (g0, g2), R(c1) = 2 → min(3,2) = 2: q0 → (1/2+2/3)/2 (same), q1 c1 → 2/2.
+  auto std_row = retrieval_map(idx, ql, gl, ApKind::standard, "std");
+  EXPECT_NEAR(std_row.values[0], a0, 1e-12);
+  EXPECT_NEAR(std_row.values[1], 1.0, 1e-12);
+}
+
+TEST(RetrievalMap, TopKFromEmbeddings) {
+  auto g = at::tensor({1.f, 0.f, 0.f, 1.f, 0.6f, 0.8f}).view({3, 2});
+  auto q = at::tensor({0.f, 1.f}).view({1, 2});
+  auto idx = topk_indices(q, g, 2, /*chunk=*/1);
+  EXPECT_EQ(idx[0][0].item<int64_t>(), 1);
+  EXPECT_EQ(idx[0][1].item<int64_t>(), 2);
+  daug::testing::expect_error_contains([&] { topk_indices(q, g, 4); }, {"K must be in [1, gallery size = 3]"});
+}
+
+TEST(RocAuc, MatchesSklearnIncludingTies) {
+  // sklearn's docstring example: roc_auc_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.75
+  EXPECT_NEAR(roc_auc({0.1, 0.4, 0.35, 0.8}, {0, 0, 1, 1}), 0.75, 1e-12);
+  // ties: pos 0.5 vs neg 0.5 (twice) count 1/2 each; pos 0.9 beats both → (0.5+0.5+1+1)/4
+  EXPECT_NEAR(roc_auc({0.5, 0.5, 0.5, 0.9}, {0, 1, 0, 1}), 0.75, 1e-12);
+  EXPECT_NEAR(roc_auc({0.3, 0.3, 0.3}, {1, 0, 0}), 0.5, 1e-12);
+  EXPECT_NEAR(roc_auc({0.9, 0.1}, {0, 1}), 0.0, 1e-12);
+  EXPECT_TRUE(std::isnan(roc_auc({0.1, 0.2}, {0, 0})));
+}
+
+TEST(ClassificationAuc, PerClassWithNaAndWeights) {
+  // class 0: AUC 0.75 (above), support 2; class 1: all positive → n/a (no negatives); class 2: AUC 1, support 1.
+  auto scores = at::tensor({0.1, 0.0, 0.1, 0.4, 0.0, 0.2, 0.35, 0.0, 0.3, 0.8, 0.0, 0.9}, at::kDouble).view({4, 3});
+  auto labels = at::tensor({0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1}, at::kDouble).view({4, 3});
+  auto row = classification_auc(scores, labels, "AUC");
+  EXPECT_NEAR(row.values[0], 0.75, 1e-12);
+  EXPECT_TRUE(std::isnan(row.values[1]));
+  EXPECT_EQ(row.na[1], "no negatives");
+  EXPECT_NEAR(row.values[2], 1.0, 1e-12);
+  EXPECT_NEAR(row.avg, (0.75 + 1.0) / 2, 1e-12);
+  EXPECT_NEAR(row.wavg, (0.75 * 2 + 1.0 * 1) / 3, 1e-12);
+  // NaN labels are left out of that class: drop sample 1 of class 0 → pos {0.35,0.8} vs neg {0.1}: 1.0
+  labels[1][0] = NAN;
+  EXPECT_NEAR(classification_auc(scores, labels, "AUC").values[0], 1.0, 1e-12);
+  auto md = markdown_table({row}, {"A", "B", "C"});
+  EXPECT_NE(md.find("n/a (no negatives)"), std::string::npos) << md;
+  EXPECT_NE(md.find("excluded from Avg and wAvg"), std::string::npos);
+  EXPECT_NE(md.find("| AUC | 0.7500 |"), std::string::npos) << md;
+  auto csv = csv_table({row}, {"A", "B", "C"});
+  EXPECT_NE(csv.find("AUC,0.750000,,1.000000,0.875000,0.833333"), std::string::npos) << csv;
+}
+
+TEST(Losses, ClipLossClosedForm) {
+  const double s = 2.0;
+  auto eye = at::eye(2, at::kFloat);
+  // identity pairs: every row is CE([s,0], 0) = log(1+e^{-s})
+  auto l = clip_loss(eye, eye, at::scalar_tensor(s)).item<double>();
+  EXPECT_NEAR(l, std::log1p(std::exp(-s)), 1e-6);
+  // both reports equal image 0: t2i rows [s,0],[s,0] (targets 0,1) → log(1+e^-s), log(1+e^s); i2t rows [s,s],[0,0]
+  // → log 2 each. Loss = ½[(log(1+e^-s)+log(1+e^s))/2 + log 2].
+  auto t = at::tensor({1.f, 0.f, 1.f, 0.f}).view({2, 2});
+  auto l2 = clip_loss(eye, t, at::scalar_tensor(s)).item<double>();
+  const double expect = 0.5 * ((std::log1p(std::exp(-s)) + std::log1p(std::exp(s))) / 2 + std::log(2.0));
+  EXPECT_NEAR(l2, expect, 1e-6);
+}
+
+TEST(Losses, ClassBceClosedForm) {
+  auto img = at::tensor({1.f, 0.f}).view({1, 2});
+  auto cls = at::eye(2, at::kFloat);
+  auto y = at::tensor({1.f, 0.f}).view({1, 2});
+  // logits [1, 0]: BCE(1, 1) = log(1+e^-1), BCE(0, 0) = log 2
+  const double expect = (std::log1p(std::exp(-1.0)) + std::log(2.0)) / 2;
+  EXPECT_NEAR(class_bce_loss(img, cls, y, at::scalar_tensor(1.0)).item<double>(), expect, 1e-6);
+  daug::testing::expect_error_contains([&] { class_bce_loss(img, cls, at::ones({1, 3}), at::scalar_tensor(1.0)); },
+                                       {"labels must be [B,K] = [1,2]", "[1, 3]"});
+}
+
+TEST(Schedule, HfCosineWithWarmup) {
+  EXPECT_EQ(cosine_warmup_factor(0, 10, 110), 0.0);
+  EXPECT_NEAR(cosine_warmup_factor(5, 10, 110), 0.5, 1e-12);
+  EXPECT_NEAR(cosine_warmup_factor(10, 10, 110), 1.0, 1e-12);
+  EXPECT_NEAR(cosine_warmup_factor(60, 10, 110), 0.5, 1e-12);
+  EXPECT_NEAR(cosine_warmup_factor(110, 10, 110), 0.0, 1e-12);
+  EXPECT_NEAR(cosine_warmup_factor(0, 0, 4), 1.0, 1e-12);
+}
+
+TEST(AdamW, OneStepByHand) {
+  auto p = at::ones({1}).set_requires_grad(true);
+  auto q = at::ones({1}).set_requires_grad(true);
+  p.mutable_grad() = at::full({1}, 0.5);
+  q.mutable_grad() = at::full({1}, 0.5);
+  AdamW opt({p, q}, {true, false}, /*wd=*/0.01);
+  opt.step(0.1);
+  // decayed: 1·(1 − 0.1·0.01) = 0.999; m̂ = 0.5, v̂ = 0.25 → update lr·m̂/(√v̂+eps) = 0.1
+  EXPECT_NEAR(p.item<double>(), 0.999 - 0.1, 1e-6);
+  EXPECT_NEAR(q.item<double>(), 1.0 - 0.1, 1e-6);
+  EXPECT_EQ(opt.steps(), 1);
+  // state round trip
+  auto st = opt.state();
+  AdamW opt2({p, q}, {true, false}, 0.01);
+  opt2.load_state(st, "test");
+  EXPECT_EQ(opt2.steps(), 1);
+  daug::testing::expect_error_contains([&] { opt2.load_state({}, "ckpt.safetensors"); },
+                                       {"ckpt.safetensors", "optim.exp_avg.0", "missing"});
+}
+
+TEST(AdamW, DecayFlagsBySubstring) {
+  auto w = at::zeros({2}), b = at::zeros({2}), ln = at::zeros({2});
+  daug::NamedTensors st = {{"visual.proj.weight", w}, {"visual.proj.bias", b}, {"ln_post.weight", ln}};
+  auto flags = decay_flags({w, b, ln}, st, {"bias"});
+  EXPECT_EQ(flags, (std::vector<bool>{true, false, true}));  // released: LayerNorm weights ARE decayed
+  daug::testing::expect_error_contains([&] { decay_flags({at::zeros({3})}, st, {"bias"}); }, {"not among"});
+}
+
+TEST(Preprocess, MinmaxUint8Truncates) {
+  auto m = at::tensor({0.f, 1.f, 2.f, 4.f}).view({1, 1, 2, 2});
+  auto r = minmax_uint8(m).flatten();
+  EXPECT_NEAR(r[1].item<double>(), 63.0 / 255.0, 1e-7);   // 63.75 → 63
+  EXPECT_NEAR(r[2].item<double>(), 127.0 / 255.0, 1e-7);  // 127.5 → 127
+  EXPECT_NEAR(r[3].item<double>(), 1.0, 1e-7);
+  EXPECT_EQ(minmax_uint8(at::full({1, 1, 2, 2}, 3.0)).abs().sum().item<double>(), 0.0);
+}
+
+TEST(Preprocess, PixelsResizedQuantisedNormalised) {
+  auto img = at::full({1, 8, 6}, 102.0f / 255.0f);  // an 8-bit gray level, as decoded
+  auto x = preprocess_pixels(img, 4);
+  ASSERT_EQ(x.sizes(), (at::IntArrayRef{3, 4, 4}));
+  for (int c = 0; c < 3; ++c)
+    EXPECT_NEAR(x[c][1][2].item<double>(), (102.0 / 255.0 - kClipMean[c]) / kClipStd[c], 1e-5);
+  daug::testing::expect_error_contains([&] { preprocess_pixels(at::zeros({2, 4, 4}), 4); }, {"[3,H,W]", "[2, 4, 4]"});
+  auto h = resize_heatmap(at::rand({10, 12}), 5);
+  EXPECT_EQ(h.sizes(), (at::IntArrayRef{1, 5, 5}));
+}
+
+TEST(Labels, NanBecomesNegativeAndIsCounted) {
+  std::vector<float> a = {1, NAN, 0}, b = {0, 1, NAN};
+  int64_t nans = 0;
+  auto t = labels_tensor({&a, &b}, &nans);
+  EXPECT_EQ(nans, 2);
+  EXPECT_EQ(t[0][1].item<float>(), 0.f);
+  EXPECT_EQ(t[1][1].item<float>(), 1.f);
+  EXPECT_EQ(released_prompts().size(), 14u);
+  EXPECT_EQ(released_prompts()[2], "A chest-xray image of lung opacity");  // no '.', as released
+}
