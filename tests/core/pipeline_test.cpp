@@ -1,0 +1,77 @@
+#include <daug/core/config_loader.h>
+#include <daug/core/pipeline.h>
+#include <daug/core/plugin_loader.h>
+
+#include "test_support.h"
+
+#include <fstream>
+
+using daug::testing::expect_error_contains;
+using daug::testing::TempDir;
+
+namespace {
+int count_lines(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  int n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+std::string config(const TempDir& d, const std::string& extra) {
+  return "[run]\nname = \"t\"\nstages = [\"first\", \"second\"]\nruns_dir = \"" + (d / "runs").string() +
+         "\"\ncache_dir = \"" + (d / "cache").string() + "\"\n" +
+         "[first]\nplugin = \"count\"\nvalue = 1\n[second]\nplugin = \"count\"\nvalue = 2\nupstream = \"first\"\n"
+         "[scale]\nplugin = \"scale\"\n" + extra;
+}
+}  // namespace
+
+TEST(Pipeline, RunsStagesCachesAndWritesRunDirectory) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  auto r1 = daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, {});
+  ASSERT_EQ(r1.stage_dirs.size(), 2u);
+  EXPECT_TRUE(std::filesystem::exists(r1.run_dir / "resolved.toml"));
+  EXPECT_TRUE(std::filesystem::exists(r1.run_dir / "plugins.txt"));
+  EXPECT_TRUE(std::filesystem::exists(r1.run_dir / "run.log"));
+  EXPECT_NE(r1.summary.find("value 21"), std::string::npos) << r1.summary;  // second read first's output
+  EXPECT_EQ(count_lines(r1.stage_dirs[0].second / "runs.txt"), 1);
+
+  // Same config: both stages are cache hits.
+  auto r2 = daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, {});
+  EXPECT_EQ(r2.stage_dirs, r1.stage_dirs);
+  EXPECT_EQ(count_lines(r1.stage_dirs[0].second / "runs.txt"), 1);
+  EXPECT_EQ(count_lines(r1.stage_dirs[1].second / "runs.txt"), 1);
+
+  // Changing only the downstream stage reuses the upstream output.
+  auto r3 = daug::core::run_pipeline(
+      loader, daug::core::parse_config(config(d, ""), "p.toml", {"second.value=5"}), {}, {});
+  EXPECT_EQ(r3.stage_dirs[0].second, r1.stage_dirs[0].second);
+  EXPECT_NE(r3.stage_dirs[1].second, r1.stage_dirs[1].second);
+
+  // Changing a component both depend on invalidates both.
+  auto r4 = daug::core::run_pipeline(
+      loader, daug::core::parse_config(config(d, ""), "p.toml", {"scale.factor=3.0"}), {}, {});
+  EXPECT_NE(r4.stage_dirs[0].second, r1.stage_dirs[0].second);
+  EXPECT_NE(r4.stage_dirs[1].second, r1.stage_dirs[1].second);
+}
+
+TEST(Pipeline, ConfigErrorsSurfaceBeforeAnyStageRuns) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  auto doc = daug::core::parse_config(config(d, "") + "", "p.toml", {"second.composer=\"missing\""});
+  expect_error_contains([&] { daug::core::run_pipeline(loader, doc, {}, {}); },
+                        {"[second]", "from table [missing]"});
+  EXPECT_FALSE(std::filesystem::exists(d / "cache")) << "no stage may run before the config is validated";
+}
+
+TEST(Pipeline, MissingRunTableOrStagesIsAnError) {
+  daug::core::PluginLoader loader;
+  expect_error_contains([&] { daug::core::run_pipeline(loader, daug::core::parse_config("[x]\n", "p.toml"), {}, {}); },
+                        {"p.toml", "no [run] table"});
+  expect_error_contains(
+      [&] { daug::core::run_pipeline(loader, daug::core::parse_config("[run]\nstages = []\n", "p.toml"), {}, {}); },
+      {"p.toml:2:10", "[run].stages is empty"});
+}
