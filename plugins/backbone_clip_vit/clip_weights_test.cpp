@@ -246,8 +246,9 @@ TEST_F(ClipWeightsTest, BrokenFilesGiveDataErrorsNamingFileAndKey) {
   o.weights = (dir_ / "shape.safetensors").string();
   testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"shape.safetensors", "visual.proj", "[64, 16]", "[64, 32]"});
   // Missing and unexpected keys.
-  NamedTensors missing(source_->state().begin() + 1, source_->state().end());
-  const std::string dropped = source_->state().front().first;
+  const NamedTensors full = source_->state();
+  NamedTensors missing(full.begin() + 1, full.end());
+  const std::string dropped = full.front().first;
   save_safetensors(dir_ / "missing.safetensors", missing);
   o.weights = (dir_ / "missing.safetensors").string();
   testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"missing.safetensors", "missing", dropped});
