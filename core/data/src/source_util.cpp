@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include <cctype>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -82,6 +83,39 @@ float parse_label_cell(const CsvTable& table, size_t row, size_t col, LabelPolic
   if (v == "-1" || v == "-1.0" || v == "-1.") return apply(uncertain);
   throw DataError(fmt::format("{}:{}: column '{}': expected 1, 0, -1 or blank, but found '{}'", table.name(),
                               table.line_of(row), table.header()[col], table.at(row, col)));
+}
+
+void LabelPolicyOptions::visit(OptionVisitor& v) {
+  v("uncertain", uncertain,
+    "uncertain (-1) labels: zeros (U-Zeros, as DAug), ones (U-Ones), ignore (NaN, left out of losses and metrics)",
+    Check::choice(label_policy_names()));
+  v("blank", blank, "blank labels (not mentioned): zeros (as DAug), ones, ignore (NaN)",
+    Check::choice(label_policy_names()));
+}
+
+std::vector<size_t> chexpert_columns(const CsvTable& table) {
+  std::vector<size_t> cols;
+  std::vector<std::string> missing;
+  for (const char* c : kChexpertClasses) {
+    if (table.has_column(c)) {
+      cols.push_back(table.column(c));
+    } else {
+      missing.emplace_back(c);
+    }
+  }
+  if (!missing.empty())
+    throw DataError(fmt::format("{}: missing label columns: {} (the 14 CheXpert classes must be spelled exactly); "
+                                "columns: {}",
+                                table.name(), fmt::join(missing, ", "), fmt::join(table.header(), ", ")));
+  return cols;
+}
+
+std::vector<float> read_chexpert_labels(const CsvTable& table, size_t row, const std::vector<size_t>& columns,
+                                        LabelPolicy uncertain, LabelPolicy blank) {
+  std::vector<float> out;
+  out.reserve(columns.size());
+  for (size_t c : columns) out.push_back(parse_label_cell(table, row, c, uncertain, blank));
+  return out;
 }
 
 std::string normalize_split_value(const std::string& value) {

@@ -49,6 +49,22 @@ std::vector<std::string> label_policy_names();
 /// policies. Anything else throws DataError "<file>:<line>: column '<c>': expected 1, 0, -1 or blank, but found '<v>'".
 float parse_label_cell(const CsvTable& table, size_t row, size_t col, LabelPolicy uncertain, LabelPolicy blank);
 
+/// The `uncertain` and `blank` options of sources that read CheXpert-style label cells.
+struct LabelPolicyOptions {
+  std::string uncertain = "zeros";  ///< -1 cells: zeros (U-Zeros, DAug's chexpert_uncertain: negative), ones, ignore
+  std::string blank = "zeros";      ///< blank cells (not mentioned): zeros (DAug), ones, ignore (NaN)
+  void visit(OptionVisitor& v);
+  LabelPolicy uncertain_policy() const { return parse_label_policy(uncertain, "uncertain"); }
+  LabelPolicy blank_policy() const { return parse_label_policy(blank, "blank"); }
+};
+
+/// Column index of each of the 14 CheXpert classes (kChexpertClasses order; exact spellings, any order in the
+/// file). Throws DataError "<file>: missing label columns: ...; columns: ..." listing every missing class.
+std::vector<size_t> chexpert_columns(const CsvTable& table);
+/// The 14 labels of `row` (columns from chexpert_columns), with the policies applied.
+std::vector<float> read_chexpert_labels(const CsvTable& table, size_t row, const std::vector<size_t>& columns,
+                                        LabelPolicy uncertain, LabelPolicy blank);
+
 /// "train" → "train"; "val", "valid", "validate", "validation" → "val"; "test" → "test" (case-sensitive).
 /// Returns "" for anything else.
 std::string normalize_split_value(const std::string& value);

@@ -1,0 +1,43 @@
+#pragma once
+/// `manifest` Source: a generic CSV manifest with one row per image: `image`, the 14 CheXpert class columns,
+/// `split`, and optional `report`, `study`, `patient`, `id`.
+#include <daug/data/source_util.h>
+#include <daug/options.h>
+#include <daug/source.h>
+
+#include <memory>
+#include <string>
+
+namespace daug {
+class BuildContext;
+}
+
+namespace daug::plugins {
+
+struct ManifestSourceOptions {
+  data::SourceCommonOptions common;
+  data::LabelPolicyOptions labels;
+  std::string csv = "manifest.csv";  ///< the manifest, relative to root (or absolute)
+  std::string images_dir;            ///< `image` paths are relative to this (relative to root); "" = root
+  std::string report_column = "report";
+
+  void visit(OptionVisitor& v);
+};
+
+class ManifestSource final : public Source {
+ public:
+  using Options = ManifestSourceOptions;
+  explicit ManifestSource(Options options);
+  static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
+
+  const std::vector<Sample>& samples() const override { return samples_; }
+  const SuperClassGrouping& superclasses() const override { return grouping_; }
+  std::string describe() const override;
+
+ private:
+  Options options_;
+  SuperClassGrouping grouping_;
+  std::vector<Sample> samples_;
+};
+
+}  // namespace daug::plugins
