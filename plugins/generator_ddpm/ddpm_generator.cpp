@@ -1,0 +1,250 @@
+// generator_ddpm: the ADM UNet + guided-diffusion sampler as a daug::Generator (REFERENCE.md §1.2, §2.3, §3).
+#include "ddpm_generator.h"
+
+#include <daug/checkpoint.h>
+#include <daug/error.h>
+#include <daug/guidance.h>
+#include <daug/log.h>
+#include <daug/register.h>
+
+#include <ATen/ATen.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+
+namespace daug::plugins {
+
+namespace {
+
+const Check kTriState = Check::choice({"preset", "true", "false"});
+
+bool tri(const std::string& v, bool preset) { return v == "preset" ? preset : v == "true"; }
+
+std::string shape_str(at::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+}  // namespace
+
+void DdpmGeneratorOptions::visit(OptionVisitor& v) {
+  v("preset", preset, "UNet preset: tiny (32², CPU tests), wolleb256, daug512 (the released DAug model)",
+    Check::choice({"tiny", "wolleb256", "daug512"}));
+  v("image_size", image_size, "override the preset's image size (0 = preset)", Check::at_least(0));
+  v("in_channels", in_channels, "override the image channels (0 = preset; DAug/Wolleb CXR: 1)", Check::at_least(0));
+  v("num_channels", num_channels, "override the base channel count (0 = preset; released: 128)", Check::at_least(0));
+  v("num_res_blocks", num_res_blocks, "override ResBlocks per level (0 = preset; released: 2)", Check::at_least(0));
+  v("channel_mult", channel_mult, "override the per-level channel multipliers ([] = preset; released 1,1,2,2,4,4)");
+  v("attention_resolutions", attention_resolutions,
+    "override the feature-map resolutions with attention, as the script flag ([] = preset; released [16])");
+  v("num_heads", num_heads, "override attention heads (0 = preset; released 1)", Check::at_least(0));
+  v("num_head_channels", num_head_channels,
+    "override channels per head (0 = preset, -1 = use num_heads; released -1)", Check::at_least(-1));
+  v("dropout", dropout, "dropout in ResBlocks (released 0)", Check::range(0, 0.99));
+  v("use_scale_shift_norm", use_scale_shift_norm, "FiLM-style ResBlock conditioning (released false)", kTriState);
+  v("resblock_updown", resblock_updown, "ResBlocks for up/down-sampling (released false)", kTriState);
+  v("use_new_attention_order", use_new_attention_order,
+    "QKVAttention (q|k|v first) instead of QKVAttentionLegacy (released false)", kTriState);
+  v("num_classes", num_classes,
+    "class-conditional UNet with this many classes (-1 = preset, 0 = unconditional; released 2, y = 1 healthy)",
+    Check::at_least(-1));
+  v("learn_sigma", learn_sigma, "the UNet also predicts the variance interpolant v (2C outputs; released true)");
+  v("variance", variance,
+    "reverse variance: auto (learned_range with learn_sigma, else fixed_large), learned_range, fixed_large, "
+    "fixed_small",
+    Check::choice({"auto", "learned_range", "fixed_large", "fixed_small"}));
+  v("diffusion_steps", diffusion_steps, "T of the training schedule (released 1000)", Check::at_least(2));
+  v("noise_schedule", noise_schedule, "beta schedule", Check::choice({"linear", "cosine"}));
+  v("timestep_respacing", timestep_respacing,
+    "sampling steps, guided-diffusion space_timesteps syntax: \"\" (all T), \"ddimN\", \"N\" or \"a,b,c\" "
+    "(released ddim1000; ddim100 is ~10x cheaper). The noise level must be one of the kept timesteps");
+  v("clip_denoised", clip_denoised, "clamp x̂0 to [-1, 1] while sampling (released true)");
+  v("eta", eta, "DDIM η (0 = deterministic, released)", Check::range(0, 1));
+  v("exact_index_pattern", exact_index_pattern,
+    "reproduce the released code's index pattern: q_sample(x0, 0), encode 1..J-1, decode J-2..0 (DDIM) or "
+    "q_sample to J-1 then p_sample J-1..0 (DDPM). false: encode 0..J-1, decode J..1 (DDIM; exact inverse "
+    "levels), q_sample to J then p_sample J..0 (DDPM)");
+}
+
+DdpmGenerator::DdpmGenerator(Options opts, const std::string& device) : opts_(std::move(opts)), device_(device) {
+  check_options(opts_, "[generator] (ddpm)");
+  adm::UNetConfig c = adm::unet_preset(opts_.preset);
+  if (opts_.image_size) c.image_size = opts_.image_size;
+  if (opts_.in_channels) c.in_channels = opts_.in_channels;
+  if (opts_.num_channels) c.model_channels = opts_.num_channels;
+  if (opts_.num_res_blocks) c.num_res_blocks = opts_.num_res_blocks;
+  if (!opts_.channel_mult.empty()) c.channel_mult = opts_.channel_mult;
+  if (!opts_.attention_resolutions.empty()) c.attention_resolutions = opts_.attention_resolutions;
+  if (opts_.num_heads) c.num_heads = opts_.num_heads;
+  if (opts_.num_head_channels) c.num_head_channels = opts_.num_head_channels;
+  c.dropout = opts_.dropout;
+  c.use_scale_shift_norm = tri(opts_.use_scale_shift_norm, c.use_scale_shift_norm);
+  c.resblock_updown = tri(opts_.resblock_updown, c.resblock_updown);
+  c.use_new_attention_order = tri(opts_.use_new_attention_order, c.use_new_attention_order);
+  if (opts_.num_classes >= 0) c.num_classes = opts_.num_classes;
+  c.out_channels = opts_.learn_sigma ? 2 * c.in_channels : c.in_channels;
+  c.validate("[generator] (ddpm)", false);
+
+  adm::VarianceType vt;
+  if (opts_.variance == "auto") {
+    vt = opts_.learn_sigma ? adm::VarianceType::learned_range : adm::VarianceType::fixed_large;
+  } else {
+    vt = adm::parse_variance_type(opts_.variance);
+    DAUG_CHECK_AS(ConfigError, (vt == adm::VarianceType::learned_range) == opts_.learn_sigma,
+                  "[generator] (ddpm): variance = \"", opts_.variance, "\" needs learn_sigma = ",
+                  opts_.learn_sigma ? "false" : "true", ", but learn_sigma = ", opts_.learn_sigma ? "true" : "false");
+  }
+  const auto betas = adm::beta_schedule(opts_.noise_schedule, opts_.diffusion_steps);
+  base_ = std::make_unique<adm::GaussianDiffusion>(betas, std::vector<int64_t>{}, vt);
+  sampler_ = std::make_unique<adm::GaussianDiffusion>(
+      betas, adm::space_timesteps(opts_.diffusion_steps, opts_.timestep_respacing), vt);
+  unet_ = std::make_unique<adm::UNetModel>(c, device_);
+}
+
+std::shared_ptr<Generator> DdpmGenerator::create(Options opts, BuildContext& ctx) {
+  return std::make_shared<DdpmGenerator>(std::move(opts), ctx.device());
+}
+
+std::string DdpmGenerator::describe() const {
+  const auto& c = unet_->config();
+  return fmt::format(
+      "ddpm(preset={}, image={}x{}x{}, channels={}, classes={}, params={}, T={}, schedule={}, respacing='{}' ({} "
+      "steps), learn_sigma={}, clip_denoised={}, eta={}, exact_index_pattern={})",
+      opts_.preset, c.in_channels, c.image_size, c.image_size, c.model_channels, c.num_classes,
+      unet_->num_parameters(), opts_.diffusion_steps, opts_.noise_schedule, opts_.timestep_respacing,
+      sampler_->num_steps(), opts_.learn_sigma, opts_.clip_denoised, opts_.eta, opts_.exact_index_pattern);
+}
+
+std::vector<int64_t> DdpmGenerator::image_shape() const {
+  const auto& c = unet_->config();
+  return {c.in_channels, c.image_size, c.image_size};
+}
+
+void DdpmGenerator::check_image(const at::Tensor& x, const char* what) const {
+  const auto want = image_shape();
+  DAUG_CHECK_AS(DataError,
+                x.defined() && x.dim() == 4 && x.size(1) == want[0] && x.size(2) == want[1] && x.size(3) == want[2],
+                "ddpm ", what, ": images must be [N, ", want[0], ", ", want[1], ", ", want[2],
+                "] (in_channels, image_size, image_size of the configured UNet), but got ",
+                x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor"));
+}
+
+at::Tensor DdpmGenerator::labels_for(const at::Tensor& label, int64_t n, const char* what) const {
+  const int64_t k = unet_->config().num_classes;
+  if (k == 0) {
+    DAUG_CHECK(!label.defined(), "ddpm ", what, ": the UNet is unconditional (num_classes = 0), but a label was given");
+    return {};
+  }
+  DAUG_CHECK(label.defined() && label.dim() == 1 && label.size(0) == n, "ddpm ", what,
+             ": the UNet is class-conditional (num_classes = ", k, "), so label must be [", n, "] int64, but got ",
+             label.defined() ? shape_str(label.sizes()) : std::string("none"));
+  at::Tensor y = label.to(device_, at::kLong);
+  DAUG_CHECK(y.min().item<int64_t>() >= 0 && y.max().item<int64_t>() < k, "ddpm ", what, ": labels must be in [0, ",
+             k - 1, "], but got values in [", y.min().item<int64_t>(), ", ", y.max().item<int64_t>(), "]");
+  return y;
+}
+
+at::Tensor DdpmGenerator::model_output(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
+  return unet_->forward(x, t, y);
+}
+
+at::Tensor DdpmGenerator::q_sample(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) {
+  DAUG_CHECK(t.dim() == 1 && t.size(0) == x0.size(0), "ddpm q_sample: t must be [", x0.size(0), "], but got ",
+             shape_str(t.sizes()));
+  DAUG_CHECK(t.numel() == 0 || (t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < opts_.diffusion_steps),
+             "ddpm q_sample: timesteps must be in [0, ", opts_.diffusion_steps - 1, "]");
+  return base_->q_sample(x0, t, noise);
+}
+
+at::Tensor DdpmGenerator::training_loss(const at::Tensor& x0_in, const at::Tensor& label) {
+  check_image(x0_in, "training_loss");
+  at::Tensor x0 = x0_in.to(device_, at::kFloat);
+  const int64_t n = x0.size(0);
+  at::Tensor y = labels_for(label, n, "training_loss");
+  at::Tensor t = at::randint(0, opts_.diffusion_steps, {n}, at::TensorOptions().dtype(at::kLong).device(device_));
+  at::Tensor noise = at::randn_like(x0);
+  adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& tt) { return unet_->forward(x, tt, y); };
+  return base_->training_losses(model, x0, t, noise).loss.mean();
+}
+
+at::Tensor DdpmGenerator::translate(const TranslateRequest& req) {
+  check_image(req.x0, "translate");
+  const int64_t T = opts_.diffusion_steps, L = req.noise_level;
+  DAUG_CHECK_AS(ConfigError, L >= 1 && L < T, "ddpm translate: noise_level must be in [1, ", T - 1, "] (T = ", T,
+                "), but got ", L);
+  const int64_t J = sampler_->index_of(L);
+  if (J < 0) {
+    const auto& kept = sampler_->timestep_map();
+    auto hi = std::lower_bound(kept.begin(), kept.end(), L);
+    std::string near = hi == kept.end() ? std::to_string(kept.back())
+                       : hi == kept.begin() ? std::to_string(*hi)
+                                            : fmt::format("{} or {}", *(hi - 1), *hi);
+    throw ConfigError(fmt::format(
+        "ddpm translate: noise_level {} is not one of the timesteps kept by timestep_respacing '{}' ({} steps); "
+        "the nearest kept timesteps are {}",
+        L, opts_.timestep_respacing, sampler_->num_steps(), near));
+  }
+  at::NoGradGuard no_grad;
+  at::Tensor x0 = req.x0.to(device_, at::kFloat);
+  const int64_t n = x0.size(0);
+  DAUG_CHECK_AS(DataError, at::isfinite(x0).all().item<bool>(), "ddpm translate: the input batch contains NaN/Inf");
+  at::Tensor y = labels_for(req.label, n, "translate");
+  adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& t) { return unet_->forward(x, t, y); };
+  adm::GradFn grad;
+  at::Tensor target;
+  if (req.guidance) {
+    DAUG_CHECK(req.target.defined() && req.target.dim() == 1 && req.target.size(0) == n,
+               "ddpm translate: guidance needs target [", n, "] int64, but got ",
+               req.target.defined() ? shape_str(req.target.sizes()) : std::string("none"));
+    DAUG_CHECK(req.direction == 1 || req.direction == -1, "ddpm translate: direction must be +1 or -1, but got ",
+               req.direction);
+    target = req.target.to(device_, at::kLong);
+    grad = [&](const at::Tensor& x, const at::Tensor& t) {
+      GuidanceInput in{x, t, target, req.direction};
+      return req.guidance->gradient(in);
+    };
+  }
+  const adm::GradFn* g = req.guidance ? &grad : nullptr;
+  auto idx = [&](int64_t j) { return at::full({n}, j, at::TensorOptions().dtype(at::kLong).device(device_)); };
+  auto check = [&](const at::Tensor& x, int64_t j, const char* phase) {
+    at::Tensor bad = (~at::isfinite(x)).flatten(1).any(1);
+    if (!bad.any().item<bool>()) return;
+    at::Tensor which = bad.nonzero().flatten().cpu();
+    std::vector<int64_t> items(which.data_ptr<int64_t>(), which.data_ptr<int64_t>() + which.numel());
+    throw DataError(fmt::format(
+        "ddpm translate: NaN/Inf in batch item(s) [{}] after the {} step at original timestep {} (noise_level {}, "
+        "respacing '{}'); check the checkpoint, the guidance scale and the input range",
+        fmt::join(items, ", "), phase, sampler_->timestep_map()[j], L, opts_.timestep_respacing));
+  };
+  const bool exact = opts_.exact_index_pattern;
+  at::Tensor x;
+  if (req.encode == EncodeMode::ddim_inversion) {
+    x = exact ? sampler_->q_sample(x0, idx(0), at::randn_like(x0)) : x0;
+    for (int64_t j = exact ? 1 : 0; j <= J - 1; ++j) {
+      x = sampler_->ddim_reverse_sample(model, x, idx(j), opts_.clip_denoised);
+      check(x, j, "DDIM inversion");
+    }
+    for (int64_t j = exact ? J - 2 : J; j >= (exact ? 0 : 1); --j) {
+      at::Tensor noise = opts_.eta > 0 ? at::randn_like(x) : at::Tensor();
+      x = sampler_->ddim_sample(model, x, idx(j), opts_.clip_denoised, g, opts_.eta, noise);
+      check(x, j, "guided DDIM");
+    }
+  } else {
+    const int64_t start = exact ? J - 1 : J;
+    x = sampler_->q_sample(x0, idx(start), at::randn_like(x0));
+    for (int64_t j = start; j >= 0; --j) {
+      x = sampler_->p_sample(model, x, idx(j), opts_.clip_denoised, g, at::randn_like(x));
+      check(x, j, "guided DDPM");
+    }
+  }
+  return x.to(req.x0.device(), req.x0.scalar_type());
+}
+
+void DdpmGenerator::load_state(const NamedTensors& state) {
+  copy_state_checked(unet_->named_parameters(), state, "ddpm generator (" + opts_.preset + ")");
+}
+
+}  // namespace daug::plugins
+
+DAUG_REGISTER_PLUGIN(daug::Generator, "ddpm", daug::plugins::DdpmGenerator,
+                     "ADM UNet + guided-diffusion DDPM/DDIM (DAug/Wolleb heatmap generator; respacing, DDIM "
+                     "inversion, classifier guidance)")

@@ -1,0 +1,90 @@
+#pragma once
+// generator_ddpm: guided-diffusion's class-conditional ADM UNet + Gaussian diffusion as a daug::Generator.
+// Declared in a header so tests can build it with explicit Options (no TOML). See README.md.
+#include <daug/adm/diffusion.h>
+#include <daug/adm/unet.h>
+#include <daug/build_context.h>
+#include <daug/generator.h>
+#include <daug/options.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace daug::plugins {
+
+/// Options of the `ddpm` generator. Defaults reproduce the released DAug diffusion model (REFERENCE.md §1.2):
+/// preset daug512, T = 1000, linear schedule, learn_sigma (LEARNED_RANGE), 2 classes (y = 1 healthy), DDIM.
+///
+/// Example TOML:
+///   [generator]
+///   plugin = "ddpm"
+///   preset = "tiny"
+///   timestep_respacing = "ddim100"
+struct DdpmGeneratorOptions {
+  std::string preset = "daug512";
+  // Per-field overrides of the preset (0, -1 sentinel or empty = keep the preset's value).
+  int64_t image_size = 0;
+  int64_t in_channels = 0;
+  int64_t num_channels = 0;
+  int64_t num_res_blocks = 0;
+  std::vector<double> channel_mult;
+  std::vector<int64_t> attention_resolutions;
+  int64_t num_heads = 0;
+  int64_t num_head_channels = 0;
+  double dropout = 0.0;
+  std::string use_scale_shift_norm = "preset";
+  std::string resblock_updown = "preset";
+  std::string use_new_attention_order = "preset";
+  int64_t num_classes = -1;
+  bool learn_sigma = true;
+  std::string variance = "auto";
+  int64_t diffusion_steps = 1000;
+  std::string noise_schedule = "linear";
+  std::string timestep_respacing = "";
+  bool clip_denoised = true;
+  double eta = 0.0;
+  bool exact_index_pattern = false;
+
+  void visit(daug::OptionVisitor& v);
+};
+
+class DdpmGenerator final : public daug::Generator {
+ public:
+  using Options = DdpmGeneratorOptions;
+
+  /// Builds the UNet on `device` (weights from the global ATen generator; load a checkpoint for real use).
+  DdpmGenerator(Options opts, const std::string& device);
+  static std::shared_ptr<daug::Generator> create(Options opts, daug::BuildContext& ctx);
+
+  std::string describe() const override;
+  int64_t num_timesteps() const override { return opts_.diffusion_steps; }
+  std::vector<int64_t> image_shape() const override;
+  at::Tensor q_sample(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) override;
+  at::Tensor training_loss(const at::Tensor& x0, const at::Tensor& label) override;
+  at::Tensor translate(const daug::TranslateRequest& request) override;
+
+  std::vector<at::Tensor> parameters() override { return unet_->parameters(); }
+  daug::NamedTensors state() override { return unet_->named_parameters(); }
+  void load_state(const daug::NamedTensors& state) override;
+  void set_training(bool on) override { unet_->set_training(on); }
+
+  /// The resolved UNet configuration (preset + overrides).
+  const adm::UNetConfig& unet_config() const { return unet_->config(); }
+  /// The sampling process (respaced when timestep_respacing is set).
+  const adm::GaussianDiffusion& sampler() const { return *sampler_; }
+  /// Raw UNet output [N, C or 2C, H, W] for ORIGINAL timesteps t.
+  at::Tensor model_output(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const;
+
+ private:
+  void check_image(const at::Tensor& x, const char* what) const;
+  at::Tensor labels_for(const at::Tensor& label, int64_t n, const char* what) const;
+
+  Options opts_;
+  at::Device device_;
+  std::unique_ptr<adm::UNetModel> unet_;
+  std::unique_ptr<adm::GaussianDiffusion> base_;     // all T steps: training, q_sample
+  std::unique_ptr<adm::GaussianDiffusion> sampler_;  // respaced: translate
+};
+
+}  // namespace daug::plugins
