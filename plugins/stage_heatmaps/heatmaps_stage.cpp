@@ -1,0 +1,238 @@
+// Stage `heatmaps` (see heatmaps_stage.h and README.md).
+#include "heatmaps_stage.h"
+
+#include <daug/checkpoint.h>
+#include <daug/classifier.h>
+#include <daug/data/image.h>
+#include <daug/data/npy.h>
+#include <daug/error.h>
+#include <daug/generator.h>
+#include <daug/guidance.h>
+#include <daug/heatmap_composer.h>
+#include <daug/log.h>
+#include <daug/register.h>
+#include <daug/source.h>
+#include <daug/stages/common.h>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <chrono>
+
+namespace daug::plugins {
+
+void HeatmapsOptions::visit(OptionVisitor& v) {
+  v("generator", generator, "config table of the diffusion Generator", Check::required_non_empty());
+  v("classifier", classifier,
+    "config table of the Classifier that the guidance uses (its trained weights are loaded into it); "
+    "'' = none (unguided)");
+  v("guidance", guidance, "config table of the Guidance ('' = unguided: plain encode/decode reconstruction)");
+  v("composer", composer, "config table of the HeatmapComposer (absdiff_minmax)", Check::required_non_empty());
+  v("data", data, "config table of the Source", Check::required_non_empty());
+  v("diffusion_stage", diffusion_stage,
+    "stage table whose output holds the trained generator ('' = use the generator as built)");
+  v("classifier_stage", classifier_stage,
+    "stage table whose output holds the trained classifier ('' = use the classifier as built)");
+  v("generator_weights", generator_weights, "which trained generator weights to load",
+    Check::choice({"ema", "model"}));
+  v("split", split, "images to process: all, train, val, test, or a '+' join (CLIP needs train and test)",
+    Check::required_non_empty());
+  v("encode", encode, "how x0 is taken to noise level L: ddim = DDIM inversion (released code), qsample = "
+    "q_sample + DDPM decoding (Wolleb's DDPM path)", Check::choice({"ddim", "qsample"}));
+  v("noise_level", noise_level, "L in original timesteps (released: 500)", Check::at_least(1));
+  v("target", target, "super-class the guidance moves toward (+) or away from (-) (released: No Finding)",
+    Check::required_non_empty());
+  v("direction", direction, "'+' toward the target, '-' away from it", Check::choice({"+", "-"}));
+  v("label", label, "class label fed to the UNet while translating (1 = healthy, released 'model_fn_1'); "
+    "-1 = no label (unconditional model)", Check::at_least(-1));
+  v("tag", tag, "file tag: <id>_<direction><tag>.npy (released: nof)", Check::required_non_empty());
+  v("batch_size", batch_size, "images translated together", Check::at_least(1));
+  v("overlays", overlays, "write an overlay PNG (input | translated | heatmap) for the first N images",
+    Check::at_least(0));
+  v("limit", limit, "process only the first N selected images (0 = all)", Check::at_least(0));
+  v("seed", seed, "seed of the sampler's noise (-1 = the run seed); per batch: mix(seed, first index)",
+    Check::at_least(-1));
+  v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0));
+  v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape",
+    Check::choice(stages::kResizeFilters));
+  v("normalize", normalize, "per-image value normalisation; must match the training stages",
+    Check::choice(stages::kNormalizations));
+}
+
+HeatmapsStage::HeatmapsStage(Options opts) : opts_(std::move(opts)) {
+  check_options(opts_, "[heatmaps]");
+  for (char c : opts_.tag)
+    DAUG_CHECK_AS(ConfigError, std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-',
+                  "[heatmaps].tag must be letters, digits, '_' or '-' (it names files), but got '", opts_.tag, "'");
+  DAUG_CHECK_AS(ConfigError, opts_.guidance.empty() || !opts_.classifier.empty(),
+                "[heatmaps].classifier must name the classifier table when guidance is set");
+}
+
+std::shared_ptr<Stage> HeatmapsStage::create(Options opts, BuildContext&) {
+  return std::make_shared<HeatmapsStage>(std::move(opts));
+}
+
+std::string HeatmapsStage::describe() const {
+  return fmt::format("heatmaps(target={}{}, L={}, encode={}, label={}, guidance={}, batch={})", opts_.direction,
+                     opts_.target, opts_.noise_level, opts_.encode, opts_.label,
+                     opts_.guidance.empty() ? "none" : opts_.guidance, opts_.batch_size);
+}
+
+std::vector<std::string> HeatmapsStage::depends_on() const {
+  std::vector<std::string> d{opts_.generator, opts_.composer, opts_.data};
+  for (const auto* s : {&opts_.guidance, &opts_.classifier, &opts_.diffusion_stage, &opts_.classifier_stage})
+    if (!s->empty() && (s != &opts_.classifier || !opts_.guidance.empty())) d.push_back(*s);
+  return d;
+}
+
+int64_t HeatmapsStage::target_index(const std::vector<std::string>& names, const std::string& target) {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == target) return static_cast<int64_t>(i);
+  throw ConfigError(fmt::format("[heatmaps].target '{}' is not a super-class of the classifier; valid: {}", target,
+                                fmt::join(names, ", ")));
+}
+
+namespace {
+
+void load_weights(Trainable& model, const std::filesystem::path& file, const std::string& what) {
+  DAUG_CHECK_AS(DataError, std::filesystem::exists(file), "heatmaps: the ", what, " weights ", file.string(),
+                " do not exist (did the upstream stage finish?)");
+  SafetensorsFile f = load_safetensors(file);
+  model.load_state(f.tensors);
+  log::info("heatmaps: loaded {} weights from {}", what, file.string());
+}
+
+}  // namespace
+
+void HeatmapsStage::run(StageContext& ctx) {
+  auto& build = ctx.build;
+  auto src = build.component<Source>(opts_.data);
+  auto gen = build.component<Generator>(opts_.generator);
+  auto composer = build.component<HeatmapComposer>(opts_.composer);
+  std::shared_ptr<Guidance> guidance;
+  std::shared_ptr<Classifier> clf;
+  int64_t target = 0;
+  if (!opts_.guidance.empty()) {
+    clf = build.component<Classifier>(opts_.classifier);
+    target = target_index(clf->class_names(), opts_.target);
+    // The Source's grouping must be the classifier's (the target name refers to both).
+    const auto& g = src->superclasses();
+    if (g.names != clf->class_names())
+      throw ConfigError(fmt::format("[{}] outputs [{}] but the super-classes of [{}] are [{}]", opts_.classifier,
+                                    fmt::join(clf->class_names(), ", "), opts_.data, fmt::join(g.names, ", ")));
+    guidance = build.component<Guidance>(opts_.guidance);
+  }
+  const int64_t T = gen->num_timesteps();
+  DAUG_CHECK_AS(ConfigError, opts_.noise_level < T, "[heatmaps].noise_level must be < T = ", T, ", but got ",
+                opts_.noise_level);
+
+  // Select the images: split, limit, then this process's shard.
+  std::vector<const Sample*> all = src->split(opts_.split);
+  if (opts_.limit > 0 && static_cast<int64_t>(all.size()) > opts_.limit) all.resize(static_cast<size_t>(opts_.limit));
+  std::vector<int64_t> mine = stages::shard_indices(static_cast<int64_t>(all.size()), ctx.shard_index, ctx.shard_count);
+  const int direction = opts_.direction == "-" ? -1 : +1;
+  auto npy_path = [&](const Sample& s) { return ctx.output_dir / stages::heatmap_file_name(s.id, direction, opts_.tag); };
+  std::vector<int64_t> todo;
+  for (int64_t i : mine)
+    if (!std::filesystem::exists(npy_path(*all[static_cast<size_t>(i)]))) todo.push_back(i);
+  const int64_t already = static_cast<int64_t>(mine.size() - todo.size());
+  log::info("heatmaps: {} images selected ('{}'), shard {}/{} owns {}, {} already done, {} to do; {}",
+            all.size(), opts_.split, ctx.shard_index, ctx.shard_count, mine.size(), already, todo.size(), describe());
+
+  if (!todo.empty()) {
+    if (!opts_.diffusion_stage.empty())
+      load_weights(*gen, ctx.input_dir(opts_.diffusion_stage) / (opts_.generator_weights + ".safetensors"),
+                   "generator");
+    if (clf && !opts_.classifier_stage.empty())
+      load_weights(*clf, ctx.input_dir(opts_.classifier_stage) / "model.safetensors", "classifier");
+  }
+  gen->set_training(false);
+  if (clf) clf->set_training(false);
+
+  const c10::Device dev(build.device());
+  const uint64_t seed = stages::resolve_seed(opts_.seed, build.seed());
+  stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
+  std::filesystem::create_directories(ctx.output_dir / "overlays");
+
+  at::NoGradGuard no_grad;
+  stages::Progress progress("heatmaps", static_cast<int64_t>(mine.size()), already, opts_.log_every_s, "img");
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t done = already, made = 0;
+  for (size_t s = 0; s < todo.size(); s += static_cast<size_t>(opts_.batch_size)) {
+    std::vector<int64_t> idx(todo.begin() + static_cast<std::ptrdiff_t>(s),
+                             todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), s + static_cast<size_t>(opts_.batch_size))));
+    std::vector<at::Tensor> xs;
+    for (int64_t i : idx) xs.push_back(stages::load_image(*all[static_cast<size_t>(i)], prep));
+    at::Tensor x0 = at::stack(xs).to(dev);
+    const int64_t b = x0.size(0);
+    at::manual_seed(stages::mix_seed(seed, static_cast<uint64_t>(idx.front())));
+
+    TranslateRequest req;
+    req.x0 = x0;
+    if (opts_.label >= 0) req.label = at::full({b}, opts_.label, at::TensorOptions().dtype(at::kLong).device(dev));
+    req.guidance = guidance.get();
+    req.target = at::full({b}, target, at::TensorOptions().dtype(at::kLong).device(dev));
+    req.direction = direction;
+    req.noise_level = opts_.noise_level;
+    req.encode = opts_.encode == "ddim" ? EncodeMode::ddim_inversion : EncodeMode::q_sample;
+    at::Tensor xhat = gen->translate(req);
+    DAUG_CHECK(xhat.sizes() == x0.sizes(), "[", opts_.generator, "] translate returned ", xhat.sizes(),
+               " for an input of ", x0.sizes());
+    at::Tensor heat = composer->compose(x0, {xhat}).to(at::kCPU).to(at::kFloat);
+    DAUG_CHECK(heat.dim() == 4 && heat.size(0) == b, "[", opts_.composer, "] must return [N,c,H,W] with N=", b,
+               ", but got ", heat.sizes());
+    at::Tensor x0c = x0.to(at::kCPU), xhatc = xhat.to(at::kCPU);
+    for (int64_t j = 0; j < b; ++j) {
+      const int64_t i = idx[static_cast<size_t>(j)];
+      const Sample& smp = *all[static_cast<size_t>(i)];
+      at::Tensor h = heat[j].size(0) == 1 ? heat[j][0] : heat[j];
+      if (i < opts_.overlays) {
+        std::string png = stages::heatmap_file_name(smp.id, direction, opts_.tag);
+        png.replace(png.size() - 4, 4, ".png");
+        data::save_png(ctx.output_dir / "overlays" / png,
+                       stages::overlay_panel(x0c[j], xhatc[j], heat[j][0]));
+      }
+      data::save_npy(npy_path(smp), h.contiguous());  // last: its existence marks the image as done
+    }
+    done += b;
+    made += b;
+    progress.update(done);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double rate = secs > 0 && made > 0 ? made / secs : 0.0;
+
+  if (ctx.shard_count == 1) {
+    std::string index = "id,split,file\n";
+    for (const Sample* s : all)
+      index += fmt::format("{},{},{}\n", s->id, s->split, stages::heatmap_file_name(s->id, direction, opts_.tag));
+    write_file_atomic(ctx.output_dir / "index.csv", index);
+  }
+  const std::string suffix = ctx.shard_count == 1 ? "" : fmt::format("_shard{}of{}", ctx.shard_index, ctx.shard_count);
+  std::string md = fmt::format(
+      "### heatmaps\n\n{} heatmaps `<id>_{}{}.npy` ({} selected, shard {}/{}): {} made now in {} ({:.3f} images/s, "
+      "{:.2f} s/image), {} found done. {}{}, L={}, label={}, image {}x{}x{}.\n",
+      mine.size(), opts_.direction, opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
+      stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, opts_.direction, opts_.target,
+      opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1], prep.shape[2]);
+  write_file_atomic(ctx.output_dir / ("summary" + suffix + ".md"), md);
+  write_file_atomic(ctx.output_dir / ("summary" + suffix + ".json"),
+                    fmt::format("{{\"images\": {}, \"made\": {}, \"found_done\": {}, \"seconds\": {}, "
+                                "\"images_per_s\": {}, \"shard\": \"{}/{}\"}}\n",
+                                mine.size(), made, already, stages::json_number(secs), stages::json_number(rate),
+                                ctx.shard_index, ctx.shard_count));
+  log::info("{}", md);
+}
+
+std::string HeatmapsStage::summary(const std::filesystem::path& output_dir) const {
+  std::string out = stages::read_text_if_exists(output_dir / "summary.md");
+  if (!out.empty()) return out;
+  for (const auto& e : std::filesystem::directory_iterator(output_dir))
+    if (e.path().filename().string().rfind("summary_shard", 0) == 0 && e.path().extension() == ".md")
+      out += stages::read_text_if_exists(e.path());
+  return out;
+}
+
+}  // namespace daug::plugins
+
+DAUG_REGISTER_PLUGIN(daug::Stage, "heatmaps", daug::plugins::HeatmapsStage,
+                     "DAug heatmaps: encode to L, guided decode toward +No Finding, |minmax(x) - minmax(x̂)| → .npy")

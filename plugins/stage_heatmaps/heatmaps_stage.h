@@ -1,0 +1,59 @@
+#pragma once
+/// Stage `heatmaps`: DAug's abnormality heatmaps. Each image is taken to noise level L (DDIM inversion by
+/// default), decoded with classifier guidance toward `target` (default "+No Finding", UNet label 1 = healthy),
+/// and composed into a heatmap (|minmax(x) − minmax(x̂)|); written as `<id>_<sign><tag>.npy` (float32 H×W, the
+/// authors' `_+nof.npy` naming) plus overlay PNGs. Batched, resumable, shardable (--shard k/N).
+#include <daug/options.h>
+#include <daug/stage.h>
+
+#include <cstdint>
+#include <string>
+
+namespace daug::plugins {
+
+struct HeatmapsOptions {
+  std::string generator = "generator";
+  std::string classifier = "classifier";
+  std::string guidance = "guidance";
+  std::string composer = "composer";
+  std::string data = "data";
+  std::string diffusion_stage = "train_diffusion";
+  std::string classifier_stage = "train_classifier";
+  std::string generator_weights = "ema";
+  std::string split = "all";
+  std::string encode = "ddim";
+  int64_t noise_level = 500;
+  std::string target = "No Finding";
+  std::string direction = "+";
+  int64_t label = 1;
+  std::string tag = "nof";
+  int64_t batch_size = 8;
+  int64_t overlays = 8;
+  int64_t limit = 0;
+  int64_t seed = -1;
+  double log_every_s = 10.0;
+  std::string resize_filter = "area";
+  std::string normalize = "minmax";
+
+  void visit(OptionVisitor& v);
+};
+
+class HeatmapsStage final : public Stage {
+ public:
+  using Options = HeatmapsOptions;
+  explicit HeatmapsStage(Options opts);
+  static std::shared_ptr<Stage> create(Options opts, BuildContext& ctx);
+
+  std::string describe() const override;
+  std::vector<std::string> depends_on() const override;
+  void run(StageContext& ctx) override;
+  std::string summary(const std::filesystem::path& output_dir) const override;
+
+  /// Index of `target` among the classifier outputs `names`; ConfigError listing the valid names otherwise.
+  static int64_t target_index(const std::vector<std::string>& names, const std::string& target);
+
+ private:
+  Options opts_;
+};
+
+}  // namespace daug::plugins

@@ -1,0 +1,230 @@
+// heatmaps stage: file naming, values against an independent recomputation, resume, shards, target errors,
+// weight loading from upstream stage directories.
+#include "heatmaps_stage.h"
+
+#include "../common/stages/testing/fakes.h"
+
+#include <daug/data/npy.h>
+#include <daug/stages/common.h>
+
+#include <set>
+
+using namespace daug;
+using namespace daug::plugins;
+using daug::stages::fakes::labels_with;
+
+namespace {
+
+struct ThreadsOne : ::testing::Environment {
+  void SetUp() override { at::set_num_threads(1); }
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ThreadsOne);
+
+struct Fixture {
+  daug::testing::TempDir images, out, upstream;
+  daug::testing::TestContext build;
+  std::shared_ptr<stages::fakes::FakeSource> src;
+  std::shared_ptr<stages::fakes::FakeGenerator> gen = std::make_shared<stages::fakes::FakeGenerator>();
+  std::shared_ptr<stages::fakes::FakeClassifier> clf = std::make_shared<stages::fakes::FakeClassifier>();
+  std::shared_ptr<stages::fakes::FakeGuidance> guid = std::make_shared<stages::fakes::FakeGuidance>(clf);
+
+  explicit Fixture(int n = 5) {
+    std::vector<std::tuple<std::string, std::string, std::vector<float>>> items;
+    const char* splits[] = {"train", "train", "val", "test", "test", "train", "test"};
+    for (int i = 0; i < n; ++i)
+      items.emplace_back("img" + std::to_string(i), splits[i % 7],
+                         i % 2 ? labels_with({"Cardiomegaly"}) : labels_with({"No Finding"}));
+    src = std::make_shared<stages::fakes::FakeSource>(images.path(), items);
+    build.add("data", src);
+    build.add("generator", gen);
+    build.add("classifier", clf);
+    build.add("guidance", guid);
+    build.add("composer", std::make_shared<stages::fakes::FakeComposer>());
+  }
+  StageContext ctx(int shard = 0, int count = 1) {
+    return StageContext{out.path(), [this](const std::string& t) { return upstream / t; }, build, shard, count, false};
+  }
+};
+
+HeatmapsOptions base_options() {
+  HeatmapsOptions o;
+  o.diffusion_stage = "";
+  o.classifier_stage = "";
+  o.batch_size = 2;
+  o.overlays = 2;
+  o.log_every_s = 1e9;
+  o.noise_level = 50;  // the fake generator has T = 100
+  return o;
+}
+
+}  // namespace
+
+TEST(HeatmapsStage, WritesAuthorsNamingWithIndependentlyRecomputedValues) {
+  Fixture f;
+  HeatmapsStage stage(base_options());
+  auto ctx = f.ctx();
+  stage.run(ctx);
+  stages::ImagePrep prep{{1, 8, 8}, "area", "minmax"};
+  for (const auto& s : f.src->samples()) {
+    auto file = f.out / (s.id + "_+nof.npy");
+    ASSERT_TRUE(std::filesystem::exists(file)) << file;
+    at::Tensor h = data::load_npy(file);
+    ASSERT_EQ(h.sizes(), (at::IntArrayRef{8, 8}));
+    EXPECT_EQ(h.scalar_type(), at::kFloat);
+    // x̂ = 1 − x + 0.1·∇log softmax[0]; heat = |minmax(x) − minmax(x̂)|, recomputed here without the stage.
+    at::Tensor x = stages::load_image(s, prep).unsqueeze(0);
+    at::Tensor t = at::full({1}, int64_t{50}, at::kLong);
+    at::Tensor g;
+    {
+      at::AutoGradMode on(true);
+      at::Tensor xv = x.detach().requires_grad_(true);
+      at::Tensor lp = at::log_softmax(f.clf->logits(xv, t), 1).select(1, 0).sum();
+      g = torch::autograd::grad({lp}, {xv})[0];
+    }
+    at::Tensor xhat = 1.0 - x + 0.1 * g;
+    at::Tensor expect = (data::minmax(x) - data::minmax(xhat)).abs()[0][0];
+    EXPECT_LT(daug::testing::max_abs_diff(h, expect), 1e-5) << s.id;
+  }
+  // Every request: target index 0 (No Finding), direction +1, label 1 (healthy), L = 50, DDIM inversion.
+  ASSERT_EQ(f.gen->requests.size(), 3u);  // 5 images in batches of 2
+  for (const auto& r : f.gen->requests) {
+    EXPECT_EQ(r.target.max().item<int64_t>(), 0);
+    EXPECT_EQ(r.direction, 1);
+    EXPECT_EQ(r.label.min().item<int64_t>(), 1);
+    EXPECT_EQ(r.noise_level, 50);
+    EXPECT_EQ(r.encode, EncodeMode::ddim_inversion);
+  }
+  EXPECT_FALSE(f.gen->training);
+  EXPECT_TRUE(std::filesystem::exists(f.out / "overlays" / "img0_+nof.png"));
+  EXPECT_TRUE(std::filesystem::exists(f.out / "overlays" / "img1_+nof.png"));
+  EXPECT_FALSE(std::filesystem::exists(f.out / "overlays" / "img2_+nof.png"));
+  EXPECT_NE(stage.summary(f.out.path()).find("5 heatmaps"), std::string::npos) << stage.summary(f.out.path());
+  EXPECT_NE(stages::read_text_if_exists(f.out / "index.csv").find("img3,test,img3_+nof.npy"), std::string::npos);
+}
+
+TEST(HeatmapsStage, ResumeSkipsFinishedImages) {
+  Fixture f;
+  at::Tensor sentinel = at::full({2, 2}, 42.0f);
+  data::save_npy(f.out / "img1_+nof.npy", sentinel);
+  data::save_npy(f.out / "img3_+nof.npy", sentinel);
+  HeatmapsStage stage(base_options());
+  auto ctx = f.ctx();
+  stage.run(ctx);
+  int64_t translated = 0;
+  for (int64_t b : f.gen->batch_sizes) translated += b;
+  EXPECT_EQ(translated, 3);  // img0, img2, img4
+  EXPECT_EQ(daug::testing::max_abs_diff(data::load_npy(f.out / "img1_+nof.npy"), sentinel), 0.0);
+  // A second run has nothing left to do.
+  f.gen->batch_sizes.clear();
+  stage.run(ctx);
+  EXPECT_TRUE(f.gen->batch_sizes.empty());
+}
+
+TEST(HeatmapsStage, ShardSelectsIndexModN) {
+  Fixture f(7);
+  HeatmapsStage stage(base_options());
+  auto ctx = f.ctx(1, 3);
+  stage.run(ctx);
+  std::set<std::string> written;
+  for (const auto& e : std::filesystem::directory_iterator(f.out.path()))
+    if (e.path().extension() == ".npy") written.insert(e.path().filename().string());
+  EXPECT_EQ(written, (std::set<std::string>{"img1_+nof.npy", "img4_+nof.npy"}));
+  EXPECT_TRUE(std::filesystem::exists(f.out / "summary_shard1of3.md"));
+}
+
+TEST(HeatmapsStage, SplitDirectionTagAndUnconditionalLabel) {
+  Fixture f;
+  auto o = base_options();
+  o.split = "test";
+  o.direction = "-";
+  o.tag = "car";
+  o.target = "Enlarged Cardiomediastinum+Cardiomegaly";
+  o.label = -1;
+  o.encode = "qsample";
+  auto names = f.clf->class_names();
+  o.target = names.at(1);
+  HeatmapsStage stage(o);
+  auto ctx = f.ctx();
+  stage.run(ctx);
+  EXPECT_TRUE(std::filesystem::exists(f.out / "img3_-car.npy"));
+  EXPECT_TRUE(std::filesystem::exists(f.out / "img4_-car.npy"));
+  EXPECT_FALSE(std::filesystem::exists(f.out / "img0_-car.npy"));
+  ASSERT_FALSE(f.gen->requests.empty());
+  EXPECT_FALSE(f.gen->requests[0].label.defined());
+  EXPECT_EQ(f.gen->requests[0].direction, -1);
+  EXPECT_EQ(f.gen->requests[0].target[0].item<int64_t>(), 1);
+  EXPECT_EQ(f.gen->requests[0].encode, EncodeMode::q_sample);
+  EXPECT_EQ(f.guid->directions.at(0), -1);
+}
+
+TEST(HeatmapsStage, UnknownTargetListsTheValidSuperClasses) {
+  Fixture f;
+  auto o = base_options();
+  o.target = "Cardiomegally";
+  HeatmapsStage stage(o);
+  auto ctx = f.ctx();
+  daug::testing::expect_error_contains([&] { stage.run(ctx); },
+                                 {"'Cardiomegally'", "valid:", "No Finding", "Support Devices"});
+}
+
+TEST(HeatmapsStage, BadTagAndGuidanceWithoutClassifierAreConfigErrors) {
+  auto o = base_options();
+  o.tag = "a/b";
+  daug::testing::expect_error_contains([&] { HeatmapsStage s(o); }, {"[heatmaps].tag", "a/b"});
+  o = base_options();
+  o.classifier = "";
+  daug::testing::expect_error_contains([&] { HeatmapsStage s(o); }, {"[heatmaps].classifier"});
+  o = base_options();
+  o.direction = "up";
+  daug::testing::expect_error_contains([&] { HeatmapsStage s(o); }, {"direction", "up"});
+}
+
+TEST(HeatmapsStage, LoadsTrainedWeightsFromUpstreamStages) {
+  Fixture f;
+  std::filesystem::create_directories(f.upstream / "train_diffusion");
+  std::filesystem::create_directories(f.upstream / "train_classifier");
+  save_safetensors(f.upstream / "train_diffusion" / "ema.safetensors",
+                   {{"a", at::full({2}, 3.0f)}, {"b", at::full({1}, -1.0f)}});
+  save_safetensors(f.upstream / "train_classifier" / "model.safetensors",
+                   {{"w", at::full({7}, 2.0f)}, {"c", at::arange(7, at::kFloat)}});
+  auto o = base_options();
+  o.diffusion_stage = "train_diffusion";
+  o.classifier_stage = "train_classifier";
+  o.limit = 1;
+  HeatmapsStage stage(o);
+  auto ctx = f.ctx();
+  stage.run(ctx);
+  EXPECT_EQ(f.gen->a_[0].item<float>(), 3.0f);
+  EXPECT_EQ(f.clf->c_[6].item<float>(), 6.0f);
+  EXPECT_TRUE(std::filesystem::exists(f.out / "img0_+nof.npy"));
+  EXPECT_FALSE(std::filesystem::exists(f.out / "img1_+nof.npy"));  // limit = 1
+
+  // Missing upstream weights: a DataError naming the file.
+  Fixture g;
+  auto o2 = base_options();
+  o2.diffusion_stage = "nowhere";
+  HeatmapsStage s2(o2);
+  auto ctx2 = g.ctx();
+  daug::testing::expect_error_contains([&] { s2.run(ctx2); }, {"nowhere", "ema.safetensors", "do not exist"});
+}
+
+TEST(HeatmapsStage, DependsOnEveryTableThatShapesTheOutput) {
+  HeatmapsStage stage(HeatmapsOptions{});
+  auto d = stage.depends_on();
+  std::set<std::string> got(d.begin(), d.end());
+  EXPECT_EQ(got, (std::set<std::string>{"generator", "classifier", "guidance", "composer", "data", "train_diffusion",
+                                        "train_classifier"}));
+  HeatmapsOptions unguided;
+  unguided.guidance = "";
+  auto d2 = HeatmapsStage(unguided).depends_on();
+  EXPECT_EQ(std::count(d2.begin(), d2.end(), "classifier"), 0);
+}
+
+TEST(HeatmapsStage, NoiseLevelMustBeBelowT) {
+  Fixture f;
+  auto o = base_options();
+  o.noise_level = 100;
+  HeatmapsStage stage(o);
+  auto ctx = f.ctx();
+  daug::testing::expect_error_contains([&] { stage.run(ctx); }, {"noise_level must be < T = 100", "100"});
+}

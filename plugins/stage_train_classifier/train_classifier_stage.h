@@ -1,0 +1,57 @@
+#pragma once
+/// Stage `train_classifier`: trains the noise-aware Classifier on x_t = q_sample(x0, t, ε), t ~ U{0..T−1},
+/// with BCE-with-logits and pos_weight = #neg/#pos per super-class (released DAug classifier_train2.py), then
+/// reports per-super-class AP on the test split with noisy inputs (paper Table 4 protocol).
+#include <daug/options.h>
+#include <daug/stage.h>
+
+#include <cstdint>
+#include <string>
+
+namespace daug::plugins {
+
+struct TrainClassifierOptions {
+  std::string classifier = "classifier";
+  std::string generator = "generator";
+  std::string data = "data";
+  std::string train_split = "train";
+  std::string eval_split = "test";
+  int64_t batch_size = 48;
+  int64_t epochs = 15;
+  int64_t steps = 0;
+  double lr = 1e-4;
+  double weight_decay = 0.0;
+  bool anneal_lr = true;
+  bool pos_weight = true;
+  int64_t max_t = 0;
+  int64_t checkpoint_every = 1000;
+  bool resume = true;
+  int64_t seed = -1;
+  double log_every_s = 10.0;
+  std::string resize_filter = "area";
+  std::string normalize = "minmax";
+  bool cache_images = true;
+  int64_t eval_batch_size = 32;
+  bool eval_clean = true;
+
+  void visit(OptionVisitor& v);
+};
+
+class TrainClassifierStage final : public Stage {
+ public:
+  using Options = TrainClassifierOptions;
+  explicit TrainClassifierStage(Options opts);
+  static std::shared_ptr<Stage> create(Options opts, BuildContext& ctx);
+
+  std::string describe() const override;
+  std::vector<std::string> depends_on() const override;
+  void run(StageContext& ctx) override;
+  std::string summary(const std::filesystem::path& output_dir) const override;
+
+  const Options& options() const { return opts_; }
+
+ private:
+  Options opts_;
+};
+
+}  // namespace daug::plugins

@@ -1,0 +1,148 @@
+// train_classifier stage: end to end on tiny in-code components; pos_weight on a hand-made label set; resume;
+// class-name mismatch errors; AP report.
+#include "train_classifier_stage.h"
+
+#include "../common/stages/testing/fakes.h"
+
+#include <daug/stages/common.h>
+
+using namespace daug;
+using namespace daug::plugins;
+using daug::stages::fakes::labels_with;
+
+namespace {
+
+struct ThreadsOne : ::testing::Environment {
+  void SetUp() override { at::set_num_threads(1); }
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ThreadsOne);
+
+struct Fixture {
+  daug::testing::TempDir images, out;
+  daug::testing::TestContext build;
+  std::shared_ptr<stages::fakes::FakeSource> src;
+  std::shared_ptr<stages::fakes::FakeGenerator> gen = std::make_shared<stages::fakes::FakeGenerator>();
+  std::shared_ptr<stages::fakes::FakeClassifier> clf;
+
+  explicit Fixture(std::shared_ptr<stages::fakes::FakeClassifier> c = std::make_shared<stages::fakes::FakeClassifier>())
+      : clf(std::move(c)) {
+    // Train: 6 images. Super-classes: No Finding 3/6 → pos_weight 1; ECM+Cardiomegaly 2/6 (Cardiomegaly, and
+    // ECM) → 2; Lung Lesion 1/6 → 5; Atelectasis+Pneumothorax 1/6 → 5; others 0 positives → 1 (neutral).
+    src = std::make_shared<stages::fakes::FakeSource>(
+        images.path(),
+        std::vector<std::tuple<std::string, std::string, std::vector<float>>>{
+            {"a", "train", labels_with({"No Finding"})},
+            {"b", "train", labels_with({"No Finding"})},
+            {"c", "train", labels_with({"No Finding", "Fracture"})},
+            {"d", "train", labels_with({"Cardiomegaly", "Lung Lesion"})},
+            {"e", "train", labels_with({"Enlarged Cardiomediastinum", "Cardiomegaly"})},
+            {"f", "train", labels_with({"Pneumothorax", "Lung Opacity"})},
+            {"g", "test", labels_with({"No Finding"})},
+            {"h", "test", labels_with({"Cardiomegaly"})},
+            {"i", "test", labels_with({"No Finding"})},
+        });
+    build.add("data", src);
+    build.add("generator", gen);
+    build.add("classifier", clf);
+  }
+  StageContext ctx() {
+    return StageContext{out.path(), [](const std::string& t) -> std::filesystem::path {
+                          throw ConfigError("no upstream " + t);
+                        },
+                        build, 0, 1, false};
+  }
+};
+
+TrainClassifierOptions small() {
+  TrainClassifierOptions o;
+  o.steps = 4;
+  o.batch_size = 3;
+  o.lr = 0.05;
+  o.checkpoint_every = 2;
+  o.log_every_s = 1e9;
+  o.eval_batch_size = 2;
+  return o;
+}
+
+}  // namespace
+
+TEST(TrainClassifierStage, TrainsSavesAndReportsAp) {
+  Fixture f;
+  TrainClassifierStage stage(small());
+  auto ctx = f.ctx();
+  at::Tensor before = f.clf->w_.detach().clone();
+  stage.run(ctx);
+  EXPECT_GT(daug::testing::max_abs_diff(before, f.clf->w_.detach()), 0.0);
+  EXPECT_TRUE(std::filesystem::exists(f.out / "model.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(f.out / "checkpoint.safetensors"));
+  EXPECT_EQ(stages::read_losses(f.out / "losses.csv").size(), 4u);
+  auto saved = load_safetensors(f.out / "model.safetensors");
+  EXPECT_EQ(daug::testing::max_abs_diff(saved.tensors.at(0).second, f.clf->w_.detach()), 0.0);
+
+  std::string json = stages::read_text_if_exists(f.out / "eval.json");
+  // pos_weight = #neg/#pos on the training split, in the released grouping's order.
+  EXPECT_NE(json.find("\"pos_weight\": [1, 2, 5, 1, 5, 1, 1]"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"split\": \"test\", \"images\": 3"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"name\": \"No Finding\", \"positives\": 2"), std::string::npos) << json;
+  // Classes without test positives have no AP (null), not 0.
+  EXPECT_NE(json.find("\"name\": \"Lung Lesion\", \"positives\": 0, \"ap\": null"), std::string::npos) << json;
+  std::string md = stage.summary(f.out.path());
+  EXPECT_NE(md.find("| No Finding | 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("Table 4"), std::string::npos);
+}
+
+TEST(TrainClassifierStage, RerunResumesAtTheFinalStep) {
+  Fixture f;
+  TrainClassifierStage stage(small());
+  auto ctx = f.ctx();
+  stage.run(ctx);
+  at::Tensor w = f.clf->w_.detach().clone();
+  Fixture g;  // fresh classifier, same output dir contents
+  std::filesystem::copy(f.out.path(), g.out.path(), std::filesystem::copy_options::recursive |
+                                                         std::filesystem::copy_options::overwrite_existing);
+  auto ctx2 = g.ctx();
+  stage.run(ctx2);
+  EXPECT_EQ(daug::testing::max_abs_diff(w, g.clf->w_.detach()), 0.0);  // restored, no extra steps
+  EXPECT_NE(stage.summary(g.out.path()).find("resumed at step 4"), std::string::npos);
+  EXPECT_EQ(stages::read_losses(g.out / "losses.csv").size(), 4u);
+}
+
+TEST(TrainClassifierStage, WithoutPosWeightTheLossIsPlainBce) {
+  // At initialisation all logits are −0.001·t, so the first loss is computable by hand only for BCE without
+  // pos_weight; with pos_weight the positive terms are scaled. Compare first losses.
+  Fixture f1, f2;
+  auto o = small();
+  o.steps = 1;
+  o.eval_split = "";
+  o.pos_weight = false;
+  TrainClassifierStage plain(o);
+  auto c1 = f1.ctx();
+  plain.run(c1);
+  o.pos_weight = true;
+  TrainClassifierStage weighted(o);
+  auto c2 = f2.ctx();
+  weighted.run(c2);
+  double l_plain = stages::read_losses(f1.out / "losses.csv").at(0);
+  double l_weighted = stages::read_losses(f2.out / "losses.csv").at(0);
+  // logit z = −0.001·t ∈ (−0.1, 0]: per-element BCE lies in [log(1+e^−0.1), log(1+e^0.1)] for either target.
+  EXPECT_GT(l_plain, std::log1p(std::exp(-0.1)) - 1e-6);
+  EXPECT_LT(l_plain, std::log1p(std::exp(0.1)) + 1e-6);
+  EXPECT_GT(l_weighted, l_plain);  // pos_weights ≥ 1 and some > 1
+  EXPECT_FALSE(std::filesystem::exists(f1.out / "summary.md") &&
+               stages::read_text_if_exists(f1.out / "summary.md").find("AP per") != std::string::npos);
+}
+
+TEST(TrainClassifierStage, ClassifierOutputsMustMatchTheGrouping) {
+  Fixture f(std::make_shared<stages::fakes::FakeClassifier>(std::vector<std::string>{"healthy", "sick"}));
+  TrainClassifierStage stage(small());
+  auto ctx = f.ctx();
+  daug::testing::expect_error_contains([&] { stage.run(ctx); }, {"[classifier] outputs [healthy, sick]", "No Finding"});
+}
+
+TEST(TrainClassifierStage, OptionsAreChecked) {
+  auto o = small();
+  o.resize_filter = "lanczos";
+  daug::testing::expect_error_contains([&] { TrainClassifierStage s(o); }, {"resize_filter", "lanczos"});
+  EXPECT_EQ(TrainClassifierStage(small()).depends_on(),
+            (std::vector<std::string>{"classifier", "generator", "data"}));
+}

@@ -1,0 +1,161 @@
+// Stage `train_diffusion` (see train_diffusion_stage.h and README.md).
+#include "train_diffusion_stage.h"
+
+#include <daug/checkpoint.h>
+#include <daug/error.h>
+#include <daug/generator.h>
+#include <daug/labels.h>
+#include <daug/log.h>
+#include <daug/register.h>
+#include <daug/source.h>
+#include <daug/stages/common.h>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace daug::plugins {
+
+void TrainDiffusionOptions::visit(OptionVisitor& v) {
+  v("generator", generator, "config table of the Generator to train", Check::required_non_empty());
+  v("data", data, "config table of the Source", Check::required_non_empty());
+  v("train_split", train_split, "split(s) to train on (never the test split: REFERENCE §11.11)",
+    Check::required_non_empty());
+  v("label_source", label_source,
+    "class label of the UNet: superclass = indicator of super-class label_class (released sampler's y=1 healthy), "
+    "chexpert = raw CheXpert class label_class (NaN → 0), none = unconditional",
+    Check::choice({"superclass", "chexpert", "none"}));
+  v("label_class", label_class, "class whose indicator is the label (default: No Finding, so 1 = healthy)");
+  v("batch_size", batch_size, "images per optimizer step (released: 2 per GPU × 8)", Check::at_least(1));
+  v("epochs", epochs, "epochs over the training split when steps = 0", Check::at_least(0));
+  v("steps", steps, "optimizer steps; > 0 overrides epochs", Check::at_least(0));
+  v("lr", lr, "AdamW learning rate (released: 1e-4)", Check::greater_than(0));
+  v("weight_decay", weight_decay, "AdamW weight decay (released: 0)", Check::at_least(0));
+  v("anneal_lr", anneal_lr, "anneal the learning rate linearly to 0 (guided-diffusion lr_anneal_steps; released: off)");
+  v("ema_rate", ema_rate, "EMA rate of the weights (guided-diffusion: 0.9999); 0 = no EMA", Check::range(0, 0.999999999));
+  v("checkpoint_every", checkpoint_every, "steps between checkpoints (0 = only at the end)", Check::at_least(0));
+  v("resume", resume, "resume from <output_dir>/checkpoint.safetensors if present");
+  v("seed", seed, "seed of batches, t and noise (-1 = the run seed)", Check::at_least(-1));
+  v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0));
+  v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape",
+    Check::choice(stages::kResizeFilters));
+  v("normalize", normalize, "per-image value normalisation (minmax = [0,1] as the released code)",
+    Check::choice(stages::kNormalizations));
+  v("cache_images", cache_images, "keep prepared images in memory (1 MiB each at 512²)");
+}
+
+TrainDiffusionStage::TrainDiffusionStage(Options opts) : opts_(std::move(opts)) {
+  check_options(opts_, "[train_diffusion]");
+  if (opts_.label_source == "chexpert" && chexpert_index(opts_.label_class) < 0) {
+    std::string valid;
+    for (const char* c : kChexpertClasses) valid += std::string(valid.empty() ? "" : ", ") + c;
+    throw ConfigError("[train_diffusion].label_class '" + opts_.label_class +
+                      "' is not a CheXpert class; valid: " + valid);
+  }
+}
+
+std::shared_ptr<Stage> TrainDiffusionStage::create(Options opts, BuildContext&) {
+  return std::make_shared<TrainDiffusionStage>(std::move(opts));
+}
+
+std::string TrainDiffusionStage::describe() const {
+  return fmt::format("train_diffusion(generator={}, {}, batch={}, lr={}, ema={}, label={}:{})", opts_.generator,
+                     opts_.steps > 0 ? fmt::format("steps={}", opts_.steps) : fmt::format("epochs={}", opts_.epochs),
+                     opts_.batch_size, opts_.lr, opts_.ema_rate, opts_.label_source, opts_.label_class);
+}
+
+std::vector<std::string> TrainDiffusionStage::depends_on() const { return {opts_.generator, opts_.data}; }
+
+int64_t TrainDiffusionStage::label_of(const Sample& s, const Options& o, const SuperClassGrouping& g) {
+  if (o.label_source == "none") return -1;
+  if (o.label_source == "chexpert") {
+    int i = chexpert_index(o.label_class);
+    DAUG_CHECK_AS(ConfigError, i >= 0, "[train_diffusion].label_class '", o.label_class, "' is not a CheXpert class");
+    DAUG_CHECK_AS(DataError, s.labels.size() == kChexpertClasses.size(), "sample ", s.id, " has ", s.labels.size(),
+                  " labels, expected ", kChexpertClasses.size());
+    float v = s.labels[static_cast<size_t>(i)];
+    return std::isfinite(v) && v > 0.5f ? 1 : 0;
+  }
+  int j = g.index_of(o.label_class, "[train_diffusion].label_class");
+  return g.pool(s.labels)[static_cast<size_t>(j)] > 0.5f ? 1 : 0;
+}
+
+void TrainDiffusionStage::run(StageContext& ctx) {
+  auto& build = ctx.build;
+  auto src = build.component<Source>(opts_.data);
+  auto gen = build.component<Generator>(opts_.generator);
+  const c10::Device dev(build.device());
+  const uint64_t seed = stages::resolve_seed(opts_.seed, build.seed());
+
+  std::vector<const Sample*> train = src->split(opts_.train_split);
+  std::vector<int64_t> labels;
+  int64_t ones = 0;
+  for (const Sample* s : train) {
+    labels.push_back(label_of(*s, opts_, src->superclasses()));
+    if (labels.back() == 1) ++ones;
+  }
+  const bool conditional = opts_.label_source != "none";
+  if (conditional)
+    log::info("train_diffusion: label = indicator of '{}' ({}): {} of {} training images have label 1",
+              opts_.label_class, opts_.label_source, ones, train.size());
+  at::Tensor label_all = at::tensor(labels, at::kLong);
+
+  stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
+  stages::ImageBatcher batcher(train, prep, opts_.cache_images);
+
+  stages::TrainLoopOptions lo;
+  lo.what = "train_diffusion";
+  lo.dataset_size = static_cast<int64_t>(train.size());
+  lo.batch_size = opts_.batch_size;
+  lo.epochs = opts_.epochs;
+  lo.steps = opts_.steps;
+  lo.lr = opts_.lr;
+  lo.weight_decay = opts_.weight_decay;
+  lo.anneal_lr = opts_.anneal_lr;
+  lo.ema_rate = opts_.ema_rate;
+  lo.checkpoint_every = opts_.checkpoint_every;
+  lo.resume = opts_.resume;
+  lo.seed = seed;
+  lo.log_every_s = opts_.log_every_s;
+  log::info("train_diffusion: {} training images, {} steps of batch {}, image {}x{}x{}, EMA {}, device {}",
+            train.size(), stages::total_steps(lo), std::min<int64_t>(opts_.batch_size, lo.dataset_size),
+            prep.shape[0], prep.shape[1], prep.shape[2], opts_.ema_rate, build.device());
+
+  auto res = stages::train_loop(*gen, lo, ctx.output_dir, [&](const std::vector<int64_t>& idx, int64_t) {
+    at::Tensor x0 = batcher.batch(idx, dev);
+    at::Tensor y = conditional ? label_all.index_select(0, at::tensor(idx, at::kLong)).to(dev) : at::Tensor();
+    return gen->training_loss(x0, y);
+  });
+  std::map<std::string, std::string> meta{{"stage", "train_diffusion"},
+                                          {"steps", std::to_string(res.total_steps)},
+                                          {"label", opts_.label_source + ":" + opts_.label_class}};
+  save_safetensors(ctx.output_dir / "model.safetensors", res.final_state, meta);
+  meta["ema_rate"] = fmt::format("{}", opts_.ema_rate);
+  save_safetensors(ctx.output_dir / "ema.safetensors", opts_.ema_rate > 0 ? res.final_ema : res.final_state, meta);
+
+  std::string md = fmt::format(
+      "### train_diffusion\n\n{} steps (batch {}), {} training images ({} labelled 1 = '{}'); loss first {:.4f}, "
+      "last {:.4f}, mean of last 10% {:.4f}; {:.2f} steps/s this run{}. EMA rate {}.\n",
+      res.total_steps, std::min<int64_t>(opts_.batch_size, lo.dataset_size), train.size(), ones, opts_.label_class,
+      res.first_loss, res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
+      res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "", opts_.ema_rate);
+  write_file_atomic(ctx.output_dir / "summary.md", md);
+  write_file_atomic(ctx.output_dir / "train.json",
+                    fmt::format("{{\n  \"stage\": \"train_diffusion\",\n  \"steps\": {},\n  \"train_images\": {},\n"
+                                "  \"label_ones\": {},\n  \"loss_first\": {},\n  \"loss_last\": {},\n"
+                                "  \"loss_last10pct\": {},\n  \"ema_rate\": {}\n}}\n",
+                                res.total_steps, train.size(), ones, stages::json_number(res.first_loss),
+                                stages::json_number(res.last_loss), stages::json_number(res.mean_last_loss),
+                                opts_.ema_rate));
+  log::info("{}", md);
+}
+
+std::string TrainDiffusionStage::summary(const std::filesystem::path& output_dir) const {
+  return stages::read_text_if_exists(output_dir / "summary.md");
+}
+
+}  // namespace daug::plugins
+
+DAUG_REGISTER_PLUGIN(daug::Stage, "train_diffusion", daug::plugins::TrainDiffusionStage,
+                     "trains the diffusion Generator (its training_loss, No-Finding label, AdamW, EMA)")
