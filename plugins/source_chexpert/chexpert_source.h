@@ -1,0 +1,46 @@
+#pragma once
+/// `chexpert` Source: CheXpert (Irvin et al., AAAI 2019) train.csv / valid.csv layout:
+/// Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,...,Support Devices.
+#include <daug/data/source_util.h>
+#include <daug/options.h>
+#include <daug/source.h>
+
+#include <memory>
+#include <string>
+
+namespace daug {
+class BuildContext;
+}
+
+namespace daug::plugins {
+
+struct ChexpertSourceOptions {
+  data::SourceCommonOptions common;
+  data::LabelPolicyOptions labels;
+  std::string train_csv = "train.csv";  ///< relative to root; "" = no train split
+  std::string val_csv = "valid.csv";    ///< relative to root; "" = no val split
+  std::string test_csv;                 ///< relative to root; "" = no test split
+  std::string image_root;               ///< `Path` is relative to this; "" = see README (root or its parent)
+  bool frontal_only = true;             ///< keep Frontal/Lateral == "Frontal" only
+  std::vector<std::string> views;       ///< keep only these AP/PA values (e.g. ["PA","AP"]); empty = all
+
+  void visit(OptionVisitor& v);
+};
+
+class ChexpertSource final : public Source {
+ public:
+  using Options = ChexpertSourceOptions;
+  explicit ChexpertSource(Options options);
+  static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
+
+  const std::vector<Sample>& samples() const override { return samples_; }
+  const SuperClassGrouping& superclasses() const override { return grouping_; }
+  std::string describe() const override;
+
+ private:
+  Options options_;
+  SuperClassGrouping grouping_;
+  std::vector<Sample> samples_;
+};
+
+}  // namespace daug::plugins
