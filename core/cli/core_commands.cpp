@@ -4,6 +4,7 @@
 #include <daug/core/config_loader.h>
 #include <daug/core/pipeline.h>
 #include <daug/core/plugin_loader.h>
+#include <daug/core/sweep.h>
 #include <daug/error.h>
 
 #include <boost/program_options.hpp>
@@ -117,14 +118,72 @@ int run_cmd(const std::vector<std::string>& args) {
       throw ConfigError("--shard must look like k/N (e.g. 0/4), but got '" + s + "'");
     }
   }
-  auto doc = core::load_config(vm["file"].as<std::string>(), sets);
+  const std::string file = vm["file"].as<std::string>();
+  auto doc = core::load_config(file, sets);
   auto loader = make_loader();
+  if (doc->root.get("sweep")) {  // a sweep: run every variant and write one comparison table
+    auto variants = core::expand_sweep(*doc, std::filesystem::path(file).stem().string());
+    for (auto& v : variants) v.overrides.insert(v.overrides.begin(), sets.begin(), sets.end());
+    auto out = std::filesystem::path("runs") / ("sweep_" + std::filesystem::path(file).stem().string());
+    std::cout << core::run_variants(loader, variants, out, opts, {});
+    std::cout << fmt::format("comparison: {}/comparison.{{md,csv,json}}\n", out.string());
+    return 0;
+  }
   auto result = core::run_pipeline(loader, doc, sets, opts);
   if (!result.summary.empty()) std::cout << "\n" << result.summary;
   std::cout << fmt::format("run directory: {}\n", result.run_dir.string());
   return 0;
 }
 DAUG_CLI_COMMAND("run", "run the stages a config lists (cached, resumable)", run_cmd);
+
+int ablate_cmd(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "daug ablate CONFIG_OR_DIR... [--set key=value ...] [--out DIR] [--columns SUBSTRING ...]\n"
+      "Runs each config (a directory means every *.toml in it, sorted) and writes one comparison table");
+  desc.add_options()("help,h", "show help")("configs", po::value<std::vector<std::string>>(), "config files or dirs")(
+      "set", po::value<std::vector<std::string>>()->composing(), "override applied to every variant")(
+      "out", po::value<std::string>(), "output directory (default runs/ablation_<first name>)")(
+      "columns", po::value<std::vector<std::string>>()->composing(),
+      "keep only metric columns containing one of these substrings");
+  po::positional_options_description pos;
+  pos.add("configs", -1);
+  auto vm = parse(args, desc, pos);
+  if (vm.count("help") || !vm.count("configs")) {
+    std::cout << desc;
+    return vm.count("help") ? 0 : 2;
+  }
+  std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  std::vector<std::filesystem::path> files;
+  for (const auto& c : vm["configs"].as<std::vector<std::string>>()) {
+    if (std::filesystem::is_directory(c)) {
+      std::vector<std::filesystem::path> in_dir;
+      for (const auto& e : std::filesystem::directory_iterator(c))
+        if (e.path().extension() == ".toml") in_dir.push_back(e.path());
+      std::sort(in_dir.begin(), in_dir.end());
+      if (in_dir.empty()) throw ConfigError("daug ablate: directory '" + c + "' holds no .toml files");
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
+    } else {
+      files.emplace_back(c);
+    }
+  }
+  auto loader = make_loader();
+  std::vector<core::Variant> variants;
+  for (const auto& f : files) {  // load all first: a broken config fails before anything runs
+    auto doc = core::load_config(f, sets);
+    for (auto& v : core::expand_sweep(*doc, f.stem().string())) {
+      if (v.name != f.stem().string()) v.name = f.stem().string() + "[" + v.name + "]";
+      v.overrides.insert(v.overrides.begin(), sets.begin(), sets.end());
+      variants.push_back(std::move(v));
+    }
+  }
+  auto out = vm.count("out") ? std::filesystem::path(vm["out"].as<std::string>())
+                             : std::filesystem::path("runs") / ("ablation_" + files.front().parent_path().filename().string());
+  std::vector<std::string> cols = vm.count("columns") ? vm["columns"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  std::cout << core::run_variants(loader, variants, out, core::RunOptions{}, cols);
+  std::cout << fmt::format("comparison: {}/comparison.{{md,csv,json}}\n", out.string());
+  return 0;
+}
+DAUG_CLI_COMMAND("ablate", "run several configs (an ablation set) and write one comparison table", ablate_cmd);
 
 }  // namespace
 }  // namespace daug::cli
