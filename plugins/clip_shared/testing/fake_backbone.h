@@ -31,6 +31,7 @@ class FakeBackbone final : public Backbone {
     DAUG_CHECK(pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == size_ && pixels.size(3) == size_,
                "fake backbone expects [N,3,", size_, ",", size_, "], but got ", pixels.sizes());
     ++image_calls;
+    DAUG_CHECK(fail_after_images < 0 || image_calls <= fail_after_images, "fake backbone: injected failure");
     auto p = at::adaptive_avg_pool2d(pixels, {4, 4}).flatten(1);
     return img_->forward(p);
   }
@@ -71,6 +72,7 @@ class FakeBackbone final : public Backbone {
 
   bool training = true;
   int image_calls = 0, text_calls = 0;
+  int fail_after_images = -1;  ///< throw on the call after this many (simulates a crash)
   torch::nn::Linear img_{nullptr};
   torch::nn::Embedding emb_{nullptr};
   torch::nn::Linear txt_{nullptr};

@@ -1,0 +1,161 @@
+#include "train_clip_stage.h"
+
+#include "clip_common.h"
+#include "test_support.h"
+#include "testing/fake_backbone.h"
+#include "testing/fake_source.h"
+
+#include <daug/checkpoint.h>
+#include <daug/error.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+using namespace daug;
+using daug::testing::expect_error_contains;
+
+namespace {
+
+// Test doubles with the real math (the real plugins live in other MODULE libraries; each exports the same
+// manifest symbol, so they cannot be linked into one test binary). End-to-end runs: configs/smoke/clip_nih.toml.
+struct Channel0Composer final : HeatmapComposer {
+  at::Tensor compose(const at::Tensor& image, const std::vector<at::Tensor>& maps) override {
+    auto out = image.clone();
+    out.select(1, 0).copy_((clip::minmax_uint8(maps.at(0)).squeeze(1) - clip::kClipMean[0]) / clip::kClipStd[0]);
+    return out;
+  }
+  std::string describe() const override { return "channel0"; }
+};
+struct HybridLoss final : Criterion {
+  CriterionOutput compute(const CriterionInput& in) override {
+    auto s = at::scalar_tensor(std::exp(4.602));
+    auto a = clip::clip_loss(in.image_emb, in.text_emb, s), b = clip::class_bce_loss(in.image_emb, in.class_emb, in.labels, s);
+    return {0.7 * a + 0.3 * b, {{"clip", a.item<double>()}, {"i2c_bce", b.item<double>()}}};
+  }
+  bool needs_class_embeddings() const override { return true; }
+  std::string describe() const override { return "hybrid"; }
+};
+
+struct Fixture {
+  daug::testing::TempDir tmp;
+  std::shared_ptr<daug::testing::FakeSource> src;
+  std::filesystem::path heat_dir;
+  Fixture() {
+    at::set_num_threads(1);
+    at::manual_seed(7);
+    src = std::make_shared<daug::testing::FakeSource>(tmp / "images", 12, 4);
+    heat_dir = tmp / "heatmaps";
+  }
+  std::shared_ptr<plugins::TrainClipStage> stage(std::shared_ptr<Backbone> bb, plugins::TrainClipOptions o,
+                                                  bool with_composer = true) {
+    std::shared_ptr<HeatmapComposer> comp;
+    if (with_composer) comp = std::make_shared<Channel0Composer>();
+    else o.composer = "";
+    auto crit = std::make_shared<HybridLoss>();
+    return std::make_shared<plugins::TrainClipStage>(o, src, bb, crit, comp, "cpu", 0);
+  }
+  void run(plugins::TrainClipStage& st, const std::filesystem::path& out, bool strict = false) {
+    std::filesystem::create_directories(out);
+    daug::testing::TestContext bctx;
+    StageContext ctx{out, [&](const std::string& t) {
+                       EXPECT_EQ(t, "heatmaps");
+                       return heat_dir;
+                     },
+                     bctx};
+    ctx.strict = strict;
+    st.run(ctx);
+  }
+  static plugins::TrainClipOptions small() {
+    plugins::TrainClipOptions o;
+    o.epochs = 2;
+    o.batch_size = 4;
+    o.lr = 1e-2;
+    o.warmup_steps = 1;
+    o.checkpoint_every = 1;
+    return o;
+  }
+};
+
+std::string read(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST(TrainClip, TrainsWritesCheckpointAndLosses) {
+  Fixture f;
+  f.src->write_heatmaps(f.heat_dir);
+  auto bb = std::make_shared<daug::testing::FakeBackbone>();
+  auto before = bb->img_->weight.clone();
+  auto st = f.stage(bb, Fixture::small());
+  EXPECT_EQ(st->depends_on(), (std::vector<std::string>{"data", "backbone", "criterion", "composer", "heatmaps"}));
+  f.run(*st, f.tmp / "out");
+  // train+val = 8 images, batch 4, drop_last → 2 steps/epoch × 2 epochs
+  auto csv = read(f.tmp / "out" / "losses.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5) << csv;
+  EXPECT_EQ(csv.rfind("step,epoch,lr,loss,grad_norm,clip,i2c_bce", 0), 0u) << csv;
+  EXPECT_NE(csv.find("\n0,0,0.000000e+00,"), std::string::npos) << csv;  // HF schedule: the first update has lr 0
+  auto ck = load_safetensors(f.tmp / "out" / "checkpoint.safetensors");
+  EXPECT_EQ(ck.metadata.at("step"), "4");
+  EXPECT_EQ(ck.metadata.at("complete"), "true");
+  EXPECT_NE(ck.metadata.at("prompts").find("A chest-xray image of lung opacity\""), std::string::npos);
+  bool has_model = false;
+  for (auto& [k, t] : ck.tensors) has_model |= k == "model.visual.proj.weight";
+  EXPECT_TRUE(has_model);
+  EXPECT_GT((bb->img_->weight - before).abs().max().item<double>(), 0.0);
+  EXPECT_NE(st->summary(f.tmp / "out").find("4 steps"), std::string::npos);
+}
+
+TEST(TrainClip, ResumeAfterCrashMatchesUninterruptedRun) {
+  Fixture f;
+  f.src->write_heatmaps(f.heat_dir);
+  auto a = std::make_shared<daug::testing::FakeBackbone>();
+  f.run(*f.stage(a, Fixture::small()), f.tmp / "a");
+
+  auto b1 = std::make_shared<daug::testing::FakeBackbone>();
+  b1->fail_after_images = 2;  // crashes during step 3
+  EXPECT_THROW(f.run(*f.stage(b1, Fixture::small()), f.tmp / "b"), daug::Error);
+  EXPECT_EQ(load_safetensors(f.tmp / "b" / "checkpoint.safetensors").metadata.at("step"), "2");
+  auto b2 = std::make_shared<daug::testing::FakeBackbone>();  // fresh process: same init, resumes at step 2
+  f.run(*f.stage(b2, Fixture::small()), f.tmp / "b");
+  EXPECT_EQ(b2->image_calls, 2);  // only steps 3 and 4 ran
+  EXPECT_LT((a->img_->weight - b2->img_->weight).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((a->emb_->weight - b2->emb_->weight).abs().max().item<double>(), 1e-6);
+  EXPECT_EQ(read(f.tmp / "a" / "losses.csv"), read(f.tmp / "b" / "losses.csv"));
+}
+
+TEST(TrainClip, MissingHeatmapsAreReportedOrSkipped) {
+  Fixture f;
+  f.src->write_heatmaps(f.heat_dir, "_+nof.npy", {"img0", "img2"});
+  auto bb = std::make_shared<daug::testing::FakeBackbone>();
+  expect_error_contains([&] { f.run(*f.stage(bb, Fixture::small()), f.tmp / "o1"); },
+                        {"2 of 8 images have no heatmap", "img0_+nof.npy", "on_missing_heatmap"});
+  auto o = Fixture::small();
+  o.heatmaps.on_missing_heatmap = "skip";
+  f.run(*f.stage(bb, o), f.tmp / "o2");  // 6 images left → 1 step/epoch
+  EXPECT_EQ(load_safetensors(f.tmp / "o2" / "checkpoint.safetensors").metadata.at("step"), "2");
+  expect_error_contains([&] { f.run(*f.stage(bb, o), f.tmp / "o3", /*strict=*/true); }, {"--strict"});
+}
+
+TEST(TrainClip, BaselineNeedsNoHeatmapsAndRejectsTinySplits) {
+  Fixture f;  // no heatmaps written at all
+  auto bb = std::make_shared<daug::testing::FakeBackbone>();
+  auto o = Fixture::small();
+  o.epochs = 1;
+  auto st = f.stage(bb, o, /*with_composer=*/false);
+  EXPECT_EQ(st->depends_on(), (std::vector<std::string>{"data", "backbone", "criterion"}));
+  f.run(*st, f.tmp / "base");
+  EXPECT_EQ(load_safetensors(f.tmp / "base" / "checkpoint.safetensors").metadata.at("composer"), "none");
+  o.batch_size = 64;
+  expect_error_contains([&] { f.run(*f.stage(bb, o, false), f.tmp / "x"); },
+                        {"8 usable images, fewer than batch_size = 64"});
+  o.prompts = {"only one"};
+  expect_error_contains([&] { f.stage(bb, o, false); }, {"14 class prompts"});
+}
