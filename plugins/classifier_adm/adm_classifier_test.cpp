@@ -1,0 +1,104 @@
+// classifier_adm: super-classes from the data source, released parameter count, shapes, gradients, checkpoints.
+#include "adm_classifier.h"
+
+#include <daug/checkpoint.h>
+#include <daug/error.h>
+#include <daug/source.h>
+
+#include "test_support.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+using daug::plugins::AdmClassifier;
+using daug::plugins::AdmClassifierOptions;
+using daug::testing::expect_error_contains;
+using daug::testing::max_abs_diff;
+
+namespace {
+
+struct Threads {
+  Threads() { at::set_num_threads(1); }
+} threads_once;
+
+struct FakeSource : daug::Source {
+  std::vector<daug::Sample> s;
+  daug::SuperClassGrouping g = daug::SuperClassGrouping::released();
+  const std::vector<daug::Sample>& samples() const override { return s; }
+  const daug::SuperClassGrouping& superclasses() const override { return g; }
+  std::string describe() const override { return "fake"; }
+};
+
+AdmClassifierOptions tiny() {
+  AdmClassifierOptions o;
+  o.preset = "tiny";
+  return o;
+}
+
+}  // namespace
+
+TEST(AdmClassifier, OutputsTheSourceSuperClasses) {
+  daug::testing::TestContext ctx;
+  ctx.add("data", std::make_shared<FakeSource>());
+  auto clf = AdmClassifier::create(tiny(), ctx);
+  auto names = clf->class_names();
+  ASSERT_EQ(names.size(), 7u);
+  EXPECT_EQ(names[0], "No Finding");
+  at::manual_seed(0);
+  at::Tensor x = at::rand({3, 1, 32, 32});
+  at::Tensor logits = clf->logits(x, at::tensor(std::vector<int64_t>{0, 500, 999}));
+  EXPECT_EQ(logits.sizes(), (at::IntArrayRef{3, 7}));
+  EXPECT_EQ(logits.scalar_type(), at::kFloat);
+  // differentiable w.r.t. x_t
+  at::Tensor xg = x.clone().set_requires_grad(true);
+  clf->logits(xg, at::tensor(std::vector<int64_t>{1, 2, 3})).select(1, 2).sum().backward();
+  EXPECT_GT(xg.grad().abs().sum().item<double>(), 0.0);
+  // the timestep matters (timestep-conditioned) once the zero-initialised ResBlock output convs are trained
+  at::NoGradGuard ng;
+  for (const auto& [k, v] : clf->state()) {
+    at::Tensor p = v;
+    if (k.find("out_layers.3") != std::string::npos) p.normal_(0, 0.05);
+  }
+  EXPECT_GT(max_abs_diff(clf->logits(x, at::full({3}, 10, at::kLong)), clf->logits(x, at::full({3}, 900, at::kLong))),
+            0.0);
+}
+
+TEST(AdmClassifier, ReleasedConfigurationHas5410247Parameters) {
+  daug::testing::TestContext ctx;
+  ctx.add("data", std::make_shared<FakeSource>());
+  AdmClassifierOptions o;  // defaults = released daug512, K = 7 from the grouping
+  auto clf = AdmClassifier::create(o, ctx);
+  EXPECT_EQ(std::static_pointer_cast<AdmClassifier>(clf)->num_parameters(), 5410247);
+}
+
+TEST(AdmClassifier, ErrorsNameTheProblem) {
+  daug::testing::TestContext ctx;
+  auto o = tiny();
+  o.data = "dataset";
+  expect_error_contains([&] { AdmClassifier::create(o, ctx); }, {"dataset"});
+  AdmClassifier clf(tiny(), {"a", "b"}, "cpu");
+  expect_error_contains([&] { clf.logits(at::rand({2, 1, 64, 64}), at::zeros({2}, at::kLong)); },
+                        {"[N, 1, 32, 32]", "[2, 1, 64, 64]"});
+  expect_error_contains([&] { clf.logits(at::rand({2, 1, 32, 32}), at::zeros({3}, at::kLong)); }, {"t must be [2]"});
+  EXPECT_THROW(AdmClassifier(tiny(), {"only"}, "cpu"), daug::ConfigError);
+  auto bad = tiny();
+  bad.width = 48;
+  expect_error_contains([&] { AdmClassifier(bad, {"a", "b"}, "cpu"); }, {"[classifier]", "GroupNorm32"});
+}
+
+TEST(AdmClassifier, CheckpointRoundTripAndShapeMismatch) {
+  daug::testing::TempDir dir;
+  at::manual_seed(1);
+  AdmClassifier a(tiny(), {"a", "b", "c"}, "cpu");
+  daug::save_safetensors(dir / "clf.safetensors", a.state());
+  at::manual_seed(2);
+  AdmClassifier b(tiny(), {"a", "b", "c"}, "cpu");
+  at::Tensor x = at::rand({2, 1, 32, 32}), t = at::tensor(std::vector<int64_t>{3, 300});
+  at::NoGradGuard ng;
+  EXPECT_GT(max_abs_diff(a.logits(x, t), b.logits(x, t)), 0.0);
+  b.load_state(daug::load_safetensors(dir / "clf.safetensors").tensors);
+  EXPECT_EQ(max_abs_diff(a.logits(x, t), b.logits(x, t)), 0.0);
+  AdmClassifier seven(tiny(), {"1", "2", "3", "4", "5", "6", "7"}, "cpu");
+  expect_error_contains([&] { seven.load_state(a.state()); }, {"out.2.c_proj.weight", "[3, 64, 1]", "[7, 64, 1]"});
+}
