@@ -1,0 +1,56 @@
+#pragma once
+/// `mimic_cxr` Source: MIMIC-CXR-JPG v2.0.0 (files/pXX/pSUBJECT/sSTUDY/DICOM.jpg with the chexpert/negbio, split
+/// and metadata CSVs) plus MIMIC-CXR report text (files/pXX/pSUBJECT/sSTUDY.txt).
+#include "mimic_report.h"
+
+#include <daug/data/source_util.h>
+#include <daug/options.h>
+#include <daug/source.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace daug {
+class BuildContext;
+}
+
+namespace daug::plugins {
+
+struct MimicSourceOptions {
+  data::SourceCommonOptions common;
+  data::LabelPolicyOptions labels;
+  std::string labeler = "chexpert";  ///< mimic-cxr-2.0.0-<labeler>.csv: chexpert | negbio
+  std::string labels_csv;            ///< overrides the labeler file (same columns), e.g. VisualCheXbert labels
+  std::string split_csv = "mimic-cxr-2.0.0-split.csv";
+  std::string metadata_csv = "mimic-cxr-2.0.0-metadata.csv";
+  std::string images_dir = "files";
+  std::vector<std::string> views = {"PA", "AP"};  ///< ViewPosition filter; empty = all
+  std::string items = "image";                    ///< image | study (one image per study, first by `views` order)
+  std::string reports = "required";               ///< required | optional | none
+  std::string reports_root;                       ///< folder holding files/pXX/...; "" = root
+  std::string report_text = "findings_impression";  ///< findings_impression | impression
+
+  void visit(OptionVisitor& v);
+};
+
+class MimicSource final : public Source {
+ public:
+  using Options = MimicSourceOptions;
+  explicit MimicSource(Options options);
+  static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
+
+  const std::vector<Sample>& samples() const override { return samples_; }
+  const SuperClassGrouping& superclasses() const override { return grouping_; }
+  std::string describe() const override;
+
+ private:
+  Options options_;
+  SuperClassGrouping grouping_;
+  std::vector<Sample> samples_;
+};
+
+/// files/p10/p10000032/s50414267 (no extension) for subject 10000032, study 50414267.
+std::string mimic_study_dir(const std::string& subject_id, const std::string& study_id);
+
+}  // namespace daug::plugins
