@@ -1,0 +1,285 @@
+#include "evaluate_stage.h"
+
+#include "clip_common.h"
+#include "clip_metrics.h"
+
+#include <daug/build_context.h>
+#include <daug/checkpoint.h>
+#include <daug/error.h>
+#include <daug/labels.h>
+#include <daug/log.h>
+#include <daug/register.h>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <tuple>
+#include <sstream>
+
+namespace daug::plugins {
+
+void EvaluateOptions::visit(OptionVisitor& v) {
+  v("data", data, "Source table", Check::required_non_empty());
+  v("backbone", backbone, "Backbone table", Check::required_non_empty());
+  v("composer", composer, "HeatmapComposer table (must match training); \"\" = plain image");
+  clip::visit_heatmap_options(v, heatmaps);
+  v("train_stage", train_stage, "stage whose checkpoint.safetensors is evaluated; \"\" = the backbone as built "
+    "(zero-shot)");
+  v("checkpoint", checkpoint, "explicit checkpoint file (train_clip format); overrides train_stage");
+  v("gallery_split", gallery_split, "retrieval gallery (released: train+val)", Check::required_non_empty());
+  v("query_split", query_split, "queries and classification set (released: test)", Check::required_non_empty());
+  v("k", k, "K values of mAP@K (paper: 5)", Check::at_least(1));
+  v("ap", ap, "\"released\": AP = mean_j j/p_j over the hits in the top K (0 with none); \"standard\": divide by "
+    "min(K, #relevant in the gallery)", Check::choice({"released", "standard"}));
+  v("prompts", prompts, "14 class prompts; [] = those stored in the checkpoint, else the released prompts");
+  v("class_logit_scale", class_logit_scale, "classification probs = sigmoid(exp(this)·cos(image, prompt)) "
+    "(released 4.602)");
+  v("auc_input", auc_input, "scores ranked by the AUC: \"logit\" (exact, double) or \"sigmoid_f32\" (float32 "
+    "probabilities as released; saturation ties at 1.0 lower the AUC)", Check::choice({"logit", "sigmoid_f32"}));
+  v("missing_labels", missing_labels, "NaN labels: \"negative\" (released) or \"exclude\" (left out of that "
+    "class's AUC; never relevant in retrieval)", Check::choice({"negative", "exclude"}));
+  v("batch_size", batch_size, "embedding batch size", Check::at_least(1));
+  v("examples", examples, "retrieval examples written to retrieval_examples.json (for the report)",
+    Check::at_least(0));
+}
+
+EvaluateStage::EvaluateStage(Options opts, std::shared_ptr<Source> data, std::shared_ptr<Backbone> backbone,
+                             std::shared_ptr<HeatmapComposer> composer, std::string device)
+    : opts_(std::move(opts)),
+      data_(std::move(data)),
+      backbone_(std::move(backbone)),
+      composer_(std::move(composer)),
+      device_(std::move(device)) {
+  clip::parse_ap_kind(opts_.ap);
+  DAUG_CHECK_AS(ConfigError, !opts_.k.empty(), "[evaluate].k must list at least one K");
+  DAUG_CHECK_AS(ConfigError, opts_.prompts.empty() || opts_.prompts.size() == 14,
+                "[evaluate].prompts must be empty or hold 14 prompts, but got ", opts_.prompts.size());
+}
+
+std::shared_ptr<Stage> EvaluateStage::create(Options opts, BuildContext& ctx) {
+  auto data = ctx.component<Source>(opts.data);
+  auto backbone = ctx.component<Backbone>(opts.backbone);
+  std::shared_ptr<HeatmapComposer> composer;
+  if (!opts.composer.empty()) composer = ctx.component<HeatmapComposer>(opts.composer);
+  return std::make_shared<EvaluateStage>(std::move(opts), data, backbone, composer, ctx.device());
+}
+
+std::vector<std::string> EvaluateStage::depends_on() const {
+  std::vector<std::string> d = {opts_.data, opts_.backbone};
+  if (!opts_.composer.empty()) d.push_back(opts_.composer);
+  if (clip::uses_heatmap_stage(opts_.heatmaps, composer_.get())) d.push_back(opts_.heatmaps.heatmaps_stage);
+  if (opts_.checkpoint.empty() && !opts_.train_stage.empty()) d.push_back(opts_.train_stage);
+  return d;
+}
+
+namespace {
+
+std::vector<std::string> label_names(const std::vector<float>& labels) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < labels.size() && i < kChexpertClasses.size(); ++i)
+    if (!std::isnan(labels[i]) && labels[i] > 0.5f) out.emplace_back(kChexpertClasses[i]);
+  return out;
+}
+
+at::Tensor embed_images(Backbone& bb, const std::vector<const Sample*>& items, HeatmapComposer* composer,
+                        const clip::HeatmapSpec& spec, const at::Device& dev, int64_t bs, const char* what) {
+  std::vector<at::Tensor> out;
+  for (size_t s = 0; s < items.size(); s += static_cast<size_t>(bs)) {
+    std::vector<const Sample*> batch(items.begin() + static_cast<std::ptrdiff_t>(s),
+                                     items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), s + bs)));
+    out.push_back(clip::l2_normalize(bb.encode_image(clip::clip_batch(batch, bb.image_size(), composer, spec, dev)))
+                      .to(at::kFloat).cpu());
+    if ((s / bs) % 20 == 19) log::info("[evaluate] embedded {}/{} {} images", s + batch.size(), items.size(), what);
+  }
+  return at::cat(out, 0);
+}
+
+at::Tensor embed_texts(Backbone& bb, const std::vector<std::string>& texts, const at::Device& dev, int64_t bs) {
+  std::vector<at::Tensor> out;
+  for (size_t s = 0; s < texts.size(); s += static_cast<size_t>(bs)) {
+    std::vector<std::string> batch(texts.begin() + static_cast<std::ptrdiff_t>(s),
+                                   texts.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), s + bs)));
+    out.push_back(clip::l2_normalize(bb.encode_text(bb.tokenize(batch).to(dev))).to(at::kFloat).cpu());
+  }
+  return at::cat(out, 0);
+}
+
+nlohmann::json row_json(const clip::ClassRow& r) {
+  nlohmann::json j;
+  for (size_t i = 0; i < r.values.size(); ++i) {
+    nlohmann::json c;
+    c["value"] = std::isnan(r.values[i]) ? nlohmann::json(nullptr) : nlohmann::json(r.values[i]);
+    c["support"] = r.support[i];
+    if (!r.na[i].empty()) c["na"] = r.na[i];
+    j["classes"][kChexpertClasses[i]] = c;
+  }
+  j["Avg"] = std::isnan(r.avg) ? nlohmann::json(nullptr) : nlohmann::json(r.avg);
+  j["wAvg"] = std::isnan(r.wavg) ? nlohmann::json(nullptr) : nlohmann::json(r.wavg);
+  return j;
+}
+
+}  // namespace
+
+void EvaluateStage::run(StageContext& ctx) {
+  const std::string where = "[evaluate]";
+  const at::Device dev(device_);
+  const auto kind = clip::parse_ap_kind(opts_.ap);
+
+  // 1. Weights and prompts.
+  std::filesystem::path ckpt;
+  if (!opts_.checkpoint.empty()) ckpt = opts_.checkpoint;
+  else if (!opts_.train_stage.empty()) ckpt = ctx.input_dir(opts_.train_stage) / clip::kCheckpointFile;
+  std::vector<std::string> prompts = opts_.prompts;
+  std::string weights = "the backbone as built (no fine-tuning checkpoint)";
+  if (!ckpt.empty()) {
+    DAUG_CHECK_AS(DataError, std::filesystem::exists(ckpt), where, ": checkpoint ", ckpt.string(),
+                  " does not exist (run the training stage first, or set checkpoint)");
+    auto file = load_safetensors(ckpt);
+    NamedTensors model;
+    for (auto& [k, t] : file.tensors)
+      if (k.rfind(clip::kModelPrefix, 0) == 0) model.emplace_back(k.substr(std::strlen(clip::kModelPrefix)), t);
+    DAUG_CHECK_AS(DataError, !model.empty(), ckpt.string(), ": no '", clip::kModelPrefix,
+                  "*' tensors; this is not a train_clip checkpoint");
+    backbone_->load_state(model);
+    auto it = file.metadata.find("prompts");
+    if (prompts.empty() && it != file.metadata.end())
+      prompts = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    auto st = file.metadata.find("step");
+    weights = fmt::format("{} (step {})", ckpt.string(), st == file.metadata.end() ? "?" : st->second);
+  }
+  if (prompts.empty()) prompts = clip::released_prompts();
+  DAUG_CHECK_AS(DataError, prompts.size() == 14, where, ": need 14 class prompts, but got ", prompts.size());
+
+  // 2. Data.
+  auto gallery = data_->split(opts_.gallery_split);
+  auto queries = data_->split(opts_.query_split);
+  auto spec = clip::resolve_heatmaps(opts_.heatmaps, composer_.get(), ctx, where);
+  gallery = clip::require_heatmaps(gallery, spec, opts_.heatmaps.on_missing_heatmap, ctx.strict, where + " gallery");
+  queries = clip::require_heatmaps(queries, spec, opts_.heatmaps.on_missing_heatmap, ctx.strict, where + " queries");
+  clip::require_reports(queries, where + " queries");
+  const int64_t kmax = *std::max_element(opts_.k.begin(), opts_.k.end());
+  DAUG_CHECK_AS(DataError, kmax <= static_cast<int64_t>(gallery.size()), where, ": K = ", kmax,
+                " exceeds the gallery size ", gallery.size());
+  log::info("{} gallery {} images ({}), queries {} ({}), weights: {}", where, gallery.size(), opts_.gallery_split,
+            queries.size(), opts_.query_split, weights);
+
+  // 3. Embeddings.
+  backbone_->set_training(false);
+  at::NoGradGuard no_grad;
+  auto g_img = embed_images(*backbone_, gallery, composer_.get(), spec, dev, opts_.batch_size, "gallery");
+  auto q_img = embed_images(*backbone_, queries, composer_.get(), spec, dev, opts_.batch_size, "query");
+  std::vector<std::string> reports;
+  for (const auto* s : queries) reports.push_back(s->report);
+  auto q_txt = embed_texts(*backbone_, reports, dev, opts_.batch_size);
+  auto cls = embed_texts(*backbone_, prompts, dev, opts_.batch_size);
+
+  // 4. Labels (NaN → negative for retrieval; kept NaN for AUC with missing_labels = "exclude").
+  std::vector<const std::vector<float>*> gl_v, ql_v;
+  for (const auto* s : gallery) gl_v.push_back(&s->labels);
+  for (const auto* s : queries) ql_v.push_back(&s->labels);
+  auto gl = clip::labels_tensor(gl_v);
+  auto ql = clip::labels_tensor(ql_v);
+  auto ql_auc = ql.clone();
+  if (opts_.missing_labels == "exclude")
+    for (size_t i = 0; i < queries.size(); ++i)
+      for (size_t c = 0; c < queries[i]->labels.size(); ++c)
+        if (std::isnan(queries[i]->labels[c])) ql_auc[static_cast<int64_t>(i)][static_cast<int64_t>(c)] = NAN;
+
+  // 5. Metrics.
+  std::vector<clip::ClassRow> rows;
+  std::map<int64_t, std::pair<at::Tensor, at::Tensor>> topk;
+  for (auto k : opts_.k) {
+    auto r2i = clip::topk_indices(q_txt, g_img, k);
+    auto i2i = clip::topk_indices(q_img, g_img, k);
+    topk[k] = {r2i, i2i};
+    rows.push_back(clip::retrieval_map(r2i, ql, gl, kind, fmt::format("R→I mAP@{}", k)));
+    rows.push_back(clip::retrieval_map(i2i, ql, gl, kind, fmt::format("I→I mAP@{}", k)));
+  }
+  auto logits = q_img.to(at::kDouble).mm(cls.to(at::kDouble).t()) * std::exp(opts_.class_logit_scale);
+  auto scores = opts_.auc_input == "logit" ? logits : at::sigmoid(logits.to(at::kFloat)).to(at::kDouble);
+  rows.push_back(clip::classification_auc(scores, ql_auc, "AUC"));
+
+  std::vector<std::string> names(kChexpertClasses.begin(), kChexpertClasses.end());
+  const std::string md_table = clip::markdown_table(rows, names);
+  const std::string csv = clip::csv_table(rows, names);
+  nlohmann::json tables, metrics;
+  for (const auto& r : rows) {
+    tables[r.metric] = row_json(r);
+    std::string key = r.metric;
+    for (const char* from : {"R→I mAP@", "I→I mAP@"})
+      if (key.rfind(from, 0) == 0) key = (from[0] == 'R' ? "r2i_map@" : "i2i_map@") + key.substr(std::strlen(from));
+    if (key == "AUC") key = "auc";
+    metrics[key]["Avg"] = tables[r.metric]["Avg"];
+    metrics[key]["wAvg"] = tables[r.metric]["wAvg"];
+  }
+  bool generated = false;
+  for (const auto* s : queries) generated |= s->report_generated;
+  tables["_info"] = {{"gallery", gallery.size()}, {"queries", queries.size()}, {"ap", opts_.ap},
+                     {"weights", weights}, {"reports_generated_from_labels", generated},
+                     {"gallery_split", opts_.gallery_split}, {"query_split", opts_.query_split}};
+
+  // 6. Retrieval examples for the report: evenly spaced test queries, their top results by report and by image.
+  nlohmann::json ex = nlohmann::json::array();
+  const int64_t kex = std::min<int64_t>(std::max<int64_t>(kmax, 5), static_cast<int64_t>(gallery.size()));
+  auto r2i_ex = clip::topk_indices(q_txt, g_img, kex);
+  auto i2i_ex = clip::topk_indices(q_img, g_img, kex);
+  const auto nq = static_cast<int64_t>(queries.size());
+  const int64_t nex = std::min<int64_t>(opts_.examples, nq);
+  for (int64_t e = 0; e < nex; ++e) {
+    const int64_t q = e * nq / nex;
+    const auto& s = *queries[static_cast<size_t>(q)];
+    nlohmann::json j = {{"id", s.id}, {"image", s.image.string()}, {"report", s.report},
+                        {"report_generated", s.report_generated}, {"labels", label_names(s.labels)}};
+    for (auto [key, idx, qemb] : {std::tuple{"by_report", r2i_ex, q_txt}, std::tuple{"by_image", i2i_ex, q_img}}) {
+      nlohmann::json hits = nlohmann::json::array();
+      for (int64_t r = 0; r < kex; ++r) {
+        const auto gi = idx[q][r].item<int64_t>();
+        const auto& g = *gallery[static_cast<size_t>(gi)];
+        const double score = qemb[q].dot(g_img[gi]).item<double>();
+        auto shared = label_names(g.labels);
+        hits.push_back({{"id", g.id}, {"image", g.image.string()}, {"labels", shared}, {"score", score}});
+      }
+      j[key] = hits;
+    }
+    ex.push_back(j);
+  }
+
+  std::string md = fmt::format(
+      "### evaluate\n\nQueries: {} {} images/reports; gallery: {} {} images; AP: {}; weights: {}.\n\n{}", queries.size(),
+      opts_.query_split, gallery.size(), opts_.gallery_split, opts_.ap, weights, md_table);
+  md += fmt::format("\nR→I: test report → gallery images; I→I: test image → gallery images; AUC: sigmoid(s·cos(image, "
+                    "class prompt)) per class (ranked by {}). Avg = mean over classes, wAvg = weighted by #positive "
+                    "queries (retrieval) or #positives (AUC).\n", opts_.auc_input);
+  if (generated)
+    md += "\nNote: the reports of this dataset are generated from its labels (NIH ChestX-ray14 has no report text), so "
+          "report→image retrieval measures label matching, not free-text understanding.\n";
+  write_file_atomic(ctx.output_dir / "tables.md", md);
+  write_file_atomic(ctx.output_dir / "tables.csv", csv);
+  write_file_atomic(ctx.output_dir / "tables.json", tables.dump(2));
+  write_file_atomic(ctx.output_dir / "metrics.json", metrics.dump(2));
+  write_file_atomic(ctx.output_dir / "retrieval_examples.json", ex.dump(2));
+  log::info("{} done:\n{}", where, md_table);
+}
+
+std::string EvaluateStage::summary(const std::filesystem::path& output_dir) const {
+  std::ifstream in(output_dir / "tables.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string EvaluateStage::describe() const {
+  return fmt::format("evaluate(k={}, ap={}, gallery={}, queries={})", opts_.k, opts_.ap, opts_.gallery_split,
+                     opts_.query_split);
+}
+
+}  // namespace daug::plugins
+
+DAUG_REGISTER_PLUGIN(daug::Stage, "evaluate", daug::plugins::EvaluateStage,
+                     "DAug evaluation: report→image and image→image mAP@K, classification AUC; Markdown/CSV/JSON tables")
