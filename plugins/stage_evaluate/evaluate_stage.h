@@ -19,7 +19,7 @@ namespace daug::plugins {
 struct EvaluateOptions {
   std::string data = "data";
   std::string backbone = "backbone";
-  std::string composer = "composer";
+  std::string composer = "clip_composer";
   clip::HeatmapOptions heatmaps;
   std::string train_stage = "train_clip";  ///< stage whose checkpoint.safetensors is evaluated ("" = none)
   std::string checkpoint;                  ///< explicit checkpoint file; wins over train_stage

@@ -20,7 +20,7 @@ struct TrainClipOptions {
   std::string data = "data";            ///< Source table
   std::string backbone = "backbone";    ///< Backbone table
   std::string criterion = "criterion";  ///< Criterion table
-  std::string composer = "composer";    ///< HeatmapComposer table ("" = plain image, no composer)
+  std::string composer = "clip_composer";  ///< HeatmapComposer table ("" = plain image, no composer)
   clip::HeatmapOptions heatmaps;
   std::string split = "train+val";
   std::vector<std::string> prompts;     ///< empty = the 14 released prompts (set in the constructor)

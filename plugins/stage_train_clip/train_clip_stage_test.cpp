@@ -95,7 +95,7 @@ TEST(TrainClip, TrainsWritesCheckpointAndLosses) {
   auto bb = std::make_shared<daug::testing::FakeBackbone>();
   auto before = bb->img_->weight.clone();
   auto st = f.stage(bb, Fixture::small());
-  EXPECT_EQ(st->depends_on(), (std::vector<std::string>{"data", "backbone", "criterion", "composer", "heatmaps"}));
+  EXPECT_EQ(st->depends_on(), (std::vector<std::string>{"data", "backbone", "criterion", "clip_composer", "heatmaps"}));
   f.run(*st, f.tmp / "out");
   // train+val = 8 images, batch 4, drop_last → 2 steps/epoch × 2 epochs
   auto csv = read(f.tmp / "out" / "losses.csv");
