@@ -1,0 +1,140 @@
+// `daug embed` end to end: runs the real CLI binary on a config that loads a tiny clip_vit from a daug
+// checkpoint, and compares its .npy outputs with the same model in-process. Preprocessing is checked with
+// constant-colour images, whose CLIP-normalised pixels are known in closed form ((v/255 − mean)/std).
+#include "clip_vit.h"
+
+#include <daug/checkpoint.h>
+#include <daug/data/image.h>
+#include <daug/data/npy.h>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <test_support.h>
+#include <torch/utils.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+namespace daug::plugins::clip {
+namespace {
+
+struct CliResult {
+  int code = -1;
+  std::string output;
+};
+
+CliResult run_cli(const std::string& args) {
+  const std::string cmd = std::string("OMP_NUM_THREADS=1 '") + DAUG_CLI_BINARY + "' --plugin-path '" +
+                          DAUG_TEST_PLUGIN_DIR + "' " + args + " 2>&1";
+  CliResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+class ClipEmbedCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    at::set_num_threads(1);
+    torch::manual_seed(3);
+    ClipVitOptions o;
+    o.preset = "tiny";
+    o.image_size = 32;
+    o.context_length = 16;
+    o.vocab = DAUG_CLIP_VOCAB_FILE;
+    source_ = std::make_unique<ClipVit>(o, "cpu");
+    source_->set_training(false);
+    save_safetensors(dir_ / "tiny.safetensors", source_->state());
+    testing::write_text(dir_ / "embed.toml",
+                        "[run]\ndevice = \"cpu\"\n\n[backbone]\nplugin = \"clip_vit\"\npreset = \"tiny\"\n"
+                        "image_size = 32\ncontext_length = 16\nweights = \"" +
+                            (dir_ / "tiny.safetensors").string() + "\"\n");
+  }
+  std::string cfg() const { return "'" + (dir_ / "embed.toml").string() + "'"; }
+
+  testing::TempDir dir_;
+  std::unique_ptr<ClipVit> source_;
+};
+
+TEST_F(ClipEmbedCli, WritesEmbeddingsEqualToTheModelInProcess) {
+  // A 40x50 RGB image of colour (128, 64, 200)/255 and a 20x20 gray image of 51/255.
+  at::Tensor rgb = at::empty({3, 40, 50});
+  rgb[0].fill_(128 / 255.0);
+  rgb[1].fill_(64 / 255.0);
+  rgb[2].fill_(200 / 255.0);
+  data::save_png(dir_ / "rgb.png", rgb);
+  data::save_png(dir_ / "gray.png", at::full({1, 20, 20}, 51 / 255.0));
+  const auto out = dir_ / "out";
+  CliResult r = run_cli("embed " + cfg() + " --images '" + (dir_ / "rgb.png").string() + "' '" +
+                        (dir_ / "gray.png").string() +
+                        "' --texts 'a photo of a cat' 'No acute cardiopulmonary process.' --out '" + out.string() + "'");
+  ASSERT_EQ(r.code, 0) << r.output;
+
+  const double mean[3] = {0.48145466, 0.4578275, 0.40821073}, stdv[3] = {0.26862954, 0.26130258, 0.27577711};
+  at::Tensor px = at::empty({2, 3, 32, 32});
+  const double values[2][3] = {{128, 64, 200}, {51, 51, 51}};
+  for (int i = 0; i < 2; ++i)
+    for (int c = 0; c < 3; ++c) px[i][c].fill_((values[i][c] / 255.0 - mean[c]) / stdv[c]);
+  at::NoGradGuard ng;
+  at::Tensor want_img = source_->encode_image(px);
+  at::Tensor tokens = source_->tokenize({"a photo of a cat", "No acute cardiopulmonary process."});
+  at::Tensor want_txt = source_->encode_text(tokens);
+
+  at::Tensor img = data::load_npy(out / "image_embeds.npy");
+  at::Tensor img_n = data::load_npy(out / "image_embeds_norm.npy");
+  at::Tensor txt = data::load_npy(out / "text_embeds.npy");
+  at::Tensor txt_n = data::load_npy(out / "text_embeds_norm.npy");
+  at::Tensor tok = data::load_npy(out / "tokens.npy");
+  ASSERT_EQ(img.sizes(), (std::vector<int64_t>{2, 32}));
+  EXPECT_LT(testing::max_abs_diff(img, want_img), 1e-4);
+  EXPECT_LT(testing::max_abs_diff(txt, want_txt), 1e-5);
+  EXPECT_TRUE(tok.equal(tokens));
+  EXPECT_LT(testing::max_abs_diff(img_n.norm(2, -1), at::ones({2})), 1e-5);
+  EXPECT_LT(testing::max_abs_diff(txt_n, want_txt / want_txt.norm(2, -1, true)), 1e-5);
+
+  // --images-npy with the same pixels, --tokens-npy with the same ids.
+  data::save_npy(dir_ / "px.npy", px);
+  const auto out2 = dir_ / "out2";
+  r = run_cli("embed " + cfg() + " --images-npy '" + (dir_ / "px.npy").string() + "' --tokens-npy '" +
+              (out / "tokens.npy").string() + "' --batch-size 1 --out '" + out2.string() + "'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_LT(testing::max_abs_diff(data::load_npy(out2 / "image_embeds.npy"), want_img), 1e-5);
+  EXPECT_LT(testing::max_abs_diff(data::load_npy(out2 / "text_embeds.npy"), want_txt), 1e-5);
+}
+
+TEST_F(ClipEmbedCli, BadInputsGiveClearErrors) {
+  data::save_npy(dir_ / "big.npy", at::zeros({2, 3, 64, 64}));
+  CliResult r = run_cli("embed " + cfg() + " --images-npy '" + (dir_ / "big.npy").string() + "' --out '" +
+                        (dir_ / "o").string() + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("big.npy"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[N,3,32,32]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[2, 3, 64, 64]"), std::string::npos) << r.output;
+
+  r = run_cli("embed " + cfg() + " --images '" + (dir_ / "missing.png").string() + "' --out '" +
+              (dir_ / "o").string() + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("missing.png"), std::string::npos) << r.output;
+
+  r = run_cli("embed " + cfg() + " --out '" + (dir_ / "o").string() + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("nothing to embed"), std::string::npos) << r.output;
+
+  r = run_cli("embed " + cfg() + " --texts hello --tokens-npy x.npy --out '" + (dir_ / "o").string() + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("only one of"), std::string::npos) << r.output;
+
+  r = run_cli("embed " + cfg() + " --texts hello --backbone nosuch --out '" + (dir_ / "o").string() + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("nosuch"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace daug::plugins::clip
