@@ -39,13 +39,11 @@ ChexpertSource::ChexpertSource(Options o) : options_(std::move(o)) {
   grouping_ = options_.common.grouping(where);
   const auto uncertain = options_.labels.uncertain_policy();
   const auto blank = options_.labels.blank_policy();
-  const std::filesystem::path root = std::filesystem::path(options_.common.root).lexically_normal();
-  data::require_directory(root, "chexpert", "root");
+  const std::filesystem::path root = options_.common.root_dir("chexpert");
   DAUG_CHECK_AS(ConfigError, !options_.train_csv.empty() || !options_.val_csv.empty() || !options_.test_csv.empty(),
                 where, ": at least one of train_csv, val_csv, test_csv must be set");
-  const std::string root_name =
-      (root.has_filename() ? root.filename() : root.parent_path().filename()).string();
-  const std::filesystem::path root_dir = root.has_filename() ? root : root.parent_path();
+  const std::string root_name = root.filename().string();
+  const std::filesystem::path& root_dir = root;
 
   size_t dropped_lateral = 0, dropped_view = 0;
   for (auto [split, file] : {std::pair<std::string, std::string>{"train", options_.train_csv},

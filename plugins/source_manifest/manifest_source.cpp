@@ -29,8 +29,7 @@ ManifestSource::ManifestSource(Options o) : options_(std::move(o)) {
   grouping_ = options_.common.grouping(where);
   const auto uncertain = options_.labels.uncertain_policy();
   const auto blank = options_.labels.blank_policy();
-  const std::filesystem::path root(options_.common.root);
-  data::require_directory(root, "manifest", "root");
+  const std::filesystem::path root = options_.common.root_dir("manifest");
   const std::filesystem::path images =
       options_.images_dir.empty() ? root : data::resolve_under(root, options_.images_dir);
   const data::CsvTable t = data::CsvTable::read(data::resolve_under(root, options_.csv));

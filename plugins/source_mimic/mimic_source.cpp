@@ -75,8 +75,7 @@ MimicSource::MimicSource(Options o) : options_(std::move(o)) {
   grouping_ = options_.common.grouping(where);
   const auto uncertain = options_.labels.uncertain_policy();
   const auto blank = options_.labels.blank_policy();
-  const std::filesystem::path root(options_.common.root);
-  data::require_directory(root, "mimic_cxr", "root");
+  const std::filesystem::path root = options_.common.root_dir("mimic_cxr");
   const std::string source = fmt::format("mimic_cxr({})", root.string());
 
   // Labels: one row per study.

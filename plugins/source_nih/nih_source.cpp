@@ -196,8 +196,7 @@ NihSource::NihSource(Options o) : options_(std::move(o)) {
   const std::string where = "[nih source]";
   check_options(options_, where);
   grouping_ = options_.common.grouping(where);
-  const std::filesystem::path root(options_.common.root);
-  data::require_directory(root, "nih", "root");
+  const std::filesystem::path root = options_.common.root_dir("nih");
   DAUG_CHECK_AS(ConfigError, options_.split_percent.size() == 3, where,
                 ".split_percent must have 3 values (train, val, test), but got ", options_.split_percent.size());
   int64_t pct_sum = 0;

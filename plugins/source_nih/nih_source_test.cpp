@@ -4,10 +4,12 @@
 
 #include <daug/data/csv.h>
 #include <daug/data/hash.h>
+#include <daug/data/image.h>
 #include <daug/error.h>
 
 #include "test_support.h"
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -91,6 +93,18 @@ TEST(NihSource, OneImageInDetail) {
   EXPECT_NE(x->report.find("atelectasis"), std::string::npos) << x->report;
   EXPECT_NE(x->report.find("effusion"), std::string::npos) << x->report;
   EXPECT_NE(src.describe().find("585 images: train 406, val 60, test 119"), std::string::npos) << src.describe();
+}
+
+TEST(NihSource, EmbeddedImagesDecode) {
+  // Every 10th image of the sample: 256x256 8-bit gray PNG → [1,256,256] in [0,1], not blank.
+  NihSource src(sample_options());
+  for (size_t i = 0; i < src.samples().size(); i += 10) {
+    at::Tensor x = daug::data::load_gray(src.samples()[i].image);
+    ASSERT_EQ(x.sizes(), (at::IntArrayRef{1, 256, 256})) << src.samples()[i].id;
+    EXPECT_GE(x.min().item<float>(), 0.0f);
+    EXPECT_LE(x.max().item<float>(), 1.0f);
+    EXPECT_GT((x.max() - x.min()).item<float>(), 0.3f) << src.samples()[i].id;
+  }
 }
 
 TEST(NihSource, SplitRuleReproducesTheSampleSplit) {

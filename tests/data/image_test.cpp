@@ -34,10 +34,12 @@ void write_png(const std::filesystem::path& path, int w, int h, int color_type, 
   png_write_info(png, info);
   const int channels = png_get_channels(png, info);
   const int bytes = bit_depth == 16 ? 2 : 1;
-  std::vector<unsigned char> row(static_cast<size_t>(w) * channels * bytes);
+  // below 8 bits, `samples` holds the packed row bytes
+  const int per_row = bit_depth < 8 ? (w * channels * bit_depth + 7) / 8 : w * channels;
+  std::vector<unsigned char> row(static_cast<size_t>(per_row) * bytes);
   for (int y = 0; y < h; ++y) {
-    for (int i = 0; i < w * channels; ++i) {
-      uint16_t v = samples[static_cast<size_t>(y) * w * channels + i];
+    for (int i = 0; i < per_row; ++i) {
+      uint16_t v = samples[static_cast<size_t>(y) * per_row + i];
       if (bytes == 2) {
         row[2 * i] = static_cast<unsigned char>(v >> 8);  // PNG is big-endian
         row[2 * i + 1] = static_cast<unsigned char>(v & 0xff);
@@ -154,6 +156,57 @@ TEST(Image, PngGrayAlpha16Bit) {
   TempDir d;
   write_png(d / "ga16.png", 1, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 16, {4321, 0});
   EXPECT_FLOAT_EQ(at2(daug::data::load_gray(d / "ga16.png"), 0, 0, 0), 4321.0f / 65535.0f);
+}
+
+TEST(Image, PngPaletteAndInterlacedAndLowBitDepth) {
+  TempDir d;
+  {  // palette (colour type 3) with 2 entries → RGB → luma
+    FILE* f = std::fopen((d / "pal.png").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+    png_infop info = png_create_info_struct(png);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, 2, 1, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_color pal[2] = {{255, 0, 0}, {0, 0, 255}};
+    png_set_PLTE(png, info, pal, 2);
+    png_write_info(png, info);
+    unsigned char row[2] = {1, 0};
+    png_write_row(png, row);
+    png_write_end(png, nullptr);
+    png_destroy_write_struct(&png, &info);
+    std::fclose(f);
+  }
+  at::Tensor p = daug::data::load_gray(d / "pal.png");
+  EXPECT_NEAR(at2(p, 0, 0, 0), 0.114, 1e-6);
+  EXPECT_NEAR(at2(p, 0, 0, 1), 0.299, 1e-6);
+  {  // Adam7-interlaced 8-bit gray, 5x3
+    FILE* f = std::fopen((d / "adam7.png").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+    png_infop info = png_create_info_struct(png);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, 5, 3, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    std::vector<unsigned char> px(15);
+    for (int i = 0; i < 15; ++i) px[i] = static_cast<unsigned char>(i * 17);
+    std::vector<png_bytep> rows = {px.data(), px.data() + 5, px.data() + 10};
+    png_write_image(png, rows.data());
+    png_write_end(png, nullptr);
+    png_destroy_write_struct(&png, &info);
+    std::fclose(f);
+  }
+  at::Tensor a = daug::data::load_gray(d / "adam7.png");
+  ASSERT_EQ(a.sizes(), (at::IntArrayRef{1, 3, 5}));
+  for (int i = 0; i < 15; ++i) EXPECT_FLOAT_EQ(at2(a, 0, i / 5, i % 5), i * 17 / 255.0f) << i;
+  // 1-bit gray expands to 0/255
+  write_png(d / "bits.png", 8, 1, PNG_COLOR_TYPE_GRAY, 1, {0b10100000});
+  at::Tensor b = daug::data::load_gray(d / "bits.png");
+  ASSERT_EQ(b.sizes(), (at::IntArrayRef{1, 1, 8}));
+  EXPECT_FLOAT_EQ(at2(b, 0, 0, 0), 1.0f);
+  EXPECT_FLOAT_EQ(at2(b, 0, 0, 1), 0.0f);
+  EXPECT_FLOAT_EQ(at2(b, 0, 0, 2), 1.0f);
 }
 
 TEST(Image, JpegGrayWithinTolerance) {

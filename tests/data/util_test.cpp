@@ -114,6 +114,20 @@ TEST(SourceUtil, FinalizeLimitsMissingDuplicates) {
   expect_error_contains([&] { finalize_samples(none, o, "src"); }, {"src", "no images left", "1 missing"});
 }
 
+TEST(SourceUtil, RootDirIsAbsolute) {
+  daug::testing::TempDir d;
+  SourceCommonOptions o;
+  o.root = d.path().string() + "/";
+  EXPECT_EQ(o.root_dir("x"), d.path());
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(d.path().parent_path());
+  o.root = d.path().filename().string();
+  EXPECT_EQ(o.root_dir("x"), d.path());
+  std::filesystem::current_path(cwd);
+  o.root = (d / "missing").string();
+  expect_error_contains([&] { o.root_dir("src"); }, {"src", "root", "missing", "does not exist"});
+}
+
 TEST(Dataset, TensorsFromSamples) {
   daug::testing::TempDir d;
   save_png(d / "a.png", at::full({1, 8, 8}, 1.0f));

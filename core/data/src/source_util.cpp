@@ -44,6 +44,13 @@ void SourceCommonOptions::visit(OptionVisitor& v) {
     Check::required_non_empty());
 }
 
+std::filesystem::path SourceCommonOptions::root_dir(const std::string& source) const {
+  std::filesystem::path r = std::filesystem::absolute(std::filesystem::path(root)).lexically_normal();
+  if (!r.has_filename() && r.has_parent_path() && r != r.root_path()) r = r.parent_path();  // drop a trailing '/'
+  require_directory(r, source, "root");
+  return r;
+}
+
 SuperClassGrouping SourceCommonOptions::grouping(const std::string& where) const {
   return SuperClassGrouping::from_names(superclass_names, superclass_members, where);
 }
@@ -207,6 +214,10 @@ void finalize_samples(std::vector<Sample>& samples, const SourceCommonOptions& o
     throw DataError(fmt::format("{}: no images left{}", source,
                                 missing.empty() ? "" : fmt::format(" ({} missing)", missing.count())));
   log::info("{}: {} images ({})", source, samples.size(), split_summary(samples));
+  std::set<std::string> splits;
+  for (const auto& s : samples) splits.insert(s.split);
+  for (const char* k : {"train", "val", "test"})
+    if (!splits.count(k)) log::warn("{}: split '{}' has no images (asking for it is a DataError)", source, k);
 }
 
 std::string collapse_whitespace(const std::string& text) {

@@ -31,6 +31,9 @@ struct SourceCommonOptions {
   std::vector<std::vector<std::string>> superclass_members = released_superclass_members();
 
   void visit(OptionVisitor& v);
+  /// `root` as an absolute, normalised path (Sample::image paths are absolute); throws DataError naming `source`
+  /// if it is not an existing directory.
+  std::filesystem::path root_dir(const std::string& source) const;
   /// The grouping these options describe; throws ConfigError (naming `where`) on an unknown class name.
   SuperClassGrouping grouping(const std::string& where) const;
 
