@@ -53,7 +53,8 @@ struct ClipVitOptions {
       "text context in tokens; checkpoint positions are resampled to it (DAug: 154 = 77 x 2)", Check::at_least(2));
     v("weights", weights, "pretrained weights file; empty = random init with CLIP's init scheme");
     v("weights_format", weights_format,
-      "auto (detect), openai (TorchScript ViT-B-32.pt), hf (CLIPModel safetensors), daug (own safetensors)",
+      "auto (detect), openai (TorchScript ViT-B-32.pt or a torch.save'd state dict, e.g. pytorch_model.bin), "
+      "hf (CLIPModel safetensors), daug (own safetensors)",
       Check::choice({"auto", "openai", "hf", "daug"}));
     v("vocab", vocab, "bpe_simple_vocab_16e6.txt.gz; empty = the copy shipped with daug");
     v("pad_token", pad_token, "padding id: eot (49407, Hugging Face / DAug) or zero (0, OpenAI clip.tokenize)",

@@ -8,10 +8,12 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <set>
@@ -52,22 +54,59 @@ WeightsFormat detect_weights_format(const std::string& path) {
 
 namespace {
 
-NamedTensors read_openai_torchscript(const std::string& path) {
-  torch::jit::Module m;
-  try {
-    m = torch::jit::load(path, c10::Device(c10::kCPU));
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    throw DataError("cannot read '" + path + "' as an OpenAI CLIP TorchScript archive: " +
-                    what.substr(0, what.find('\n')));
-  }
-  static const std::set<std::string> ignored = {"input_resolution", "context_length", "vocab_size"};
+const std::set<std::string>& ignored_scalars() {
+  static const std::set<std::string> s = {"input_resolution", "context_length", "vocab_size"};
+  return s;
+}
+
+std::string first_line(const std::string& what) { return what.substr(0, what.find('\n')); }
+
+// A torch.save'd state dict (zip format): OpenAI/open_clip `state_dict()` or HF `pytorch_model.bin`.
+NamedTensors read_torch_pickle(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  c10::IValue v = torch::jit::pickle_load(bytes);
+  DAUG_CHECK_AS(DataError, v.isGenericDict(), "'", path, "' holds a ", v.tagKind(),
+                ", but a state dict (name -> tensor) was expected");
   NamedTensors out;
-  for (const auto& p : m.named_parameters(/*recurse=*/true))
-    if (!ignored.count(p.name)) out.emplace_back(p.name, p.value.detach().to(at::kFloat).contiguous());
-  for (const auto& b : m.named_buffers(/*recurse=*/true))
-    if (!ignored.count(b.name)) out.emplace_back(b.name, b.value.detach().to(at::kFloat).contiguous());
-  DAUG_CHECK_AS(DataError, !out.empty(), "'", path, "' is a TorchScript archive without any tensors");
+  for (const auto& e : v.toGenericDict()) {
+    DAUG_CHECK_AS(DataError, e.key().isString(), "'", path, "': state dict keys must be strings, but got a ",
+                  e.key().tagKind());
+    const std::string key = e.key().toStringRef();
+    if (ignored_scalars().count(key)) continue;
+    DAUG_CHECK_AS(DataError, e.value().isTensor(), "'", path, "': entry '", key, "' is a ", e.value().tagKind(),
+                  ", not a tensor");
+    out.emplace_back(key, e.value().toTensor().detach().to(at::kFloat).contiguous());
+  }
+  return out;
+}
+
+// OpenAI's ViT-B-32.pt is a TorchScript archive; a torch.save'd state dict is accepted too.
+NamedTensors read_torch_zip(const std::string& path) {
+  NamedTensors out;
+  std::string jit_error;
+  try {
+    torch::jit::Module m = torch::jit::load(path, c10::Device(c10::kCPU));
+    for (const auto& p : m.named_parameters(/*recurse=*/true))
+      if (!ignored_scalars().count(p.name)) out.emplace_back(p.name, p.value.detach().to(at::kFloat).contiguous());
+    for (const auto& b : m.named_buffers(/*recurse=*/true))
+      if (!ignored_scalars().count(b.name)) out.emplace_back(b.name, b.value.detach().to(at::kFloat).contiguous());
+  } catch (const std::exception& e) {
+    jit_error = first_line(e.what());
+  }
+  if (!jit_error.empty()) {
+    try {
+      out = read_torch_pickle(path);
+    } catch (const DataError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw DataError("cannot read '" + path + "' as an OpenAI CLIP TorchScript archive (" + jit_error +
+                      ") nor as a torch.save'd state dict (" + first_line(e.what()) + ")");
+    }
+  }
+  DAUG_CHECK_AS(DataError, !out.empty(), "'", path, "' holds no tensors");
+  for (const auto& [k, t] : out)
+    if (k.rfind("vision_model.", 0) == 0 || k.rfind("text_model.", 0) == 0) return hf_to_openai(out, path);
   return out;
 }
 
@@ -152,7 +191,7 @@ NamedTensors read_clip_weights(const std::string& path, WeightsFormat fmt, Weigh
   DAUG_CHECK_AS(DataError, std::filesystem::is_regular_file(path), "CLIP weights file not found: '", path, "'");
   if (used) *used = fmt;
   switch (fmt) {
-    case WeightsFormat::openai: return read_openai_torchscript(path);
+    case WeightsFormat::openai: return read_torch_zip(path);
     case WeightsFormat::hf: return hf_to_openai(load_safetensors(path).tensors, path);
     case WeightsFormat::daug: {
       NamedTensors t = load_safetensors(path).tensors;

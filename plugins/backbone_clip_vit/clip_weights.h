@@ -1,7 +1,8 @@
 #pragma once
 /// Reading CLIP weights into OpenAI-named float32 tensors, from
 ///  * the OpenAI TorchScript archive (ViT-B-32.pt; fp16 cast to fp32; input_resolution / context_length /
-///    vocab_size entries ignored),
+///    vocab_size entries ignored), or any torch.save'd state dict in the zip format (an OpenAI/open_clip
+///    state_dict() or a Hugging Face pytorch_model.bin; HF names are mapped as below),
 ///  * a Hugging Face CLIPModel safetensors file (REFERENCE §4.2 key table: q/k/v concatenated into
 ///    in_proj, projections transposed, position_ids ignored, "pre_layrnorm" spelling),
 ///  * daug's own safetensors checkpoints (Trainable::state() names = OpenAI names).
@@ -17,7 +18,7 @@ enum class WeightsFormat { automatic, openai, hf, daug };
 WeightsFormat parse_weights_format(const std::string& s);
 const char* weights_format_name(WeightsFormat f);
 
-/// Detects the format from the file: a zip archive ("PK\3\4") is TorchScript (openai); a safetensors file
+/// Detects the format from the file: a zip archive ("PK\3\4") is openai (TorchScript or torch.save); a safetensors file
 /// with vision_model./text_model. keys is hf, otherwise daug. A missing file throws daug::DataError.
 WeightsFormat detect_weights_format(const std::string& path);
 

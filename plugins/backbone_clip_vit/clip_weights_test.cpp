@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <test_support.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/utils.h>
 
 #include <filesystem>
@@ -193,6 +194,33 @@ TEST_F(ClipWeightsTest, OpenAITorchScriptArchiveGivesFp16RoundedSourceEmbeddings
   for (auto& [k, t] : loaded.state()) EXPECT_EQ(t.scalar_type(), at::kFloat) << k;
 }
 
+// A torch.save'd state dict (zip + pickle), as open_clip's state_dict() or HF's pytorch_model.bin.
+void save_torch_state_dict(const NamedTensors& tensors, const std::string& path, bool half) {
+  c10::Dict<std::string, at::Tensor> d;
+  for (const auto& [k, t] : tensors) d.insert(k, half && t.is_floating_point() ? t.to(at::kHalf) : t);
+  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(d));
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST_F(ClipWeightsTest, TorchSaveStateDictsWithOpenAIOrHFNames) {
+  const auto hf_bin = dir_ / "pytorch_model.bin";
+  save_torch_state_dict(to_hf(source_state(), 2), hf_bin.string(), /*half=*/false);
+  EXPECT_EQ(detect_weights_format(hf_bin.string()), WeightsFormat::openai);
+  ClipVitOptions o = tiny();
+  o.weights = hf_bin.string();
+  ClipVit from_hf(o, "cpu");
+  expect_same(from_hf);
+  const auto oa_pt = dir_ / "state_dict.pt";
+  save_torch_state_dict(source_->state(), oa_pt.string(), /*half=*/true);
+  o.weights = oa_pt.string();
+  ClipVit from_oa(o, "cpu");
+  {
+    at::NoGradGuard ng;
+    for (auto& [k, t] : source_->state()) t.copy_(t.to(at::kHalf).to(at::kFloat));
+  }
+  expect_same(from_oa);
+}
+
 TEST_F(ClipWeightsTest, PositionsAreResampledWhenSizesDiffer) {
   const auto path = dir_ / "model.safetensors";
   save_safetensors(path, to_hf(source_state(), 2));
@@ -277,7 +305,7 @@ TEST_F(ClipWeightsTest, BrokenFilesGiveDataErrorsNamingFileAndKey) {
   // Forcing openai on a safetensors file.
   o.weights = good.string();
   o.weights_format = "openai";
-  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"clip.safetensors", "TorchScript"});
+  testing::expect_error_contains([&] { ClipVit m(o, "cpu"); }, {"clip.safetensors", "TorchScript", "state dict"});
 }
 
 }  // namespace
