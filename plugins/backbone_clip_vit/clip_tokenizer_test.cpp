@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 #include <test_support.h>
 
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,28 @@ TEST(ClipTokenizer, MatchesPythonReferenceOnVariedText) {
   // Special tokens written in the text, a circled digit and a vulgar fraction (\p{N}).
   EXPECT_EQ(with_ends("<|startoftext|>hello<|endoftext|> x2 ①½ 42"),
             (std::vector<int64_t>{49406, 49406, 3306, 49407, 343, 273, 158, 239, 510, 33613, 275, 273, 49407}));
+}
+
+// 303 random strings mixing ASCII, accented Latin, Greek, Cyrillic, CJK, digits of other scripts, emoji,
+// HTML entities, special tokens, tabs, NBSP and combining marks (testdata/tokenizer_corpus.txt); the expected
+// ids in testdata/tokenizer_corpus_ids.txt are tools/clip_tokenizer_ref.py's output for that file.
+TEST(ClipTokenizer, MatchesPythonReferenceOnRandomCorpus) {
+  std::ifstream texts(std::string(DAUG_CLIP_TESTDATA_DIR) + "/tokenizer_corpus.txt");
+  std::ifstream expected(std::string(DAUG_CLIP_TESTDATA_DIR) + "/tokenizer_corpus_ids.txt");
+  ASSERT_TRUE(texts.good() && expected.good());
+  std::string text, ids_line;
+  int checked = 0;
+  while (std::getline(texts, text)) {
+    if (text.empty()) continue;
+    ASSERT_TRUE(std::getline(expected, ids_line)) << "ids file shorter than the corpus";
+    std::vector<int64_t> want;
+    std::stringstream ss(ids_line);
+    std::string item;
+    while (std::getline(ss, item, ',')) want.push_back(std::stoll(item));
+    EXPECT_EQ(with_ends(text), want) << "line " << checked + 1 << ": " << text;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 303);
 }
 
 TEST(ClipTokenizer, CleaningAndPretokenisation) {
