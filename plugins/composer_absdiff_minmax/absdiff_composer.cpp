@@ -41,9 +41,13 @@ at::Tensor AbsdiffComposer::compose(const at::Tensor& image, const std::vector<a
   const at::Tensor& xhat = maps[0];
   DAUG_CHECK(image.defined() && image.dim() == 4, "absdiff_minmax: image must be [N,C,H,W], but got ",
              image.defined() ? shape_str(image.sizes()) : std::string("an undefined tensor"));
-  DAUG_CHECK(xhat.defined() && xhat.sizes() == image.sizes(), "absdiff_minmax: the translated image must have the "
-             "input's shape ", shape_str(image.sizes()), ", but got ",
+  DAUG_CHECK(xhat.defined() && xhat.dim() == 4 && xhat.size(0) == image.size(0) && xhat.size(2) == image.size(2) &&
+                 xhat.size(3) == image.size(3),
+             "absdiff_minmax: the translated image must be [N, c, H, W] with the input's N, H, W ",
+             shape_str(image.sizes()), ", but got ",
              xhat.defined() ? shape_str(xhat.sizes()) : std::string("an undefined tensor"));
+  DAUG_CHECK(opts_.channels != "sum" || xhat.size(1) == image.size(1), "absdiff_minmax: channels = \"sum\" needs "
+             "the translated image to have the input's ", image.size(1), " channels, but it has ", xhat.size(1));
   at::Tensor x = image.to(at::kFloat);
   at::Tensor y = xhat.to(image.device(), at::kFloat);
   DAUG_CHECK_AS(DataError, at::isfinite(x).all().item<bool>() && at::isfinite(y).all().item<bool>(),

@@ -30,7 +30,7 @@ class AbsdiffComposer final : public daug::HeatmapComposer {
   using Options = AbsdiffComposerOptions;
   explicit AbsdiffComposer(Options opts);
   static std::shared_ptr<daug::HeatmapComposer> create(Options opts, daug::BuildContext& ctx);
-  /// image = x [N,C,H,W], maps = {x̂ [N,C,H,W]} → [N,1,H,W] float32 on x's device. A constant image has
+  /// image = x [N,C,H,W], maps = {x̂ [N,c,H,W]} (c = C for "sum") → [N,1,H,W] float32 on x's device. A constant image has
   /// min-max 0 everywhere (guided-diffusion's visualize would divide by zero).
   at::Tensor compose(const at::Tensor& image, const std::vector<at::Tensor>& maps) override;
   std::string describe() const override;

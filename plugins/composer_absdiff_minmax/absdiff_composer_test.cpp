@@ -55,6 +55,12 @@ TEST(AbsdiffComposer, MismatchesAreErrors) {
   expect_error_contains([&] { c.compose(at::zeros({1, 1, 4, 4}), {at::zeros({1, 1, 2, 2})}); },
                         {"[1, 1, 4, 4]", "[1, 1, 2, 2]"});
   expect_error_contains([&] { c.compose(at::zeros({1, 1, 4, 4}), {}); }, {"exactly one map", "0"});
+  // channel counts may differ (channel 0 of each is used) except in sum mode
+  EXPECT_EQ(c.compose(at::rand({2, 3, 4, 4}), {at::rand({2, 1, 4, 4})}).sizes(), (at::IntArrayRef{2, 1, 4, 4}));
+  AbsdiffComposerOptions so;
+  so.channels = "sum";
+  expect_error_contains([&] { AbsdiffComposer{so}.compose(at::rand({2, 3, 4, 4}), {at::rand({2, 1, 4, 4})}); },
+                        {"sum", "3 channels"});
   at::Tensor bad = at::zeros({1, 1, 2, 2});
   bad[0][0][0][0] = NAN;
   EXPECT_THROW(c.compose(bad, {at::zeros({1, 1, 2, 2})}), daug::DataError);

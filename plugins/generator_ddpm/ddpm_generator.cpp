@@ -63,6 +63,11 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
     "reproduce the released code's index pattern: q_sample(x0, 0), encode 1..J-1, decode J-2..0 (DDIM) or "
     "q_sample to J-1 then p_sample J-1..0 (DDPM). false: encode 0..J-1, decode J..1 (DDIM; exact inverse "
     "levels), q_sample to J then p_sample J..0 (DDPM)");
+  v("compute_dtype", compute_dtype,
+    "dtype of the UNet torso while translating (guided-diffusion use_fp16; the released sampler ran under fp16 "
+    "autocast on CUDA). Weights, time embedding, GroupNorm, softmax and the output head stay float32; training "
+    "is always float32",
+    Check::choice({"float32", "float16", "bfloat16"}));
 }
 
 DdpmGenerator::DdpmGenerator(Options opts, const std::string& device) : opts_(std::move(opts)), device_(device) {
@@ -108,10 +113,11 @@ std::string DdpmGenerator::describe() const {
   const auto& c = unet_->config();
   return fmt::format(
       "ddpm(preset={}, image={}x{}x{}, channels={}, classes={}, params={}, T={}, schedule={}, respacing='{}' ({} "
-      "steps), learn_sigma={}, clip_denoised={}, eta={}, exact_index_pattern={})",
+      "steps), learn_sigma={}, clip_denoised={}, eta={}, exact_index_pattern={}, compute_dtype={})",
       opts_.preset, c.in_channels, c.image_size, c.image_size, c.model_channels, c.num_classes,
       unet_->num_parameters(), opts_.diffusion_steps, opts_.noise_schedule, opts_.timestep_respacing,
-      sampler_->num_steps(), opts_.learn_sigma, opts_.clip_denoised, opts_.eta, opts_.exact_index_pattern);
+      sampler_->num_steps(), opts_.learn_sigma, opts_.clip_denoised, opts_.eta, opts_.exact_index_pattern,
+      opts_.compute_dtype);
 }
 
 std::vector<int64_t> DdpmGenerator::image_shape() const {
@@ -184,6 +190,13 @@ at::Tensor DdpmGenerator::translate(const TranslateRequest& req) {
         L, opts_.timestep_respacing, sampler_->num_steps(), near));
   }
   at::NoGradGuard no_grad;
+  struct DtypeScope {  // reduced-precision torso for sampling only; restored on exit (also on errors)
+    adm::UNetModel& m;
+    DtypeScope(adm::UNetModel& model, const std::string& name) : m(model) {
+      m.set_compute_dtype(name == "float16" ? at::kHalf : name == "bfloat16" ? at::kBFloat16 : at::kFloat);
+    }
+    ~DtypeScope() { m.set_compute_dtype(at::kFloat); }
+  } dtype_scope(*unet_, opts_.compute_dtype);
   at::Tensor x0 = req.x0.to(device_, at::kFloat);
   const int64_t n = x0.size(0);
   DAUG_CHECK_AS(DataError, at::isfinite(x0).all().item<bool>(), "ddpm translate: the input batch contains NaN/Inf");

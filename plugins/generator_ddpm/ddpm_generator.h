@@ -45,6 +45,7 @@ struct DdpmGeneratorOptions {
   bool clip_denoised = true;
   double eta = 0.0;
   bool exact_index_pattern = false;
+  std::string compute_dtype = "float32";
 
   void visit(daug::OptionVisitor& v);
 };

@@ -184,6 +184,29 @@ TEST(DdpmGenerator, ZeroGuidanceEqualsUnguidedAndGuidanceMovesTheSample) {
   EXPECT_LT((down - plain).mean().item<double>(), -1e-3);
 }
 
+TEST(DdpmGenerator, ReducedPrecisionSamplingStaysCloseAndTrainingStaysFloat32) {
+  auto o = tiny("ddim10");
+  DdpmGenerator g32(o, "cpu");
+  at::manual_seed(5);
+  randomize(g32.state(), 0.02);
+  o.compute_dtype = "bfloat16";
+  DdpmGenerator g16(o, "cpu");
+  g16.load_state(g32.state());
+  TranslateRequest r;
+  r.x0 = images(2);
+  r.label = at::ones({2}, at::kLong);
+  r.noise_level = 300;
+  at::Tensor a = g32.translate(r), b;
+  try {
+    b = g16.translate(r);
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "bfloat16 convolution unavailable on this CPU build: " << e.what();
+  }
+  EXPECT_EQ(b.scalar_type(), at::kFloat);
+  EXPECT_LT(max_abs_diff(a, b), 0.05);
+  EXPECT_EQ(g16.training_loss(images(2), r.label).scalar_type(), at::kFloat);
+}
+
 TEST(DdpmGenerator, BadRequestsGiveClearErrors) {
   DdpmGenerator g(tiny("ddim100"), "cpu");
   TranslateRequest r;

@@ -18,6 +18,7 @@ struct Params {
   NamedTensors list;
   at::TensorOptions opt;
   bool training = false;
+  at::ScalarType compute = at::kFloat;  // dtype of the torso (input/middle/output blocks); heads stay float32
 
   at::Tensor add(const std::string& name, at::Tensor init) {
     at::Tensor t = init.to(opt).detach();
@@ -43,7 +44,11 @@ struct Conv2d {
     w = P.uniform(name + ".weight", {out, in, k, k}, in * k * k, zero);
     b = P.uniform(name + ".bias", {out}, in * k * k, zero);
   }
-  at::Tensor operator()(const at::Tensor& x) const { return at::conv2d(x, w, b, {stride, stride}, {pad, pad}); }
+  // Weights are float32 masters; a reduced-precision torso (set_compute_dtype) casts them on the fly.
+  at::Tensor operator()(const at::Tensor& x) const {
+    if (x.scalar_type() == w.scalar_type()) return at::conv2d(x, w, b, {stride, stride}, {pad, pad});
+    return at::conv2d(x, w.to(x.scalar_type()), b.to(x.scalar_type()), {stride, stride}, {pad, pad});
+  }
 };
 
 /// conv_nd(1, in, out, 1): weight [out, in, 1], applied to [N, in, T] as a batched matmul.
@@ -54,7 +59,10 @@ struct Conv1x1 {
     w = P.uniform(name + ".weight", {out, in, 1}, in, zero);
     b = P.uniform(name + ".bias", {out}, in, zero);
   }
-  at::Tensor operator()(const at::Tensor& x) const { return at::matmul(w.squeeze(-1), x) + b.unsqueeze(-1); }
+  at::Tensor operator()(const at::Tensor& x) const {
+    const auto dt = x.scalar_type();
+    return at::matmul(w.squeeze(-1).to(dt), x) + b.unsqueeze(-1).to(dt);
+  }
 };
 
 struct Linear {
@@ -504,7 +512,7 @@ at::Tensor UNetModel::forward(const at::Tensor& x, const at::Tensor& t, const at
     DAUG_CHECK(!y.defined(), "the UNet is unconditional (num_classes = 0), but labels y were given");
   }
   std::vector<at::Tensor> hs;
-  at::Tensor h = x;
+  at::Tensor h = x.to(m.P.compute);  // guided-diffusion: h = x.type(self.dtype)
   for (const auto& b : m.input_blocks) {
     h = b.forward(h, emb, m.P.training);
     hs.push_back(h);
@@ -531,6 +539,12 @@ int64_t UNetModel::num_parameters() const {
   return n;
 }
 void UNetModel::set_training(bool on) { impl_->P.training = on; }
+void UNetModel::set_compute_dtype(at::ScalarType dtype) {
+  DAUG_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
+             "UNet compute dtype must be float32, float16 or bfloat16");
+  impl_->P.compute = dtype;
+}
+at::ScalarType UNetModel::compute_dtype() const { return impl_->P.compute; }
 bool UNetModel::training() const { return impl_->P.training; }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -569,7 +583,7 @@ at::Tensor EncoderUNetModel::forward(const at::Tensor& x, const at::Tensor& t) c
   const Impl& m = *impl_;
   m.check_input(x, "EncoderUNet");
   at::Tensor emb = m.embed_time(t, x);
-  at::Tensor h = x;
+  at::Tensor h = x.to(m.P.compute);
   for (const auto& b : m.input_blocks) h = b.forward(h, emb, m.P.training);
   h = m.middle.forward(h, emb, m.P.training);
   h = at::silu(m.out_norm(h.to(x.scalar_type())));
@@ -599,6 +613,11 @@ int64_t EncoderUNetModel::num_parameters() const {
   return n;
 }
 void EncoderUNetModel::set_training(bool on) { impl_->P.training = on; }
+void EncoderUNetModel::set_compute_dtype(at::ScalarType dtype) {
+  DAUG_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
+             "EncoderUNet compute dtype must be float32, float16 or bfloat16");
+  impl_->P.compute = dtype;
+}
 bool EncoderUNetModel::training() const { return impl_->P.training; }
 
 }  // namespace daug::adm

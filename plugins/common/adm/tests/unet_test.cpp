@@ -210,6 +210,28 @@ TEST(EncoderUNet, PoolsGiveLogitsOfTheConfiguredWidth) {
   expect_error_contains([&] { m.forward(at::randn({2, 1, 64, 64}), t); }, {"positional embedding", "32x32"});
 }
 
+TEST(UNet, ReducedPrecisionTorsoStaysCloseToFloat32) {
+  at::manual_seed(8);
+  UNetModel m(daug::adm::unet_preset("tiny"), at::kCPU);
+  randomize(m.named_parameters(), 0.05);
+  at::NoGradGuard g;
+  at::Tensor x = at::randn({2, 1, 32, 32}), t = at::tensor(std::vector<int64_t>{10, 600});
+  at::Tensor y = at::tensor(std::vector<int64_t>{0, 1});
+  at::Tensor ref = m.forward(x, t, y);
+  m.set_compute_dtype(at::kBFloat16);
+  at::Tensor low;
+  try {
+    low = m.forward(x, t, y);
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "bfloat16 convolution unavailable on this CPU build: " << e.what();
+  }
+  EXPECT_EQ(low.scalar_type(), at::kFloat);  // the head runs in float32
+  EXPECT_LT(max_abs_diff(low, ref), 0.05 * ref.abs().max().item<double>());
+  EXPECT_GT(max_abs_diff(low, ref), 0.0);  // it really ran in reduced precision
+  m.set_compute_dtype(at::kFloat);
+  EXPECT_EQ(max_abs_diff(m.forward(x, t, y), ref), 0.0);
+}
+
 TEST(UNetConfig, ValidationNamesTheProblem) {
   UNetConfig c = daug::adm::unet_preset("tiny");
   c.model_channels = 48;

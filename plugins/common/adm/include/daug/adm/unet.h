@@ -75,6 +75,10 @@ class UNetModel {
   int64_t num_parameters() const;
   void set_training(bool on);
   bool training() const;
+  /// dtype of the torso (guided-diffusion use_fp16: input/middle/output blocks; the time embedding, GroupNorm,
+  /// attention softmax and the output head stay float32). Parameters stay float32 and are cast per call.
+  void set_compute_dtype(at::ScalarType dtype);
+  at::ScalarType compute_dtype() const;
 
  private:
   struct Impl;
@@ -91,6 +95,7 @@ class EncoderUNetModel {
   NamedTensors named_parameters() const;
   std::vector<at::Tensor> parameters() const;
   int64_t num_parameters() const;
+  void set_compute_dtype(at::ScalarType dtype);  ///< as UNetModel::set_compute_dtype
   void set_training(bool on);
   bool training() const;
 
