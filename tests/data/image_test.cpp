@@ -379,6 +379,39 @@ TEST(Image, ResizeBicubicMatchesPilAntialias) {
     EXPECT_NEAR(yr[0][0][i].item<float>(), std::clamp(up[i], 0.0, 1.0), 1e-5) << "i=" << i;
 }
 
+// PIL's bilinear (triangle) filter, same precompute_coeffs with support 1.
+std::vector<double> pil_bilinear_1d(const std::vector<double>& in, int out_size) {
+  const int in_size = static_cast<int>(in.size());
+  const double scale = static_cast<double>(in_size) / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 1.0 * filterscale;
+  std::vector<double> out(out_size);
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = (xx + 0.5) * scale;
+    const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);
+    const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size) - xmin;
+    double ww = 0.0, acc = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      double w = std::max(0.0, 1.0 - std::fabs((x + xmin - center + 0.5) / filterscale));
+      ww += w;
+      acc += w * in[xmin + x];
+    }
+    out[xx] = acc / ww;
+  }
+  return out;
+}
+
+TEST(Image, ResizeBilinearMatchesPilAntialias) {
+  std::vector<double> in(30);
+  for (int i = 0; i < 30; ++i) in[i] = (i % 3 == 0) ? 1.0 : 0.1 * i / 30.0;
+  for (int out : {7, 10, 45}) {
+    std::vector<double> ref = pil_bilinear_1d(in, out);
+    at::Tensor y = daug::data::resize(at::tensor(std::vector<float>(in.begin(), in.end())).reshape({1, 1, 30}), 1,
+                                      out, daug::data::Filter::bilinear);
+    for (int i = 0; i < out; ++i) EXPECT_NEAR(y[0][0][i].item<float>(), ref[i], 1e-5) << out << " " << i;
+  }
+}
+
 TEST(Image, ResizeBicubicClampsOvershoot) {
   // A step edge upsampled with a cubic kernel overshoots; the result must stay within the input's range.
   at::Tensor x = at::cat({at::zeros({1, 4, 4}), at::ones({1, 4, 4})}, 2);

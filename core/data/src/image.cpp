@@ -347,7 +347,9 @@ at::Tensor resize(const at::Tensor& image, int64_t h, int64_t w, Filter filter) 
   at::Tensor y;
   switch (filter) {
     case Filter::bilinear:
-      y = at::upsample_bilinear2d(x, {h, w}, /*align_corners=*/false);
+      // PIL-style triangle filter whose support widens by the scale factor when shrinking (antialias), as
+      // torchvision's Resize on PIL images (DAug's diffusion transform); equal to plain bilinear when enlarging.
+      y = at::_upsample_bilinear2d_aa(x, {h, w}, /*align_corners=*/false);
       break;
     case Filter::bicubic: {
       // PIL-style bicubic (a = -0.5) whose support widens by the scale factor when shrinking (antialias).

@@ -20,8 +20,11 @@ at::Tensor load_rgb(const std::filesystem::path& path);
 
 enum class Filter { bilinear, bicubic, area, nearest };
 
-/// Resizes [C,H,W] or [N,C,H,W] float images to h×w (aspect not kept). bicubic uses antialias when shrinking
-/// (PIL-like); the result is clamped to the input's [min,max] range for bicubic.
+/// Resizes [C,H,W] or [N,C,H,W] float images to h×w (aspect not kept), on the image's device.
+///  * bilinear, bicubic: PIL's separable filters (triangle; cubic with a = -0.5), whose support widens by the
+///    scale factor when shrinking (antialias), as PIL.Image.resize and torchvision's Resize on PIL images (DAug's
+///    transforms) do; align_corners = false. bicubic is clamped to each image's [min,max] (overshoot).
+///  * area: adaptive average pooling (F.interpolate mode="area"); nearest: F.interpolate mode="nearest".
 at::Tensor resize(const at::Tensor& image, int64_t h, int64_t w, Filter filter = Filter::bilinear);
 
 /// Per-image min-max to [0,1] over the last three dims of [C,H,W] or [N,C,H,W]; a constant image maps to 0.
