@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
 namespace {
 
 using daug::data::CsvTable;
@@ -68,6 +70,27 @@ TEST(Csv, ReadFromFile) {
   EXPECT_EQ(t.rows(), 1u);
   EXPECT_EQ(t.name(), (d / "f.csv").string());
   expect_error_contains([&] { CsvTable::read(d / "none.csv"); }, {"none.csv", "does not exist"});
+}
+
+TEST(Csv, GzipFilesAndFallbackName) {
+  daug::testing::TempDir d;
+  const std::string text = "dicom_id,split\r\nabc,train\r\ndef,validate\r\n";
+  gzFile gz = gzopen((d / "mimic-cxr-2.0.0-split.csv.gz").c_str(), "wb");
+  ASSERT_NE(gz, nullptr);
+  ASSERT_EQ(gzwrite(gz, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  gzclose(gz);
+  // asked for the .csv, found the .csv.gz
+  CsvTable t = CsvTable::read(d / "mimic-cxr-2.0.0-split.csv");
+  ASSERT_EQ(t.rows(), 2u);
+  EXPECT_EQ(t.at(1, 0), "def");
+  EXPECT_NE(t.name().find(".csv.gz"), std::string::npos);
+  EXPECT_EQ(CsvTable::read(d / "mimic-cxr-2.0.0-split.csv.gz").rows(), 2u);
+  // a truncated gzip stream is an error, not a short table
+  auto size = std::filesystem::file_size(d / "mimic-cxr-2.0.0-split.csv.gz");
+  std::filesystem::copy_file(d / "mimic-cxr-2.0.0-split.csv.gz", d / "cut.csv.gz");
+  std::filesystem::resize_file(d / "cut.csv.gz", size - 6);
+  expect_error_contains([&] { CsvTable::read(d / "cut.csv.gz"); }, {"cut.csv.gz", "gzip"});
+  expect_error_contains([&] { CsvTable::read(d / "absent.csv"); }, {"absent.csv", "does not exist", "absent.csv.gz"});
 }
 
 }  // namespace

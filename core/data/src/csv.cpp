@@ -10,16 +10,63 @@
 #include <fstream>
 #include <sstream>
 
+#include <zlib.h>
+
 namespace daug::data {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string read_gzip(const std::filesystem::path& path) {
+  gzFile gz = gzopen(path.c_str(), "rb");
+  if (gz == nullptr) throw DataError(fmt::format("cannot open gzip file '{}' for reading", path.string()));
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    int n = gzread(gz, buf, sizeof(buf));
+    if (n < 0) {
+      int err = 0;
+      std::string msg = gzerror(gz, &err);
+      gzclose(gz);
+      throw DataError(fmt::format("'{}': corrupt gzip data ({})", path.string(), msg));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  // gzread returns 0 both at a clean end and at a truncated stream; gzclose_r reports the latter.
+  const int rc = gzclose_r(gz);
+  if (rc != Z_OK)
+    throw DataError(fmt::format("'{}': truncated or corrupt gzip stream (zlib error {})", path.string(), rc));
+  return out;
+}
+
+}  // namespace
 
 CsvTable CsvTable::read(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw DataError(fmt::format("CSV file '{}' does not exist", path.string()));
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw DataError(fmt::format("cannot open CSV file '{}' for reading", path.string()));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return parse(ss.str(), path.string());
+  std::filesystem::path file = path;
+  if (!std::filesystem::exists(file, ec)) {
+    // MIMIC-CXR-JPG (and NIH mirrors) ship their CSVs gzipped: x.csv may be present as x.csv.gz.
+    std::filesystem::path gz = file;
+    gz += ".gz";
+    if (!std::filesystem::exists(gz, ec))
+      throw DataError(fmt::format("CSV file '{}' does not exist (nor '{}')", path.string(), gz.filename().string()));
+    file = gz;
+  }
+  std::string text;
+  if (ends_with(file.string(), ".gz")) {
+    text = read_gzip(file);
+  } else {
+    std::ifstream f(file, std::ios::binary);
+    if (!f) throw DataError(fmt::format("cannot open CSV file '{}' for reading", file.string()));
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  return parse(text, file.string());
 }
 
 CsvTable CsvTable::parse(const std::string& text, const std::string& name) {

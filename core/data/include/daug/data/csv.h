@@ -8,7 +8,8 @@ namespace daug::data {
 
 class CsvTable {
  public:
-  /// Parses `path`; the first row is the header. Throws daug::DataError with file:line on a malformed row
+  /// Parses `path` (a `.gz` file is decompressed; if `path` is missing but `path.gz` exists, that is read);
+  /// the first row is the header. Throws daug::DataError with file:line on a malformed row
   /// (unterminated quote, wrong field count).
   static CsvTable read(const std::filesystem::path& path);
   static CsvTable parse(const std::string& text, const std::string& name);
