@@ -3,8 +3,12 @@
 #include "ddpm_generator.h"
 
 #include <daug/checkpoint.h>
+#include <daug/classifier.h>
+#include <daug/core/config_loader.h>
+#include <daug/core/plugin_loader.h>
 #include <daug/error.h>
 #include <daug/guidance.h>
+#include <daug/labels.h>
 
 #include "test_support.h"
 
@@ -158,6 +162,50 @@ TEST(DdpmGenerator, GuidanceReceivesOriginalTimestepsUnderRespacing) {
                               : (std::vector<int64_t>{500, 400, 300, 200, 100, 0}))
         << "exact=" << exact;
   }
+}
+
+namespace {
+/// Records the timesteps it receives; logits depend on x so the guidance gradient is non-zero.
+struct SpyClassifier : daug::Classifier {
+  std::vector<int64_t> seen;
+  at::Tensor logits(const at::Tensor& x, const at::Tensor& t) override {
+    seen.push_back(t[0].item<int64_t>());
+    at::Tensor m = x.mean({1, 2, 3}).unsqueeze(1);
+    return at::cat({m, -m, 2 * m, m * m, -m, m, m}, 1);
+  }
+  std::vector<std::string> class_names() const override { return daug::SuperClassGrouping::released().names; }
+  std::vector<at::Tensor> parameters() override { return {}; }
+  daug::NamedTensors state() override { return {}; }
+  void load_state(const daug::NamedTensors&) override {}
+  void set_training(bool) override {}
+  std::string describe() const override { return "spy classifier"; }
+};
+}  // namespace
+
+TEST(DdpmGenerator, RealSoftmaxPluginPassesOriginalTimestepsToTheClassifier) {
+  const std::filesystem::path lib = std::filesystem::path(DAUG_TEST_PLUGIN_DIR) / "libdaug_guidance_softmax.so";
+  if (!std::filesystem::exists(lib)) GTEST_SKIP() << "softmax plugin not built: " << lib;
+  static auto* loader = new daug::core::PluginLoader(std::vector<std::filesystem::path>{});  // plugin libraries are never unloaded
+  const auto& info = loader->load_library(lib);
+  ASSERT_EQ(info.name, "softmax");
+  auto spy = std::make_shared<SpyClassifier>();
+  daug::testing::TestContext ctx;
+  ctx.add("classifier", spy);
+  auto doc = daug::core::parse_config("[guidance]\nplugin = \"softmax\"\nscale = 10.0\n", "spy.toml");
+  auto guidance = std::dynamic_pointer_cast<daug::Guidance>(info.manifest->create(daug::ConfigView(doc, "guidance"), ctx));
+  ASSERT_TRUE(guidance);
+  auto o = tiny("ddim20");  // kept: 0, 50, ..., 950
+  DdpmGenerator g(o, "cpu");
+  TranslateRequest r;
+  r.x0 = images(2);
+  r.label = at::ones({2}, at::kLong);
+  r.guidance = guidance.get();
+  r.target = at::zeros({2}, at::kLong);
+  r.noise_level = 250;
+  at::Tensor guided = g.translate(r);
+  EXPECT_EQ(spy->seen, (std::vector<int64_t>{250, 200, 150, 100, 50}));
+  r.guidance = nullptr;
+  EXPECT_GT(max_abs_diff(guided, g.translate(r)), 1e-4);  // the guidance acted
 }
 
 TEST(DdpmGenerator, ZeroGuidanceEqualsUnguidedAndGuidanceMovesTheSample) {
