@@ -225,6 +225,13 @@ TEST_F(ClipModelTest, TokenizeFollowsOptions) {
   t = oa.tokenize({"cat"});
   EXPECT_EQ(t.sizes(), (std::vector<int64_t>{1, 16}));
   EXPECT_EQ(t[0][3].item<int64_t>(), 0);
+  // text_cleaning: hf (default) keeps "&amp;" as characters (SOT & amp ; EOT); openai unescapes it to "&" (261).
+  EXPECT_EQ(hf.tokenize({"&amp;"}).size(1), 5);
+  o.text_cleaning = "openai";
+  ClipVit oa2(o, "cpu");
+  at::Tensor u = oa2.tokenize({"&amp;"});
+  EXPECT_EQ(u[0][1].item<int64_t>(), 261);
+  EXPECT_EQ(u[0][2].item<int64_t>(), 49407);
 }
 
 TEST_F(ClipModelTest, BadInputsGiveClearErrors) {

@@ -164,7 +164,8 @@ struct ClipTokenizer::Regex {
   std::unique_ptr<icu::RegexPattern> pattern;
 };
 
-ClipTokenizer::ClipTokenizer(const std::string& vocab_path) : path_(vocab_path), regex_(std::make_unique<Regex>()) {
+ClipTokenizer::ClipTokenizer(const std::string& vocab_path, Cleaning cleaning)
+    : path_(vocab_path), cleaning_(cleaning), regex_(std::make_unique<Regex>()) {
   // bytes_to_unicode(): printable bytes map to themselves, the other 68 to chr(256 + n) in byte order.
   std::vector<int> bs;
   for (int b = '!'; b <= '~'; ++b) bs.push_back(b);
@@ -228,7 +229,7 @@ ClipTokenizer::ClipTokenizer(const std::string& vocab_path) : path_(vocab_path),
 
 ClipTokenizer::~ClipTokenizer() = default;
 
-std::string ClipTokenizer::clean(const std::string& text) {
+std::string ClipTokenizer::clean(const std::string& text, Cleaning cleaning) {
   UErrorCode status = U_ZERO_ERROR;
   // ftfy.fix_text's normalisation step (NFC).
   const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(status);
@@ -238,7 +239,7 @@ std::string ClipTokenizer::clean(const std::string& text) {
   DAUG_CHECK(U_SUCCESS(status), "ICU NFC normalisation failed: ", u_errorName(status));
   std::string s;
   normed.toUTF8String(s);
-  s = html_unescape(html_unescape(s));
+  if (cleaning == Cleaning::openai) s = html_unescape(html_unescape(s));
   // whitespace_clean: runs of whitespace -> ' ', strip (basic_clean's strip is subsumed).
   icu::UnicodeString w = icu::UnicodeString::fromUTF8(s);
   icu::UnicodeString collapsed;
@@ -329,7 +330,7 @@ std::string ClipTokenizer::bpe(const std::string& piece) const {
 
 std::vector<int64_t> ClipTokenizer::encode(const std::string& text) const {
   std::vector<int64_t> ids;
-  for (const std::string& piece : pretokenize(clean(text))) {
+  for (const std::string& piece : pretokenize(clean(text, cleaning_))) {
     std::string mapped;
     for (unsigned char b : piece) mapped += byte_encoder_[b];
     std::string symbols = bpe(mapped);

@@ -1,9 +1,10 @@
 #pragma once
 /// CLIP's byte-level BPE tokenizer (OpenAI `clip/simple_tokenizer.py`), producing the same ids.
 ///
-/// Pipeline per text: html-unescape twice, NFC (the normalisation step of ftfy.fix_text; the rest of ftfy's
-/// mojibake repair is not reproduced), whitespace runs -> ' ', strip, lowercase (ICU root locale); then the
-/// pre-tokenisation regex
+/// Pipeline per text: NFC (the normalisation step of ftfy.fix_text; the rest of ftfy's mojibake repair is not
+/// reproduced), html-unescape twice (OpenAI's basic_clean; skipped with Cleaning::hf, as Hugging Face's
+/// CLIPTokenizerFast, which DAug uses, does not unescape), whitespace runs -> ' ', strip, lowercase (ICU root
+/// locale); then the pre-tokenisation regex
 ///   <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+   (ICU, case-insensitive)
 /// each piece's UTF-8 bytes mapped through bytes_to_unicode, BPE with the first 48,894 merges of
 /// bpe_simple_vocab_16e6.txt.gz (cached per piece), ids from the 49,408-entry vocabulary.
@@ -25,9 +26,13 @@ class ClipTokenizer {
   static constexpr int64_t kVocabSize = 49408;
   static constexpr int64_t kNumMerges = 49152 - 256 - 2;  // 48,894
 
+  /// Text cleaning: openai = simple_tokenizer.py (with html.unescape twice); hf = CLIPTokenizerFast's
+  /// normaliser (NFC, whitespace collapse, lowercase; no unescape). They differ only on HTML entities.
+  enum class Cleaning { openai, hf };
+
   /// Loads the merges from a gzip-compressed (or plain) bpe_simple_vocab file. A missing or malformed file
   /// throws daug::DataError naming the path (and the line for a malformed merge).
-  explicit ClipTokenizer(const std::string& vocab_path);
+  explicit ClipTokenizer(const std::string& vocab_path, Cleaning cleaning = Cleaning::openai);
   ~ClipTokenizer();
   ClipTokenizer(const ClipTokenizer&) = delete;
   ClipTokenizer& operator=(const ClipTokenizer&) = delete;
@@ -38,7 +43,7 @@ class ClipTokenizer {
   std::string decode(const std::vector<int64_t>& ids) const;
 
   /// The cleaning applied before pre-tokenisation (exposed for tests).
-  static std::string clean(const std::string& text);
+  static std::string clean(const std::string& text, Cleaning cleaning = Cleaning::openai);
   /// The pre-tokenisation pieces of an already cleaned text (exposed for tests).
   std::vector<std::string> pretokenize(const std::string& cleaned) const;
 
@@ -48,6 +53,7 @@ class ClipTokenizer {
   std::string bpe(const std::string& piece) const;  // space-separated BPE symbols
 
   std::string path_;
+  Cleaning cleaning_;
   std::vector<std::string> byte_encoder_;                  // byte -> UTF-8 of its unicode stand-in
   std::unordered_map<std::string, int64_t> encoder_;       // symbol -> id
   std::vector<std::string> decoder_;                       // id -> symbol

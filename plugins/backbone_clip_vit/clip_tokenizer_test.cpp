@@ -78,6 +78,22 @@ TEST(ClipTokenizer, MatchesPythonReferenceOnRandomCorpus) {
   EXPECT_EQ(checked, 303);
 }
 
+TEST(ClipTokenizer, HuggingFaceCleaningKeepsHtmlEntities) {
+  // Expected ids: tools/clip_tokenizer_ref.py --hf (and without --hf for the OpenAI cleaning).
+  ClipTokenizer hf(DAUG_CLIP_VOCAB_FILE, ClipTokenizer::Cleaning::hf);
+  const std::string text = "He said &amp; &lt;b&gt; &#39;ok&#39; fish &amp;amp; chips";
+  std::vector<int64_t> ids = {ClipTokenizer::kStartOfText};
+  for (int64_t i : hf.encode(text)) ids.push_back(i);
+  ids.push_back(ClipTokenizer::kEndOfText);
+  EXPECT_EQ(ids, (std::vector<int64_t>{49406, 797, 1946, 261, 6259, 282, 261, 3333, 282, 321, 261, 4725, 282, 5,
+                                       258, 274, 280, 282, 2481, 5, 258, 274, 280, 282, 2759, 261, 6259, 282,
+                                       6259, 282, 8855, 49407}));
+  EXPECT_EQ(with_ends(text),
+            (std::vector<int64_t>{49406, 797, 1946, 261, 283, 321, 285, 262, 2481, 262, 2759, 261, 8855, 49407}));
+  // Without entities both cleanings agree.
+  EXPECT_EQ(hf.encode("A chest-xray image of cardiomegaly."), tok().encode("A chest-xray image of cardiomegaly."));
+}
+
 TEST(ClipTokenizer, CleaningAndPretokenisation) {
   EXPECT_EQ(ClipTokenizer::clean("  A\t\nB  &amp;amp;  C "), "a b & c");  // html.unescape twice
   EXPECT_EQ(ClipTokenizer::clean("Cafe\u0301"), "caf\u00e9");             // NFC

@@ -100,7 +100,9 @@ at::Tensor ClipVit::encode_text(const at::Tensor& tokens) {
 
 const ClipTokenizer& ClipVit::tokenizer() {
   std::lock_guard<std::mutex> lock(tok_mutex_);
-  if (!tokenizer_) tokenizer_ = std::make_unique<ClipTokenizer>(vocab_path_);
+  if (!tokenizer_)
+    tokenizer_ = std::make_unique<ClipTokenizer>(
+        vocab_path_, opts_.text_cleaning == "openai" ? ClipTokenizer::Cleaning::openai : ClipTokenizer::Cleaning::hf);
   return *tokenizer_;
 }
 

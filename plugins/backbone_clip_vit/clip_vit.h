@@ -33,6 +33,7 @@ struct ClipVitOptions {
   std::string weights;
   std::string weights_format = "auto";
   std::string vocab;
+  std::string text_cleaning = "hf";
   std::string pad_token = "eot";
   std::string padding = "longest";
   bool truncate = true;
@@ -57,6 +58,10 @@ struct ClipVitOptions {
       "hf (CLIPModel safetensors), daug (own safetensors)",
       Check::choice({"auto", "openai", "hf", "daug"}));
     v("vocab", vocab, "bpe_simple_vocab_16e6.txt.gz; empty = the copy shipped with daug");
+    v("text_cleaning", text_cleaning,
+      "hf (CLIPTokenizerFast, as DAug: NFC, whitespace, lowercase) or openai (simple_tokenizer.py: also "
+      "html-unescapes twice); they differ only on HTML entities such as &amp;",
+      Check::choice({"hf", "openai"}));
     v("pad_token", pad_token, "padding id: eot (49407, Hugging Face / DAug) or zero (0, OpenAI clip.tokenize)",
       Check::choice({"eot", "zero"}));
     v("padding", padding, "longest (pad to the longest text in the batch, as DAug) or max_length (context_length)",

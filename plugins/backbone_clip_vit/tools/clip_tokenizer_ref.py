@@ -8,7 +8,8 @@ Follows openai/CLIP clip/simple_tokenizer.py literally, using only the standard 
     is emulated by a scanner trying the alternatives in order at each position (as regex.findall does), with
     \\p{L} / \\p{N} taken from unicodedata categories (L*, N*) and \\s from str.isspace().
 
-Usage: python3 clip_tokenizer_ref.py [path/to/bpe_simple_vocab_16e6.txt.gz] < texts (one per line)
+Usage: python3 clip_tokenizer_ref.py [--hf] [path/to/bpe_simple_vocab_16e6.txt.gz] < texts (one per line)
+  --hf: skip html.unescape, as Hugging Face's CLIPTokenizerFast normaliser (NFC, whitespace, lowercase) does.
 Prints one line per text: the ids including 49406 / 49407.
 """
 import gzip
@@ -43,9 +44,13 @@ def get_pairs(word):
     return pairs
 
 
+HTML_UNESCAPE = True
+
+
 def basic_clean(text):
     text = unicodedata.normalize("NFC", text)  # stand-in for ftfy.fix_text
-    text = html.unescape(html.unescape(text))
+    if HTML_UNESCAPE:
+        text = html.unescape(html.unescape(text))
     return text.strip()
 
 
@@ -166,8 +171,13 @@ class SimpleTokenizer(object):
 
 
 def main():
+    global HTML_UNESCAPE
+    args = sys.argv[1:]
+    if args and args[0] == "--hf":
+        HTML_UNESCAPE = False
+        args = args[1:]
     here = os.path.dirname(os.path.abspath(__file__))
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "vocab", "bpe_simple_vocab_16e6.txt.gz")
+    path = args[0] if args else os.path.join(here, "..", "vocab", "bpe_simple_vocab_16e6.txt.gz")
     tok = SimpleTokenizer(path)
     for line in sys.stdin.read().split("\n"):
         if not line:
