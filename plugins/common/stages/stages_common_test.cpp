@@ -242,3 +242,19 @@ TEST(TrainLoop, NanLossIsAnError) {
       },
       {"loss became nan", "step 0"});
 }
+
+TEST(Images, PrepareResizesNormalisesAndReplicates) {
+  // 4×4 gray image; area filter to 2×2 = means of the 2×2 blocks: [[2.5, 4.5], [10.5, 12.5]] (values 0..15 / 15).
+  at::Tensor gray = at::arange(16, at::kFloat).view({1, 4, 4}) / 15.0;
+  ImagePrep prep{{3, 2, 2}, "area", "minmax"};
+  at::Tensor x = prepare_image(gray, prep);
+  ASSERT_EQ(x.sizes(), (at::IntArrayRef{3, 2, 2}));
+  // min-max of [2.5, 4.5, 10.5, 12.5] → [0, 0.2, 0.8, 1]
+  at::Tensor expect = at::tensor({0.0f, 0.2f, 0.8f, 1.0f}).view({1, 2, 2}).expand({3, 2, 2});
+  EXPECT_LT(daug::testing::max_abs_diff(x, expect), 1e-6);
+  prep.normalize = "minmax_pm1";
+  EXPECT_LT(daug::testing::max_abs_diff(prepare_image(gray, prep), expect * 2 - 1), 1e-6);
+  prep.normalize = "none";
+  prep.shape = {1, 2, 2};
+  EXPECT_NEAR(prepare_image(gray, prep)[0][0][1].item<double>(), 4.5 / 15.0, 1e-6);
+}
