@@ -66,6 +66,17 @@ void BM_LoadGrayJpegMimicSize(benchmark::State& state) {
 }
 BENCHMARK(BM_LoadGrayJpegMimicSize)->Unit(benchmark::kMillisecond);
 
+void BM_LoadGrayJpegMimicSizeReduced(benchmark::State& state) {
+  at::set_num_threads(1);
+  const auto p = mimic_sized_jpeg();
+  const int64_t target = state.range(0);
+  for (auto _ : state) {
+    at::Tensor x = daug::data::load_gray_reduced(p, target, target);
+    benchmark::DoNotOptimize(daug::data::resize(x, target, target, daug::data::Filter::bicubic));
+  }
+}
+BENCHMARK(BM_LoadGrayJpegMimicSizeReduced)->Arg(512)->Arg(256)->Unit(benchmark::kMillisecond);
+
 void BM_ResizeBicubicAA(benchmark::State& state) {
   at::set_num_threads(1);
   const int64_t out = state.range(0);

@@ -242,6 +242,27 @@ TEST(Image, JpegRgbWithinTolerance) {
   EXPECT_LT(daug::testing::max_abs_diff(g[0], luma), 6.0 / 255.0);
 }
 
+TEST(Image, ReducedJpegDecode) {
+  TempDir d;
+  const int w = 200, h = 160;
+  std::vector<uint8_t> px(w * h);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) px[y * w + x] = static_cast<uint8_t>(30 + x / 2 + y / 3);  // smooth
+  write_jpeg(d / "big.jpg", w, h, 1, px, 95);
+  // smallest DCT scale still >= 40x40: 1/4 → 50x40
+  at::Tensor r = daug::data::load_gray_reduced(d / "big.jpg", 40, 40);
+  EXPECT_EQ(r.sizes(), (at::IntArrayRef{1, 40, 50}));
+  EXPECT_EQ(daug::data::load_gray_reduced(d / "big.jpg", 41, 10).sizes(), (at::IntArrayRef{1, 80, 100}));  // 1/2
+  EXPECT_EQ(daug::data::load_gray_reduced(d / "big.jpg", 20, 25).sizes(), (at::IntArrayRef{1, 20, 25}));   // 1/8
+  EXPECT_EQ(daug::data::load_gray_reduced(d / "big.jpg", 161, 10).sizes(), (at::IntArrayRef{1, 160, 200})); // full
+  // close to a full decode + area resize on a smooth image
+  at::Tensor full = daug::data::resize(daug::data::load_gray(d / "big.jpg"), 40, 50, daug::data::Filter::area);
+  EXPECT_LT(daug::testing::max_abs_diff(r, full), 3.0 / 255.0);
+  // PNGs are decoded fully
+  daug::data::save_png(d / "p.png", at::zeros({1, 64, 64}));
+  EXPECT_EQ(daug::data::load_gray_reduced(d / "p.png", 8, 8).sizes(), (at::IntArrayRef{1, 64, 64}));
+}
+
 TEST(Image, DetectsFormatFromMagicNotExtension) {
   TempDir d;
   std::vector<uint8_t> px(8 * 8, 128);

@@ -9,11 +9,12 @@
 
 namespace daug::data {
 
-at::Tensor load_sample_image(const Sample& sample, int64_t h, int64_t w, Filter filter, bool rgb) {
+at::Tensor load_sample_image(const Sample& sample, int64_t h, int64_t w, Filter filter, bool rgb, bool reduced) {
   DAUG_CHECK(h > 0 && w > 0, "load_sample_image: size must be positive, but got ", h, "x", w);
+  DAUG_CHECK(!(rgb && reduced), "load_sample_image: `reduced` decoding is for gray images only");
   at::Tensor img;
   try {
-    img = rgb ? load_rgb(sample.image) : load_gray(sample.image);
+    img = rgb ? load_rgb(sample.image) : reduced ? load_gray_reduced(sample.image, h, w) : load_gray(sample.image);
   } catch (const DataError& e) {
     throw DataError(fmt::format("sample '{}': {}", sample.id, e.what()));
   }
@@ -21,10 +22,11 @@ at::Tensor load_sample_image(const Sample& sample, int64_t h, int64_t w, Filter 
   return img;
 }
 
-at::Tensor load_images(const std::vector<const Sample*>& samples, int64_t h, int64_t w, Filter filter, bool rgb) {
+at::Tensor load_images(const std::vector<const Sample*>& samples, int64_t h, int64_t w, Filter filter, bool rgb,
+                       bool reduced) {
   DAUG_CHECK(!samples.empty(), "load_images: no samples given");
   at::Tensor out = at::empty({static_cast<int64_t>(samples.size()), rgb ? 3 : 1, h, w}, at::kFloat);
-  for (size_t i = 0; i < samples.size(); ++i) out[static_cast<int64_t>(i)].copy_(load_sample_image(*samples[i], h, w, filter, rgb));
+  for (size_t i = 0; i < samples.size(); ++i) out[static_cast<int64_t>(i)].copy_(load_sample_image(*samples[i], h, w, filter, rgb, reduced));
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
@@ -175,6 +176,7 @@ struct JpegState {
   unsigned width = 0, height = 0;
   int channels = 0;
   bool unsupported_colour = false;
+  unsigned min_w = 0, min_h = 0;  // > 0: DCT-scaled decode to the smallest size still >= these
 };
 
 bool jpeg_decode(JpegState* s) {
@@ -203,6 +205,17 @@ bool jpeg_decode(JpegState* s) {
   } else {
     cinfo.out_color_space = JCS_RGB;
   }
+  if (s->min_w > 0 || s->min_h > 0) {
+    // libjpeg scales by M/8 in the DCT domain; 1/8, 1/4, 1/2 are the fast paths.
+    for (unsigned denom : {8u, 4u, 2u}) {
+      const unsigned w = (cinfo.image_width + denom - 1) / denom, h = (cinfo.image_height + denom - 1) / denom;
+      if (w >= s->min_w && h >= s->min_h) {
+        cinfo.scale_num = 1;
+        cinfo.scale_denom = denom;
+        break;
+      }
+    }
+  }
   jpeg_start_decompress(&cinfo);
   s->width = cinfo.output_width;
   s->height = cinfo.output_height;
@@ -225,10 +238,12 @@ bool jpeg_decode(JpegState* s) {
   return true;
 }
 
-at::Tensor decode_jpeg(const std::string& bytes, const std::filesystem::path& path) {
+at::Tensor decode_jpeg(const std::string& bytes, const std::filesystem::path& path, int64_t min_h, int64_t min_w) {
   JpegState s;
   s.data = reinterpret_cast<const unsigned char*>(bytes.data());
   s.size = bytes.size();
+  s.min_h = static_cast<unsigned>(std::max<int64_t>(min_h, 0));
+  s.min_w = static_cast<unsigned>(std::max<int64_t>(min_w, 0));
   bool ok = jpeg_decode(&s);
   struct Free {
     JpegState& s;
@@ -255,14 +270,14 @@ std::string hex_prefix(const std::string& bytes) {
   return out;
 }
 
-at::Tensor decode_any(const std::filesystem::path& path) {
+at::Tensor decode_any(const std::filesystem::path& path, int64_t min_h = 0, int64_t min_w = 0) {
   std::string bytes = read_bytes(path);
   static const unsigned char kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (bytes.empty()) throw DataError(fmt::format("'{}': image file is empty (0 bytes)", path.string()));
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPng, 8) == 0) return decode_png(bytes, path);
   if (bytes.size() >= 3 && (unsigned char)bytes[0] == 0xFF && (unsigned char)bytes[1] == 0xD8 &&
       (unsigned char)bytes[2] == 0xFF)
-    return decode_jpeg(bytes, path);
+    return decode_jpeg(bytes, path, min_h, min_w);
   throw DataError(fmt::format("'{}': not a PNG or JPEG file: expected the PNG signature 89 50 4e 47 0d 0a 1a 0a or "
                               "the JPEG SOI ff d8 ff, but the file starts with {} ({} bytes)",
                               path.string(), hex_prefix(bytes), bytes.size()));
@@ -328,6 +343,11 @@ void check_image_dims(const at::Tensor& image, const char* what) {
 }  // namespace
 
 at::Tensor load_gray(const std::filesystem::path& path) { return to_gray(decode_any(path)).contiguous(); }
+
+at::Tensor load_gray_reduced(const std::filesystem::path& path, int64_t min_h, int64_t min_w) {
+  DAUG_CHECK(min_h > 0 && min_w > 0, "load_gray_reduced: minimum size must be positive, but got ", min_h, "x", min_w);
+  return to_gray(decode_any(path, min_h, min_w)).contiguous();
+}
 
 at::Tensor load_rgb(const std::filesystem::path& path) {
   at::Tensor img = decode_any(path);

@@ -16,13 +16,14 @@
 namespace daug::data {
 
 /// Loads one sample's image as gray [1,h,w] (or RGB [3,h,w] with `rgb`) in [0,1], resized with `filter` when its
-/// size differs (aspect not kept, as DAug's Resize([s,s])). Errors name the sample id and the file.
+/// size differs (aspect not kept, as DAug's Resize([s,s])). With `reduced` (gray only), JPEGs are first decoded at
+/// a DCT-reduced size >= h×w (load_gray_reduced). Errors name the sample id and the file.
 at::Tensor load_sample_image(const Sample& sample, int64_t h, int64_t w, Filter filter = Filter::bicubic,
-                             bool rgb = false);
+                             bool rgb = false, bool reduced = false);
 
 /// Stacks load_sample_image over `samples`: [N,1,h,w] (or [N,3,h,w]), float32, CPU.
 at::Tensor load_images(const std::vector<const Sample*>& samples, int64_t h, int64_t w,
-                       Filter filter = Filter::bicubic, bool rgb = false);
+                       Filter filter = Filter::bicubic, bool rgb = false, bool reduced = false);
 
 /// [N,14] float32 labels in kChexpertClasses order (NaN where ignored).
 at::Tensor class_labels(const std::vector<const Sample*>& samples);
