@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <test_support.h>
 #include <torch/nn/modules/activation.h>
+#include <torch/optim/adamw.h>
 #include <torch/utils.h>
 
 #include <cmath>
@@ -176,6 +177,40 @@ TEST_F(ClipModelTest, GradientsReachEveryParameterOfBothTowers) {
     ASSERT_TRUE(t.grad().defined()) << name;
     EXPECT_GT(t.grad().abs().sum().item<double>(), 0.0) << name;
   }
+}
+
+TEST_F(ClipModelTest, ContrastiveFineTuningOverfitsATinyBatch) {
+  // 4 random images paired with 4 different captions: a few AdamW steps on the symmetric CLIP loss must
+  // bring it well below its chance value ln 4 (both towers learn the pairing).
+  ClipVitOptions o = tiny_options();
+  o.logit_scale = std::log(20.0);
+  ClipVit clip(o, "cpu");
+  clip.set_training(true);
+  torch::optim::AdamW opt(clip.parameters(), torch::optim::AdamWOptions(2e-3).weight_decay(0.0));
+  at::Tensor pixels = at::randn({4, 3, 32, 32});
+  at::Tensor tokens = clip.tokenize({"a photo of a cat", "cardiomegaly", "pleural effusion", "no finding"});
+  at::Tensor target = at::arange(4, at::kLong);
+  auto loss_fn = [&] {
+    at::Tensor img = clip.encode_image(pixels), txt = clip.encode_text(tokens);
+    img = img / img.norm(2, -1, true);
+    txt = txt / txt.norm(2, -1, true);
+    at::Tensor logits = clip.logit_scale().exp() * at::matmul(img, txt.t());
+    return (at::cross_entropy_loss(logits, target) + at::cross_entropy_loss(logits.t(), target)) / 2;
+  };
+  double first = 0, last = 0;
+  for (int step = 0; step < 25; ++step) {
+    opt.zero_grad();
+    at::Tensor loss = loss_fn();
+    if (step == 0) first = loss.item<double>();
+    loss.backward();
+    opt.step();
+  }
+  {
+    at::NoGradGuard ng;
+    last = loss_fn().item<double>();
+  }
+  EXPECT_GT(first, 0.5);
+  EXPECT_LT(last, 0.1) << "first " << first;
 }
 
 TEST_F(ClipModelTest, FixedLogitScaleIsNotTrainable) {
