@@ -70,7 +70,7 @@ std::string png_img(const std::string& bytes, const std::string& alt, const std:
 }
 
 std::string labels_text(const std::vector<std::string>& labels) {
-  if (labels.empty()) return "(no positive label)";
+  if (labels.empty()) return "no positive label";
   std::string s;
   for (size_t i = 0; i < labels.size(); ++i) s += (i ? ", " : "") + labels[i];
   return s;
