@@ -49,6 +49,9 @@ void HeatmapsOptions::visit(OptionVisitor& v) {
   v("batch_size", batch_size, "images translated together", Check::at_least(1));
   v("overlays", overlays, "write an overlay PNG (input | translated | heatmap) for the first N images",
     Check::at_least(0));
+  v("overlay_size", overlay_size,
+    "overlay panels smaller than this many pixels high are enlarged by an integer factor (nearest neighbour)",
+    Check::at_least(1));
   v("limit", limit, "process only the first N selected images (0 = all)", Check::at_least(0));
   v("seed", seed, "seed of the sampler's noise (-1 = the run seed); per batch: mix(seed, first index)",
     Check::at_least(-1));
@@ -189,8 +192,10 @@ void HeatmapsStage::run(StageContext& ctx) {
       if (i < opts_.overlays) {
         std::string png = stages::heatmap_file_name(smp.id, direction, opts_.tag);
         png.replace(png.size() - 4, 4, ".png");
-        data::save_png(ctx.output_dir / "overlays" / png,
-                       stages::overlay_panel(x0c[j], xhatc[j], heat[j][0]));
+        at::Tensor panel = stages::overlay_panel(x0c[j], xhatc[j], heat[j][0]);
+        const int64_t f = std::max<int64_t>(1, opts_.overlay_size / panel.size(1));
+        if (f > 1) panel = data::resize(panel, panel.size(1) * f, panel.size(2) * f, data::Filter::nearest);
+        data::save_png(ctx.output_dir / "overlays" / png, panel);
       }
       data::save_npy(npy_path(smp), h.contiguous());  // last: its existence marks the image as done
     }

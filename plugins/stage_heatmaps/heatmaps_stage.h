@@ -29,6 +29,7 @@ struct HeatmapsOptions {
   std::string tag = "nof";
   int64_t batch_size = 8;
   int64_t overlays = 8;
+  int64_t overlay_size = 256;
   int64_t limit = 0;
   int64_t seed = -1;
   double log_every_s = 10.0;

@@ -97,6 +97,8 @@ TEST(HeatmapsStage, WritesAuthorsNamingWithIndependentlyRecomputedValues) {
   EXPECT_FALSE(f.gen->training);
   EXPECT_TRUE(std::filesystem::exists(f.out / "overlays" / "img0_+nof.png"));
   EXPECT_TRUE(std::filesystem::exists(f.out / "overlays" / "img1_+nof.png"));
+  // input | translated | heatmap, 8×8 each, enlarged ×32 to the default overlay_size of 256 pixels.
+  EXPECT_EQ(data::load_gray(f.out / "overlays" / "img0_+nof.png").sizes(), (at::IntArrayRef{1, 256, 768}));
   EXPECT_FALSE(std::filesystem::exists(f.out / "overlays" / "img2_+nof.png"));
   EXPECT_NE(stage.summary(f.out.path()).find("5 heatmaps"), std::string::npos) << stage.summary(f.out.path());
   EXPECT_NE(stages::read_text_if_exists(f.out / "index.csv").find("img3,test,img3_+nof.npy"), std::string::npos);
