@@ -9,6 +9,7 @@ PKGS=(
   libtomlplusplus-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg-dev zlib1g-dev libicu-dev
+  chromium                     # headless rendering check of the HTML report (tests/report)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -7,6 +7,7 @@
 #include <daug/error.h>
 #include <daug/guidance.h>
 #include <daug/heatmap_composer.h>
+#include <daug/labels.h>
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>

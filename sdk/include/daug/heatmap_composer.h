@@ -16,7 +16,7 @@ class DAUG_SDK_API HeatmapComposer : public Component {
   static constexpr const char* kInterface = "HeatmapComposer";
   ~HeatmapComposer() override;
   virtual at::Tensor compose(const at::Tensor& image, const std::vector<at::Tensor>& maps) = 0;
-  /// How many maps compose() expects (0 = any number, including none).
+  /// How many maps compose() expects; 0 = none (compose() ignores maps: the no-heatmap baseline).
   virtual int num_maps() const { return 1; }
 };
 
