@@ -144,6 +144,9 @@ std::string ap_cell(double v) { return std::isfinite(v) ? fmt::format("{:.3f}", 
 
 void TrainClassifierStage::run(StageContext& ctx) {
   auto& build = ctx.build;
+  // Components built here (first request) initialise their weights from the global torch RNG: seed it, so a run
+  // from scratch is reproducible (neither the core nor the model plugins seed it).
+  at::manual_seed(stages::mix_seed(stages::resolve_seed(opts_.seed, build.seed()), 0x1417ULL));
   auto src = build.component<Source>(opts_.data);
   auto gen = build.component<Generator>(opts_.generator);
   auto clf = build.component<Classifier>(opts_.classifier);

@@ -83,6 +83,9 @@ int64_t TrainDiffusionStage::label_of(const Sample& s, const Options& o, const S
 
 void TrainDiffusionStage::run(StageContext& ctx) {
   auto& build = ctx.build;
+  // Components built here (first request) initialise their weights from the global torch RNG: seed it, so a run
+  // from scratch is reproducible (neither the core nor the model plugins seed it).
+  at::manual_seed(stages::mix_seed(stages::resolve_seed(opts_.seed, build.seed()), 0x1417ULL));
   auto src = build.component<Source>(opts_.data);
   auto gen = build.component<Generator>(opts_.generator);
   const c10::Device dev(build.device());
