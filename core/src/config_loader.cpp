@@ -247,6 +247,9 @@ void apply_override(ConfigDocument& doc, const std::string& assignment) {
   }
   const std::string& last = parts.back();
   std::string full = join(prefix, last);
+  if (parts.size() == 1 && (last == "imports" || last == "schema_version"))
+    throw ConfigError(fmt::format("--set {}: '{}' cannot be overridden (imports are resolved when the file is read); "
+                                  "edit the config file or make a new one that imports it", assignment, last));
   if (last == "plugin") {
     const auto* old = t->get("plugin");
     if (old && old->value<std::string>() != v.value<std::string>()) {

@@ -3,10 +3,12 @@
 #include <daug/error.h>
 #include <daug/log.h>
 
+#include <ATen/Context.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <functional>
 
 namespace daug::core {
 namespace {
@@ -78,6 +80,9 @@ std::shared_ptr<Component> Experiment::component_any(const std::string& table, c
   const PluginInfo& info = loader_.find(interface, name, view.location("plugin").str());
   record_dep();
   building_.push_back(table);
+  // Reproducible initialisation: each component's random weights depend only on the run seed and its table name,
+  // not on the order in which components happen to be built.
+  at::manual_seed(seed_ ^ std::hash<std::string>{}(table));
   std::shared_ptr<Component> made;
   try {
     made = info.manifest->create(view, *this);

@@ -71,6 +71,7 @@ TEST(ConfigLoader, BadSetIsAnError) {
   expect_error_contains([&] { load(d, "c.toml", {"g.scale=[1,"}); }, {"--set g.scale", "not a valid TOML value"});
   expect_error_contains([&] { load(d, "c.toml", {"g.scale.x=1"}); }, {"--set g.scale.x", "'g.scale' is a value"});
   expect_error_contains([&] { load(d, "c.toml", {"g..x=1"}); }, {"empty key"});
+  expect_error_contains([&] { load(d, "c.toml", {"imports=[\"x.toml\"]"}); }, {"cannot be overridden"});
 }
 
 TEST(ConfigLoader, MissingImportNamesFileAndLine) {
