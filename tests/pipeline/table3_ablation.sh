@@ -6,7 +6,7 @@ set -euo pipefail
 daug=$1; src=$2; work=$3
 rm -rf "$work"; mkdir -p "$work"
 small=(--set data.max_per_split=4 --set train_classifier.epochs=0 --set train_classifier.steps=2
-       --set train_diffusion.steps=2 --set train_clip.max_steps=2 --set heatmaps.overlays=1
+       --set train_diffusion.steps=2 --set train_clip.max_steps=2 --set train_clip.batch_size=4 --set heatmaps.overlays=1
        --set "run.runs_dir=\"$work/runs\"" --set "run.cache_dir=\"$work/cache\"")
 cd "$work"
 "$daug" ablate "$src"/configs/ablations/table3/cpu_{clip_baseline,daug_clip,daug_hybrid}.toml "${small[@]}" \
