@@ -99,6 +99,31 @@ std::shared_ptr<Component> Experiment::component_any(const std::string& table, c
   return made;
 }
 
+void Experiment::build_all_configured() {
+  for (const auto& [key, node] : doc_->root) {
+    const auto* table = node.as_table();
+    if (!table) continue;
+    const auto* plugin = table->get("plugin");
+    if (!plugin || !plugin->is_string()) continue;
+    const std::string name(key.str());
+    bool done = false;
+    for (const auto& b : built_) done = done || b.table == name;
+    if (done) continue;
+    const std::string plugin_name = plugin->as_string()->get();
+    const PluginInfo* info = nullptr;
+    for (const auto& p : loader_.list())
+      if (p.name == plugin_name) info = &loader_.find(p.interface, p.name, "");
+    if (!info) {
+      try {
+        loader_.find_any(plugin_name);
+      } catch (const ConfigError& e) {
+        throw ConfigError(fmt::format("{}: [{}]: {}", ConfigView(doc_, name).location("plugin").str(), name, e.what()));
+      }
+    }
+    component_any(name, info->interface.c_str());
+  }
+}
+
 std::vector<std::tuple<std::string, std::string, std::filesystem::path>> Experiment::built() const {
   std::vector<std::tuple<std::string, std::string, std::filesystem::path>> out;
   for (const auto& b : built_) out.emplace_back(b.table, b.plugin->name, b.plugin->library);

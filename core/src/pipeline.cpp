@@ -160,6 +160,7 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   // Build every stage (and through them every component) before any compute: config mistakes surface now.
   std::vector<std::shared_ptr<Stage>> stages;
   for (const auto& table : run.stages) stages.push_back(runner.stage(table));
+  exp.build_all_configured();
   {
     std::string plugins;
     for (const auto& [table, name, lib] : exp.built()) plugins += fmt::format("[{}] {} {}\n", table, name, lib.string());

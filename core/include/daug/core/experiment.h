@@ -30,6 +30,10 @@ class Experiment final : public BuildContext {
   std::filesystem::path run_dir() const override { return run_dir_; }
   ConfigView config(const std::string& table) const override;
 
+  /// Builds every table of the config that names a plugin (any interface), so that a wrong plugin name or key
+  /// anywhere in the config fails before compute starts, even in tables a stage would only ask for later.
+  void build_all_configured();
+
   /// (table, plugin name, library path) of every component built so far, in build order.
   std::vector<std::tuple<std::string, std::string, std::filesystem::path>> built() const;
   /// Tables the component of `table` asked for while it was built (its direct dependencies).
