@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -379,6 +380,7 @@ std::vector<int64_t> tokenize_batch(const ClipTokenizer& tok, const std::vector<
   std::vector<std::vector<int64_t>> rows;
   rows.reserve(texts.size());
   int64_t longest = 0;
+  int64_t truncated = 0, longest_input = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
     std::vector<int64_t> ids = tok.encode(texts[i]);
     std::vector<int64_t> row;
@@ -389,14 +391,24 @@ std::vector<int64_t> tokenize_batch(const ClipTokenizer& tok, const std::vector<
       DAUG_CHECK_AS(DataError, opts.truncate, "text ", i, " has ", ids.size() + 2,
                     " tokens (with start/end), more than context_length ", opts.context_length,
                     ", and truncation is off");
-      log::warn("clip tokenizer: text {} has {} tokens (with start/end); truncated to context_length {}", i,
-                ids.size() + 2, opts.context_length);
+      ++truncated;
+      longest_input = std::max<int64_t>(longest_input, static_cast<int64_t>(ids.size()) + 2);
       ids.resize(static_cast<size_t>(keep));
     }
     row.insert(row.end(), ids.begin(), ids.end());
     row.push_back(ClipTokenizer::kEndOfText);
     longest = std::max<int64_t>(longest, static_cast<int64_t>(row.size()));
     rows.push_back(std::move(row));
+  }
+  if (truncated > 0) {
+    // One line per batch, and only the first few batches at warning level: a training loop tokenises the same
+    // reports every epoch. (A trivially destructible counter: safe in a dlopen'd plugin.)
+    static std::atomic<int> warned{0};
+    const bool loud = warned.fetch_add(1) < 3;
+    log::write(loud ? log::Level::warn : log::Level::debug,
+               fmt::format("clip tokenizer: {} of {} texts truncated to context_length {} (longest had {} tokens with "
+                           "start/end; the end token is kept){}", truncated, texts.size(), opts.context_length,
+                           longest_input, warned.load() == 3 ? "; later truncations are logged at debug level" : ""));
   }
   const int64_t L = opts.pad_longest ? std::max<int64_t>(longest, 2) : opts.context_length;
   std::vector<int64_t> out(rows.size() * static_cast<size_t>(L), opts.pad_id);
