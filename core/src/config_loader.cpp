@@ -119,7 +119,7 @@ struct Loaded {
   std::map<std::string, SourceLocation> locs;
 };
 
-Loaded load_table(const toml::table& parsed, const std::string& name, const std::filesystem::path& dir, int depth,
+Loaded load_table(toml::table& parsed, const std::string& name, const std::filesystem::path& dir, int depth,
                   std::vector<std::string>& stack);
 
 Loaded load_file(const std::filesystem::path& file, int depth, std::vector<std::string>& stack,
@@ -151,19 +151,14 @@ Loaded load_file(const std::filesystem::path& file, int depth, std::vector<std::
   return l;
 }
 
-Loaded load_table(const toml::table& parsed_in, const std::string& name, const std::filesystem::path& dir, int depth,
+Loaded load_table(toml::table& parsed_in, const std::string& name, const std::filesystem::path& dir, int depth,
                   std::vector<std::string>& stack) {
-  toml::table parsed = parsed_in;  // copy drops source regions: record them from parsed_in first
+  // toml++ drops source regions when nodes are copied, so record locations and expand ${...} (whose errors
+  // need locations) on the freshly parsed table, then work on a copy.
   std::map<std::string, SourceLocation> own_locs;
   record_locations(parsed_in, "", name, own_locs);
-  // Expand variables on the original (which still has regions for messages), then re-copy.
-  toml::table expanded = parsed_in;
-  {
-    toml::table& with_src = const_cast<toml::table&>(parsed_in);
-    expand_strings(with_src, dir, name);
-    expanded = with_src;
-  }
-  parsed = expanded;
+  expand_strings(parsed_in, dir, name);
+  toml::table parsed = parsed_in;
 
   if (const auto* sv = parsed.get("schema_version")) {
     if (!sv->is_integer() || sv->as_integer()->get() != 1)
@@ -188,14 +183,6 @@ Loaded load_table(const toml::table& parsed_in, const std::string& name, const s
   }
   overlay(result.table, parsed, "", result.locs, own_locs);
   return result;
-}
-
-std::string value_string(const toml::node& n) {
-  std::ostringstream os;
-  os << toml::table{{"v", n}};
-  std::string s = os.str();
-  auto eq = s.find(" = ");
-  return eq == std::string::npos ? s : s.substr(eq + 3);
 }
 
 }  // namespace
@@ -344,7 +331,6 @@ void print_table(const toml::table& t, const std::string& prefix, const ConfigDo
 std::string resolved_toml(const ConfigDocument& doc, bool with_sources) {
   std::ostringstream os;
   print_table(doc.root, "", doc, with_sources, os);
-  (void)value_string;
   return os.str();
 }
 
