@@ -96,8 +96,8 @@ void PluginLoader::load_all() {
     std::vector<std::filesystem::path> files;
     for (const auto& e : std::filesystem::directory_iterator(dir)) {
       const auto name = e.path().filename().string();
-      if (e.is_regular_file() && name.rfind("libdaug_", 0) == 0 && e.path().extension() == ".so" &&
-          name != "libdaug_sdk.so" && name != "libdaug_core.so" && name != "libdaug_data.so")
+      // Plugins are libdaug-plugin-<name>.so; the project's own libraries (libdaug_sdk.so, ...) never match.
+      if (e.is_regular_file() && name.rfind("libdaug-plugin-", 0) == 0 && e.path().extension() == ".so")
         files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());

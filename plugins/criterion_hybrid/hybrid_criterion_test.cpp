@@ -2,7 +2,7 @@
 
 #include "clip_common.h"
 #include "test_support.h"
-#include "testing/fake_backbone.h"
+#include "fakes/fake_backbone.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

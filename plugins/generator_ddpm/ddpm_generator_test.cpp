@@ -184,7 +184,7 @@ struct SpyClassifier : daug::Classifier {
 }  // namespace
 
 TEST(DdpmGenerator, RealSoftmaxPluginPassesOriginalTimestepsToTheClassifier) {
-  const std::filesystem::path lib = std::filesystem::path(DAUG_TEST_PLUGIN_DIR) / "libdaug_guidance_softmax.so";
+  const std::filesystem::path lib = std::filesystem::path(DAUG_TEST_PLUGIN_DIR) / "libdaug-plugin-guidance_softmax.so";
   if (!std::filesystem::exists(lib)) GTEST_SKIP() << "softmax plugin not built: " << lib;
   static auto* loader = new daug::core::PluginLoader(std::vector<std::filesystem::path>{});  // plugin libraries are never unloaded
   const auto& info = loader->load_library(lib);

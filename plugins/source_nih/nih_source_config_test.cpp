@@ -1,4 +1,4 @@
-// End to end through the core: TOML → PluginLoader (the built libdaug_source_nih.so) → Experiment → Source.
+// End to end through the core: TOML → PluginLoader (the built libdaug-plugin-source_nih.so) → Experiment → Source.
 #include <daug/core/config_loader.h>
 #include <daug/core/experiment.h>
 #include <daug/core/plugin_loader.h>
@@ -18,7 +18,7 @@ const std::filesystem::path kExamples = std::filesystem::path(DAUG_SOURCE_DIR) /
 std::shared_ptr<daug::Source> build(const std::string& toml, daug::testing::TempDir& run) {
   static daug::core::PluginLoader* loader = [] {
     auto* l = new daug::core::PluginLoader();  // never destroyed: plugin libraries are never unloaded
-    l->load_library(std::filesystem::path(DAUG_TEST_PLUGIN_DIR) / "libdaug_source_nih.so");
+    l->load_library(std::filesystem::path(DAUG_TEST_PLUGIN_DIR) / "libdaug-plugin-source_nih.so");
     return l;
   }();
   auto doc = daug::core::parse_config(toml, "inline.toml", {}, kExamples);

@@ -2,8 +2,8 @@
 
 #include "clip_common.h"
 #include "test_support.h"
-#include "testing/fake_backbone.h"
-#include "testing/fake_source.h"
+#include "fakes/fake_backbone.h"
+#include "fakes/fake_source.h"
 
 #include <daug/checkpoint.h>
 #include <daug/error.h>

@@ -2,7 +2,7 @@
 // weight loading from upstream stage directories.
 #include "heatmaps_stage.h"
 
-#include "../common/stages/testing/fakes.h"
+#include "fakes/stage_fakes.h"
 
 #include <daug/data/npy.h>
 #include <daug/stages/common.h>

@@ -2,7 +2,7 @@
 
 #include "html.h"
 #include "test_support.h"
-#include "testing/fake_source.h"
+#include "fakes/fake_source.h"
 
 #include <daug/data/image.h>
 #include <daug/error.h>

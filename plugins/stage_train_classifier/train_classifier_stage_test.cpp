@@ -2,7 +2,7 @@
 // class-name mismatch errors; AP report.
 #include "train_classifier_stage.h"
 
-#include "../common/stages/testing/fakes.h"
+#include "fakes/stage_fakes.h"
 
 #include <daug/stages/common.h>
 

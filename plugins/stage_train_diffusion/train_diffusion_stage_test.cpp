@@ -1,7 +1,7 @@
 // train_diffusion stage: the UNet label is the No-Finding indicator; EMA weights are saved; options checked.
 #include "train_diffusion_stage.h"
 
-#include "../common/stages/testing/fakes.h"
+#include "fakes/stage_fakes.h"
 
 #include <daug/stages/common.h>
 

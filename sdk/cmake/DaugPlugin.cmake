@@ -1,6 +1,6 @@
 # daug_add_plugin(<name> SOURCES a.cpp ... [LIBS libs...] [TESTS t.cpp ...] [TEST_LIBS ...])
 #
-# Builds <name> as a MODULE library libdaug_<name>.so (hidden visibility: only daug_plugin_manifest is
+# Builds <name> as a MODULE library libdaug-plugin-<name>.so (a prefix no project library uses, so no plugin name is reserved) (hidden visibility: only daug_plugin_manifest is
 # exported), linked against daug::sdk and LibTorch, into the plugin directory the loader searches.
 # TESTS become a GoogleTest executable <name>_test that links the plugin's objects directly (so tests can
 # construct the plugin class with explicit Options) and is registered with ctest.
@@ -21,7 +21,7 @@ function(daug_add_plugin name)
     POSITION_INDEPENDENT_CODE ON)
   add_library(${name} MODULE $<TARGET_OBJECTS:${name}_objects>)
   target_link_libraries(${name} PRIVATE ${name}_objects)
-  set_target_properties(${name} PROPERTIES PREFIX "libdaug_" LIBRARY_OUTPUT_DIRECTORY ${DAUG_PLUGIN_OUTPUT_DIR})
+  set_target_properties(${name} PROPERTIES PREFIX "libdaug-plugin-" LIBRARY_OUTPUT_DIRECTORY ${DAUG_PLUGIN_OUTPUT_DIR})
   if(DEFINED DAUG_PLUGIN_INSTALL_DIR)
     install(TARGETS ${name} LIBRARY DESTINATION ${DAUG_PLUGIN_INSTALL_DIR})
   endif()

@@ -10,8 +10,8 @@
 //
 // Self-contained on purpose: it compiles the sources it measures (clip_shared's losses/AdamW/metrics and clip_vit's
 // model) so tests/bench/CMakeLists.txt needs no per-benchmark link lines.
-#include "../../plugins/clip_shared/clip_common.cpp"
-#include "../../plugins/clip_shared/clip_metrics.cpp"
+#include "../../libs/clip/clip_common.cpp"
+#include "../../libs/clip/clip_metrics.cpp"
 #include "../../plugins/backbone_clip_vit/clip_model.cpp"
 
 #include <ATen/ATen.h>

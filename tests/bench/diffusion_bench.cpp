@@ -4,7 +4,7 @@
 // Wolleb/DAug layouts at 256²: UNet 113.7M params, classifier 5.45M), batch 1 and 8.
 //   build/bench/diffusion_bench [--benchmark_filter=tiny]
 // wolleb256 batch 8 runs a single iteration (tens of seconds per step on 2 CPU cores).
-// Linked against daug_adm by plugins/common/adm/CMakeLists.txt.
+// Linked against daug_adm by tests/bench/CMakeLists.txt.
 #include <daug/adm/diffusion.h>
 #include <daug/adm/unet.h>
 

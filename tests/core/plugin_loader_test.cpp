@@ -13,7 +13,7 @@ using daug::testing::expect_error_contains;
 
 namespace {
 const std::string kFx = DAUG_FIXTURE_DIR;
-std::string fx(const std::string& dir, const std::string& lib) { return kFx + "/" + dir + "/libdaug_" + lib + ".so"; }
+std::string fx(const std::string& dir, const std::string& lib) { return kFx + "/" + dir + "/libdaug-plugin-" + lib + ".so"; }
 }  // namespace
 
 TEST(PluginLoader, LoadsAGoodPluginAndBuildsIt) {
@@ -34,25 +34,25 @@ TEST(PluginLoader, LoadsAGoodPluginAndBuildsIt) {
 TEST(PluginLoader, RefusesWrongAbiWithExpectedVsFound) {
   PluginLoader loader;
   expect_error_contains([&] { loader.load_library(fx("bad_abi", "fixture_bad_abi")); },
-                        {"libdaug_fixture_bad_abi.so", "SDK ABI version 999", "expects ABI version 1"});
+                        {"libdaug-plugin-fixture_bad_abi.so", "SDK ABI version 999", "expects ABI version 1"});
 }
 
 TEST(PluginLoader, RefusesLibraryWithoutManifest) {
   PluginLoader loader;
   expect_error_contains([&] { loader.load_library(fx("no_manifest", "fixture_no_manifest")); },
-                        {"libdaug_fixture_no_manifest.so", "not a daug plugin", "daug_plugin_manifest"});
+                        {"libdaug-plugin-fixture_no_manifest.so", "not a daug plugin", "daug_plugin_manifest"});
 }
 
 TEST(PluginLoader, DuplicateNameNamesBothFiles) {
   PluginLoader loader({kFx + "/good", kFx + "/dup"});
   expect_error_contains([&] { loader.load_all(); },
-                        {"duplicate HeatmapComposer plugin name 'scale'", "libdaug_fixture_good.so",
-                         "libdaug_fixture_dup.so"});
+                        {"duplicate HeatmapComposer plugin name 'scale'", "libdaug-plugin-fixture_good.so",
+                         "libdaug-plugin-fixture_dup.so"});
 }
 
 TEST(PluginLoader, MissingFileIsAPluginError) {
   PluginLoader loader;
-  EXPECT_THROW(loader.load_library(kFx + "/nope/libdaug_nope.so"), daug::PluginError);
+  EXPECT_THROW(loader.load_library(kFx + "/nope/libdaug-plugin-nope.so"), daug::PluginError);
 }
 
 TEST(PluginLoader, UnknownNameListsAvailableAndSuggests) {

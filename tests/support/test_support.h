@@ -22,12 +22,16 @@ class TestContext : public BuildContext {
   uint64_t seed() const override { return 0; }
   std::filesystem::path run_dir() const override { return dir_; }
   ConfigView config(const std::string& table) const override;
+  std::string table() const override { return table_; }
+  /// The table name reported by table() (tests of error messages set it).
+  void set_table(std::string t) { table_ = std::move(t); }
 
  protected:
   std::shared_ptr<Component> component_any(const std::string& table, const char* interface) override;
 
  private:
   std::filesystem::path dir_;
+  std::string table_;
   std::map<std::string, std::shared_ptr<Component>> components_;
 };
 

@@ -39,6 +39,9 @@ class DAUG_SDK_API BuildContext {
   virtual std::filesystem::path run_dir() const = 0;
   /// The resolved configuration, for stages that read other tables (e.g. a list of prompts).
   virtual ConfigView config(const std::string& table) const = 0;
+  /// Name of the config table whose plugin is being built right now (e.g. "clip_composer"), so that a
+  /// constructor's error names the table the user wrote, not a guess. Empty outside a build.
+  virtual std::string table() const = 0;
 
  protected:
   /// Builds or returns the component of `table`; `interface` is the expected kind for messages.

@@ -29,6 +29,7 @@ class Experiment final : public BuildContext {
   uint64_t seed() const override { return seed_; }
   std::filesystem::path run_dir() const override { return run_dir_; }
   ConfigView config(const std::string& table) const override;
+  std::string table() const override { return building_.empty() ? std::string() : building_.back(); }
 
   /// Builds every table of the config that names a plugin (any interface), so that a wrong plugin name or key
   /// anywhere in the config fails before compute starts, even in tables a stage would only ask for later.

@@ -1,5 +1,5 @@
 #pragma once
-/// Finds plugin libraries (libdaug_*.so), opens them with Boost.DLL, checks the ABI handshake and indexes them
+/// Finds plugin libraries (libdaug-plugin-*.so), opens them with Boost.DLL, checks the ABI handshake and indexes them
 /// by (interface, name).
 ///
 /// Lifetime rule: libraries are NEVER unloaded. LibTorch registers operators and state in static objects and
@@ -31,7 +31,7 @@ class PluginLoader {
   /// The directories that will be searched, in order (existing or not).
   const std::vector<std::filesystem::path>& search_paths() const { return paths_; }
 
-  /// Opens every libdaug_*.so in the search paths. The first bad library throws PluginError (wrong ABI, no
+  /// Opens every libdaug-plugin-*.so in the search paths. The first bad library throws PluginError (wrong ABI, no
   /// manifest, duplicate name naming both files). Idempotent.
   void load_all();
   /// Opens one library file explicitly (tests, `--plugin` flags).
