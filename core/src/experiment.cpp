@@ -1,14 +1,18 @@
-// Builds components from config tables on demand (dependencies first), owns them, destroys in reverse order.
+// Builds components from config tables on demand (dependencies first), records the dependency graph, owns the
+// components and destroys them in reverse order.
 #include <daug/core/experiment.h>
 #include <daug/error.h>
 #include <daug/log.h>
+#include <daug/seed.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/Context.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <functional>
+#include <mutex>
 
 namespace daug::core {
 namespace {
@@ -27,6 +31,26 @@ namespace {
     throw Error(context + e.what());
   }
 }
+
+/// Saves the global CPU generator's state and restores it on scope exit: a component built inside another's
+/// create() must not move the RNG stream its parent initialises its weights from (build-order independence).
+class CpuRngGuard {
+ public:
+  CpuRngGuard() : gen_(at::detail::getDefaultCPUGenerator()) {
+    std::lock_guard<std::mutex> lock(gen_.mutex());
+    state_ = gen_.get_state();
+  }
+  ~CpuRngGuard() {
+    std::lock_guard<std::mutex> lock(gen_.mutex());
+    gen_.set_state(state_);
+  }
+  CpuRngGuard(const CpuRngGuard&) = delete;
+  CpuRngGuard& operator=(const CpuRngGuard&) = delete;
+
+ private:
+  at::Generator gen_;
+  at::Tensor state_;
+};
 
 }  // namespace
 
@@ -52,12 +76,21 @@ Experiment::~Experiment() {
   while (!built_.empty()) built_.pop_back();
 }
 
-ConfigView Experiment::config(const std::string& table) const { return ConfigView(doc_, table); }
+ConfigView Experiment::config(const std::string& table) const {
+  read_tables_.insert(table);
+  return ConfigView(doc_, table);
+}
 
-std::shared_ptr<Component> Experiment::component_any(const std::string& table, const char* interface) {
+std::shared_ptr<Component> Experiment::component_any(const std::string& table, const char* interface, Use use) {
   auto record_dep = [&] {
     if (building_.empty()) return;
-    pending_deps_[building_.back()].push_back(table);
+    auto& deps = pending_deps_[building_.back()];
+    for (auto& e : deps)
+      if (e.table == table) {
+        if (use == Use::all) e.use = Use::all;  // the widest use wins
+        return;
+      }
+    deps.push_back(Edge{table, use});
   };
   for (const auto& b : built_)
     if (b.table == table) {
@@ -79,10 +112,13 @@ std::shared_ptr<Component> Experiment::component_any(const std::string& table, c
   const std::string name = view.get_string("plugin");
   const PluginInfo& info = loader_.find(interface, name, view.location("plugin").str());
   record_dep();
+  std::unique_ptr<CpuRngGuard> rng_guard;
+  if (!building_.empty()) rng_guard = std::make_unique<CpuRngGuard>();
   building_.push_back(table);
   // Reproducible initialisation: each component's random weights depend only on the run seed and its table name,
-  // not on the order in which components happen to be built.
-  at::manual_seed(seed_ ^ std::hash<std::string>{}(table));
+  // not on the order in which components happen to be built (stable_hash equals libstdc++'s std::hash, so seeds
+  // are unchanged from earlier versions, but the same on every platform).
+  at::manual_seed(seed_ ^ stable_hash(table));
   std::shared_ptr<Component> made;
   try {
     made = info.manifest->create(view, *this);
@@ -95,45 +131,63 @@ std::shared_ptr<Component> Experiment::component_any(const std::string& table, c
   if (!made)
     throw PluginError(fmt::format("plugin '{}' ({}) returned no object for [{}]", name, info.library.string(), table));
   log::debug("built [{}]: {}", table, made->describe());
-  built_.push_back(Built{table, &info, made, pending_deps_[table]});
+  built_.push_back(Node{table, info, made, pending_deps_[table]});
   return made;
 }
 
-void Experiment::build_all_configured() {
-  for (const auto& [key, node] : doc_->root) {
-    const auto* table = node.as_table();
-    if (!table) continue;
-    const auto* plugin = table->get("plugin");
-    if (!plugin || !plugin->is_string()) continue;
-    const std::string name(key.str());
-    bool done = false;
-    for (const auto& b : built_) done = done || b.table == name;
-    if (done) continue;
-    const std::string plugin_name = plugin->as_string()->get();
-    const PluginInfo* info = nullptr;
-    for (const auto& p : loader_.list())
-      if (p.name == plugin_name) info = &loader_.find(p.interface, p.name, "");
-    if (!info) {
-      try {
-        loader_.find_any(plugin_name);
-      } catch (const ConfigError& e) {
-        throw ConfigError(fmt::format("{}: [{}]: {}", ConfigView(doc_, name).location("plugin").str(), name, e.what()));
-      }
-    }
-    component_any(name, info->interface.c_str());
-  }
+const Experiment::Node* Experiment::node(const std::string& table) const {
+  for (const auto& b : built_)
+    if (b.table == table) return &b;
+  return nullptr;
 }
 
 std::vector<std::tuple<std::string, std::string, std::filesystem::path>> Experiment::built() const {
   std::vector<std::tuple<std::string, std::string, std::filesystem::path>> out;
-  for (const auto& b : built_) out.emplace_back(b.table, b.plugin->name, b.plugin->library);
+  for (const auto& b : built_) out.emplace_back(b.table, b.plugin.name, b.plugin.library);
   return out;
 }
 
 std::vector<std::string> Experiment::dependencies_of(const std::string& table) const {
+  std::vector<std::string> out;
+  if (const Node* n = node(table))
+    for (const auto& e : n->deps) out.push_back(e.table);
+  return out;
+}
+
+std::string Experiment::effective_options(const std::string& table, bool model_only) const {
+  const Node* n = node(table);
+  DAUG_CHECK(n != nullptr, "effective_options: table [", table, "] was not built");
+  DAUG_CHECK(n->plugin.manifest && n->plugin.manifest->effective, "plugin '", n->plugin.name,
+             "' has no effective-options function");
+  return n->plugin.manifest->effective(ConfigView(doc_, table), model_only);
+}
+
+std::string Experiment::effective_toml() const {
+  std::string out = "# Every option of every built table, defaults included (what actually ran).\n";
   for (const auto& b : built_)
-    if (b.table == table) return b.deps;
-  return {};
+    out += fmt::format("\n[{}]\nplugin = \"{}\"  # {} ({})\n{}", b.table, b.plugin.name, b.plugin.interface,
+                       b.plugin.build_id, effective_options(b.table, false));
+  return out;
+}
+
+void Experiment::check_all_tables_used(const std::vector<std::string>& also_used) const {
+  std::vector<std::string> used(also_used.begin(), also_used.end());
+  for (const auto& b : built_) used.push_back(b.table);
+  used.insert(used.end(), read_tables_.begin(), read_tables_.end());
+  std::sort(used.begin(), used.end());
+  used.erase(std::unique(used.begin(), used.end()), used.end());
+  for (const auto& [key, node] : doc_->root) {
+    if (!node.is_table()) continue;
+    const std::string name(key.str());
+    if (std::find(used.begin(), used.end(), name) != used.end()) continue;
+    ConfigView view(doc_, name);
+    std::string hint = closest_match(name, used);
+    throw ConfigError(fmt::format(
+        "{}: table [{}] is not used by any stage of [run].stages or by any component they use{}; remove it, fix its "
+        "name, or add its stage to [run].stages. Used tables: {}",
+        view.location().str(), name, hint.empty() ? "" : fmt::format(" (did you mean [{}]?)", hint),
+        fmt::join(used, ", ")));
+  }
 }
 
 }  // namespace daug::core

@@ -42,6 +42,7 @@ struct RunTable {
   }
 };
 
+/// FNV-1a 64: the cache key's digest (not cryptographic; keys only need to differ when their material does).
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
@@ -66,54 +67,56 @@ std::filesystem::path make_run_dir(const std::filesystem::path& root, const std:
   }
 }
 
+/// Cache keys and output directories of stages. A stage's key covers what it actually consumes: its plugin
+/// (name and build id of the library), its effective options (defaults included, after validation), the run seed,
+/// the fingerprint of external inputs, and recursively the keys of every component and upstream stage it asked
+/// for in create() — for a component requested with Use::model only its model options (sampling options of a
+/// Generator do not retrain it).
 class StageRunner {
  public:
   StageRunner(Experiment& exp, const RunTable& run, const std::filesystem::path& cache_root)
       : exp_(exp), run_(run), cache_root_(cache_root) {}
 
-  std::shared_ptr<Stage> stage(const std::string& table) { return exp_.component<Stage>(table); }
+  std::shared_ptr<Stage> stage(const std::string& table) {
+    return std::static_pointer_cast<Stage>(exp_.build(table, Stage::kInterface));
+  }
 
-  /// Content key of a config table: its own TOML, plus the keys of everything it depends on.
-  std::string key_of(const std::string& table, std::vector<std::string>& stack) {
-    if (auto it = keys_.find(table); it != keys_.end()) return it->second;
+  bool is_stage(const std::string& table) const {
+    const auto* n = exp_.node(table);
+    return n && n->plugin.interface == Stage::kInterface;
+  }
+
+  /// The cache key material of `table` used as `use` (exposed for tests and `daug run --explain` style logs).
+  std::string material(const std::string& table, Use use, std::vector<std::string>& stack) {
+    const auto* n = exp_.node(table);
+    DAUG_CHECK(n != nullptr, "cache key: table [", table, "] was not built");
     if (std::find(stack.begin(), stack.end(), table) != stack.end())
       throw ConfigError(fmt::format("stage dependency cycle: {} -> {}", fmt::join(stack, " -> "), table));
     stack.push_back(table);
-    std::string material = fmt::format("table {}\n{}\nseed={}\n", table, exp_.config(table).to_toml(), run_.seed);
-    std::vector<std::string> deps = exp_.dependencies_of(table);
-    if (is_stage(table)) {
-      auto extra = stage(table)->depends_on();
-      deps.insert(deps.end(), extra.begin(), extra.end());
-    }
-    std::sort(deps.begin(), deps.end());
-    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
-    for (const auto& d : deps) {
-      if (d == table) continue;
-      if (!exp_.config(d).exists())
-        throw ConfigError(fmt::format("{}: [{}] depends on table [{}], which the config does not have",
-                                      exp_.config(table).location().str(), table, d));
-      material += fmt::format("dep {} = {}\n", d, key_of(d, stack));
-    }
+    const bool model_only = use == Use::model;
+    std::string m = fmt::format("table {}\nplugin {} {} {}\nuse {}\nseed {}\n{}", table, n->plugin.interface,
+                                n->plugin.name, n->plugin.build_id, model_only ? "model" : "all", run_.seed,
+                                exp_.effective_options(table, model_only));
+    const std::string fp = n->component->fingerprint();
+    if (!fp.empty()) m += fmt::format("fingerprint {}\n", fp);
+    auto deps = n->deps;
+    std::sort(deps.begin(), deps.end(), [](const auto& a, const auto& b) { return a.table < b.table; });
+    for (const auto& d : deps) m += fmt::format("dep {} = {}\n", d.table, key(d.table, d.use, stack));
     stack.pop_back();
-    std::string key = fmt::format("{:016x}", fnv1a(material));
-    keys_[table] = key;
-    return key;
+    return m;
   }
 
-  bool is_stage(const std::string& table) {
-    ConfigView v = exp_.config(table);
-    if (!v.exists() || !v.has("plugin") || v.type_of("plugin") != "string") return false;
-    try {
-      stage(table);
-      return true;
-    } catch (const ConfigError&) {
-      return false;
-    }
+  std::string key(const std::string& table, Use use, std::vector<std::string>& stack) {
+    const std::string id = table + (use == Use::model ? "#model" : "#all");
+    if (auto it = keys_.find(id); it != keys_.end()) return it->second;
+    std::string k = fmt::format("{:016x}", fnv1a(material(table, use, stack)));
+    keys_[id] = k;
+    return k;
   }
 
   std::filesystem::path output_dir(const std::string& table) {
     std::vector<std::string> stack;
-    return cache_root_ / fmt::format("{}-{}", table, key_of(table, stack).substr(0, 12));
+    return cache_root_ / fmt::format("{}-{}", table, key(table, Use::all, stack).substr(0, 12));
   }
 
  private:
@@ -157,26 +160,49 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   Experiment exp(loader, doc, result.run_dir);
   StageRunner runner(exp, run, run.cache_dir);
 
-  // Build every stage (and through them every component) before any compute: config mistakes surface now.
+  // Build every stage (and through them every component it declares) before any compute: config mistakes, and
+  // tables nothing uses (a misspelt [guidanse]), surface now.
   std::vector<std::shared_ptr<Stage>> stages;
   for (const auto& table : run.stages) stages.push_back(runner.stage(table));
-  exp.build_all_configured();
+  exp.check_all_tables_used({"run", "sweep"});
   {
     std::string plugins;
     for (const auto& [table, name, lib] : exp.built()) plugins += fmt::format("[{}] {} {}\n", table, name, lib.string());
     write_file_atomic(result.run_dir / "plugins.txt", plugins);
+    write_file_atomic(result.run_dir / "effective.toml",
+                      fmt::format("[run]\n{}{}", dump_options(run), exp.effective_toml()));
   }
 
   std::map<std::string, std::filesystem::path> done;
-  auto input_dir = [&](const std::string& table) -> std::filesystem::path {
-    if (auto it = done.find(table); it != done.end()) return it->second;
-    if (!runner.is_stage(table))
-      throw ConfigError(fmt::format("a stage asked for the output of [{}], which is not a stage table in the config",
-                                    table));
-    auto dir = runner.output_dir(table);
-    if (std::filesystem::exists(dir / ".complete")) return dir;
-    throw ConfigError(fmt::format("stage [{}] has no finished output for this configuration (expected {}); add it to "
-                                  "[run].stages before the stages that use it", table, dir.string()));
+  // Artifact lookup for the stage in `consumer`: only upstream stages it asked for in create(), only declared names.
+  auto artifact_lookup = [&](const std::string& consumer) {
+    return [&, consumer](const std::string& table, const std::string& name) -> std::filesystem::path {
+      const auto deps = exp.dependencies_of(consumer);
+      if (std::find(deps.begin(), deps.end(), table) == deps.end())
+        throw ConfigError(fmt::format("stage [{}] read an artifact of [{}] without declaring it: request the stage in "
+                                      "create() (ctx.component<daug::Stage>(\"{}\")) so the cache key covers it",
+                                      consumer, table, table));
+      if (!runner.is_stage(table))
+        throw ConfigError(fmt::format("[{}] asked for artifact '{}' of [{}], which is not a stage table", consumer,
+                                      name, table));
+      std::filesystem::path dir;
+      if (auto it = done.find(table); it != done.end()) {
+        dir = it->second;
+      } else {
+        dir = runner.output_dir(table);
+        if (!std::filesystem::exists(dir / ".complete"))
+          throw ConfigError(fmt::format("stage [{}] has no finished output for this configuration (expected {}); add "
+                                        "it to [run].stages before [{}]", table, dir.string(), consumer));
+      }
+      auto producer = runner.stage(table);
+      std::vector<std::string> names;
+      for (const auto& a : producer->outputs()) {
+        if (a.name == name) return dir / a.file;
+        names.push_back(a.name);
+      }
+      throw ConfigError(fmt::format("[{}] asked for artifact '{}' of stage [{}] ({}), which declares only: {}", consumer,
+                                    name, table, producer->describe(), fmt::join(names, ", ")));
+    };
   };
 
   for (size_t i = 0; i < stages.size(); ++i) {
@@ -194,8 +220,11 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
     } else {
       std::filesystem::create_directories(dir);
       write_file_atomic(dir / "stage.toml", exp.config(table).to_toml());
+      write_file_atomic(dir / "effective.toml",
+                        fmt::format("[{}]\n{}", table, exp.effective_options(table, false)));
       log::info("stage [{}] {} -> {}", table, stages[i]->describe(), dir.string());
-      StageContext ctx{dir, input_dir, exp, options.shard_index, options.shard_count, options.strict};
+      StageContext ctx{dir, artifact_lookup(table), exp, options.shard_index, options.shard_count, options.strict,
+                       stages[i]->outputs()};
       auto t0 = std::chrono::steady_clock::now();
       stages[i]->run(ctx);
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 
 namespace daug::core {
 namespace {
@@ -23,6 +24,22 @@ std::string canonical_string(const std::filesystem::path& p) {
   std::error_code ec;
   auto c = std::filesystem::weakly_canonical(p, ec);
   return ec ? p.string() : c.string();
+}
+
+/// FNV-1a 64 of a file's bytes, as 16 hex digits (plugin libraries are a few MiB: milliseconds).
+std::string file_hash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw PluginError(fmt::format("{}: cannot read the plugin library to fingerprint it", path));
+  uint64_t h = 1469598103934665603ull;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h ^= static_cast<unsigned char>(buf[static_cast<size_t>(i)]);
+      h *= 1099511628211ull;
+    }
+  }
+  return fmt::format("{:016x}", h);
 }
 
 }  // namespace
@@ -79,7 +96,7 @@ const PluginInfo& PluginLoader::load_library(const std::filesystem::path& file) 
       throw PluginError(fmt::format("duplicate {} plugin name '{}': defined by {} and by {}; remove or rename one "
                                     "(check DAUG_PLUGIN_PATH and --plugin-path)", m->interface, m->name,
                                     p.library.string(), path));
-  plugins_.push_back(PluginInfo{m->interface, m->name, m->summary ? m->summary : "", path, m});
+  plugins_.push_back(PluginInfo{m->interface, m->name, m->summary ? m->summary : "", path, m, file_hash(path)});
   return plugins_.back();
 }
 
@@ -140,7 +157,7 @@ const PluginInfo& PluginLoader::find_any(const std::string& name) const {
 }
 
 std::vector<PluginInfo> PluginLoader::list() const {
-  auto out = plugins_;
+  std::vector<PluginInfo> out(plugins_.begin(), plugins_.end());
   std::sort(out.begin(), out.end(), [](const PluginInfo& a, const PluginInfo& b) {
     return std::tie(a.interface, a.name) < std::tie(b.interface, b.name);
   });

@@ -4,6 +4,7 @@
 #include <daug/core/sweep.h>
 #include <daug/error.h>
 #include <daug/log.h>
+#include <daug/artifact.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -89,7 +90,7 @@ std::vector<Variant> expand_sweep(const ConfigDocument& doc, const std::string& 
 std::vector<std::pair<std::string, double>> collect_metrics(const RunResult& run) {
   std::vector<std::pair<std::string, double>> out;
   for (const auto& [stage, dir] : run.stage_dirs) {
-    auto file = dir / "metrics.json";
+    auto file = dir / kMetricsFile;
     if (!std::filesystem::exists(file)) continue;
     std::ifstream in(file);
     nlohmann::json j;
@@ -128,6 +129,9 @@ std::string run_variants(const PluginLoader& loader, const std::vector<Variant>&
         if (std::find(columns.begin(), columns.end(), k) == columns.end()) columns.push_back(k);
         row.metrics.emplace_back(k, val);
       }
+    } catch (const ConfigError& e) {
+      // A configuration mistake (e.g. a swept key in a misspelt table) is not a result: stop the sweep.
+      throw ConfigError(fmt::format("sweep variant {}: {}", v.name, e.what()));
     } catch (const std::exception& e) {
       row.status = std::string("failed: ") + e.what();
       log::error("variant {} failed: {}", v.name, e.what());

@@ -81,12 +81,6 @@ class AdamW {
 std::vector<bool> decay_flags(const std::vector<at::Tensor>& params, const NamedTensors& state,
                               const std::vector<std::string>& no_decay);
 
-/// Path of heatmap `id` + `suffix` in `dir`.
-inline std::filesystem::path heatmap_path(const std::filesystem::path& dir, const std::string& id,
-                                          const std::string& suffix) {
-  return dir / (id + suffix);
-}
-
 /// L2-normalises the rows of [N,D].
 at::Tensor l2_normalize(const at::Tensor& x);
 

@@ -2,6 +2,8 @@
 
 #include "clip_common.h"
 
+#include <daug/artifact.h>
+#include <daug/data/csv.h>
 #include <daug/data/dataset.h>
 #include <daug/data/npy.h>
 #include <daug/error.h>
@@ -9,15 +11,16 @@
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace daug::clip {
 
 void visit_heatmap_options(OptionVisitor& v, HeatmapOptions& o) {
-  v("heatmaps_stage", o.heatmaps_stage, "stage table whose output directory holds the heatmaps <id><suffix>");
-  v("heatmap_dir", o.heatmap_dir, "explicit heatmap directory (e.g. the authors' _+nof.npy files); overrides "
-    "heatmaps_stage when non-empty");
-  v("heatmap_suffix", o.heatmap_suffix, "file-name suffix of each composed heatmap, one per composer map "
-    "(released: _+nof.npy)");
+  v("heatmaps_stage", o.heatmaps_stage, "heatmap stage table; its heatmaps.index artifact lists the files");
+  v("heatmap_dir", o.heatmap_dir, "external heatmap directory of <id><suffix> files (e.g. the authors' _+nof.npy "
+    "files); overrides heatmaps_stage when non-empty");
+  v("heatmap_suffix", o.heatmap_suffix, "with heatmap_dir: file-name suffix of each composed heatmap, one per "
+    "composer map (the authors' naming: _+nof.npy)");
   v("on_missing_heatmap", o.on_missing_heatmap, "images without heatmaps: \"error\" (default, lists them) or "
     "\"skip\" (dropped and counted; refused under --strict)", Check::choice({"error", "skip"}));
 }
@@ -26,34 +29,69 @@ bool uses_heatmap_stage(const HeatmapOptions& o, const HeatmapComposer* composer
   return composer && composer->num_maps() > 0 && o.heatmap_dir.empty();
 }
 
+std::filesystem::path HeatmapSpec::file(const std::string& id, size_t m) const {
+  const auto& map = maps.at(m);
+  auto it = map.find(id);
+  return it == map.end() ? std::filesystem::path() : it->second;
+}
+
+std::map<std::string, std::filesystem::path> read_heatmap_index(const std::filesystem::path& index_csv) {
+  DAUG_CHECK_AS(DataError, std::filesystem::exists(index_csv), "heatmap index ", index_csv.string(),
+                " does not exist (did the heatmap stage finish?)");
+  auto csv = data::CsvTable::read(index_csv);
+  const size_t id = csv.column("id"), file = csv.column("file");
+  std::map<std::string, std::filesystem::path> out;
+  for (size_t r = 0; r < csv.rows(); ++r)
+    out[csv.at(r, id)] = index_csv.parent_path() / csv.at(r, file);
+  return out;
+}
+
 HeatmapSpec resolve_heatmaps(const HeatmapOptions& o, const HeatmapComposer* composer, StageContext& ctx,
                              const std::string& where) {
   HeatmapSpec spec;
   if (!composer || composer->num_maps() == 0) return spec;
+  if (o.heatmap_dir.empty()) {
+    DAUG_CHECK_AS(ConfigError, composer->num_maps() == 1, where, ": the composer (", composer->describe(),
+                  ") takes ", composer->num_maps(), " heatmaps but heatmaps_stage gives one map; use heatmap_dir "
+                  "with one heatmap_suffix per map");
+    const auto index = ctx.artifact(o.heatmaps_stage, artifacts::kHeatmapsIndex);
+    spec.origin = index.string();
+    spec.maps.push_back(read_heatmap_index(index));
+    return spec;
+  }
   DAUG_CHECK_AS(ConfigError, static_cast<int>(o.heatmap_suffix.size()) == composer->num_maps(), where,
                 ".heatmap_suffix has ", o.heatmap_suffix.size(), " entr", o.heatmap_suffix.size() == 1 ? "y" : "ies",
                 " but the composer (", composer->describe(), ") takes ", composer->num_maps(),
                 " heatmap(s): give one suffix per map");
-  spec.suffixes = o.heatmap_suffix;
-  spec.dir = o.heatmap_dir.empty() ? ctx.input_dir(o.heatmaps_stage) : std::filesystem::path(o.heatmap_dir);
-  DAUG_CHECK_AS(DataError, std::filesystem::is_directory(spec.dir), where, ": heatmap directory ", spec.dir.string(),
+  const std::filesystem::path dir(o.heatmap_dir);
+  DAUG_CHECK_AS(DataError, std::filesystem::is_directory(dir), where, ": heatmap directory ", dir.string(),
                 " does not exist");
+  spec.origin = dir.string();
+  for (const auto& suf : o.heatmap_suffix) {
+    std::map<std::string, std::filesystem::path> m;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      const std::string name = e.path().filename().string();
+      if (name.size() > suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0)
+        m[name.substr(0, name.size() - suf.size())] = e.path();
+    }
+    spec.maps.push_back(std::move(m));
+  }
   return spec;
 }
 
 std::vector<const Sample*> require_heatmaps(const std::vector<const Sample*>& samples, const HeatmapSpec& spec,
                                             const std::string& on_missing, bool strict, const std::string& where) {
-  if (spec.suffixes.empty()) return samples;
+  if (spec.maps.empty()) return samples;
   std::vector<const Sample*> kept;
   std::vector<std::string> missing;
   size_t n_missing = 0;
   for (const auto* s : samples) {
     bool ok = true;
-    for (const auto& suf : spec.suffixes) {
-      auto p = heatmap_path(spec.dir, s->id, suf);
-      if (!std::filesystem::exists(p)) {
+    for (size_t m = 0; m < spec.maps.size(); ++m) {
+      auto p = spec.file(s->id, m);
+      if (p.empty() || !std::filesystem::exists(p)) {
         ok = false;
-        if (missing.size() < 5) missing.push_back(p.string());
+        if (missing.size() < 5) missing.push_back(p.empty() ? s->id + " (not in the index)" : p.string());
       }
     }
     if (ok) kept.push_back(s);
@@ -61,8 +99,8 @@ std::vector<const Sample*> require_heatmaps(const std::vector<const Sample*>& sa
   }
   if (n_missing == 0) return kept;
   const std::string msg = fmt::format(
-      "{}: {} of {} images have no heatmap in {} (suffixes {}); first missing: {}", where, n_missing,
-      samples.size(), spec.dir.string(), fmt::join(spec.suffixes, ", "), fmt::join(missing, ", "));
+      "{}: {} of {} images have no heatmap in {}; first missing: {}", where, n_missing, samples.size(), spec.origin,
+      fmt::join(missing, ", "));
   if (on_missing == "error" || strict)
     throw DataError(msg + (strict ? " (--strict)" : "") +
                     ". Run the heatmap stage on these images, or set on_missing_heatmap = \"skip\"");
@@ -80,10 +118,10 @@ at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, Hea
   auto pixels = at::stack(imgs).to(device);
   if (!composer) return pixels;
   std::vector<at::Tensor> maps;
-  for (const auto& suf : spec.suffixes) {
+  for (size_t m = 0; m < spec.maps.size(); ++m) {
     std::vector<at::Tensor> hs;
     for (const auto* s : batch) {
-      auto p = heatmap_path(spec.dir, s->id, suf);
+      auto p = spec.file(s->id, m);
       auto h = data::load_npy(p);
       DAUG_CHECK_AS(DataError, h.dim() >= 2 && h.dim() <= 3, p.string(), ": a heatmap must be [H,W] or [C,H,W], "
                     "but the file holds shape ", h.sizes());

@@ -9,6 +9,7 @@
 #include <daug/tensor.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,25 +17,30 @@ namespace daug::clip {
 
 /// Where heatmaps come from. Options shared by train_clip and evaluate (declare with visit_heatmap_options).
 struct HeatmapOptions {
-  std::string heatmaps_stage = "heatmaps";           ///< stage table whose output dir holds <id><suffix>
-  std::string heatmap_dir;                           ///< explicit directory (e.g. the authors' own files); wins
-  std::vector<std::string> heatmap_suffix = {"_+nof.npy"};  ///< one suffix per composed map, in map order
-  std::string on_missing_heatmap = "error";          ///< "error" or "skip" (skip is refused with --strict)
+  std::string heatmaps_stage = "heatmaps";  ///< heatmap stage table, read through its `heatmaps.index` artifact
+  std::string heatmap_dir;                  ///< external directory of <id><suffix> files (the authors' own); wins
+  std::vector<std::string> heatmap_suffix = {"_+nof.npy"};  ///< with heatmap_dir: one suffix per composed map
+  std::string on_missing_heatmap = "error";  ///< "error" or "skip" (skip is refused with --strict)
 };
 void visit_heatmap_options(OptionVisitor& v, HeatmapOptions& o);
 
-/// Resolved heatmap source: directory + suffixes; empty `suffixes` means no heatmaps are read.
+/// Resolved heatmap source: per composed map, the file of each image id. Empty `maps` = no heatmaps are read.
 struct HeatmapSpec {
-  std::filesystem::path dir;
-  std::vector<std::string> suffixes;
+  std::string origin;  ///< for messages: the index file or directory the files come from
+  std::vector<std::map<std::string, std::filesystem::path>> maps;
+  /// File of image `id` for map `m`, or an empty path if the source has none.
+  std::filesystem::path file(const std::string& id, size_t m) const;
 };
 
-/// Builds the spec for a composer (nullptr or num_maps() == 0 → no heatmaps). The number of suffixes must equal
-/// num_maps(). Uses heatmap_dir if set, else ctx.input_dir(heatmaps_stage).
+/// True if this configuration reads a heatmap stage's output. Call it in create() and request that stage
+/// (ctx.component<Stage>(o.heatmaps_stage)) so it is a declared dependency.
+bool uses_heatmap_stage(const HeatmapOptions& o, const HeatmapComposer* composer);
+/// Builds the spec for a composer (nullptr or num_maps() == 0 → no heatmaps). From heatmap_dir: the files
+/// <dir>/<id><suffix>, one suffix per map. Otherwise: the `heatmaps.index` artifact of heatmaps_stage (one map).
 HeatmapSpec resolve_heatmaps(const HeatmapOptions& o, const HeatmapComposer* composer, StageContext& ctx,
                              const std::string& where);
-/// True if this configuration reads the heatmap stage's output (for depends_on()).
-bool uses_heatmap_stage(const HeatmapOptions& o, const HeatmapComposer* composer);
+/// Reads a heatmap index (id,split,file[,target,direction]; `file` relative to the index's directory).
+std::map<std::string, std::filesystem::path> read_heatmap_index(const std::filesystem::path& index_csv);
 
 /// Keeps the samples whose heatmaps all exist. Missing ones: with on_missing = "error" (or strict) a DataError
 /// gives the count, the directory and the first paths; with "skip" they are dropped and the same is logged.
@@ -50,8 +56,7 @@ at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, Hea
 /// count and the first ids.
 void require_reports(const std::vector<const Sample*>& samples, const std::string& where);
 
-/// Names of the train_clip outputs.
-inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+/// Key prefix of the model weights inside a training checkpoint.
 inline constexpr const char* kModelPrefix = "model.";
 
 }  // namespace daug::clip

@@ -114,8 +114,8 @@ TrainLoopResult train_loop(Trainable& model, const TrainLoopOptions& o, const st
   res.total_steps = total_steps(o);
   const int64_t per_epoch = std::max<int64_t>(1, o.dataset_size / std::min(o.batch_size, o.dataset_size));
   std::filesystem::create_directories(dir);
-  const auto ckpt_path = dir / "checkpoint.safetensors";
-  const auto csv_path = dir / "losses.csv";
+  const auto ckpt_path = dir / kCheckpointFile;
+  const auto csv_path = dir / kLossesFile;
 
   model.set_training(true);
   std::vector<at::Tensor> params = model.parameters();

@@ -56,18 +56,19 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
   v("noise_schedule", noise_schedule, "beta schedule", Check::choice({"linear", "cosine"}));
   v("timestep_respacing", timestep_respacing,
     "sampling steps, guided-diffusion space_timesteps syntax: \"\" (all T), \"ddimN\", \"N\" or \"a,b,c\" "
-    "(released ddim1000; ddim100 is ~10x cheaper). The noise level must be one of the kept timesteps");
-  v("clip_denoised", clip_denoised, "clamp x̂0 to [-1, 1] while sampling (released true)");
-  v("eta", eta, "DDIM η (0 = deterministic, released)", Check::range(0, 1));
+    "(released ddim1000; ddim100 is ~10x cheaper). The noise level must be one of the kept timesteps",
+    Check::sampling_only());
+  v("clip_denoised", clip_denoised, "clamp x̂0 to [-1, 1] while sampling (released true)", Check::sampling_only());
+  v("eta", eta, "DDIM η (0 = deterministic, released)", Check::range(0, 1).for_sampling());
   v("exact_index_pattern", exact_index_pattern,
     "reproduce the released code's index pattern: q_sample(x0, 0), encode 1..J-1, decode J-2..0 (DDIM) or "
     "q_sample to J-1 then p_sample J-1..0 (DDPM). false: encode 0..J-1, decode J..1 (DDIM; exact inverse "
-    "levels), q_sample to J then p_sample J..0 (DDPM)");
+    "levels), q_sample to J then p_sample J..0 (DDPM)", Check::sampling_only());
   v("compute_dtype", compute_dtype,
     "dtype of the UNet torso while translating (guided-diffusion use_fp16; the released sampler ran under fp16 "
     "autocast on CUDA). Weights, time embedding, GroupNorm, softmax and the output head stay float32; training "
     "is always float32",
-    Check::choice({"float32", "float16", "bfloat16"}));
+    Check::choice({"float32", "float16", "bfloat16"}).for_sampling());
 }
 
 DdpmGenerator::DdpmGenerator(Options opts, const std::string& device) : opts_(std::move(opts)), device_(device) {

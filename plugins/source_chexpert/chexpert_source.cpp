@@ -33,46 +33,47 @@ std::string first_component(const std::string& p) {
 }
 }  // namespace
 
-ChexpertSource::ChexpertSource(Options o) : options_(std::move(o)) {
+ChexpertSource::ChexpertSource(Options o) : opts_(std::move(o)) {
   const std::string where = "[chexpert source]";
-  check_options(options_, where);
-  grouping_ = options_.common.grouping(where);
-  const auto uncertain = options_.labels.uncertain_policy();
-  const auto blank = options_.labels.blank_policy();
-  const std::filesystem::path root = options_.common.root_dir("chexpert");
-  DAUG_CHECK_AS(ConfigError, !options_.train_csv.empty() || !options_.val_csv.empty() || !options_.test_csv.empty(),
+  check_options(opts_, where);
+  grouping_ = opts_.common.grouping(where);
+  const auto uncertain = opts_.labels.uncertain_policy();
+  const auto blank = opts_.labels.blank_policy();
+  const std::filesystem::path root = opts_.common.root_dir("chexpert");
+  DAUG_CHECK_AS(ConfigError, !opts_.train_csv.empty() || !opts_.val_csv.empty() || !opts_.test_csv.empty(),
                 where, ": at least one of train_csv, val_csv, test_csv must be set");
   const std::string root_name = root.filename().string();
   const std::filesystem::path& root_dir = root;
 
   size_t dropped_lateral = 0, dropped_view = 0;
-  for (auto [split, file] : {std::pair<std::string, std::string>{"train", options_.train_csv},
-                             {"val", options_.val_csv}, {"test", options_.test_csv}}) {
+  for (auto [split, file] : {std::pair<std::string, std::string>{"train", opts_.train_csv},
+                             {"val", opts_.val_csv}, {"test", opts_.test_csv}}) {
     if (file.empty()) continue;
-    const data::CsvTable t = data::CsvTable::read(data::resolve_under(root, file));
+    label_files_.push_back(data::resolve_under(root, file));
+    const data::CsvTable t = data::CsvTable::read(label_files_.back());
     const size_t c_path = t.column("Path");
     const auto c_labels = data::chexpert_columns(t);
-    const size_t c_fl = options_.frontal_only ? t.column("Frontal/Lateral") : 0;
-    const size_t c_appa = options_.views.empty() ? 0 : t.column("AP/PA");
+    const size_t c_fl = opts_.frontal_only ? t.column("Frontal/Lateral") : 0;
+    const size_t c_appa = opts_.views.empty() ? 0 : t.column("AP/PA");
     size_t kept = 0;
     for (size_t r = 0; r < t.rows(); ++r) {
-      if (options_.frontal_only && t.at(r, c_fl) != "Frontal") {
+      if (opts_.frontal_only && t.at(r, c_fl) != "Frontal") {
         if (t.at(r, c_fl) != "Lateral")
           throw DataError(fmt::format("{}:{}: column 'Frontal/Lateral': expected Frontal or Lateral, but found '{}'",
                                       t.name(), t.line_of(r), t.at(r, c_fl)));
         ++dropped_lateral;
         continue;
       }
-      if (!options_.views.empty() &&
-          std::find(options_.views.begin(), options_.views.end(), t.at(r, c_appa)) == options_.views.end()) {
+      if (!opts_.views.empty() &&
+          std::find(opts_.views.begin(), opts_.views.end(), t.at(r, c_appa)) == opts_.views.end()) {
         ++dropped_view;
         continue;
       }
       const std::string& p = t.at(r, c_path);
       DAUG_CHECK_AS(DataError, !p.empty(), t.name(), ":", t.line_of(r), ": column 'Path' is empty");
       Sample s;
-      if (!options_.image_root.empty()) {
-        s.image = data::resolve_under(data::resolve_under(root, options_.image_root), p);
+      if (!opts_.image_root.empty()) {
+        s.image = data::resolve_under(data::resolve_under(root, opts_.image_root), p);
       } else if (first_component(p) == root_name) {
         s.image = data::resolve_under(root_dir.parent_path(), p);
       } else {
@@ -98,7 +99,7 @@ ChexpertSource::ChexpertSource(Options o) : options_(std::move(o)) {
   if (dropped_lateral || dropped_view)
     log::info("chexpert: left out {} lateral images (frontal_only) and {} images of other AP/PA views",
               dropped_lateral, dropped_view);
-  data::finalize_samples(samples_, options_.common, fmt::format("chexpert({})", root.string()));
+  data::finalize_samples(samples_, opts_.common, fmt::format("chexpert({})", root.string()));
 }
 
 std::shared_ptr<Source> ChexpertSource::create(Options options, BuildContext&) {
@@ -107,7 +108,7 @@ std::shared_ptr<Source> ChexpertSource::create(Options options, BuildContext&) {
 
 std::string ChexpertSource::describe() const {
   return fmt::format("chexpert(root={}, uncertain={}, blank={}, frontal_only={}, {} images: {})",
-                     options_.common.root, options_.labels.uncertain, options_.labels.blank, options_.frontal_only,
+                     opts_.common.root, opts_.labels.uncertain, opts_.labels.blank, opts_.frontal_only,
                      samples_.size(), data::split_summary(samples_));
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 /// `chexpert` Source: CheXpert (Irvin et al., AAAI 2019) train.csv / valid.csv layout:
 /// Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,...,Support Devices.
-#include <daug/data/source_util.h>
+#include <daug/sources/list_source.h>
+#include <daug/sources/source_util.h>
 #include <daug/options.h>
 #include <daug/source.h>
 
@@ -27,20 +28,16 @@ struct ChexpertSourceOptions {
   void visit(OptionVisitor& v);
 };
 
-class ChexpertSource final : public Source {
+class ChexpertSource final : public data::ListSource {
  public:
   using Options = ChexpertSourceOptions;
   explicit ChexpertSource(Options options);
   static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
 
-  const std::vector<Sample>& samples() const override { return samples_; }
-  const SuperClassGrouping& superclasses() const override { return grouping_; }
   std::string describe() const override;
 
  private:
-  Options options_;
-  SuperClassGrouping grouping_;
-  std::vector<Sample> samples_;
+  Options opts_;
 };
 
 }  // namespace daug::plugins

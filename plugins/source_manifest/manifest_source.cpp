@@ -23,21 +23,22 @@ void ManifestSourceOptions::visit(OptionVisitor& v) {
     Check::required_non_empty());
 }
 
-ManifestSource::ManifestSource(Options o) : options_(std::move(o)) {
+ManifestSource::ManifestSource(Options o) : opts_(std::move(o)) {
   const std::string where = "[manifest source]";
-  check_options(options_, where);
-  grouping_ = options_.common.grouping(where);
-  const auto uncertain = options_.labels.uncertain_policy();
-  const auto blank = options_.labels.blank_policy();
-  const std::filesystem::path root = options_.common.root_dir("manifest");
+  check_options(opts_, where);
+  grouping_ = opts_.common.grouping(where);
+  const auto uncertain = opts_.labels.uncertain_policy();
+  const auto blank = opts_.labels.blank_policy();
+  const std::filesystem::path root = opts_.common.root_dir("manifest");
   const std::filesystem::path images =
-      options_.images_dir.empty() ? root : data::resolve_under(root, options_.images_dir);
-  const data::CsvTable t = data::CsvTable::read(data::resolve_under(root, options_.csv));
+      opts_.images_dir.empty() ? root : data::resolve_under(root, opts_.images_dir);
+  label_files_.push_back(data::resolve_under(root, opts_.csv));
+  const data::CsvTable t = data::CsvTable::read(label_files_.back());
   const size_t c_image = t.column("image");
   const size_t c_split = t.column("split");
   const auto c_labels = data::chexpert_columns(t);
   auto optional = [&](const std::string& name) { return t.has_column(name) ? static_cast<long>(t.column(name)) : -1L; };
-  const long c_report = optional(options_.report_column), c_study = optional("study"),
+  const long c_report = optional(opts_.report_column), c_study = optional("study"),
              c_patient = optional("patient"), c_id = optional("id");
   for (size_t r = 0; r < t.rows(); ++r) {
     Sample s;
@@ -54,7 +55,7 @@ ManifestSource::ManifestSource(Options o) : options_(std::move(o)) {
     samples_.push_back(std::move(s));
   }
   try {
-    data::finalize_samples(samples_, options_.common, fmt::format("manifest({})", t.name()));
+    data::finalize_samples(samples_, opts_.common, fmt::format("manifest({})", t.name()));
   } catch (const DataError& e) {
     if (c_id < 0 && std::string(e.what()).find("ids must be unique") != std::string::npos)
       throw DataError(std::string(e.what()) + " (image file stems repeat: add an 'id' column to the manifest)");
@@ -67,7 +68,7 @@ std::shared_ptr<Source> ManifestSource::create(Options options, BuildContext&) {
 }
 
 std::string ManifestSource::describe() const {
-  return fmt::format("manifest(root={}, csv={}, {} images: {})", options_.common.root, options_.csv, samples_.size(),
+  return fmt::format("manifest(root={}, csv={}, {} images: {})", opts_.common.root, opts_.csv, samples_.size(),
                      data::split_summary(samples_));
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 /// `manifest` Source: a generic CSV manifest with one row per image: `image`, the 14 CheXpert class columns,
 /// `split`, and optional `report`, `study`, `patient`, `id`.
-#include <daug/data/source_util.h>
+#include <daug/sources/list_source.h>
+#include <daug/sources/source_util.h>
 #include <daug/options.h>
 #include <daug/source.h>
 
@@ -24,20 +25,16 @@ struct ManifestSourceOptions {
   void visit(OptionVisitor& v);
 };
 
-class ManifestSource final : public Source {
+class ManifestSource final : public data::ListSource {
  public:
   using Options = ManifestSourceOptions;
   explicit ManifestSource(Options options);
   static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
 
-  const std::vector<Sample>& samples() const override { return samples_; }
-  const SuperClassGrouping& superclasses() const override { return grouping_; }
   std::string describe() const override;
 
  private:
-  Options options_;
-  SuperClassGrouping grouping_;
-  std::vector<Sample> samples_;
+  Options opts_;
 };
 
 }  // namespace daug::plugins

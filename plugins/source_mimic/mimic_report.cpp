@@ -1,6 +1,6 @@
 #include "mimic_report.h"
 
-#include <daug/data/source_util.h>
+#include <daug/sources/source_util.h>
 
 #include <algorithm>
 #include <map>

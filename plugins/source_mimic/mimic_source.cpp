@@ -69,22 +69,23 @@ void check_id(const data::CsvTable& t, size_t r, size_t c, const std::string& v)
 
 }  // namespace
 
-MimicSource::MimicSource(Options o) : options_(std::move(o)) {
+MimicSource::MimicSource(Options o) : opts_(std::move(o)) {
   const std::string where = "[mimic_cxr source]";
-  check_options(options_, where);
-  grouping_ = options_.common.grouping(where);
-  const auto uncertain = options_.labels.uncertain_policy();
-  const auto blank = options_.labels.blank_policy();
-  const std::filesystem::path root = options_.common.root_dir("mimic_cxr");
+  check_options(opts_, where);
+  grouping_ = opts_.common.grouping(where);
+  const auto uncertain = opts_.labels.uncertain_policy();
+  const auto blank = opts_.labels.blank_policy();
+  const std::filesystem::path root = opts_.common.root_dir("mimic_cxr");
   const std::string source = fmt::format("mimic_cxr({})", root.string());
 
   // Labels: one row per study.
-  const std::string labels_file = options_.labels_csv.empty()
-                                      ? fmt::format("mimic-cxr-2.0.0-{}.csv", options_.labeler)
-                                      : options_.labels_csv;
+  const std::string labels_file = opts_.labels_csv.empty()
+                                      ? fmt::format("mimic-cxr-2.0.0-{}.csv", opts_.labeler)
+                                      : opts_.labels_csv;
   std::unordered_map<std::string, std::vector<float>> study_labels;
   {
-    const data::CsvTable t = data::CsvTable::read(data::resolve_under(root, labels_file));
+    label_files_.push_back(data::resolve_under(root, labels_file));
+    const data::CsvTable t = data::CsvTable::read(label_files_.back());
     const size_t c_subject = t.column("subject_id"), c_study = t.column("study_id");
     const auto cols = data::chexpert_columns(t);
     for (size_t r = 0; r < t.rows(); ++r) {
@@ -96,22 +97,24 @@ MimicSource::MimicSource(Options o) : options_(std::move(o)) {
   }
   // View positions.
   std::unordered_map<std::string, std::string> view_of;
-  const bool need_metadata = !options_.views.empty() || options_.items == "study";
+  const bool need_metadata = !opts_.views.empty() || opts_.items == "study";
   if (need_metadata) {
-    const data::CsvTable t = data::CsvTable::read(data::resolve_under(root, options_.metadata_csv));
+    label_files_.push_back(data::resolve_under(root, opts_.metadata_csv));
+    const data::CsvTable t = data::CsvTable::read(label_files_.back());
     const size_t c_dicom = t.column("dicom_id"), c_view = t.column("ViewPosition");
     for (size_t r = 0; r < t.rows(); ++r) view_of[t.at(r, c_dicom)] = t.at(r, c_view);
   }
   // Images, in split-file order.
-  const data::CsvTable t = data::CsvTable::read(data::resolve_under(root, options_.split_csv));
+  label_files_.push_back(data::resolve_under(root, opts_.split_csv));
+  const data::CsvTable t = data::CsvTable::read(label_files_.back());
   const size_t c_dicom = t.column("dicom_id"), c_study = t.column("study_id"), c_subject = t.column("subject_id"),
                c_split = t.column("split");
-  const std::filesystem::path images = data::resolve_under(root, options_.images_dir);
+  const std::filesystem::path images = data::resolve_under(root, opts_.images_dir);
   data::ProblemList no_labels("images of studies without a row in " + labels_file);
-  data::ProblemList no_meta("images without a row in " + options_.metadata_csv);
+  data::ProblemList no_meta("images without a row in " + opts_.metadata_csv);
   size_t other_view = 0;
   std::vector<Sample> all;
-  std::vector<int> view_rank;  // index of the view in options_.views (study items pick the lowest)
+  std::vector<int> view_rank;  // index of the view in opts_.views (study items pick the lowest)
   for (size_t r = 0; r < t.rows(); ++r) {
     const std::string& dicom = t.at(r, c_dicom);
     DAUG_CHECK_AS(DataError, !dicom.empty(), t.name(), ":", t.line_of(r), ": empty dicom_id");
@@ -125,13 +128,13 @@ MimicSource::MimicSource(Options o) : options_(std::move(o)) {
         no_meta.add(dicom);
         continue;
       }
-      if (!options_.views.empty()) {
-        auto v = std::find(options_.views.begin(), options_.views.end(), it->second);
-        if (v == options_.views.end()) {
+      if (!opts_.views.empty()) {
+        auto v = std::find(opts_.views.begin(), opts_.views.end(), it->second);
+        if (v == opts_.views.end()) {
           ++other_view;
           continue;
         }
-        rank = static_cast<int>(v - options_.views.begin());
+        rank = static_cast<int>(v - opts_.views.begin());
       }
     }
     auto lab = study_labels.find(study);
@@ -149,13 +152,13 @@ MimicSource::MimicSource(Options o) : options_(std::move(o)) {
     all.push_back(std::move(s));
     view_rank.push_back(rank);
   }
-  if (!options_.views.empty())
+  if (!opts_.views.empty())
     log::info("{}: left out {} images whose ViewPosition is not one of [{}]", source, other_view,
-              fmt::join(options_.views, ", "));
+              fmt::join(opts_.views, ", "));
   if (!no_meta.empty()) log::warn("{}: skipped {}", source, no_meta.summary());
   if (!no_labels.empty()) log::warn("{}: skipped {}", source, no_labels.summary());
 
-  if (options_.items == "study") {
+  if (opts_.items == "study") {
     std::unordered_map<std::string, size_t> best;  // study → index into all
     std::vector<std::string> order;
     for (size_t i = 0; i < all.size(); ++i) {
@@ -173,13 +176,13 @@ MimicSource::MimicSource(Options o) : options_(std::move(o)) {
     all = std::move(picked);
   }
   samples_ = std::move(all);
-  data::finalize_samples(samples_, options_.common, source);
+  data::finalize_samples(samples_, opts_.common, source);
 
   // Reports, once per study.
-  if (options_.reports != "none") {
+  if (opts_.reports != "none") {
     const std::filesystem::path rroot =
-        options_.reports_root.empty() ? root : data::resolve_under(root, options_.reports_root);
-    const auto mode = options_.report_text == "impression" ? mimic::ReportText::impression
+        opts_.reports_root.empty() ? root : data::resolve_under(root, opts_.reports_root);
+    const auto mode = opts_.report_text == "impression" ? mimic::ReportText::impression
                                                            : mimic::ReportText::findings_impression;
     std::unordered_map<std::string, std::string> text_of;
     std::map<std::string, size_t> used_counts;
@@ -211,7 +214,7 @@ MimicSource::MimicSource(Options o) : options_(std::move(o)) {
       s.report = it->second;
     }
     if (!missing.empty()) {
-      if (options_.reports == "required")
+      if (opts_.reports == "required")
         throw DataError(fmt::format("{}: {} (under {}; set reports = \"optional\" to allow empty reports, or "
                                     "reports_root to the MIMIC-CXR report folder)",
                                     source, missing.summary(), rroot.string()));
@@ -229,8 +232,8 @@ std::shared_ptr<Source> MimicSource::create(Options options, BuildContext&) {
 
 std::string MimicSource::describe() const {
   return fmt::format("mimic_cxr(root={}, labels={}, views=[{}], items={}, report_text={}, {} images: {})",
-                     options_.common.root, options_.labels_csv.empty() ? options_.labeler : options_.labels_csv,
-                     fmt::join(options_.views, ","), options_.items, options_.report_text, samples_.size(),
+                     opts_.common.root, opts_.labels_csv.empty() ? opts_.labeler : opts_.labels_csv,
+                     fmt::join(opts_.views, ","), opts_.items, opts_.report_text, samples_.size(),
                      data::split_summary(samples_));
 }
 

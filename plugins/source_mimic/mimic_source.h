@@ -3,7 +3,8 @@
 /// and metadata CSVs) plus MIMIC-CXR report text (files/pXX/pSUBJECT/sSTUDY.txt).
 #include "mimic_report.h"
 
-#include <daug/data/source_util.h>
+#include <daug/sources/list_source.h>
+#include <daug/sources/source_util.h>
 #include <daug/options.h>
 #include <daug/source.h>
 
@@ -34,20 +35,16 @@ struct MimicSourceOptions {
   void visit(OptionVisitor& v);
 };
 
-class MimicSource final : public Source {
+class MimicSource final : public data::ListSource {
  public:
   using Options = MimicSourceOptions;
   explicit MimicSource(Options options);
   static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
 
-  const std::vector<Sample>& samples() const override { return samples_; }
-  const SuperClassGrouping& superclasses() const override { return grouping_; }
   std::string describe() const override;
 
  private:
-  Options options_;
-  SuperClassGrouping grouping_;
-  std::vector<Sample> samples_;
+  Options opts_;
 };
 
 /// files/p10/p10000032/s50414267 (no extension) for subject 10000032, study 50414267.

@@ -192,15 +192,15 @@ std::string nih_report(const std::string& id, const std::vector<std::string>& fi
   return text;
 }
 
-NihSource::NihSource(Options o) : options_(std::move(o)) {
+NihSource::NihSource(Options o) : opts_(std::move(o)) {
   const std::string where = "[nih source]";
-  check_options(options_, where);
-  grouping_ = options_.common.grouping(where);
-  const std::filesystem::path root = options_.common.root_dir("nih");
-  DAUG_CHECK_AS(ConfigError, options_.split_percent.size() == 3, where,
-                ".split_percent must have 3 values (train, val, test), but got ", options_.split_percent.size());
+  check_options(opts_, where);
+  grouping_ = opts_.common.grouping(where);
+  const std::filesystem::path root = opts_.common.root_dir("nih");
+  DAUG_CHECK_AS(ConfigError, opts_.split_percent.size() == 3, where,
+                ".split_percent must have 3 values (train, val, test), but got ", opts_.split_percent.size());
   int64_t pct_sum = 0;
-  for (int64_t p : options_.split_percent) {
+  for (int64_t p : opts_.split_percent) {
     DAUG_CHECK_AS(ConfigError, p >= 0, where, ".split_percent values must be >= 0, but got ", p);
     pct_sum += p;
   }
@@ -208,8 +208,8 @@ NihSource::NihSource(Options o) : options_(std::move(o)) {
 
   // Which CSV.
   std::filesystem::path csv;
-  if (!options_.csv.empty()) {
-    csv = data::resolve_under(root, options_.csv);
+  if (!opts_.csv.empty()) {
+    csv = data::resolve_under(root, opts_.csv);
   } else if (std::filesystem::exists(root / "labels.csv")) {
     csv = root / "labels.csv";
   } else {
@@ -226,8 +226,9 @@ NihSource::NihSource(Options o) : options_(std::move(o)) {
     csv = root / entries.back();
   }
   csv_path_ = csv.string();
+  label_files_.push_back(csv);
   const data::CsvTable t = data::CsvTable::read(csv);
-  const std::filesystem::path images = data::resolve_under(root, options_.images_dir);
+  const std::filesystem::path images = data::resolve_under(root, opts_.images_dir);
   data::require_directory(images, "nih", "images_dir");
 
   const bool sample_format = t.has_column("image");
@@ -240,7 +241,7 @@ NihSource::NihSource(Options o) : options_(std::move(o)) {
   const size_t c_image = sample_format ? t.column("image") : t.column("Image Index");
   const size_t c_patient = sample_format ? t.column("patient_id") : t.column("Patient ID");
   const std::string view_col = sample_format ? "view" : "View Position";
-  const bool filter_views = !options_.views.empty();
+  const bool filter_views = !opts_.views.empty();
   const size_t c_view = filter_views ? t.column(view_col) : 0;
   std::vector<size_t> c_labels;
   if (sample_format)
@@ -257,24 +258,26 @@ NihSource::NihSource(Options o) : options_(std::move(o)) {
       if (!opt.empty()) return data::resolve_under(root, opt);
       return root / def;
     };
-    auto tl = list_path(options_.test_list, "test_list.txt");
-    auto tvl = list_path(options_.train_val_list, "train_val_list.txt");
-    if (!options_.test_list.empty() || !options_.train_val_list.empty() ||
+    auto tl = list_path(opts_.test_list, "test_list.txt");
+    auto tvl = list_path(opts_.train_val_list, "train_val_list.txt");
+    if (!opts_.test_list.empty() || !opts_.train_val_list.empty() ||
         (std::filesystem::exists(tl) && std::filesystem::exists(tvl))) {
       if (!std::filesystem::exists(tl) || !std::filesystem::exists(tvl))
         throw DataError(fmt::format("nih: split lists need both '{}' and '{}'; missing: {}", tvl.string(), tl.string(),
                                     std::filesystem::exists(tl) ? tvl.string() : tl.string()));
       test_set = read_list(tl);
       train_val_set = read_list(tvl);
+      label_files_.push_back(tl);
+      label_files_.push_back(tvl);
       use_lists = true;
     }
   }
-  const int64_t p_train = options_.split_percent[0], p_val = options_.split_percent[1];
+  const int64_t p_train = opts_.split_percent[0], p_val = opts_.split_percent[1];
 
   data::ProblemList not_listed("images in neither split list");
   for (size_t r = 0; r < t.rows(); ++r) {
     if (filter_views &&
-        std::find(options_.views.begin(), options_.views.end(), t.at(r, c_view)) == options_.views.end())
+        std::find(opts_.views.begin(), opts_.views.end(), t.at(r, c_view)) == opts_.views.end())
       continue;
     Sample s;
     const std::string name = t.at(r, c_image);
@@ -339,7 +342,7 @@ NihSource::NihSource(Options o) : options_(std::move(o)) {
         s.split = bucket < p_train ? "train" : bucket < p_train + p_val ? "val" : "test";
       }
     }
-    if (options_.generate_reports) {
+    if (opts_.generate_reports) {
       s.report = nih_report(s.id, found);
       s.report_generated = true;
     }
@@ -347,8 +350,8 @@ NihSource::NihSource(Options o) : options_(std::move(o)) {
   }
   if (!not_listed.empty())
     log::warn("nih: skipped {} (not in train_val_list or test_list)", not_listed.summary());
-  data::finalize_samples(samples_, options_.common, fmt::format("nih({})", csv_path_));
-  if (options_.generate_reports)
+  data::finalize_samples(samples_, opts_.common, fmt::format("nih({})", csv_path_));
+  if (opts_.generate_reports)
     log::info("nih: the reports are GENERATED from the NIH labels (NIH ChestX-ray14 has no radiology reports); "
               "text-side results on this data measure label recovery, not report understanding");
 }
@@ -358,9 +361,9 @@ std::shared_ptr<Source> NihSource::create(Options options, BuildContext&) {
 }
 
 std::string NihSource::describe() const {
-  return fmt::format("nih(root={}, csv={}, {} images: {}{})", options_.common.root,
+  return fmt::format("nih(root={}, csv={}, {} images: {}{})", opts_.common.root,
                      std::filesystem::path(csv_path_).filename().string(), samples_.size(),
-                     data::split_summary(samples_), options_.generate_reports ? ", reports generated from labels" : "");
+                     data::split_summary(samples_), opts_.generate_reports ? ", reports generated from labels" : "");
 }
 
 }  // namespace daug::plugins

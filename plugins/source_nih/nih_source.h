@@ -1,7 +1,8 @@
 #pragma once
 /// `nih` Source: NIH ChestX-ray14 (the embedded 585-image sample's labels.csv, or NIH's Data_Entry_2017*.csv),
 /// labels mapped to the 14 CheXpert classes, report-style text generated from the labels.
-#include <daug/data/source_util.h>
+#include <daug/sources/list_source.h>
+#include <daug/sources/source_util.h>
 #include <daug/options.h>
 #include <daug/source.h>
 
@@ -28,23 +29,19 @@ struct NihSourceOptions {
   void visit(OptionVisitor& v);
 };
 
-class NihSource final : public Source {
+class NihSource final : public data::ListSource {
  public:
   using Options = NihSourceOptions;
   explicit NihSource(Options options);
   static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
 
-  const std::vector<Sample>& samples() const override { return samples_; }
-  const SuperClassGrouping& superclasses() const override { return grouping_; }
   std::string describe() const override;
-  const Options& options() const { return options_; }
+  const Options& options() const { return opts_; }
   /// The CSV actually read.
   const std::string& csv_path() const { return csv_path_; }
 
  private:
-  Options options_;
-  SuperClassGrouping grouping_;
-  std::vector<Sample> samples_;
+  Options opts_;
   std::string csv_path_;
 };
 

@@ -6,6 +6,7 @@
 #include <daug/build_context.h>
 #include <daug/checkpoint.h>
 #include <daug/error.h>
+#include <daug/fingerprint.h>
 #include <daug/labels.h>
 #include <daug/log.h>
 #include <daug/register.h>
@@ -67,15 +68,21 @@ std::shared_ptr<Stage> EvaluateStage::create(Options opts, BuildContext& ctx) {
   auto backbone = ctx.component<Backbone>(opts.backbone);
   std::shared_ptr<HeatmapComposer> composer;
   if (!opts.composer.empty()) composer = ctx.component<HeatmapComposer>(opts.composer);
+  if (clip::uses_heatmap_stage(opts.heatmaps, composer.get())) ctx.component<Stage>(opts.heatmaps.heatmaps_stage);
+  if (opts.checkpoint.empty() && !opts.train_stage.empty()) ctx.component<Stage>(opts.train_stage);
   return std::make_shared<EvaluateStage>(std::move(opts), data, backbone, composer, ctx.device());
 }
 
-std::vector<std::string> EvaluateStage::depends_on() const {
-  std::vector<std::string> d = {opts_.data, opts_.backbone};
-  if (!opts_.composer.empty()) d.push_back(opts_.composer);
-  if (clip::uses_heatmap_stage(opts_.heatmaps, composer_.get())) d.push_back(opts_.heatmaps.heatmaps_stage);
-  if (opts_.checkpoint.empty() && !opts_.train_stage.empty()) d.push_back(opts_.train_stage);
-  return d;
+std::vector<Artifact> EvaluateStage::outputs() const {
+  return {{artifacts::kTables, "tables.md", "retrieval mAP@K and classification AUC tables (Markdown)"},
+          {"tables.csv", "tables.csv", "the same tables as CSV"},
+          {"tables.json", "tables.json", "the same tables as JSON"},
+          {artifacts::kRetrievalExamples, "retrieval_examples.json", "a few report->image queries with their top hits"},
+          metrics_artifact()};
+}
+
+std::string EvaluateStage::fingerprint() const {
+  return opts_.checkpoint.empty() ? std::string() : file_fingerprint(opts_.checkpoint);
 }
 
 namespace {
@@ -134,7 +141,7 @@ void EvaluateStage::run(StageContext& ctx) {
   // 1. Weights and prompts.
   std::filesystem::path ckpt;
   if (!opts_.checkpoint.empty()) ckpt = opts_.checkpoint;
-  else if (!opts_.train_stage.empty()) ckpt = ctx.input_dir(opts_.train_stage) / clip::kCheckpointFile;
+  else if (!opts_.train_stage.empty()) ckpt = ctx.artifact(opts_.train_stage, artifacts::kCheckpoint);
   std::vector<std::string> prompts = opts_.prompts;
   std::string weights = "the backbone as built (no fine-tuning checkpoint)";
   if (!ckpt.empty()) {
@@ -259,16 +266,16 @@ void EvaluateStage::run(StageContext& ctx) {
   if (generated)
     md += "\nNote: the reports of this dataset are generated from its labels (NIH ChestX-ray14 has no report text), so "
           "report→image retrieval measures label matching, not free-text understanding.\n";
-  write_file_atomic(ctx.output_dir / "tables.md", md);
-  write_file_atomic(ctx.output_dir / "tables.csv", csv);
-  write_file_atomic(ctx.output_dir / "tables.json", tables.dump(2));
-  write_file_atomic(ctx.output_dir / "metrics.json", metrics.dump(2));
-  write_file_atomic(ctx.output_dir / "retrieval_examples.json", ex.dump(2));
+  write_file_atomic(ctx.output(artifacts::kTables), md);
+  write_file_atomic(ctx.output("tables.csv"), csv);
+  write_file_atomic(ctx.output("tables.json"), tables.dump(2));
+  write_file_atomic(ctx.output(artifacts::kMetrics), metrics.dump(2));
+  write_file_atomic(ctx.output(artifacts::kRetrievalExamples), ex.dump(2));
   log::info("{} done:\n{}", where, md_table);
 }
 
 std::string EvaluateStage::summary(const std::filesystem::path& output_dir) const {
-  std::ifstream in(output_dir / "tables.md");
+  std::ifstream in(output_path(output_dir, artifacts::kTables));
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();

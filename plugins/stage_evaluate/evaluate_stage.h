@@ -42,7 +42,9 @@ class EvaluateStage final : public Stage {
   EvaluateStage(Options opts, std::shared_ptr<Source> data, std::shared_ptr<Backbone> backbone,
                 std::shared_ptr<HeatmapComposer> composer, std::string device);
   static std::shared_ptr<Stage> create(Options opts, BuildContext& ctx);
-  std::vector<std::string> depends_on() const override;
+  std::vector<Artifact> outputs() const override;
+  /// The explicit `checkpoint` file, when set (it is read from outside the config).
+  std::string fingerprint() const override;
   void run(StageContext& ctx) override;
   std::string summary(const std::filesystem::path& output_dir) const override;
   std::string describe() const override;

@@ -62,30 +62,55 @@ void HeatmapsOptions::visit(OptionVisitor& v) {
     Check::choice(stages::kNormalizations));
 }
 
-HeatmapsStage::HeatmapsStage(Options opts) : opts_(std::move(opts)) {
+HeatmapsStage::HeatmapsStage(Options opts, Parts parts) : opts_(std::move(opts)), parts_(std::move(parts)) {
   check_options(opts_, "[heatmaps]");
   for (char c : opts_.tag)
     DAUG_CHECK_AS(ConfigError, std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-',
                   "[heatmaps].tag must be letters, digits, '_' or '-' (it names files), but got '", opts_.tag, "'");
   DAUG_CHECK_AS(ConfigError, opts_.guidance.empty() || !opts_.classifier.empty(),
                 "[heatmaps].classifier must name the classifier table when guidance is set");
+  DAUG_CHECK(parts_.data && parts_.generator && parts_.composer, "heatmaps: data, generator and composer are required");
+  if (parts_.guidance) {
+    DAUG_CHECK(parts_.classifier != nullptr, "heatmaps: guidance needs the classifier");
+    target_ = target_index(parts_.classifier->class_names(), opts_.target);
+    // The Source's grouping must be the classifier's (the target name refers to both).
+    const auto& g = parts_.data->superclasses();
+    if (g.names != parts_.classifier->class_names())
+      throw ConfigError(fmt::format("[{}] outputs [{}] but the super-classes of [{}] are [{}]", opts_.classifier,
+                                    fmt::join(parts_.classifier->class_names(), ", "), opts_.data,
+                                    fmt::join(g.names, ", ")));
+  }
+  const int64_t T = parts_.generator->num_timesteps();
+  DAUG_CHECK_AS(ConfigError, opts_.noise_level < T, "[heatmaps].noise_level must be < T = ", T, ", but got ",
+                opts_.noise_level);
 }
 
-std::shared_ptr<Stage> HeatmapsStage::create(Options opts, BuildContext&) {
-  return std::make_shared<HeatmapsStage>(std::move(opts));
+std::shared_ptr<Stage> HeatmapsStage::create(Options opts, BuildContext& ctx) {
+  Parts p;
+  p.data = ctx.component<Source>(opts.data);
+  p.generator = ctx.component<Generator>(opts.generator);
+  p.composer = ctx.component<HeatmapComposer>(opts.composer);
+  if (!opts.guidance.empty()) {
+    p.classifier = ctx.component<Classifier>(opts.classifier);
+    p.guidance = ctx.component<Guidance>(opts.guidance);
+    if (!opts.classifier_stage.empty()) ctx.component<Stage>(opts.classifier_stage);
+  }
+  if (!opts.diffusion_stage.empty()) ctx.component<Stage>(opts.diffusion_stage);
+  return std::make_shared<HeatmapsStage>(std::move(opts), std::move(p));
+}
+
+std::vector<Artifact> HeatmapsStage::outputs() const {
+  return {{artifacts::kHeatmapsIndex, "index.csv",
+           "every selected image: id,split,file,target,direction (file = float32 H×W .npy in this directory)"},
+          {artifacts::kOverlays, "overlays", "PNG panels input | translated | heatmap for the first `overlays` images"},
+          metrics_artifact(),
+          summary_artifact()};
 }
 
 std::string HeatmapsStage::describe() const {
   return fmt::format("heatmaps(target={}{}, L={}, encode={}, label={}, guidance={}, batch={})", opts_.direction,
                      opts_.target, opts_.noise_level, opts_.encode, opts_.label,
                      opts_.guidance.empty() ? "none" : opts_.guidance, opts_.batch_size);
-}
-
-std::vector<std::string> HeatmapsStage::depends_on() const {
-  std::vector<std::string> d{opts_.generator, opts_.composer, opts_.data};
-  for (const auto* s : {&opts_.guidance, &opts_.classifier, &opts_.diffusion_stage, &opts_.classifier_stage})
-    if (!s->empty() && (s != &opts_.classifier || !opts_.guidance.empty())) d.push_back(*s);
-  return d;
 }
 
 int64_t HeatmapsStage::target_index(const std::vector<std::string>& names, const std::string& target) {
@@ -109,28 +134,12 @@ void load_weights(Trainable& model, const std::filesystem::path& file, const std
 
 void HeatmapsStage::run(StageContext& ctx) {
   auto& build = ctx.build;
-  // Components built here (first request) initialise their weights from the global torch RNG: seed it, so a run
-  // from scratch is reproducible (neither the core nor the model plugins seed it).
-  at::manual_seed(stages::mix_seed(stages::resolve_seed(opts_.seed, build.seed()), 0x1417ULL));
-  auto src = build.component<Source>(opts_.data);
-  auto gen = build.component<Generator>(opts_.generator);
-  auto composer = build.component<HeatmapComposer>(opts_.composer);
-  std::shared_ptr<Guidance> guidance;
-  std::shared_ptr<Classifier> clf;
-  int64_t target = 0;
-  if (!opts_.guidance.empty()) {
-    clf = build.component<Classifier>(opts_.classifier);
-    target = target_index(clf->class_names(), opts_.target);
-    // The Source's grouping must be the classifier's (the target name refers to both).
-    const auto& g = src->superclasses();
-    if (g.names != clf->class_names())
-      throw ConfigError(fmt::format("[{}] outputs [{}] but the super-classes of [{}] are [{}]", opts_.classifier,
-                                    fmt::join(clf->class_names(), ", "), opts_.data, fmt::join(g.names, ", ")));
-    guidance = build.component<Guidance>(opts_.guidance);
-  }
-  const int64_t T = gen->num_timesteps();
-  DAUG_CHECK_AS(ConfigError, opts_.noise_level < T, "[heatmaps].noise_level must be < T = ", T, ", but got ",
-                opts_.noise_level);
+  const auto& src = parts_.data;
+  const auto& gen = parts_.generator;
+  const auto& composer = parts_.composer;
+  const auto& guidance = parts_.guidance;
+  const auto& clf = parts_.classifier;
+  const int64_t target = target_;
 
   // Select the images: split, limit, then this process's shard.
   std::vector<const Sample*> all = src->split(opts_.split);
@@ -147,10 +156,11 @@ void HeatmapsStage::run(StageContext& ctx) {
 
   if (!todo.empty()) {
     if (!opts_.diffusion_stage.empty())
-      load_weights(*gen, ctx.input_dir(opts_.diffusion_stage) / (opts_.generator_weights + ".safetensors"),
+      load_weights(*gen, ctx.artifact(opts_.diffusion_stage, opts_.generator_weights == "ema" ? artifacts::kWeightsEma
+                                                                                                : artifacts::kWeights),
                    "generator");
     if (clf && !opts_.classifier_stage.empty())
-      load_weights(*clf, ctx.input_dir(opts_.classifier_stage) / "model.safetensors", "classifier");
+      load_weights(*clf, ctx.artifact(opts_.classifier_stage, artifacts::kWeights), "classifier");
   }
   gen->set_training(false);
   if (clf) clf->set_training(false);
@@ -158,7 +168,8 @@ void HeatmapsStage::run(StageContext& ctx) {
   const c10::Device dev(build.device());
   const uint64_t seed = stages::resolve_seed(opts_.seed, build.seed());
   stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
-  std::filesystem::create_directories(ctx.output_dir / "overlays");
+  const std::filesystem::path overlay_dir = ctx.output(artifacts::kOverlays);
+  std::filesystem::create_directories(overlay_dir);
 
   at::NoGradGuard no_grad;
   stages::Progress progress("heatmaps", static_cast<int64_t>(mine.size()), already, opts_.log_every_s, "img");
@@ -198,7 +209,7 @@ void HeatmapsStage::run(StageContext& ctx) {
         at::Tensor panel = stages::overlay_panel(x0c[j], xhatc[j], heat[j][0]);
         const int64_t f = std::max<int64_t>(1, opts_.overlay_size / panel.size(1));
         if (f > 1) panel = data::resize(panel, panel.size(1) * f, panel.size(2) * f, data::Filter::nearest);
-        data::save_png(ctx.output_dir / "overlays" / png, panel);
+        data::save_png(overlay_dir / png, panel);
       }
       data::save_npy(npy_path(smp), h.contiguous());  // last: its existence marks the image as done
     }
@@ -210,10 +221,11 @@ void HeatmapsStage::run(StageContext& ctx) {
   const double rate = secs > 0 && made > 0 ? made / secs : 0.0;
 
   if (ctx.shard_count == 1) {
-    std::string index = "id,split,file\n";
+    std::string index = "id,split,file,target,direction\n";
     for (const Sample* s : all)
-      index += fmt::format("{},{},{}\n", s->id, s->split, stages::heatmap_file_name(s->id, direction, opts_.tag));
-    write_file_atomic(ctx.output_dir / "index.csv", index);
+      index += fmt::format("{},{},{},{},{}\n", s->id, s->split, stages::heatmap_file_name(s->id, direction, opts_.tag),
+                           opts_.target, opts_.direction);
+    write_file_atomic(ctx.output(artifacts::kHeatmapsIndex), index);
   }
   const std::string suffix = ctx.shard_count == 1 ? "" : fmt::format("_shard{}of{}", ctx.shard_index, ctx.shard_count);
   std::string md = fmt::format(
@@ -222,8 +234,11 @@ void HeatmapsStage::run(StageContext& ctx) {
       mine.size(), opts_.direction, opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
       stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, opts_.direction, opts_.target,
       opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1], prep.shape[2]);
-  write_file_atomic(ctx.output_dir / ("summary" + suffix + ".md"), md);
-  write_file_atomic(ctx.output_dir / ("summary" + suffix + ".json"),
+  auto with_suffix = [&](std::filesystem::path p) {  // summary.md -> summary_shard0of2.md under --shard
+    return p.replace_filename(p.stem().string() + suffix + p.extension().string());
+  };
+  write_file_atomic(with_suffix(ctx.output(artifacts::kSummary)), md);
+  write_file_atomic(with_suffix(ctx.output(artifacts::kMetrics)),
                     fmt::format("{{\"images\": {}, \"made\": {}, \"found_done\": {}, \"seconds\": {}, "
                                 "\"images_per_s\": {}, \"shard\": \"{}/{}\"}}\n",
                                 mine.size(), made, already, stages::json_number(secs), stages::json_number(rate),
@@ -232,10 +247,12 @@ void HeatmapsStage::run(StageContext& ctx) {
 }
 
 std::string HeatmapsStage::summary(const std::filesystem::path& output_dir) const {
-  std::string out = stages::read_text_if_exists(output_dir / "summary.md");
+  const auto whole = output_path(output_dir, artifacts::kSummary);
+  std::string out = stages::read_text_if_exists(whole);
   if (!out.empty()) return out;
+  const std::string shard_prefix = whole.stem().string() + "_shard";  // written under --shard k/N
   for (const auto& e : std::filesystem::directory_iterator(output_dir))
-    if (e.path().filename().string().rfind("summary_shard", 0) == 0 && e.path().extension() == ".md")
+    if (e.path().filename().string().rfind(shard_prefix, 0) == 0 && e.path().extension() == whole.extension())
       out += stages::read_text_if_exists(e.path());
   return out;
 }

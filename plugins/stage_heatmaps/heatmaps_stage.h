@@ -2,8 +2,15 @@
 /// Stage `heatmaps`: DAug's abnormality heatmaps. Each image is taken to noise level L (DDIM inversion by
 /// default), decoded with classifier guidance toward `target` (default "+No Finding", UNet label 1 = healthy),
 /// and composed into a heatmap (|minmax(x) − minmax(x̂)|); written as `<id>_<sign><tag>.npy` (float32 H×W, the
-/// authors' `_+nof.npy` naming) plus overlay PNGs. Batched, resumable, shardable (--shard k/N).
+/// authors' `_+nof.npy` naming) plus overlay PNGs, and published through the `heatmaps.index` artifact
+/// (index.csv: id,split,file,target,direction), which consumers read instead of rebuilding file names.
+/// Batched, resumable, shardable (--shard k/N).
+#include <daug/classifier.h>
+#include <daug/generator.h>
+#include <daug/guidance.h>
+#include <daug/heatmap_composer.h>
 #include <daug/options.h>
+#include <daug/source.h>
 #include <daug/stage.h>
 
 #include <cstdint>
@@ -42,11 +49,20 @@ struct HeatmapsOptions {
 class HeatmapsStage final : public Stage {
  public:
   using Options = HeatmapsOptions;
-  explicit HeatmapsStage(Options opts);
+  /// The components it uses; `classifier` and `guidance` are null for an unguided reconstruction.
+  struct Parts {
+    std::shared_ptr<Source> data;
+    std::shared_ptr<Generator> generator;
+    std::shared_ptr<HeatmapComposer> composer;
+    std::shared_ptr<Classifier> classifier;
+    std::shared_ptr<Guidance> guidance;
+  };
+  HeatmapsStage(Options opts, Parts parts);
+  /// Requests the components and the upstream training stages it loads weights from.
   static std::shared_ptr<Stage> create(Options opts, BuildContext& ctx);
 
   std::string describe() const override;
-  std::vector<std::string> depends_on() const override;
+  std::vector<Artifact> outputs() const override;
   void run(StageContext& ctx) override;
   std::string summary(const std::filesystem::path& output_dir) const override;
 
@@ -55,6 +71,8 @@ class HeatmapsStage final : public Stage {
 
  private:
   Options opts_;
+  Parts parts_;
+  int64_t target_ = 0;  ///< index of opts_.target among the classifier's outputs
 };
 
 }  // namespace daug::plugins

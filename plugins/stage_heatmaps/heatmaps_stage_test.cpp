@@ -40,9 +40,17 @@ struct Fixture {
     build.add("classifier", clf);
     build.add("guidance", guid);
     build.add("composer", std::make_shared<stages::fakes::FakeComposer>());
+    // Upstream training stages: only their declared artifacts matter here (files under `upstream`).
+    build.add("train_diffusion", std::make_shared<daug::testing::StubStage>(std::vector<Artifact>{
+                                     {artifacts::kWeights, "model.safetensors", ""},
+                                     {artifacts::kWeightsEma, "ema.safetensors", ""}}));
+    build.add("train_classifier", std::make_shared<daug::testing::StubStage>(
+                                      std::vector<Artifact>{{artifacts::kWeights, "model.safetensors", ""}}));
   }
-  StageContext ctx(int shard = 0, int count = 1) {
-    return StageContext{out.path(), [this](const std::string& t) { return upstream / t; }, build, shard, count, false};
+  /// The stage built as `daug run` builds it (create() requests its dependencies from `build`).
+  std::shared_ptr<Stage> make(const HeatmapsOptions& o) { return HeatmapsStage::create(o, build); }
+  StageContext ctx(const Stage& stage, int shard = 0, int count = 1) {
+    return daug::testing::stage_context(stage, build, out.path(), upstream.path(), shard, count);
   }
 };
 
@@ -61,8 +69,9 @@ HeatmapsOptions base_options() {
 
 TEST(HeatmapsStage, WritesAuthorsNamingWithIndependentlyRecomputedValues) {
   Fixture f;
-  HeatmapsStage stage(base_options());
-  auto ctx = f.ctx();
+  auto stage_ptr = f.make(base_options());
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
   stage.run(ctx);
   stages::ImagePrep prep{{1, 8, 8}, "area", "minmax"};
   for (const auto& s : f.src->samples()) {
@@ -109,8 +118,9 @@ TEST(HeatmapsStage, ResumeSkipsFinishedImages) {
   at::Tensor sentinel = at::full({2, 2}, 42.0f);
   data::save_npy(f.out / "img1_+nof.npy", sentinel);
   data::save_npy(f.out / "img3_+nof.npy", sentinel);
-  HeatmapsStage stage(base_options());
-  auto ctx = f.ctx();
+  auto stage_ptr = f.make(base_options());
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
   stage.run(ctx);
   int64_t translated = 0;
   for (int64_t b : f.gen->batch_sizes) translated += b;
@@ -124,8 +134,9 @@ TEST(HeatmapsStage, ResumeSkipsFinishedImages) {
 
 TEST(HeatmapsStage, ShardSelectsIndexModN) {
   Fixture f(7);
-  HeatmapsStage stage(base_options());
-  auto ctx = f.ctx(1, 3);
+  auto stage_ptr = f.make(base_options());
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage, 1, 3);
   stage.run(ctx);
   std::set<std::string> written;
   for (const auto& e : std::filesystem::directory_iterator(f.out.path()))
@@ -145,8 +156,9 @@ TEST(HeatmapsStage, SplitDirectionTagAndUnconditionalLabel) {
   o.encode = "qsample";
   auto names = f.clf->class_names();
   o.target = names.at(1);
-  HeatmapsStage stage(o);
-  auto ctx = f.ctx();
+  auto stage_ptr = f.make(o);
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
   stage.run(ctx);
   EXPECT_TRUE(std::filesystem::exists(f.out / "img3_-car.npy"));
   EXPECT_TRUE(std::filesystem::exists(f.out / "img4_-car.npy"));
@@ -163,22 +175,21 @@ TEST(HeatmapsStage, UnknownTargetListsTheValidSuperClasses) {
   Fixture f;
   auto o = base_options();
   o.target = "Cardiomegally";
-  HeatmapsStage stage(o);
-  auto ctx = f.ctx();
-  daug::testing::expect_error_contains([&] { stage.run(ctx); },
+  daug::testing::expect_error_contains([&] { f.make(o); },
                                  {"'Cardiomegally'", "valid:", "No Finding", "Support Devices"});
 }
 
 TEST(HeatmapsStage, BadTagAndGuidanceWithoutClassifierAreConfigErrors) {
+  Fixture f;
   auto o = base_options();
   o.tag = "a/b";
-  daug::testing::expect_error_contains([&] { HeatmapsStage s(o); }, {"[heatmaps].tag", "a/b"});
+  daug::testing::expect_error_contains([&] { f.make(o); }, {"[heatmaps].tag", "a/b"});
   o = base_options();
   o.classifier = "";
-  daug::testing::expect_error_contains([&] { HeatmapsStage s(o); }, {"[heatmaps].classifier"});
+  daug::testing::expect_error_contains([&] { f.make(o); }, {"classifier"});
   o = base_options();
   o.direction = "up";
-  daug::testing::expect_error_contains([&] { HeatmapsStage s(o); }, {"direction", "up"});
+  daug::testing::expect_error_contains([&] { f.make(o); }, {"direction", "up"});
 }
 
 TEST(HeatmapsStage, LoadsTrainedWeightsFromUpstreamStages) {
@@ -193,8 +204,9 @@ TEST(HeatmapsStage, LoadsTrainedWeightsFromUpstreamStages) {
   o.diffusion_stage = "train_diffusion";
   o.classifier_stage = "train_classifier";
   o.limit = 1;
-  HeatmapsStage stage(o);
-  auto ctx = f.ctx();
+  auto stage_ptr = f.make(o);
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
   stage.run(ctx);
   EXPECT_EQ(f.gen->a_[0].item<float>(), 3.0f);
   EXPECT_EQ(f.clf->c_[6].item<float>(), 6.0f);
@@ -205,28 +217,35 @@ TEST(HeatmapsStage, LoadsTrainedWeightsFromUpstreamStages) {
   Fixture g;
   auto o2 = base_options();
   o2.diffusion_stage = "nowhere";
-  HeatmapsStage s2(o2);
-  auto ctx2 = g.ctx();
+  g.build.add("nowhere", std::make_shared<daug::testing::StubStage>(
+                             std::vector<Artifact>{{artifacts::kWeightsEma, "ema.safetensors", ""}}));
+  auto s2_ptr = g.make(o2);
+  auto& s2 = *s2_ptr;
+  auto ctx2 = g.ctx(s2);
   daug::testing::expect_error_contains([&] { s2.run(ctx2); }, {"nowhere", "ema.safetensors", "do not exist"});
 }
 
-TEST(HeatmapsStage, DependsOnEveryTableThatShapesTheOutput) {
-  HeatmapsStage stage(HeatmapsOptions{});
-  auto d = stage.depends_on();
+TEST(HeatmapsStage, CreateRequestsEveryTableThatShapesTheOutput) {
+  Fixture f;
+  HeatmapsOptions o;
+  o.noise_level = 50;
+  f.make(o);
+  const auto& d = f.build.requests();
   std::set<std::string> got(d.begin(), d.end());
   EXPECT_EQ(got, (std::set<std::string>{"generator", "classifier", "guidance", "composer", "data", "train_diffusion",
                                         "train_classifier"}));
-  HeatmapsOptions unguided;
+  Fixture g;
+  HeatmapsOptions unguided = o;
   unguided.guidance = "";
-  auto d2 = HeatmapsStage(unguided).depends_on();
+  g.make(unguided);
+  const auto& d2 = g.build.requests();
   EXPECT_EQ(std::count(d2.begin(), d2.end(), "classifier"), 0);
+  EXPECT_EQ(std::count(d2.begin(), d2.end(), "train_classifier"), 0);
 }
 
 TEST(HeatmapsStage, NoiseLevelMustBeBelowT) {
   Fixture f;
   auto o = base_options();
   o.noise_level = 100;
-  HeatmapsStage stage(o);
-  auto ctx = f.ctx();
-  daug::testing::expect_error_contains([&] { stage.run(ctx); }, {"noise_level must be < T = 100", "100"});
+  daug::testing::expect_error_contains([&] { f.make(o); }, {"noise_level must be < T = 100", "100"});
 }

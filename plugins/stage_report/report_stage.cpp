@@ -44,14 +44,12 @@ std::shared_ptr<Stage> ReportStage::create(Options opts, BuildContext& ctx) {
   wanted.insert(wanted.end(), opts.heatmap_stages.begin(), opts.heatmap_stages.end());
   wanted.insert(wanted.end(), opts.extra_stages.begin(), opts.extra_stages.end());
   for (const auto& t : wanted)
-    if (!t.empty() && ctx.config(t).exists()) present.push_back(t);
+    if (!t.empty() && ctx.config(t).exists() &&
+        std::find(present.begin(), present.end(), t) == present.end()) {
+      ctx.component<Stage>(t);  // declared dependency: its artifacts are read in run()
+      present.push_back(t);
+    }
   return std::make_shared<ReportStage>(std::move(opts), data, present);
-}
-
-std::vector<std::string> ReportStage::depends_on() const {
-  std::vector<std::string> d = {opts_.data};
-  d.insert(d.end(), present_.begin(), present_.end());
-  return d;
 }
 
 namespace {
@@ -100,15 +98,17 @@ void ReportStage::run(StageContext& ctx) {
     by_id[s.id] = &s;
     generated |= s.report_generated;
   }
-  auto stage_dir = [&](const std::string& table) -> std::filesystem::path {
+  // Artifact `name` of stage `table`, or an empty path when that stage is not configured, did not run in this
+  // pipeline, or declares no such artifact.
+  auto artifact = [&](const std::string& table, const char* name) -> std::filesystem::path {
     if (table.empty() || std::find(present_.begin(), present_.end(), table) == present_.end()) return {};
     try {
-      return ctx.input_dir(table);
+      return ctx.artifact(table, name);
     } catch (const ConfigError&) {
-      return {};  // configured but not part of this run's stages
+      return {};
     }
   };
-  auto thumbs = ctx.output_dir / "thumbs";
+  auto thumbs = ctx.output("thumbs");
   std::filesystem::create_directories(thumbs);
   auto thumb = [&](const std::string& id, const std::filesystem::path& image) {
     auto p = thumbs / (id + ".png");
@@ -130,12 +130,13 @@ void ReportStage::run(StageContext& ctx) {
 
   // 1. Metric tables.
   body += "<h2>Evaluation</h2>\n";
-  const auto eval_dir = stage_dir(opts_.evaluate_stage);
+  const auto tables = artifact(opts_.evaluate_stage, artifacts::kTables);
+  const auto examples_file = artifact(opts_.evaluate_stage, artifacts::kRetrievalExamples);
   nlohmann::json examples;
-  if (!eval_dir.empty() && std::filesystem::exists(eval_dir / "tables.md")) {
-    body += html::markdown(read_file(eval_dir / "tables.md"));
-    if (std::filesystem::exists(eval_dir / "retrieval_examples.json"))
-      examples = nlohmann::json::parse(read_file(eval_dir / "retrieval_examples.json"));
+  if (!tables.empty() && std::filesystem::exists(tables)) {
+    body += html::markdown(read_file(tables));
+    if (!examples_file.empty() && std::filesystem::exists(examples_file))
+      examples = nlohmann::json::parse(read_file(examples_file));
   } else {
     body += "<p class=\"muted\">No evaluate stage ran in this pipeline (table [" + html::escape(opts_.evaluate_stage) +
             "]).</p>\n";
@@ -143,21 +144,21 @@ void ReportStage::run(StageContext& ctx) {
 
   // 2. Other stages' summaries (e.g. the noise-aware classifier's AP table, CLIP training).
   for (const auto& t : opts_.extra_stages) {
-    const auto dir = stage_dir(t);
-    if (dir.empty() || !std::filesystem::exists(dir / "summary.md")) continue;
-    body += "<h2>Stage [" + html::escape(t) + "]</h2>\n" + html::markdown(read_file(dir / "summary.md"));
+    const auto summary = artifact(t, artifacts::kSummary);
+    if (summary.empty() || !std::filesystem::exists(summary)) continue;
+    body += "<h2>Stage [" + html::escape(t) + "]</h2>\n" + html::markdown(read_file(summary));
   }
 
   // 3. Heatmap overlays, one section per heatmap stage; test images first.
   for (const auto& t : opts_.heatmap_stages) {
     body += "<h2>Heatmaps [" + html::escape(t) + "]</h2>\n";
-    const auto dir = stage_dir(t);
-    if (dir.empty() || !std::filesystem::is_directory(dir / "overlays")) {
+    const auto overlays = artifact(t, artifacts::kOverlays);
+    if (overlays.empty() || !std::filesystem::is_directory(overlays)) {
       body += "<p class=\"muted\">No overlays: the stage did not run in this pipeline or wrote none.</p>\n";
       continue;
     }
     std::vector<std::pair<int, std::filesystem::path>> files;
-    for (const auto& e : std::filesystem::directory_iterator(dir / "overlays")) {
+    for (const auto& e : std::filesystem::directory_iterator(overlays)) {
       if (e.path().extension() != ".png") continue;
       const auto stem = e.path().stem().string();
       const auto id = stem.substr(0, stem.rfind('_'));
@@ -217,12 +218,17 @@ void ReportStage::run(StageContext& ctx) {
   const std::string page = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
                            html::escape(opts_.title) + "</title>" + kStyle + "</head><body>\n" + body +
                            "</body></html>\n";
-  write_file_atomic(ctx.output_dir / "report.html", page);
-  log::info("[report] wrote {} ({} KiB)", (ctx.output_dir / "report.html").string(), page.size() / 1024);
+  write_file_atomic(ctx.output("report"), page);
+  log::info("[report] wrote {} ({} KiB)", ctx.output("report").string(), page.size() / 1024);
 }
 
 std::string ReportStage::summary(const std::filesystem::path& output_dir) const {
-  return fmt::format("### report\n\nHTML report: `{}`\n", (output_dir / "report.html").string());
+  return fmt::format("### report\n\nHTML report: `{}`\n", output_path(output_dir, "report").string());
+}
+
+std::vector<Artifact> ReportStage::outputs() const {
+  return {{"report", "report.html", "self-contained HTML report (tables, summaries, overlays, retrieval examples)"},
+          {"thumbs", "thumbs", "PNG thumbnails used by the report"}};
 }
 
 std::string ReportStage::describe() const {

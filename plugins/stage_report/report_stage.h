@@ -27,10 +27,10 @@ struct ReportOptions {
 class ReportStage final : public Stage {
  public:
   using Options = ReportOptions;
-  /// `present`: the stage tables that exist in the configuration (depends_on() lists only those).
+  /// `present`: the stage tables that exist in the configuration (create() requests only those).
   ReportStage(Options opts, std::shared_ptr<Source> data, std::vector<std::string> present);
   static std::shared_ptr<Stage> create(Options opts, BuildContext& ctx);
-  std::vector<std::string> depends_on() const override;
+  std::vector<Artifact> outputs() const override;
   void run(StageContext& ctx) override;
   std::string summary(const std::filesystem::path& output_dir) const override;
   std::string describe() const override;

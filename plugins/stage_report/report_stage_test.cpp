@@ -60,16 +60,18 @@ TEST(Report, SelfContainedPageWithAllSections) {
   plugins::ReportOptions o;
   o.overlays = 1;
   plugins::ReportStage st(o, src, {"evaluate", "heatmaps", "train_classifier"});
-  EXPECT_EQ(st.depends_on(), (std::vector<std::string>{"data", "evaluate", "heatmaps", "train_classifier"}));
   daug::testing::TestContext bctx;
   std::filesystem::create_directories(tmp / "out");
-  StageContext ctx{tmp / "out", [&](const std::string& t) -> std::filesystem::path {
-                     if (t == "evaluate") return tmp / "eval";
-                     if (t == "heatmaps") return tmp / "hm";
-                     if (t == "train_classifier") return tmp / "clf";
+  StageContext ctx{tmp / "out",
+                   [&](const std::string& t, const std::string& name) -> std::filesystem::path {
+                     if (t == "evaluate" && name == artifacts::kTables) return tmp / "eval" / "tables.md";
+                     if (t == "evaluate" && name == artifacts::kRetrievalExamples)
+                       return tmp / "eval" / "retrieval_examples.json";
+                     if (t == "heatmaps" && name == artifacts::kOverlays) return tmp / "hm" / "overlays";
+                     if (t == "train_classifier" && name == artifacts::kSummary) return tmp / "clf" / "summary.md";
                      throw ConfigError("stage [" + t + "] has not run");
                    },
-                   bctx};
+                   bctx, 0, 1, false, st.outputs()};
   st.run(ctx);
   std::ifstream in(tmp / "out" / "report.html");
   std::stringstream ss;

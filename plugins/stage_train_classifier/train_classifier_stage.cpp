@@ -45,22 +45,38 @@ void TrainClassifierOptions::visit(OptionVisitor& v) {
   v("eval_clean", eval_clean, "also report AP on clean inputs (t = 0) next to the noisy-t protocol");
 }
 
-TrainClassifierStage::TrainClassifierStage(Options opts) : opts_(std::move(opts)) {
+namespace {
+void check_class_names(const Classifier& clf, const SuperClassGrouping& g, const std::string& clf_table,
+                       const std::string& data_table);
+}  // namespace
+
+TrainClassifierStage::TrainClassifierStage(Options opts, std::shared_ptr<Source> data,
+                                           std::shared_ptr<Generator> generator, std::shared_ptr<Classifier> classifier)
+    : opts_(std::move(opts)), data_(std::move(data)), gen_(std::move(generator)), clf_(std::move(classifier)) {
   check_options(opts_, "[train_classifier]");
+  DAUG_CHECK(data_ && gen_ && clf_, "train_classifier: data, generator and classifier are required");
+  check_class_names(*clf_, data_->superclasses(), opts_.classifier, opts_.data);
 }
 
-std::shared_ptr<Stage> TrainClassifierStage::create(Options opts, BuildContext&) {
-  return std::make_shared<TrainClassifierStage>(std::move(opts));
+std::shared_ptr<Stage> TrainClassifierStage::create(Options opts, BuildContext& ctx) {
+  auto data = ctx.component<Source>(opts.data);
+  auto gen = ctx.component<Generator>(opts.generator, Use::model);
+  auto clf = ctx.component<Classifier>(opts.classifier);
+  return std::make_shared<TrainClassifierStage>(std::move(opts), data, gen, clf);
+}
+
+std::vector<Artifact> TrainClassifierStage::outputs() const {
+  return {{artifacts::kWeights, "model.safetensors", "trained classifier weights (safetensors)"},
+          {artifacts::kCheckpoint, stages::kCheckpointFile, "resumable training state (model, optimizer, step)"},
+          {artifacts::kLosses, stages::kLossesFile, "loss per optimizer step"},
+          metrics_artifact(),
+          summary_artifact()};
 }
 
 std::string TrainClassifierStage::describe() const {
   return fmt::format("train_classifier(classifier={}, {}, batch={}, lr={}, pos_weight={})", opts_.classifier,
                      opts_.steps > 0 ? fmt::format("steps={}", opts_.steps) : fmt::format("epochs={}", opts_.epochs),
                      opts_.batch_size, opts_.lr, opts_.pos_weight);
-}
-
-std::vector<std::string> TrainClassifierStage::depends_on() const {
-  return {opts_.classifier, opts_.generator, opts_.data};
 }
 
 namespace {
@@ -144,14 +160,10 @@ std::string ap_cell(double v) { return std::isfinite(v) ? fmt::format("{:.3f}", 
 
 void TrainClassifierStage::run(StageContext& ctx) {
   auto& build = ctx.build;
-  // Components built here (first request) initialise their weights from the global torch RNG: seed it, so a run
-  // from scratch is reproducible (neither the core nor the model plugins seed it).
-  at::manual_seed(stages::mix_seed(stages::resolve_seed(opts_.seed, build.seed()), 0x1417ULL));
-  auto src = build.component<Source>(opts_.data);
-  auto gen = build.component<Generator>(opts_.generator);
-  auto clf = build.component<Classifier>(opts_.classifier);
+  const auto& src = data_;
+  const auto& gen = gen_;
+  const auto& clf = clf_;
   const SuperClassGrouping& grouping = src->superclasses();
-  check_class_names(*clf, grouping, opts_.classifier, opts_.data);
   const c10::Device dev(build.device());
   const uint64_t seed = stages::resolve_seed(opts_.seed, build.seed());
   const int64_t T = gen->num_timesteps();
@@ -206,7 +218,7 @@ void TrainClassifierStage::run(StageContext& ctx) {
     return at::binary_cross_entropy_with_logits(logits, y, {}, use_pw ? c10::optional<at::Tensor>(pw_t)
                                                                          : c10::optional<at::Tensor>());
   });
-  save_safetensors(ctx.output_dir / "model.safetensors", res.final_state,
+  save_safetensors(ctx.output(artifacts::kWeights), res.final_state,
                    {{"stage", "train_classifier"}, {"steps", std::to_string(res.total_steps)},
                     {"classes", fmt::format("{}", fmt::join(grouping.names, "|"))}});
 
@@ -249,13 +261,9 @@ void TrainClassifierStage::run(StageContext& ctx) {
                         stages::json_number(mean_defined(ev.ap_clean)), fmt::join(rows, ",\n    "));
   }
   json += "\n}\n";
-  write_file_atomic(ctx.output_dir / "eval.json", json);
-  write_file_atomic(ctx.output_dir / "summary.md", md);
+  write_file_atomic(ctx.output(artifacts::kMetrics), json);
+  write_file_atomic(ctx.output(artifacts::kSummary), md);
   log::info("{}", md);
-}
-
-std::string TrainClassifierStage::summary(const std::filesystem::path& output_dir) const {
-  return stages::read_text_if_exists(output_dir / "summary.md");
 }
 
 }  // namespace daug::plugins

@@ -2,7 +2,10 @@
 /// Stage `train_classifier`: trains the noise-aware Classifier on x_t = q_sample(x0, t, ε), t ~ U{0..T−1},
 /// with BCE-with-logits and pos_weight = #neg/#pos per super-class (released DAug classifier_train2.py), then
 /// reports per-super-class AP on the test split with noisy inputs (paper Table 4 protocol).
+#include <daug/classifier.h>
+#include <daug/generator.h>
 #include <daug/options.h>
+#include <daug/source.h>
 #include <daug/stage.h>
 
 #include <cstdint>
@@ -40,18 +43,23 @@ struct TrainClassifierOptions {
 class TrainClassifierStage final : public Stage {
  public:
   using Options = TrainClassifierOptions;
-  explicit TrainClassifierStage(Options opts);
+  TrainClassifierStage(Options opts, std::shared_ptr<Source> data, std::shared_ptr<Generator> generator,
+                       std::shared_ptr<Classifier> classifier);
+  /// Requests [data], [generator] (its model: noise schedule and image shape; sampling options do not retrain)
+  /// and [classifier], and checks the classifier's outputs are the Source's super-classes.
   static std::shared_ptr<Stage> create(Options opts, BuildContext& ctx);
 
   std::string describe() const override;
-  std::vector<std::string> depends_on() const override;
+  std::vector<Artifact> outputs() const override;
   void run(StageContext& ctx) override;
-  std::string summary(const std::filesystem::path& output_dir) const override;
 
   const Options& options() const { return opts_; }
 
  private:
   Options opts_;
+  std::shared_ptr<Source> data_;
+  std::shared_ptr<Generator> gen_;
+  std::shared_ptr<Classifier> clf_;
 };
 
 }  // namespace daug::plugins

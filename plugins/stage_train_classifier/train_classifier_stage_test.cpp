@@ -45,12 +45,8 @@ struct Fixture {
     build.add("generator", gen);
     build.add("classifier", clf);
   }
-  StageContext ctx() {
-    return StageContext{out.path(), [](const std::string& t) -> std::filesystem::path {
-                          throw ConfigError("no upstream " + t);
-                        },
-                        build, 0, 1, false};
-  }
+  std::shared_ptr<Stage> make(const TrainClassifierOptions& o) { return TrainClassifierStage::create(o, build); }
+  StageContext ctx(const Stage& stage) { return daug::testing::stage_context(stage, build, out.path()); }
 };
 
 TrainClassifierOptions small() {
@@ -68,8 +64,9 @@ TrainClassifierOptions small() {
 
 TEST(TrainClassifierStage, TrainsSavesAndReportsAp) {
   Fixture f;
-  TrainClassifierStage stage(small());
-  auto ctx = f.ctx();
+  auto stage_ptr = f.make(small());
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
   at::Tensor before = f.clf->w_.detach().clone();
   stage.run(ctx);
   EXPECT_GT(daug::testing::max_abs_diff(before, f.clf->w_.detach()), 0.0);
@@ -79,7 +76,7 @@ TEST(TrainClassifierStage, TrainsSavesAndReportsAp) {
   auto saved = load_safetensors(f.out / "model.safetensors");
   EXPECT_EQ(daug::testing::max_abs_diff(saved.tensors.at(0).second, f.clf->w_.detach()), 0.0);
 
-  std::string json = stages::read_text_if_exists(f.out / "eval.json");
+  std::string json = stages::read_text_if_exists(f.out / "metrics.json");
   // pos_weight = #neg/#pos on the training split, in the released grouping's order.
   EXPECT_NE(json.find("\"pos_weight\": [1, 2, 5, 1, 5, 1, 1]"), std::string::npos) << json;
   EXPECT_NE(json.find("\"split\": \"test\", \"images\": 3"), std::string::npos) << json;
@@ -93,17 +90,19 @@ TEST(TrainClassifierStage, TrainsSavesAndReportsAp) {
 
 TEST(TrainClassifierStage, RerunResumesAtTheFinalStep) {
   Fixture f;
-  TrainClassifierStage stage(small());
-  auto ctx = f.ctx();
+  auto stage_ptr = f.make(small());
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
   stage.run(ctx);
   at::Tensor w = f.clf->w_.detach().clone();
   Fixture g;  // fresh classifier, same output dir contents
   std::filesystem::copy(f.out.path(), g.out.path(), std::filesystem::copy_options::recursive |
                                                          std::filesystem::copy_options::overwrite_existing);
-  auto ctx2 = g.ctx();
-  stage.run(ctx2);
+  auto stage2 = g.make(small());
+  auto ctx2 = g.ctx(*stage2);
+  stage2->run(ctx2);
   EXPECT_EQ(daug::testing::max_abs_diff(w, g.clf->w_.detach()), 0.0);  // restored, no extra steps
-  EXPECT_NE(stage.summary(g.out.path()).find("resumed at step 4"), std::string::npos);
+  EXPECT_NE(stage2->summary(g.out.path()).find("resumed at step 4"), std::string::npos);
   EXPECT_EQ(stages::read_losses(g.out / "losses.csv").size(), 4u);
 }
 
@@ -115,12 +114,14 @@ TEST(TrainClassifierStage, WithoutPosWeightTheLossIsPlainBce) {
   o.steps = 1;
   o.eval_split = "";
   o.pos_weight = false;
-  TrainClassifierStage plain(o);
-  auto c1 = f1.ctx();
+  auto plain_ptr = f1.make(o);
+  auto& plain = *plain_ptr;
+  auto c1 = f1.ctx(plain);
   plain.run(c1);
   o.pos_weight = true;
-  TrainClassifierStage weighted(o);
-  auto c2 = f2.ctx();
+  auto weighted_ptr = f2.make(o);
+  auto& weighted = *weighted_ptr;
+  auto c2 = f2.ctx(weighted);
   weighted.run(c2);
   double l_plain = stages::read_losses(f1.out / "losses.csv").at(0);
   double l_weighted = stages::read_losses(f2.out / "losses.csv").at(0);
@@ -134,15 +135,15 @@ TEST(TrainClassifierStage, WithoutPosWeightTheLossIsPlainBce) {
 
 TEST(TrainClassifierStage, ClassifierOutputsMustMatchTheGrouping) {
   Fixture f(std::make_shared<stages::fakes::FakeClassifier>(std::vector<std::string>{"healthy", "sick"}));
-  TrainClassifierStage stage(small());
-  auto ctx = f.ctx();
-  daug::testing::expect_error_contains([&] { stage.run(ctx); }, {"[classifier] outputs [healthy, sick]", "No Finding"});
+  daug::testing::expect_error_contains([&] { f.make(small()); }, {"[classifier] outputs [healthy, sick]", "No Finding"});
 }
 
 TEST(TrainClassifierStage, OptionsAreChecked) {
+  Fixture f;
   auto o = small();
   o.resize_filter = "lanczos";
-  daug::testing::expect_error_contains([&] { TrainClassifierStage s(o); }, {"resize_filter", "lanczos"});
-  EXPECT_EQ(TrainClassifierStage(small()).depends_on(),
-            (std::vector<std::string>{"classifier", "generator", "data"}));
+  daug::testing::expect_error_contains([&] { f.make(o); }, {"resize_filter", "lanczos"});
+  Fixture g;
+  g.make(small());
+  EXPECT_EQ(g.build.requests(), (std::vector<std::string>{"data", "generator", "classifier"}));
 }

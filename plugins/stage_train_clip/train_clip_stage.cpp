@@ -75,15 +75,16 @@ std::shared_ptr<Stage> TrainClipStage::create(Options opts, BuildContext& ctx) {
   auto criterion = ctx.component<Criterion>(opts.criterion);
   std::shared_ptr<HeatmapComposer> composer;
   if (!opts.composer.empty()) composer = ctx.component<HeatmapComposer>(opts.composer);
+  if (clip::uses_heatmap_stage(opts.heatmaps, composer.get())) ctx.component<Stage>(opts.heatmaps.heatmaps_stage);
   return std::make_shared<TrainClipStage>(std::move(opts), data, backbone, criterion, composer, ctx.device(),
                                           ctx.seed());
 }
 
-std::vector<std::string> TrainClipStage::depends_on() const {
-  std::vector<std::string> d = {opts_.data, opts_.backbone, opts_.criterion};
-  if (!opts_.composer.empty()) d.push_back(opts_.composer);
-  if (clip::uses_heatmap_stage(opts_.heatmaps, composer_.get())) d.push_back(opts_.heatmaps.heatmaps_stage);
-  return d;
+std::vector<Artifact> TrainClipStage::outputs() const {
+  return {{artifacts::kCheckpoint, "checkpoint.safetensors",
+           "fine-tuned backbone (keys model.*) with optimizer state and metadata (prompts, criterion)"},
+          {artifacts::kLosses, "losses.csv", "loss, lr and gradient norm per optimizer step"},
+          summary_artifact()};
 }
 
 namespace {
@@ -141,8 +142,8 @@ void TrainClipStage::run(StageContext& ctx) {
   clip::AdamW opt(params, flags, opts_.weight_decay, opts_.beta1, opts_.beta2, opts_.eps);
   const auto n_nodecay = std::count(flags.begin(), flags.end(), false);
 
-  const auto ckpt_path = ctx.output_dir / clip::kCheckpointFile;
-  const auto csv_path = ctx.output_dir / "losses.csv";
+  const auto ckpt_path = ctx.output(artifacts::kCheckpoint);
+  const auto csv_path = ctx.output(artifacts::kLosses);
   std::vector<std::string> rows;
   std::string header;
   int64_t step = 0;
@@ -261,14 +262,7 @@ void TrainClipStage::run(StageContext& ctx) {
       "final loss {:.4f}. Checkpoint: `{}`; losses: `losses.csv`.\n",
       total, opts_.epochs, per_epoch, bs, n, opts_.split, criterion_->describe(),
       composer_ ? composer_->describe() : "none", rows.empty() ? 0.0 : last_loss, ckpt_path.string());
-  write_file_atomic(ctx.output_dir / "summary.md", md);
-}
-
-std::string TrainClipStage::summary(const std::filesystem::path& output_dir) const {
-  std::ifstream in(output_dir / "summary.md");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  write_file_atomic(ctx.output(artifacts::kSummary), md);
 }
 
 std::string TrainClipStage::describe() const {

@@ -50,9 +50,8 @@ class TrainClipStage final : public Stage {
                  uint64_t run_seed);
   static std::shared_ptr<Stage> create(Options opts, BuildContext& ctx);
 
-  std::vector<std::string> depends_on() const override;
+  std::vector<Artifact> outputs() const override;
   void run(StageContext& ctx) override;
-  std::string summary(const std::filesystem::path& output_dir) const override;
   std::string describe() const override;
 
  private:

@@ -45,7 +45,10 @@ void TrainDiffusionOptions::visit(OptionVisitor& v) {
   v("cache_images", cache_images, "keep prepared images in memory (1 MiB each at 512²)");
 }
 
-TrainDiffusionStage::TrainDiffusionStage(Options opts) : opts_(std::move(opts)) {
+TrainDiffusionStage::TrainDiffusionStage(Options opts, std::shared_ptr<Source> data,
+                                         std::shared_ptr<Generator> generator)
+    : opts_(std::move(opts)), data_(std::move(data)), gen_(std::move(generator)) {
+  DAUG_CHECK(data_ && gen_, "train_diffusion: data and generator are required");
   check_options(opts_, "[train_diffusion]");
   if (opts_.label_source == "chexpert" && chexpert_index(opts_.label_class) < 0) {
     std::string valid;
@@ -55,8 +58,19 @@ TrainDiffusionStage::TrainDiffusionStage(Options opts) : opts_(std::move(opts)) 
   }
 }
 
-std::shared_ptr<Stage> TrainDiffusionStage::create(Options opts, BuildContext&) {
-  return std::make_shared<TrainDiffusionStage>(std::move(opts));
+std::shared_ptr<Stage> TrainDiffusionStage::create(Options opts, BuildContext& ctx) {
+  auto data = ctx.component<Source>(opts.data);
+  auto gen = ctx.component<Generator>(opts.generator, Use::model);
+  return std::make_shared<TrainDiffusionStage>(std::move(opts), data, gen);
+}
+
+std::vector<Artifact> TrainDiffusionStage::outputs() const {
+  return {{artifacts::kWeights, "model.safetensors", "trained diffusion weights, raw (safetensors)"},
+          {artifacts::kWeightsEma, "ema.safetensors", "EMA of the weights (= raw weights when ema_rate = 0)"},
+          {artifacts::kCheckpoint, stages::kCheckpointFile, "resumable training state (model, optimizer, EMA, step)"},
+          {artifacts::kLosses, stages::kLossesFile, "loss per optimizer step"},
+          metrics_artifact(),
+          summary_artifact()};
 }
 
 std::string TrainDiffusionStage::describe() const {
@@ -65,7 +79,6 @@ std::string TrainDiffusionStage::describe() const {
                      opts_.batch_size, opts_.lr, opts_.ema_rate, opts_.label_source, opts_.label_class);
 }
 
-std::vector<std::string> TrainDiffusionStage::depends_on() const { return {opts_.generator, opts_.data}; }
 
 int64_t TrainDiffusionStage::label_of(const Sample& s, const Options& o, const SuperClassGrouping& g) {
   if (o.label_source == "none") return -1;
@@ -83,11 +96,8 @@ int64_t TrainDiffusionStage::label_of(const Sample& s, const Options& o, const S
 
 void TrainDiffusionStage::run(StageContext& ctx) {
   auto& build = ctx.build;
-  // Components built here (first request) initialise their weights from the global torch RNG: seed it, so a run
-  // from scratch is reproducible (neither the core nor the model plugins seed it).
-  at::manual_seed(stages::mix_seed(stages::resolve_seed(opts_.seed, build.seed()), 0x1417ULL));
-  auto src = build.component<Source>(opts_.data);
-  auto gen = build.component<Generator>(opts_.generator);
+  const auto& src = data_;
+  const auto& gen = gen_;
   const c10::Device dev(build.device());
   const uint64_t seed = stages::resolve_seed(opts_.seed, build.seed());
 
@@ -133,9 +143,9 @@ void TrainDiffusionStage::run(StageContext& ctx) {
   std::map<std::string, std::string> meta{{"stage", "train_diffusion"},
                                           {"steps", std::to_string(res.total_steps)},
                                           {"label", opts_.label_source + ":" + opts_.label_class}};
-  save_safetensors(ctx.output_dir / "model.safetensors", res.final_state, meta);
+  save_safetensors(ctx.output(artifacts::kWeights), res.final_state, meta);
   meta["ema_rate"] = fmt::format("{}", opts_.ema_rate);
-  save_safetensors(ctx.output_dir / "ema.safetensors", opts_.ema_rate > 0 ? res.final_ema : res.final_state, meta);
+  save_safetensors(ctx.output(artifacts::kWeightsEma), opts_.ema_rate > 0 ? res.final_ema : res.final_state, meta);
 
   std::string md = fmt::format(
       "### train_diffusion\n\n{} steps (batch {}), {} training images ({} labelled 1 = '{}'); loss first {:.4f}, "
@@ -143,8 +153,8 @@ void TrainDiffusionStage::run(StageContext& ctx) {
       res.total_steps, std::min<int64_t>(opts_.batch_size, lo.dataset_size), train.size(), ones, opts_.label_class,
       res.first_loss, res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
       res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "", opts_.ema_rate);
-  write_file_atomic(ctx.output_dir / "summary.md", md);
-  write_file_atomic(ctx.output_dir / "train.json",
+  write_file_atomic(ctx.output(artifacts::kSummary), md);
+  write_file_atomic(ctx.output(artifacts::kMetrics),
                     fmt::format("{{\n  \"stage\": \"train_diffusion\",\n  \"steps\": {},\n  \"train_images\": {},\n"
                                 "  \"label_ones\": {},\n  \"loss_first\": {},\n  \"loss_last\": {},\n"
                                 "  \"loss_last10pct\": {},\n  \"ema_rate\": {}\n}}\n",
@@ -152,10 +162,6 @@ void TrainDiffusionStage::run(StageContext& ctx) {
                                 stages::json_number(res.last_loss), stages::json_number(res.mean_last_loss),
                                 opts_.ema_rate));
   log::info("{}", md);
-}
-
-std::string TrainDiffusionStage::summary(const std::filesystem::path& output_dir) const {
-  return stages::read_text_if_exists(output_dir / "summary.md");
 }
 
 }  // namespace daug::plugins

@@ -3,6 +3,7 @@
 /// own training_loss (ε-MSE + L_vb for learned Σ), the class label being the No-Finding indicator (1 = healthy,
 /// REFERENCE §11.10), AdamW, optional LR annealing and an EMA of the weights (guided-diffusion: 0.9999). The EMA
 /// weights (ema.safetensors) are what the heatmaps stage loads by default.
+#include <daug/generator.h>
 #include <daug/options.h>
 #include <daug/source.h>
 #include <daug/stage.h>
@@ -39,19 +40,21 @@ struct TrainDiffusionOptions {
 class TrainDiffusionStage final : public Stage {
  public:
   using Options = TrainDiffusionOptions;
-  explicit TrainDiffusionStage(Options opts);
+  TrainDiffusionStage(Options opts, std::shared_ptr<Source> data, std::shared_ptr<Generator> generator);
+  /// Requests [data] and [generator] (as a model: its sampling options do not retrain it).
   static std::shared_ptr<Stage> create(Options opts, BuildContext& ctx);
 
   std::string describe() const override;
-  std::vector<std::string> depends_on() const override;
+  std::vector<Artifact> outputs() const override;
   void run(StageContext& ctx) override;
-  std::string summary(const std::filesystem::path& output_dir) const override;
 
   /// The UNet class label of one sample under the options: 1/0 indicator of label_class, or -1 for "none".
   static int64_t label_of(const Sample& s, const Options& o, const SuperClassGrouping& g);
 
  private:
   Options opts_;
+  std::shared_ptr<Source> data_;
+  std::shared_ptr<Generator> gen_;
 };
 
 }  // namespace daug::plugins

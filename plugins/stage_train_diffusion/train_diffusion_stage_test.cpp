@@ -33,12 +33,8 @@ struct Fixture {
     build.add("data", src);
     build.add("generator", gen);
   }
-  StageContext ctx() {
-    return StageContext{out.path(), [](const std::string& t) -> std::filesystem::path {
-                          throw ConfigError("no upstream " + t);
-                        },
-                        build, 0, 1, false};
-  }
+  std::shared_ptr<Stage> make(const TrainDiffusionOptions& o) { return TrainDiffusionStage::create(o, build); }
+  StageContext ctx(const Stage& stage) { return daug::testing::stage_context(stage, build, out.path()); }
 };
 
 TrainDiffusionOptions small() {
@@ -76,8 +72,9 @@ TEST(TrainDiffusionStage, LabelIsTheNoFindingIndicator) {
 
 TEST(TrainDiffusionStage, TrainsOnTheTrainSplitWithHealthyLabelsAndSavesEma) {
   Fixture f;
-  TrainDiffusionStage stage(small());
-  auto ctx = f.ctx();
+  auto stage_ptr = f.make(small());
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
   stage.run(ctx);
   // 6 steps of 2 from the 4 training images; each batch's labels are the items' No-Finding indicators.
   ASSERT_EQ(f.gen->seen_labels.size(), 6u);
@@ -104,8 +101,9 @@ TEST(TrainDiffusionStage, UnconditionalPassesNoLabel) {
   o.steps = 1;
   o.label_source = "none";
   o.ema_rate = 0.0;
-  TrainDiffusionStage stage(o);
-  auto ctx = f.ctx();
+  auto stage_ptr = f.make(o);
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
   stage.run(ctx);
   ASSERT_EQ(f.gen->seen_labels.size(), 1u);
   EXPECT_FALSE(f.gen->seen_labels[0].defined());
@@ -118,11 +116,12 @@ TEST(TrainDiffusionStage, BadLabelClassListsValidNames) {
   auto o = small();
   o.label_source = "chexpert";
   o.label_class = "Healthy";
-  daug::testing::expect_error_contains([&] { TrainDiffusionStage s(o); }, {"'Healthy'", "valid:", "No Finding"});
   Fixture f;
+  daug::testing::expect_error_contains([&] { f.make(o); }, {"'Healthy'", "valid:", "No Finding"});
   auto o2 = small();
   o2.label_class = "Healthy";
-  TrainDiffusionStage s2(o2);
-  auto ctx = f.ctx();
+  auto s2_ptr = f.make(o2);
+  auto& s2 = *s2_ptr;
+  auto ctx = f.ctx(s2);
   daug::testing::expect_error_contains([&] { s2.run(ctx); }, {"Healthy", "No Finding"});
 }

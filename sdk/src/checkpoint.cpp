@@ -1,6 +1,7 @@
 // safetensors reader/writer (bounds-checked) and atomic file writes.
 #include <daug/checkpoint.h>
 #include <daug/error.h>
+#include <daug/fingerprint.h>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -207,6 +208,53 @@ void copy_state_checked(const NamedTensors& dst, const NamedTensors& src, const 
     at::Tensor d = t;
     d.copy_(*have[k]);
   }
+}
+
+}  // namespace daug
+
+// ------------------------------------------------------------------------------------------------ fingerprints
+namespace daug {
+namespace {
+uint64_t fnv1a_update(uint64_t h, const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+}  // namespace
+
+std::string file_fingerprint(const std::filesystem::path& file, uintmax_t hash_limit) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) return file.string() + " missing";
+  const auto mtime = std::filesystem::last_write_time(file, ec).time_since_epoch().count();
+  std::string out = fmt::format("{} {} {}", file.string(), size, static_cast<long long>(mtime));
+  if (size <= hash_limit) {
+    std::ifstream in(file, std::ios::binary);
+    uint64_t h = 1469598103934665603ull;
+    std::vector<char> buf(1 << 16);
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      h = fnv1a_update(h, buf.data(), static_cast<size_t>(in.gcount()));
+    }
+    out += fmt::format(" {:016x}", h);
+  }
+  return out;
+}
+
+std::string files_fingerprint(const std::vector<std::filesystem::path>& meta_files,
+                              const std::vector<std::filesystem::path>& files) {
+  uint64_t h = 1469598103934665603ull;
+  for (const auto& f : meta_files) {
+    const std::string s = file_fingerprint(f) + "\n";
+    h = fnv1a_update(h, s.data(), s.size());
+  }
+  for (const auto& f : files) {
+    const std::string s = file_fingerprint(f, 0) + "\n";
+    h = fnv1a_update(h, s.data(), s.size());
+  }
+  return fmt::format("{} meta + {} files {:016x}", meta_files.size(), files.size(), h);
 }
 
 }  // namespace daug

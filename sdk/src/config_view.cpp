@@ -422,7 +422,7 @@ class Describer final : public OptionVisitor {
 
  private:
   void add(const char* k, const char* type, std::string def, const char* doc, const Check& c) {
-    out.push_back(OptionInfo{k, type, std::move(def), doc ? doc : "", c.str()});
+    out.push_back(OptionInfo{k, type, std::move(def), doc ? doc : "", c.str(), c.sampling});
   }
 };
 
@@ -479,11 +479,12 @@ std::vector<OptionInfo> describe_fields(void (*visit)(void*, OptionVisitor&), vo
   return d.out;
 }
 
-std::string dump_fields(void (*visit)(void*, OptionVisitor&), void* opts) {
+std::string dump_fields(void (*visit)(void*, OptionVisitor&), void* opts, bool model_only) {
   Describer d;  // the describer's "default" is the current value
   visit(opts, d);
   std::string out;
-  for (const auto& o : d.out) out += fmt::format("{} = {}\n", o.key, o.default_value);
+  for (const auto& o : d.out)
+    if (!(model_only && o.sampling)) out += fmt::format("{} = {}\n", o.key, o.default_value);
   return out;
 }
 

@@ -2,6 +2,8 @@
 // Source::split and logging.
 #include <daug/backbone.h>
 #include <daug/build_context.h>
+#include <daug/fingerprint.h>
+#include <daug/seed.h>
 #include <daug/classifier.h>
 #include <daug/criterion.h>
 #include <daug/error.h>
@@ -21,6 +23,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 
 namespace daug {
@@ -32,6 +36,40 @@ PluginError::~PluginError() = default;
 Component::~Component() = default;
 Trainable::~Trainable() = default;
 BuildContext::~BuildContext() = default;
+
+uint64_t BuildContext::seed_for(const std::string& purpose) const {
+  return mix_seed(seed(), stable_hash(table() + "/" + purpose));
+}
+
+uint64_t stable_hash(std::string_view bytes) {
+  constexpr uint64_t mul = (uint64_t{0xc6a4a793} << 32) + uint64_t{0x5bd1e995};
+  auto shift_mix = [](uint64_t v) { return v ^ (v >> 47); };
+  auto load_le = [](const char* p, size_t n) {
+    uint64_t r = 0;
+    for (size_t i = n; i-- > 0;) r = (r << 8) + static_cast<unsigned char>(p[i]);
+    return r;
+  };
+  const size_t len = bytes.size();
+  const size_t aligned = len & ~size_t{7};
+  uint64_t hash = uint64_t{0xc70f6907} ^ (static_cast<uint64_t>(len) * mul);
+  for (size_t i = 0; i < aligned; i += 8) {
+    hash ^= shift_mix(load_le(bytes.data() + i, 8) * mul) * mul;
+    hash *= mul;
+  }
+  if (len & 7) {
+    hash ^= load_le(bytes.data() + aligned, len & 7);
+    hash *= mul;
+  }
+  hash = shift_mix(hash) * mul;
+  return shift_mix(hash);
+}
+
+uint64_t mix_seed(uint64_t seed, uint64_t salt) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (salt + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
 Guidance::~Guidance() = default;
 Classifier::~Classifier() = default;
 Generator::~Generator() = default;
@@ -39,7 +77,31 @@ HeatmapComposer::~HeatmapComposer() = default;
 Backbone::~Backbone() = default;
 Criterion::~Criterion() = default;
 Source::~Source() = default;
+
+std::string Source::fingerprint() const {
+  std::string text;
+  const auto& g = superclasses();
+  for (size_t k = 0; k < g.names.size(); ++k) text += fmt::format("class {} = {}\n", g.names[k], fmt::join(g.members[k], ","));
+  std::vector<std::filesystem::path> images;
+  for (const auto& s : samples()) {
+    text += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", s.id, s.split, s.image.string(), s.study, s.patient,
+                        s.report_generated ? 1 : 0, fmt::join(s.labels, ","), s.report);
+    images.push_back(s.image);
+  }
+  return fmt::format("samples {:016x}; files {}", stable_hash(text), files_fingerprint(label_files(), images));
+}
 Stage::~Stage() = default;
+
+std::string Stage::summary(const std::filesystem::path& output_dir) const {
+  for (const auto& a : outputs())
+    if (a.name == artifacts::kSummary) {
+      std::ifstream in(output_dir / a.file);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      return ss.str();
+    }
+  return {};
+}
 
 int chexpert_index(const std::string& name) {
   for (size_t i = 0; i < kChexpertClasses.size(); ++i)

@@ -5,6 +5,7 @@
 //   build/bench/heatmaps_bench [--benchmark_filter=...]
 // Optional: DAUG_BENCH_PRESET=cpu64 uses configs/generator/ddpm_cpu64.toml + configs/classifier/adm_cpu64.toml
 // (64², ddim20) instead.
+#include <daug/error.h>
 #include <daug/core/config_loader.h>
 #include <daug/core/experiment.h>
 #include <daug/core/plugin_loader.h>
@@ -65,7 +66,12 @@ void BM_HeatmapsStage(benchmark::State& state) {
   for (auto _ : state) {
     const auto out = root / fmt::format("out{}", it++);
     std::filesystem::create_directories(out);
-    daug::StageContext ctx{out, [](const std::string& t) -> std::filesystem::path { return t; }, exp, 0, 1, false};
+    // No upstream stages (diffusion_stage = classifier_stage = ""): no artifact is ever asked for.
+    daug::StageContext ctx{out,
+                           [](const std::string& t, const std::string&) -> std::filesystem::path {
+                             throw daug::ConfigError("heatmaps_bench: no upstream stage [" + t + "]");
+                           },
+                           exp, 0, 1, false, stage->outputs()};
     stage->run(ctx);
     images += batch;
   }

@@ -75,3 +75,54 @@ TEST(Pipeline, MissingRunTableOrStagesIsAnError) {
       [&] { daug::core::run_pipeline(loader, daug::core::parse_config("[run]\nstages = []\n", "p.toml"), {}, {}); },
       {"p.toml:2:10", "[run].stages is empty"});
 }
+
+TEST(Pipeline, CacheKeyCoversEffectiveOptionsAndHonoursModelUse) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  auto run = [&](std::vector<std::string> sets) {
+    sets.push_back("first.model_use=true");  // [first] uses [scale] as a model; [second] uses all of it
+    return daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml", sets), {}, {});
+  };
+  auto base = run({});
+  // A default written out explicitly is the same configuration: same keys.
+  auto same = run({"scale.factor=2.0", "scale.mode=\"mul\""});
+  EXPECT_EQ(same.stage_dirs, base.stage_dirs);
+  // A sampling-only option: the model user keeps its output, the full user re-runs.
+  auto sampling = run({"scale.mode=\"add\""});
+  EXPECT_EQ(sampling.stage_dirs[0].second, base.stage_dirs[0].second);
+  EXPECT_NE(sampling.stage_dirs[1].second, base.stage_dirs[1].second);
+  // A model option: both re-run.
+  auto model = run({"scale.factor=3.0"});
+  EXPECT_NE(model.stage_dirs[0].second, base.stage_dirs[0].second);
+  EXPECT_NE(model.stage_dirs[1].second, base.stage_dirs[1].second);
+  // effective.toml lists defaults the config never wrote, and each stage directory records its own options.
+  std::ifstream in(base.run_dir / "effective.toml");
+  std::string eff((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(eff.find("[scale]\nplugin = \"scale\""), std::string::npos) << eff;
+  EXPECT_NE(eff.find("mode = 'mul'"), std::string::npos) << eff;
+  EXPECT_NE(eff.find("[run]\nname = 't'"), std::string::npos) << eff;
+  EXPECT_TRUE(std::filesystem::exists(base.stage_dirs[0].second / "effective.toml"));
+}
+
+TEST(Pipeline, UnusedTableIsAnErrorWithLocationAndSuggestion) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  auto doc = daug::core::parse_config(config(d, "[scael]\nfactor = 2.0\n"), "p.toml");
+  expect_error_contains([&] { daug::core::run_pipeline(loader, doc, {}, {}); },
+                        {"p.toml:15:1", "table [scael] is not used", "did you mean [scale]?"});
+  auto doc2 = daug::core::parse_config(config(d, ""), "p.toml", {"scael.factor=2.0"});
+  expect_error_contains([&] { daug::core::run_pipeline(loader, doc2, {}, {}); },
+                        {"--set", "table [scael] is not used", "did you mean [scale]?"});
+  EXPECT_FALSE(std::filesystem::exists(d / "cache")) << "no stage may run before the config is validated";
+}
+
+TEST(Pipeline, ArtifactsOnlyFromDeclaredUpstreamStages) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  // [second] declares [first] in create() and reads its "value" artifact by name (value.txt).
+  auto r = daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, {});
+  EXPECT_NE(r.summary.find("value 21"), std::string::npos) << r.summary;
+}

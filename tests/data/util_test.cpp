@@ -2,7 +2,7 @@
 #include <daug/data/dataset.h>
 #include <daug/data/hash.h>
 #include <daug/data/image.h>
-#include <daug/data/source_util.h>
+#include <daug/sources/source_util.h>
 #include <daug/error.h>
 
 #include "test_support.h"

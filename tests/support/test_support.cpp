@@ -27,11 +27,22 @@ ConfigView TestContext::config(const std::string& table) const {
   throw ConfigError("TestContext has no configuration (asked for [" + table + "])");
 }
 
-std::shared_ptr<Component> TestContext::component_any(const std::string& table, const char* interface) {
+std::shared_ptr<Component> TestContext::component_any(const std::string& table, const char* interface, Use) {
+  requests_.push_back(table);
   auto it = components_.find(table);
   if (it == components_.end())
     throw ConfigError("TestContext: no component registered for [" + table + "] (wanted a " + interface + ")");
   return it->second;
+}
+
+StageContext stage_context(const Stage& stage, TestContext& build, const std::filesystem::path& out,
+                           const std::filesystem::path& upstream_root, int shard_index, int shard_count, bool strict) {
+  std::filesystem::create_directories(out);
+  auto artifact = [&build, upstream_root](const std::string& table, const std::string& name) {
+    auto upstream = build.component<Stage>(table);
+    return upstream->output_path(upstream_root / table, name);
+  };
+  return StageContext{out, artifact, build, shard_index, shard_count, strict, stage.outputs()};
 }
 
 TempDir::TempDir() {

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by every test: a BuildContext that serves hand-made components, temp dirs, tensor asserts.
 #include <daug/build_context.h>
+#include <daug/stage.h>
 #include <daug/tensor.h>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,8 @@ class TestContext : public BuildContext {
   TestContext();
   ~TestContext() override;
   void add(const std::string& table, std::shared_ptr<Component> c) { components_[table] = std::move(c); }
+  /// Every table requested through component<T>() so far, in order (a plugin's declared dependencies).
+  const std::vector<std::string>& requests() const { return requests_; }
   std::string device() const override { return "cpu"; }
   uint64_t seed() const override { return 0; }
   std::filesystem::path run_dir() const override { return dir_; }
@@ -27,13 +30,33 @@ class TestContext : public BuildContext {
   void set_table(std::string t) { table_ = std::move(t); }
 
  protected:
-  std::shared_ptr<Component> component_any(const std::string& table, const char* interface) override;
+  std::shared_ptr<Component> component_any(const std::string& table, const char* interface, Use use) override;
 
  private:
   std::filesystem::path dir_;
   std::string table_;
+  std::vector<std::string> requests_;
   std::map<std::string, std::shared_ptr<Component>> components_;
 };
+
+/// A stand-in for an upstream stage in unit tests: declares `outputs` and does nothing.
+class StubStage final : public Stage {
+ public:
+  explicit StubStage(std::vector<Artifact> outputs) : outputs_(std::move(outputs)) {}
+  std::vector<Artifact> outputs() const override { return outputs_; }
+  void run(StageContext&) override {}
+  std::string describe() const override { return "stub"; }
+
+ private:
+  std::vector<Artifact> outputs_;
+};
+
+/// The StageContext `daug run` would give `stage` writing into `out`: its declared outputs, and upstream artifacts
+/// resolved as `upstream_root / <table> / <file>`, the file coming from the Stage registered for <table> in
+/// `build` (e.g. a StubStage). `out` is created.
+StageContext stage_context(const Stage& stage, TestContext& build, const std::filesystem::path& out,
+                           const std::filesystem::path& upstream_root = {}, int shard_index = 0, int shard_count = 1,
+                           bool strict = false);
 
 /// A fresh empty directory under the system temp dir, removed when the object dies.
 class TempDir {

@@ -14,17 +14,24 @@
 
 namespace daug {
 
+/// How the requester uses a component; it decides which of the component's options enter the requester's cache
+/// key. `model`: only what defines the model (options marked `Check::sampling_only()` are left out, e.g. a
+/// Generator's respacing when a training stage asks for it). `all`: every option.
+enum class Use { all, model };
+
 class DAUG_SDK_API BuildContext {
  public:
   virtual ~BuildContext();
 
   /// The component configured in table `table` (e.g. "classifier"), built on first request and shared
   /// afterwards. Throws ConfigError if the table is missing, or if it builds something that is not a `T`.
+  /// The request is recorded: it is how a plugin declares its dependencies (once, in create()).
   ///
   /// Example:  auto clf = ctx.component<daug::Classifier>(opts.classifier);
+  ///           auto gen = ctx.component<daug::Generator>(opts.generator, daug::Use::model);  // trains it
   template <class T>
-  std::shared_ptr<T> component(const std::string& table) {
-    auto base = component_any(table, T::kInterface);
+  std::shared_ptr<T> component(const std::string& table, Use use = Use::all) {
+    auto base = component_any(table, T::kInterface, use);
     auto typed = std::dynamic_pointer_cast<T>(base);
     DAUG_CHECK_AS(ConfigError, typed != nullptr, "[", table, "] must configure a ", T::kInterface,
                   " plugin, but its plugin builds '", base ? base->describe() : std::string("nothing"), "'");
@@ -35,6 +42,9 @@ class DAUG_SDK_API BuildContext {
   virtual std::string device() const = 0;
   /// Global seed from the config.
   virtual uint64_t seed() const = 0;
+  /// A seed for `purpose` within the component being built, derived from the run seed and table() with a
+  /// portable hash (the same on every platform and standard library). Use it instead of the global RNG.
+  uint64_t seed_for(const std::string& purpose) const;
   /// This run's directory (exists). Stages write their outputs under their own stage directories instead.
   virtual std::filesystem::path run_dir() const = 0;
   /// The resolved configuration, for stages that read other tables (e.g. a list of prompts).
@@ -45,7 +55,7 @@ class DAUG_SDK_API BuildContext {
 
  protected:
   /// Builds or returns the component of `table`; `interface` is the expected kind for messages.
-  virtual std::shared_ptr<Component> component_any(const std::string& table, const char* interface) = 0;
+  virtual std::shared_ptr<Component> component_any(const std::string& table, const char* interface, Use use) = 0;
 };
 
 }  // namespace daug

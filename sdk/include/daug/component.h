@@ -12,6 +12,10 @@ class DAUG_SDK_API Component {
   virtual ~Component();
   /// One line naming the plugin and its key options, for logs: "softmax(scale=100, classes=all)".
   virtual std::string describe() const = 0;
+  /// Identity of what this component read from outside the config (data files, pretrained weights), for the
+  /// stage cache: a changed file must change it. Empty (the default) when it reads nothing. Sources return a
+  /// fingerprint of their label/manifest files and image list (daug/data/fingerprint.h helps).
+  virtual std::string fingerprint() const { return {}; }
 };
 
 }  // namespace daug

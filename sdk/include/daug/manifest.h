@@ -25,6 +25,10 @@ struct PluginManifest {
   std::shared_ptr<Component> (*create)(const ConfigView& cfg, BuildContext& ctx);
   /// Options with types, defaults and docs.
   std::vector<OptionInfo> (*describe)();
+  /// Reads Options from `cfg` (validated as create() does) and returns every value, defaults included, as
+  /// TOML `key = value` lines; `model_only` leaves out the options marked Check::sampling. The core writes it
+  /// to effective.toml and keys the stage cache on it.
+  std::string (*effective)(const ConfigView& cfg, bool model_only);
 };
 
 /// Name of the exported C symbol that returns the manifest.

@@ -32,12 +32,18 @@ struct DAUG_SDK_API Check {
   bool min_exclusive = false;
   std::vector<std::string> one_of;  ///< for strings (and string arrays): allowed values
   bool non_empty = false;           ///< strings and arrays must not be empty
+  /// The option changes only how a trained model is used (sampling), not the model: it is left out of the
+  /// cache key of stages that train the component (BuildContext::component(table, Use::model)).
+  bool sampling = false;
 
   static Check at_least(double lo) { Check c; c.min = lo; return c; }
   static Check greater_than(double lo) { Check c; c.min = lo; c.min_exclusive = true; return c; }
   static Check range(double lo, double hi) { Check c; c.min = lo; c.max = hi; return c; }
   static Check choice(std::vector<std::string> values) { Check c; c.one_of = std::move(values); return c; }
   static Check required_non_empty() { Check c; c.non_empty = true; return c; }
+  static Check sampling_only() { Check c; c.sampling = true; return c; }
+  /// This check, and the option only affects sampling (see `sampling`).
+  Check for_sampling() const { Check c = *this; c.sampling = true; return c; }
   /// Human-readable form: ">= 0", "in [0, 1]", "one of: a, b".
   std::string str() const;
 };
@@ -72,6 +78,7 @@ struct DAUG_SDK_API OptionInfo {
   std::string default_value;  ///< as TOML
   std::string doc;
   std::string constraint;     ///< Check::str(), may be empty
+  bool sampling = false;      ///< Check::sampling
 };
 
 namespace detail {
@@ -80,7 +87,8 @@ namespace detail {
 DAUG_SDK_API void read_fields(const ConfigView& view, const std::vector<std::string>& ignored_keys,
                               void (*visit)(void* opts, OptionVisitor& v), void* opts);
 DAUG_SDK_API std::vector<OptionInfo> describe_fields(void (*visit)(void* opts, OptionVisitor& v), void* opts);
-DAUG_SDK_API std::string dump_fields(void (*visit)(void* opts, OptionVisitor& v), void* opts);
+/// `model_only`: leave out the options marked Check::sampling.
+DAUG_SDK_API std::string dump_fields(void (*visit)(void* opts, OptionVisitor& v), void* opts, bool model_only = false);
 DAUG_SDK_API void check_fields(void (*visit)(void* opts, OptionVisitor& v), void* opts, const std::string& where);
 template <class Opts>
 void visit_thunk(void* o, OptionVisitor& v) { static_cast<Opts*>(o)->visit(v); }
@@ -108,10 +116,10 @@ std::vector<OptionInfo> describe_options() {
   return detail::describe_fields(&detail::visit_thunk<Opts>, &o);
 }
 
-/// Serialises the current values of `o` as TOML key = value lines.
+/// Serialises the current values of `o` as TOML key = value lines (`model_only`: without sampling options).
 template <class Opts>
-std::string dump_options(Opts& o) {
-  return detail::dump_fields(&detail::visit_thunk<Opts>, &o);
+std::string dump_options(Opts& o, bool model_only = false) {
+  return detail::dump_fields(&detail::visit_thunk<Opts>, &o, model_only);
 }
 
 }  // namespace daug

@@ -33,6 +33,12 @@ std::shared_ptr<Component> create_plugin(const ConfigView& cfg, BuildContext& ct
   return std::static_pointer_cast<Component>(made);
 }
 
+template <class Class>
+std::string effective_options(const ConfigView& cfg, bool model_only) {
+  auto opts = read_options<typename Class::Options>(cfg);
+  return dump_options(opts, model_only);
+}
+
 template <class Interface, class Class>
 PluginManifest make_manifest(const char* name, const char* summary) {
   return PluginManifest{static_cast<uint32_t>(sizeof(PluginManifest)),
@@ -43,7 +49,8 @@ PluginManifest make_manifest(const char* name, const char* summary) {
                         name,
                         summary,
                         &create_plugin<Interface, Class>,
-                        &describe_options<typename Class::Options>};
+                        &describe_options<typename Class::Options>,
+                        &effective_options<Class>};
 }
 
 }  // namespace daug::detail

@@ -32,6 +32,12 @@ class DAUG_SDK_API Source : public Component {
   /// Items of one split ("train", "val", "test"), or of several joined by '+' ("train+val").
   /// Throws daug::DataError if the selection is empty.
   std::vector<const Sample*> split(const std::string& which) const;
+  /// Digest of the data as parsed (every sample's id, split, labels, report, study, patient and image path, the
+  /// super-class grouping), the contents of label_files(), and each image file's size and modification time:
+  /// editing labels.csv, or replacing an image, changes it and so invalidates every cached stage that used it.
+  std::string fingerprint() const override;
+  /// Label, manifest and split files the source parsed; their contents enter fingerprint().
+  virtual std::vector<std::filesystem::path> label_files() const { return {}; }
 };
 
 }  // namespace daug

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -47,10 +48,13 @@ class FakeSource final : public Source {
   void write_heatmaps(const std::filesystem::path& dir, const std::string& suffix = "_+nof.npy",
                       std::vector<std::string> skip = {}) const {
     std::filesystem::create_directories(dir);
+    std::string index = "id,split,file,target,direction\n";  // as the heatmaps stage publishes it
     for (const auto& s : samples_) {
+      index += s.id + "," + s.split + "," + s.id + suffix + ",No Finding,+\n";
       if (std::find(skip.begin(), skip.end(), s.id) != skip.end()) continue;
       data::save_npy(dir / (s.id + suffix), at::rand({24, 24}));
     }
+    std::ofstream(dir / "index.csv") << index;
   }
   const std::vector<Sample>& samples() const override { return samples_; }
   const SuperClassGrouping& superclasses() const override { return grouping_; }

@@ -28,9 +28,11 @@ struct RunResult {
 
 /// [run] keys: name (string), device ("cpu"|"cuda"|"cuda:N"), seed, threads (0 = leave LibTorch's default),
 /// stages (array of table names), runs_dir (default "runs"), cache_dir (default "cache").
-/// The run directory gets resolved.toml, overrides.txt, plugins.txt and run.log. Each stage writes into
-/// <cache_dir>/<table>-<hash>/ where the hash covers the stage's table and every table it depends on,
-/// recursively; a `.complete` marker means the stage finished and is skipped on the next run.
+/// The run directory gets resolved.toml, effective.toml (every option of every built table, defaults included),
+/// overrides.txt, plugins.txt and run.log. Each stage writes into <cache_dir>/<table>-<key>/ where the key covers
+/// what the stage consumes (plugin build ids, effective options, the run seed, input-data fingerprints, and
+/// recursively every component and upstream stage it requested in create()); a `.complete` marker means the stage
+/// finished and is skipped on the next run. A config table that no stage uses is an error (file:line, did you mean).
 RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
                        const std::vector<std::string>& overrides, const RunOptions& options);
 

@@ -8,6 +8,7 @@
 #include <daug/config_view.h>
 #include <daug/manifest.h>
 
+#include <deque>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct PluginInfo {
   std::string summary;
   std::filesystem::path library;
   const PluginManifest* manifest = nullptr;
+  /// Content hash of the library file (hex): a rebuilt plugin with changed code or defaults gets a new id, which
+  /// invalidates the cached stage outputs it contributed to.
+  std::string build_id;
 };
 
 class PluginLoader {
@@ -46,7 +50,7 @@ class PluginLoader {
 
  private:
   std::vector<std::filesystem::path> paths_;
-  std::vector<PluginInfo> plugins_;
+  std::deque<PluginInfo> plugins_;  // deque: references handed out by find() stay valid as libraries load
   bool scanned_ = false;
 };
 

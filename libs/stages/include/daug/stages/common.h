@@ -138,6 +138,10 @@ class Ema {
 
 // ------------------------------------------------------------------------------------------------ training loop
 
+/// File names the training loop writes in its directory (stages declare them as artifacts).
+inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+inline constexpr const char* kLossesFile = "losses.csv";
+
 struct TrainLoopOptions {
   std::string what = "train";   ///< progress label
   int64_t dataset_size = 0;     ///< number of training items

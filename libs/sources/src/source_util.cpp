@@ -1,4 +1,4 @@
-#include <daug/data/source_util.h>
+#include <daug/sources/source_util.h>
 
 #include <daug/error.h>
 #include <daug/log.h>
