@@ -3,6 +3,7 @@
 #include <daug/backbone.h>
 #include <daug/build_context.h>
 #include <daug/classifier.h>
+#include <daug/command.h>
 #include <daug/criterion.h>
 #include <daug/error.h>
 #include <daug/generator.h>
@@ -40,6 +41,8 @@ Backbone::~Backbone() = default;
 Criterion::~Criterion() = default;
 Source::~Source() = default;
 Stage::~Stage() = default;
+CommandContext::~CommandContext() = default;
+Command::~Command() = default;
 
 int chexpert_index(const std::string& name) {
   for (size_t i = 0; i < kChexpertClasses.size(); ++i)
