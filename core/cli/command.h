@@ -1,13 +1,13 @@
 #pragma once
-// A `daug` sub-command. Each cli/*.cpp registers its commands with DAUG_CLI_COMMAND; main.cpp dispatches by
-// name. (Static registration is safe here: these files are linked into the executable, not a static library.)
+// A core `daug` sub-command (domain-free: plugins, config, run, ablate, version). Each cli/*.cpp registers its
+// commands with DAUG_CLI_COMMAND; main.cpp dispatches by name, and to a Command plugin (daug/command.h) otherwise. (Static registration is safe here: these files are linked into the executable, not a static library.)
 #include <string>
 #include <vector>
 
 namespace daug::cli {
 
 struct Command {
-  const char* name;     ///< e.g. "embed", "plugins", "evaluate-heatmaps"
+  const char* name;     ///< e.g. "run", "plugins", "config"
   const char* summary;  ///< one line for `daug --help`
   /// Runs with the arguments after the command word; returns the exit code. Throws daug::Error on bad input
   /// (main prints it and exits 1).

@@ -1,6 +1,7 @@
-// `daug`: the command-line entry point. Parses global options, dispatches to a registered sub-command, and turns
-// every error into one message and a non-zero exit code.
+// `daug`: the command-line entry point. Parses global options, dispatches to a core sub-command or else to a
+// Command plugin of that name (plugin_commands.h), and turns every error into one message and a non-zero exit code.
 #include "command.h"
+#include "plugin_commands.h"
 
 #include <daug/api.h>
 #include <daug/error.h>
@@ -28,6 +29,16 @@ Globals& globals() {
 
 namespace {
 
+daug::core::PluginLoader& loader() {
+  static auto* l = [] {  // plugin libraries are never unloaded (plugin_loader.h)
+    const auto& extra = daug::cli::globals().plugin_paths;
+    auto* p = new daug::core::PluginLoader(std::vector<std::filesystem::path>(extra.begin(), extra.end()));
+    p->load_all();
+    return p;
+  }();
+  return *l;
+}
+
 std::string usage() {
   auto cmds = daug::cli::commands();
   std::sort(cmds.begin(), cmds.end(), [](const auto& a, const auto& b) { return std::string(a.name) < b.name; });
@@ -36,6 +47,14 @@ std::string usage() {
       "usage: daug [--plugin-path DIR]... [--log-level debug|info|warn|error] <command> [<args>]\n\ncommands:\n",
       DAUG_VERSION_STRING);
   for (const auto& c : cmds) s += fmt::format("  {:<20} {}\n", c.name, c.summary);
+  s += "\nplugin commands (Command plugins):\n";
+  try {
+    const auto plugin_cmds = daug::cli::plugin_commands(loader());
+    for (const auto& [name, summary] : plugin_cmds) s += fmt::format("  {:<20} {}\n", name, summary);
+    if (plugin_cmds.empty()) s += "  (none found; see 'daug plugins list')\n";
+  } catch (const std::exception& e) {
+    s += fmt::format("  (unavailable: {})\n", e.what());
+  }
   s += "\nRun 'daug <command> --help' for a command's options.\n";
   return s;
 }
@@ -61,22 +80,23 @@ int main(int argc, char** argv) {
     po::variables_map vm;
     po::store(parsed, vm);
     po::notify(vm);
-    if (!vm.count("command")) {
-      std::cout << usage();
-      return vm.count("help") ? 0 : 2;
-    }
     const std::string level = vm["log-level"].as<std::string>();
     if (level == "debug") daug::log::set_level(daug::log::Level::debug);
     else if (level == "warn") daug::log::set_level(daug::log::Level::warn);
     else if (level == "error") daug::log::set_level(daug::log::Level::error);
     else if (level != "info") throw daug::ConfigError("--log-level must be debug, info, warn or error, but got '" + level + "'");
     if (vm.count("plugin-path")) daug::cli::globals().plugin_paths = vm["plugin-path"].as<std::vector<std::string>>();
+    if (!vm.count("command")) {
+      std::cout << usage();
+      return vm.count("help") ? 0 : 2;
+    }
     std::vector<std::string> rest = po::collect_unrecognized(parsed.options, po::include_positional);
     const std::string cmd = rest.front();
     rest.erase(rest.begin());
     if (vm.count("help") && std::find(rest.begin(), rest.end(), "--help") == rest.end()) rest.push_back("--help");
     for (const auto& c : daug::cli::commands())
       if (cmd == c.name) return c.run(rest);
+    if (auto code = daug::cli::run_plugin_command(loader(), cmd, rest)) return *code;
     std::cerr << fmt::format("daug: unknown command '{}'\n\n", cmd) << usage();
     return 2;
   } catch (const po::error& e) {

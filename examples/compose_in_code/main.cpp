@@ -7,6 +7,7 @@
 //
 //   build/bin/compose_in_code [image.png]
 #include <daug/adm/diffusion.h>
+#include <daug/adm/translate.h>
 #include <daug/adm/unet.h>
 #include <daug/data/image.h>
 
@@ -58,17 +59,17 @@ int main(int argc, char** argv) {
       };
     };
 
-    // 5. Translate: DDIM-invert to half the respaced steps, then decode with guidance.
+    // 5. Translate: DDIM-invert to half the respaced steps (original timestep 500), then decode with guidance.
+    //    adm::translate holds the schedule (the generator plugin uses the same function).
+    daug::adm::TranslateOptions schedule;  // DDIM inversion, matched index pattern, eta 0
+    schedule.clip_denoised = false;
+    schedule.what = "compose_in_code";
+    schedule.respacing = "ddim50";
     auto translate = [&](double scale) {
       at::NoGradGuard no_grad;
-      const int64_t L = diffusion.num_steps() / 2;
-      at::Tensor x = x0;
-      for (int64_t i = 0; i < L; ++i) x = diffusion.ddim_reverse_sample(model, x, at::full({1}, i, at::kLong), false);
+      const int64_t L = diffusion.timestep_map()[diffusion.num_steps() / 2];
       auto g = make_guidance(scale);
-      for (int64_t i = L; i >= 1; --i)
-        x = diffusion.ddim_sample(model, x, at::full({1}, i, at::kLong), false, scale > 0 ? &g : nullptr, 0.0,
-                                  at::Tensor());
-      return x;
+      return daug::adm::translate(diffusion, model, x0, L, scale > 0 ? &g : nullptr, schedule);
     };
     auto recon = translate(0.0);
     auto guided = translate(100.0);

@@ -1,6 +1,8 @@
 // generator_ddpm: the ADM UNet + guided-diffusion sampler as a daug::Generator (REFERENCE.md §1.2, §2.3, §3).
 #include "ddpm_generator.h"
 
+#include <daug/adm/translate.h>
+
 #include <daug/checkpoint.h>
 #include <daug/error.h>
 #include <daug/guidance.h>
@@ -175,21 +177,14 @@ at::Tensor DdpmGenerator::training_loss(const at::Tensor& x0_in, const at::Tenso
 
 at::Tensor DdpmGenerator::translate(const TranslateRequest& req) {
   check_image(req.x0, "translate");
-  const int64_t T = opts_.diffusion_steps, L = req.noise_level;
-  DAUG_CHECK_AS(ConfigError, L >= 1 && L < T, "ddpm translate: noise_level must be in [1, ", T - 1, "] (T = ", T,
-                "), but got ", L);
-  const int64_t J = sampler_->index_of(L);
-  if (J < 0) {
-    const auto& kept = sampler_->timestep_map();
-    auto hi = std::lower_bound(kept.begin(), kept.end(), L);
-    std::string near = hi == kept.end() ? std::to_string(kept.back())
-                       : hi == kept.begin() ? std::to_string(*hi)
-                                            : fmt::format("{} or {}", *(hi - 1), *hi);
-    throw ConfigError(fmt::format(
-        "ddpm translate: noise_level {} is not one of the timesteps kept by timestep_respacing '{}' ({} steps); "
-        "the nearest kept timesteps are {}",
-        L, opts_.timestep_respacing, sampler_->num_steps(), near));
-  }
+  adm::TranslateOptions schedule;
+  schedule.encode = req.encode;
+  schedule.pattern = opts_.exact_index_pattern ? adm::IndexPattern::released : adm::IndexPattern::matched;
+  schedule.clip_denoised = opts_.clip_denoised;
+  schedule.eta = opts_.eta;
+  schedule.what = "ddpm translate";
+  schedule.respacing = opts_.timestep_respacing;
+  adm::noise_level_index(*sampler_, req.noise_level, schedule);  // a bad noise level fails before any compute
   at::NoGradGuard no_grad;
   struct DtypeScope {  // reduced-precision torso for sampling only; restored on exit (also on errors)
     adm::UNetModel& m;
@@ -200,7 +195,6 @@ at::Tensor DdpmGenerator::translate(const TranslateRequest& req) {
   } dtype_scope(*unet_, opts_.compute_dtype);
   at::Tensor x0 = req.x0.to(device_, at::kFloat);
   const int64_t n = x0.size(0);
-  DAUG_CHECK_AS(DataError, at::isfinite(x0).all().item<bool>(), "ddpm translate: the input batch contains NaN/Inf");
   at::Tensor y = labels_for(req.label, n, "translate");
   adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& t) { return unet_->forward(x, t, y); };
   adm::GradFn grad;
@@ -217,39 +211,7 @@ at::Tensor DdpmGenerator::translate(const TranslateRequest& req) {
       return req.guidance->gradient(in);
     };
   }
-  const adm::GradFn* g = req.guidance ? &grad : nullptr;
-  auto idx = [&](int64_t j) { return at::full({n}, j, at::TensorOptions().dtype(at::kLong).device(device_)); };
-  auto check = [&](const at::Tensor& x, int64_t j, const char* phase) {
-    at::Tensor bad = (~at::isfinite(x)).flatten(1).any(1);
-    if (!bad.any().item<bool>()) return;
-    at::Tensor which = bad.nonzero().flatten().cpu();
-    std::vector<int64_t> items(which.data_ptr<int64_t>(), which.data_ptr<int64_t>() + which.numel());
-    throw DataError(fmt::format(
-        "ddpm translate: NaN/Inf in batch item(s) [{}] after the {} step at original timestep {} (noise_level {}, "
-        "respacing '{}'); check the checkpoint, the guidance scale and the input range",
-        fmt::join(items, ", "), phase, sampler_->timestep_map()[j], L, opts_.timestep_respacing));
-  };
-  const bool exact = opts_.exact_index_pattern;
-  at::Tensor x;
-  if (req.encode == EncodeMode::ddim_inversion) {
-    x = exact ? sampler_->q_sample(x0, idx(0), at::randn_like(x0)) : x0;
-    for (int64_t j = exact ? 1 : 0; j <= J - 1; ++j) {
-      x = sampler_->ddim_reverse_sample(model, x, idx(j), opts_.clip_denoised);
-      check(x, j, "DDIM inversion");
-    }
-    for (int64_t j = exact ? J - 2 : J; j >= (exact ? 0 : 1); --j) {
-      at::Tensor noise = opts_.eta > 0 ? at::randn_like(x) : at::Tensor();
-      x = sampler_->ddim_sample(model, x, idx(j), opts_.clip_denoised, g, opts_.eta, noise);
-      check(x, j, "guided DDIM");
-    }
-  } else {
-    const int64_t start = exact ? J - 1 : J;
-    x = sampler_->q_sample(x0, idx(start), at::randn_like(x0));
-    for (int64_t j = start; j >= 0; --j) {
-      x = sampler_->p_sample(model, x, idx(j), opts_.clip_denoised, g, at::randn_like(x));
-      check(x, j, "guided DDPM");
-    }
-  }
+  at::Tensor x = adm::translate(*sampler_, model, x0, req.noise_level, req.guidance ? &grad : nullptr, schedule);
   return x.to(req.x0.device(), req.x0.scalar_type());
 }
 

@@ -5,6 +5,7 @@
 #include <daug/fingerprint.h>
 #include <daug/seed.h>
 #include <daug/classifier.h>
+#include <daug/command.h>
 #include <daug/criterion.h>
 #include <daug/error.h>
 #include <daug/generator.h>
@@ -91,6 +92,8 @@ std::string Source::fingerprint() const {
   return fmt::format("samples {:016x}; files {}", stable_hash(text), files_fingerprint(label_files(), images));
 }
 Stage::~Stage() = default;
+CommandContext::~CommandContext() = default;
+Command::~Command() = default;
 
 std::string Stage::summary(const std::filesystem::path& output_dir) const {
   for (const auto& a : outputs())

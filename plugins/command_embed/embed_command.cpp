@@ -3,32 +3,35 @@
 //   daug embed CONFIG [--set k=v ...] [--backbone TABLE] [--images a.png b.png ... | --images-npy x.npy]
 //                     [--texts "..." ... | --texts-file f.txt | --tokens-npy ids.npy] [--batch-size N] --out DIR
 //
-// Images are preprocessed as DAug's released code does (CLIPImageProcessor(size=[S,S], do_center_crop=False)):
-// decode to RGB (gray replicated), direct bicubic resize to S×S (aspect not kept), 8-bit rounding as PIL,
-// rescale to [0,1], normalise with CLIP's mean/std. --images-npy takes already preprocessed float pixels
-// [N,3,S,S]. Outputs in --out: image_embeds.npy, image_embeds_norm.npy (L2-normalised rows), text_embeds.npy,
-// text_embeds_norm.npy and tokens.npy (int64 ids actually encoded).
-#include "command.h"
+// Images are preprocessed as the CLIP stages do (libs/clip preprocess_pixels: DAug's released
+// CLIPImageProcessor(size=[S,S], do_center_crop=False)): decode to RGB (gray replicated), direct bicubic resize to
+// S×S (aspect not kept), 8-bit rounding as PIL, rescale to [0,1], normalise with CLIP's mean/std. --images-npy
+// takes already preprocessed float pixels [N,3,S,S]. Outputs in --out: image_embeds.npy, image_embeds_norm.npy
+// (L2-normalised rows), text_embeds.npy, text_embeds_norm.npy and tokens.npy (int64 ids actually encoded).
+#include "embed_command.h"
 
 #include <daug/backbone.h>
-#include <daug/core/config_loader.h>
-#include <daug/core/experiment.h>
-#include <daug/core/plugin_loader.h>
 #include <daug/data/image.h>
 #include <daug/data/npy.h>
 #include <daug/error.h>
+#include <daug/register.h>
+
+#include "clip_common.h"
 
 #include <ATen/ATen.h>
+#include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
-namespace daug::cli {
+namespace po = boost::program_options;
+
+namespace daug::plugins {
 namespace {
 
 constexpr const char* kUsage =
@@ -48,47 +51,38 @@ struct EmbedArgs {
   std::string tokens_npy;
   std::string out;
   int64_t batch_size = 32;
+  bool help = false;
 };
 
 EmbedArgs parse(const std::vector<std::string>& args) {
   EmbedArgs a;
-  auto value = [&](size_t& i) -> const std::string& {
-    DAUG_CHECK_AS(ConfigError, i + 1 < args.size(), "daug embed: ", args[i], " needs a value\n", kUsage);
-    return args[++i];
-  };
-  auto values = [&](size_t& i, std::vector<std::string>& into) {
-    const std::string flag = args[i];
-    while (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) into.push_back(args[++i]);
-    DAUG_CHECK_AS(ConfigError, !into.empty(), "daug embed: ", flag, " needs at least one value\n", kUsage);
-  };
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& s = args[i];
-    if (s == "--set") a.sets.push_back(value(i));
-    else if (s == "--backbone") a.backbone = value(i);
-    else if (s == "--images") values(i, a.images);
-    else if (s == "--images-npy") a.images_npy = value(i);
-    else if (s == "--texts") values(i, a.texts);
-    else if (s == "--texts-file") a.texts_file = value(i);
-    else if (s == "--tokens-npy") a.tokens_npy = value(i);
-    else if (s == "--out") a.out = value(i);
-    else if (s == "--batch-size") {
-      const std::string& v = value(i);
-      try {
-        size_t used = 0;
-        a.batch_size = std::stoll(v, &used);
-        DAUG_CHECK_AS(ConfigError, used == v.size(), "");
-      } catch (const std::exception&) {
-        throw ConfigError("daug embed: --batch-size must be a positive integer, but got '" + v + "'");
-      }
-      DAUG_CHECK_AS(ConfigError, a.batch_size > 0, "daug embed: --batch-size must be > 0, but got ", a.batch_size);
-    } else if (s.rfind("--", 0) == 0) {
-      throw ConfigError("daug embed: unknown option '" + s + "'\n" + kUsage);
-    } else {
-      DAUG_CHECK_AS(ConfigError, a.config.empty(), "daug embed: unexpected argument '", s, "' (CONFIG is already '",
-                    a.config, "')\n", kUsage);
-      a.config = s;
-    }
+  po::options_description desc("daug embed options");
+  desc.add_options()("help,h", "show help")("config", po::value(&a.config), "experiment config (TOML)")(
+      "set", po::value(&a.sets)->composing(), "override, e.g. --set backbone.weights=...")(
+      "backbone", po::value(&a.backbone), "table of the Backbone (default: backbone)")(
+      "images", po::value(&a.images)->multitoken(), "image files")(
+      "images-npy", po::value(&a.images_npy), "preprocessed float pixels [N,3,S,S]")(
+      "texts", po::value(&a.texts)->multitoken(), "texts")("texts-file", po::value(&a.texts_file),
+                                                          "one text per line")(
+      "tokens-npy", po::value(&a.tokens_npy), "int64/int32 token ids [N,L]")(
+      "batch-size", po::value(&a.batch_size), "batch size (default 32)")("out", po::value(&a.out), "output directory");
+  po::positional_options_description pos;
+  pos.add("config", 1);
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+    a.help = vm.count("help") > 0;
+  } catch (const po::too_many_positional_options_error&) {
+    throw ConfigError(fmt::format("daug embed: only one CONFIG may be given, but got more positional arguments "
+                                  "(CONFIG is '{}')\n{}", a.config, kUsage));
+  } catch (const po::invalid_option_value& e) {
+    throw ConfigError(fmt::format("daug embed: {} (--batch-size must be a positive integer)\n{}", e.what(), kUsage));
+  } catch (const po::error& e) {
+    throw ConfigError(fmt::format("daug embed: {}\n{}", e.what(), kUsage));
   }
+  if (a.help) return a;
+  DAUG_CHECK_AS(ConfigError, a.batch_size > 0, "daug embed: --batch-size must be > 0, but got ", a.batch_size);
   DAUG_CHECK_AS(ConfigError, !a.config.empty(), "daug embed: CONFIG is required\n", kUsage);
   DAUG_CHECK_AS(ConfigError, !a.out.empty(), "daug embed: --out DIR is required\n", kUsage);
   DAUG_CHECK_AS(ConfigError, a.images.empty() || a.images_npy.empty(),
@@ -113,34 +107,21 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
-// CLIP preprocessing of one image file as DAug's CLIPImageProcessor(size=[S,S], do_center_crop=False).
-at::Tensor preprocess(const std::string& path, int64_t S) {
-  at::Tensor rgb = data::load_rgb(path);                       // [3,H,W] in [0,1]
-  at::Tensor x = data::resize(rgb, S, S, data::Filter::bicubic);  // direct resize, aspect not kept
-  x = (x * 255.0).round().clamp(0, 255) / 255.0;              // PIL resizes 8-bit images
-  const at::Tensor mean = at::tensor({0.48145466f, 0.4578275f, 0.40821073f}).view({3, 1, 1});
-  const at::Tensor std = at::tensor({0.26862954f, 0.26130258f, 0.27577711f}).view({3, 1, 1});
-  return (x - mean) / std;
-}
-
 at::Tensor normalize_rows(const at::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-12); }
 
-int run_embed(const std::vector<std::string>& argv) {
-  for (const auto& s : argv)
-    if (s == "--help" || s == "-h") {
-      fmt::print("{}", kUsage);
-      return 0;
-    }
+}  // namespace
+
+int EmbedCommand::run(const std::vector<std::string>& argv, CommandContext& ctx) {
   const EmbedArgs a = parse(argv);
+  if (a.help) {
+    fmt::print("{}", kUsage);
+    return 0;
+  }
   const std::filesystem::path out = a.out;
   std::filesystem::create_directories(out);
 
-  auto doc = core::load_config(a.config, a.sets);
-  core::PluginLoader loader(std::vector<std::filesystem::path>(globals().plugin_paths.begin(),
-                                                              globals().plugin_paths.end()));
-  loader.load_all();
-  core::Experiment exp(loader, doc, out);
-  auto bb = exp.component<Backbone>(a.backbone);
+  BuildContext& build = ctx.build(a.config, a.sets, out);
+  auto bb = build.component<Backbone>(a.backbone);
   bb->set_training(false);
   at::NoGradGuard no_grad;
   const int64_t S = bb->image_size();
@@ -158,7 +139,8 @@ int run_embed(const std::vector<std::string>& argv) {
       n_images = static_cast<int64_t>(a.images.size());
       emb = run_batches(n_images, [&](int64_t lo, int64_t hi) {
         std::vector<at::Tensor> px;
-        for (int64_t i = lo; i < hi; ++i) px.push_back(preprocess(a.images[static_cast<size_t>(i)], S));
+        for (int64_t i = lo; i < hi; ++i)
+          px.push_back(clip::preprocess_pixels(data::load_rgb(a.images[static_cast<size_t>(i)]), S));
         return bb->encode_image(at::stack(px));
       });
     } else {
@@ -201,8 +183,7 @@ int run_embed(const std::vector<std::string>& argv) {
   return 0;
 }
 
-}  // namespace
+}  // namespace daug::plugins
 
-DAUG_CLI_COMMAND("embed", "image/text embeddings of a configured backbone as .npy (CLIP preprocessing)", run_embed);
-
-}  // namespace daug::cli
+DAUG_REGISTER_PLUGIN(daug::Command, "embed", daug::plugins::EmbedCommand,
+                     "image/text embeddings of a configured backbone as .npy (CLIP preprocessing)")

@@ -1,82 +1,89 @@
 // `daug evaluate-heatmaps`: how well heatmaps localise ground-truth boxes (pointing game, IoBB hit rate, chance).
 //
-//   daug evaluate-heatmaps --heatmaps DIR --boxes boxes.csv [--suffix _+nof.npy] [--box-image-size 1024]
-//                          [--threshold 0.5] [--iobb 0.1] [--out DIR] [--strict]
+//   daug evaluate-heatmaps --heatmaps DIR --boxes boxes.csv [--target NAME] [--direction +|-] [--suffix S]
+//                          [--box-image-size 1024] [--threshold 0.5] [--iobb 0.1] [--out DIR] [--strict]
 //
 // boxes.csv: columns image,label,x,y,w,h (pixels of a --box-image-size square image; `image` is a file name or id,
 // its extension is dropped), or NIH's BBox_List_2017.csv (Image Index, Finding Label, Bbox [x, y, w, h]).
-// Heatmaps: DIR/<id><suffix> (.npy, [H,W] or [C,H,W], any resolution). Definitions: heatmap_localization.h.
-#include "command.h"
+// Heatmaps (.npy, [H,W] or [C,H,W], any resolution) are found through DIR/index.csv, the index the heatmaps stage
+// publishes (its `file` column), or as DIR/<id><suffix> with --suffix. Definitions: heatmap_localization.h.
+#include "evaluate_heatmaps_command.h"
 #include "heatmap_localization.h"
 
 #include <daug/checkpoint.h>
 #include <daug/data/csv.h>
 #include <daug/data/npy.h>
 #include <daug/error.h>
+#include <daug/register.h>
 
 #include <ATen/ATen.h>
+#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <tuple>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
-namespace daug::cli {
+namespace po = boost::program_options;
+
+namespace daug::plugins {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: daug evaluate-heatmaps --heatmaps DIR --boxes boxes.csv [--suffix _+nof.npy] [--box-image-size 1024]\n"
-    "                              [--threshold 0.5] [--iobb 0.1] [--out DIR] [--strict]\n"
+    "usage: daug evaluate-heatmaps --heatmaps DIR --boxes boxes.csv [--target NAME] [--direction +|-] [--suffix S]\n"
+    "                              [--box-image-size 1024] [--threshold 0.5] [--iobb 0.1] [--out DIR] [--strict]\n"
     "boxes.csv: image,label,x,y,w,h in pixels of the --box-image-size square image (NIH BBox_List_2017.csv works as is).\n"
+    "Heatmaps are found through DIR/index.csv (written by the heatmaps stage; --target/--direction pick rows when an\n"
+    "id has several), or as DIR/<id><suffix> with --suffix (a directory without an index).\n"
     "Reports per label and overall: pointing-game hit rate, IoBB > --iobb hit rate after thresholding the min-max\n"
     "heatmap at --threshold (IoBB = |detected box ∩ GT box| / |detected box|, ChestX-ray8), and the chance rate.\n"
     "Writes localization.md/.csv/.json into --out (default: the heatmap directory).\n";
 
 struct Args {
-  std::string heatmaps, boxes, suffix = "_+nof.npy", out;
+  std::string heatmaps, boxes, suffix, target, direction, out;
   double box_size = 1024, threshold = 0.5, iobb = 0.1;
-  bool strict = false;
+  bool strict = false, help = false;
 };
-
-double number(const std::string& flag, const std::string& v) {
-  try {
-    size_t pos = 0;
-    double d = std::stod(v, &pos);
-    if (pos == v.size()) return d;
-  } catch (const std::exception&) {
-  }
-  throw ConfigError("daug evaluate-heatmaps: " + flag + " needs a number, but got '" + v + "'\n" + kUsage);
-}
 
 Args parse(const std::vector<std::string>& args) {
   Args a;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const auto& f = args[i];
-    auto value = [&]() -> const std::string& {
-      DAUG_CHECK_AS(ConfigError, i + 1 < args.size(), "daug evaluate-heatmaps: ", f, " needs a value\n", kUsage);
-      return args[++i];
-    };
-    if (f == "--heatmaps") a.heatmaps = value();
-    else if (f == "--boxes") a.boxes = value();
-    else if (f == "--suffix") a.suffix = value();
-    else if (f == "--out") a.out = value();
-    else if (f == "--box-image-size") a.box_size = number(f, value());
-    else if (f == "--threshold") a.threshold = number(f, value());
-    else if (f == "--iobb") a.iobb = number(f, value());
-    else if (f == "--strict") a.strict = true;
-    else if (f == "-h" || f == "--help") throw ConfigError(kUsage);
-    else throw ConfigError("daug evaluate-heatmaps: unknown argument '" + f + "'\n" + kUsage);
+  po::options_description desc("daug evaluate-heatmaps options");
+  desc.add_options()("help,h", "show help")("heatmaps", po::value(&a.heatmaps), "heatmap directory")(
+      "boxes", po::value(&a.boxes), "boxes CSV")("target", po::value(&a.target), "index.csv target to evaluate")(
+      "direction", po::value(&a.direction), "index.csv direction to evaluate (+ or -)")(
+      "suffix", po::value(&a.suffix), "read DIR/<id><suffix> instead of DIR/index.csv")(
+      "box-image-size", po::value(&a.box_size), "box image size in pixels")(
+      "threshold", po::value(&a.threshold), "threshold on the min-max heatmap")(
+      "iobb", po::value(&a.iobb), "IoBB hit threshold")("out", po::value(&a.out), "output directory")(
+      "strict", po::bool_switch(&a.strict), "fail when a boxed image has no heatmap");
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+    a.help = vm.count("help") > 0;
+  } catch (const po::invalid_option_value& e) {
+    throw ConfigError(fmt::format("daug evaluate-heatmaps: {} (a number is needed)\n{}", e.what(), kUsage));
+  } catch (const po::error& e) {
+    throw ConfigError(fmt::format("daug evaluate-heatmaps: {}\n{}", e.what(), kUsage));
   }
+  if (a.help) return a;
   DAUG_CHECK_AS(ConfigError, !a.heatmaps.empty() && !a.boxes.empty(),
                 "daug evaluate-heatmaps: --heatmaps and --boxes are required\n", kUsage);
   DAUG_CHECK_AS(ConfigError, a.box_size > 0, "--box-image-size must be > 0, but got ", a.box_size);
   DAUG_CHECK_AS(ConfigError, a.threshold >= 0 && a.threshold <= 1, "--threshold must be in [0, 1], but got ",
                 a.threshold);
   DAUG_CHECK_AS(ConfigError, a.iobb >= 0 && a.iobb < 1, "--iobb must be in [0, 1), but got ", a.iobb);
+  DAUG_CHECK_AS(ConfigError, a.direction.empty() || a.direction == "+" || a.direction == "-",
+                "--direction must be + or -, but got '", a.direction, "'");
+  DAUG_CHECK_AS(ConfigError, a.suffix.empty() || (a.target.empty() && a.direction.empty()),
+                "daug evaluate-heatmaps: --target and --direction select rows of index.csv; they cannot be combined "
+                "with --suffix");
   DAUG_CHECK_AS(DataError, std::filesystem::is_directory(a.heatmaps), "daug evaluate-heatmaps: --heatmaps ",
                 a.heatmaps, " is not a directory");
   if (a.out.empty()) a.out = a.heatmaps;
@@ -100,8 +107,16 @@ struct Tally {
   }
 };
 
-int evaluate_heatmaps_cmd(const std::vector<std::string>& argv) {
+}  // namespace
+
+int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandContext&) {
   const Args a = parse(argv);
+  if (a.help) {
+    fmt::print("{}", kUsage);
+    return 0;
+  }
+  const HeatmapFiles files = a.suffix.empty() ? HeatmapFiles::from_index(a.heatmaps, a.target, a.direction)
+                                              : HeatmapFiles::from_suffix(a.heatmaps, a.suffix);
   const auto table = data::CsvTable::read(a.boxes);
   size_t ci, cl, cx, cy, cw, ch;
   if (table.has_column("image")) {
@@ -146,10 +161,10 @@ int evaluate_heatmaps_cmd(const std::vector<std::string>& argv) {
   int64_t missing = 0;
   std::vector<std::string> first_missing;
   for (const auto& [key, bx] : boxes) {
-    const auto path = std::filesystem::path(a.heatmaps) / (key.id + a.suffix);
-    if (!std::filesystem::exists(path)) {
+    const auto path = files.find(key.id);
+    if (path.empty() || !std::filesystem::exists(path)) {
       ++missing;
-      if (first_missing.size() < 5) first_missing.push_back(path.string());
+      if (first_missing.size() < 5) first_missing.push_back(path.empty() ? key.id + " (not in the index)" : path.string());
       continue;
     }
     at::Tensor t = data::load_npy(path).to(at::kFloat);
@@ -164,16 +179,16 @@ int evaluate_heatmaps_cmd(const std::vector<std::string>& argv) {
   }
   const int64_t total = static_cast<int64_t>(boxes.size());
   if (missing > 0 && (a.strict || overall.n == 0))
-    throw DataError(fmt::format("daug evaluate-heatmaps: {} of {} boxed image/label pairs have no heatmap {}<id>{}; "
-                                "first missing: {}{}", missing, total, a.heatmaps + "/", a.suffix,
+    throw DataError(fmt::format("daug evaluate-heatmaps: {} of {} boxed image/label pairs have no heatmap ({}); "
+                                "first missing: {}{}", missing, total, files.describe(),
                                 fmt::join(first_missing, ", "), a.strict ? " (--strict)" : ""));
 
   auto rate = [](int64_t k, int64_t n) { return n ? static_cast<double>(k) / static_cast<double>(n) : 0.0; };
   std::string md = fmt::format(
-      "### Heatmap localisation\n\nHeatmaps `{}/<id>{}` vs boxes `{}` ({}×{} px box images). Threshold {} on the "
+      "### Heatmap localisation\n\nHeatmaps {} vs boxes `{}` ({}×{} px box images). Threshold {} on the "
       "min-max heatmap; IoBB hit = IoBB > {}.\n\n| Label | N | Pointing hit rate | IoBB>{} hit rate | Mean IoBB | "
       "Chance (box area fraction) |\n|---|---:|---:|---:|---:|---:|\n",
-      a.heatmaps, a.suffix, a.boxes, a.box_size, a.box_size, a.threshold, a.iobb, a.iobb);
+      files.describe(), a.boxes, a.box_size, a.box_size, a.threshold, a.iobb, a.iobb);
   std::string csv = "label,n,pointing_hit_rate,iobb_hit_rate,mean_iobb,chance\n";
   nlohmann::json js;
   auto emit = [&](const std::string& name, const Tally& t) {
@@ -203,8 +218,63 @@ int evaluate_heatmaps_cmd(const std::vector<std::string>& argv) {
   return 0;
 }
 
-}  // namespace
-}  // namespace daug::cli
+HeatmapFiles HeatmapFiles::from_suffix(const std::filesystem::path& dir, const std::string& suffix) {
+  HeatmapFiles f;
+  f.dir_ = dir;
+  f.suffix_ = suffix;
+  f.describe_ = fmt::format("`{}/<id>{}`", dir.string(), suffix);
+  return f;
+}
 
-DAUG_CLI_COMMAND("evaluate-heatmaps", "pointing game / IoBB hit rates of heatmaps against ground-truth boxes",
-                 daug::cli::evaluate_heatmaps_cmd);
+HeatmapFiles HeatmapFiles::from_index(const std::filesystem::path& dir, const std::string& target,
+                                      const std::string& direction) {
+  const auto path = dir / "index.csv";
+  DAUG_CHECK_AS(DataError, std::filesystem::exists(path), "daug evaluate-heatmaps: ", path.string(),
+                " does not exist; --heatmaps must be a heatmaps stage output directory (it publishes index.csv), "
+                "or give --suffix to read <id><suffix> files from a directory without an index");
+  const auto table = data::CsvTable::read(path);
+  const size_t ci = table.column("id"), cf = table.column("file");
+  auto filter_column = [&](const std::string& name, const std::string& want) -> std::optional<size_t> {
+    if (want.empty()) return std::nullopt;
+    DAUG_CHECK_AS(ConfigError, table.has_column(name), "daug evaluate-heatmaps: --", name, " selects rows by the '",
+                  name, "' column, but ", path.string(), " has only the columns ",
+                  fmt::format("{}", fmt::join(table.header(), ",")), " (an index from before targets were recorded)");
+    return table.column(name);
+  };
+  const auto ct = filter_column("target", target), cd = filter_column("direction", direction);
+  HeatmapFiles f;
+  f.dir_ = dir;
+  f.indexed_ = true;
+  std::map<std::string, std::pair<std::string, int>> rows;  // id -> (file, line)
+  for (size_t r = 0; r < table.rows(); ++r) {
+    if (ct && table.at(r, *ct) != target) continue;
+    if (cd && table.at(r, *cd) != direction) continue;
+    const std::string& id = table.at(r, ci);
+    auto [it, fresh] = rows.emplace(id, std::make_pair(table.at(r, cf), table.line_of(r)));
+    DAUG_CHECK_AS(DataError, fresh, path.string(), ":", table.line_of(r), ": id '", id, "' has a second heatmap (",
+                  table.at(r, cf), "; the first, line ", it->second.second, ": ", it->second.first,
+                  "); pick one with --target and --direction");
+  }
+  for (auto& [id, file_line] : rows) {
+    std::filesystem::path file = file_line.first;
+    f.index_.emplace_back(id, (file.is_absolute() ? file : dir / file).string());
+  }
+  std::vector<std::string> filters;
+  if (!target.empty()) filters.push_back("target " + target);
+  if (!direction.empty()) filters.push_back("direction " + direction);
+  f.describe_ = fmt::format("`{}`{}", path.string(),
+                            filters.empty() ? "" : fmt::format(" ({})", fmt::join(filters, ", ")));
+  return f;
+}
+
+std::filesystem::path HeatmapFiles::find(const std::string& id) const {
+  if (!indexed_) return dir_ / (id + suffix_);
+  auto it = std::lower_bound(index_.begin(), index_.end(), id,
+                             [](const std::pair<std::string, std::string>& e, const std::string& k) { return e.first < k; });
+  return it != index_.end() && it->first == id ? std::filesystem::path(it->second) : std::filesystem::path();
+}
+
+}  // namespace daug::plugins
+
+DAUG_REGISTER_PLUGIN(daug::Command, "evaluate-heatmaps", daug::plugins::EvaluateHeatmapsCommand,
+                     "pointing game / IoBB hit rates of heatmaps against ground-truth boxes")

@@ -1,9 +1,11 @@
-// `daug embed` end to end: runs the real CLI binary on a config that loads a tiny clip_vit from a daug
-// checkpoint, and compares its .npy outputs with the same model in-process. Preprocessing is checked with
-// constant-colour images, whose CLIP-normalised pixels are known in closed form ((v/255 − mean)/std).
-#include "clip_vit.h"
-
+// `daug embed` end to end: runs the real CLI binary (dispatching to this Command plugin) on a config that loads a
+// tiny clip_vit from a daug checkpoint, and compares its .npy outputs with the same model in-process (the real
+// clip_vit plugin, loaded through the core's plugin loader). Preprocessing is checked with constant-colour images,
+// whose CLIP-normalised pixels are known in closed form ((v/255 − mean)/std).
+#include <daug/backbone.h>
 #include <daug/checkpoint.h>
+#include <daug/core/config_loader.h>
+#include <daug/core/plugin_loader.h>
 #include <daug/data/image.h>
 #include <daug/data/npy.h>
 
@@ -15,10 +17,22 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
-namespace daug::plugins::clip {
+namespace daug::plugins {
 namespace {
+
+constexpr const char* kTinyClip = "[backbone]\nplugin = \"clip_vit\"\npreset = \"tiny\"\nimage_size = 32\ncontext_length = 16\n";
+
+/// A tiny clip_vit built by the real plugin library (random weights from the current torch seed).
+std::shared_ptr<Backbone> tiny_clip(testing::TestContext& ctx) {
+  static auto* loader = new core::PluginLoader(std::vector<std::filesystem::path>{});  // libraries are never unloaded
+  const auto& info = loader->load_library(std::filesystem::path(DAUG_TEST_PLUGIN_DIR) /
+                                          "libdaug-plugin-backbone_clip_vit.so");
+  auto doc = core::parse_config(kTinyClip, "tiny_clip.toml");
+  return std::dynamic_pointer_cast<Backbone>(info.manifest->create(ConfigView(doc, "backbone"), ctx));
+}
 
 struct CliResult {
   int code = -1;
@@ -44,23 +58,18 @@ class ClipEmbedCli : public ::testing::Test {
   void SetUp() override {
     at::set_num_threads(1);
     torch::manual_seed(3);
-    ClipVitOptions o;
-    o.preset = "tiny";
-    o.image_size = 32;
-    o.context_length = 16;
-    o.vocab = DAUG_CLIP_VOCAB_FILE;
-    source_ = std::make_unique<ClipVit>(o, "cpu");
+    source_ = tiny_clip(ctx_);
+    ASSERT_TRUE(source_);
     source_->set_training(false);
     save_safetensors(dir_ / "tiny.safetensors", source_->state());
-    testing::write_text(dir_ / "embed.toml",
-                        "[run]\ndevice = \"cpu\"\n\n[backbone]\nplugin = \"clip_vit\"\npreset = \"tiny\"\n"
-                        "image_size = 32\ncontext_length = 16\nweights = \"" +
-                            (dir_ / "tiny.safetensors").string() + "\"\n");
+    testing::write_text(dir_ / "embed.toml", std::string("[run]\ndevice = \"cpu\"\n\n") + kTinyClip +
+                                                 "weights = \"" + (dir_ / "tiny.safetensors").string() + "\"\n");
   }
   std::string cfg() const { return "'" + (dir_ / "embed.toml").string() + "'"; }
 
   testing::TempDir dir_;
-  std::unique_ptr<ClipVit> source_;
+  testing::TestContext ctx_;
+  std::shared_ptr<Backbone> source_;
 };
 
 TEST_F(ClipEmbedCli, WritesEmbeddingsEqualToTheModelInProcess) {
@@ -136,5 +145,23 @@ TEST_F(ClipEmbedCli, BadInputsGiveClearErrors) {
   EXPECT_NE(r.output.find("nosuch"), std::string::npos) << r.output;
 }
 
+TEST_F(ClipEmbedCli, IsListedAndHasHelp) {
+  CliResult r = run_cli("--help");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("plugin commands"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("embed"), std::string::npos) << r.output;
+  r = run_cli("embed --help");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("usage: daug embed CONFIG"), std::string::npos) << r.output;
+  r = run_cli("plugins list");
+  EXPECT_NE(r.output.find("Command"), std::string::npos) << r.output;
+  r = run_cli("embed " + cfg() + " --texts hi --out '" + (dir_ / "o").string() + "' --batch-size zero");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("--batch-size"), std::string::npos) << r.output;
+  r = run_cli("embed " + cfg() + " --texts hi --frobnicate 1 --out '" + (dir_ / "o").string() + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("frobnicate"), std::string::npos) << r.output;
+}
+
 }  // namespace
-}  // namespace daug::plugins::clip
+}  // namespace daug::plugins

@@ -1,0 +1,60 @@
+#pragma once
+/// The encode/decode schedule of a translation (DAug heatmaps, Wolleb's anomaly maps) as one pure function over
+/// a GaussianDiffusion and a model callback: take x0 to noise level L (DDIM inversion or one q_sample draw), then
+/// decode back to 0 (DDIM or DDPM ancestral steps) with optional guidance. Used by the `ddpm` generator and by
+/// examples/compose_in_code; testable with a closed-form model_fn, no UNet needed.
+///
+/// Index patterns (J = the index of L in the respaced process, `diffusion.index_of(L)`):
+///
+///   IndexPattern::released (the released code; the generator's exact_index_pattern = true):
+///     DDIM:  x = q_sample(x0, index 0, noise); reverse steps at 1..J-1; guided DDIM steps at J-2..0
+///     DDPM:  x = q_sample(x0, index J-1, noise); guided p_sample at J-1..0
+///   IndexPattern::matched (exact inverse levels; exact_index_pattern = false):
+///     DDIM:  x = x0; reverse steps at 0..J-1; guided DDIM steps at J..1
+///     DDPM:  x = q_sample(x0, index J, noise); guided p_sample at J..0
+///
+/// Random draws come from the global ATen generator, in this order: the q_sample noise (randn_like(x0)), then per
+/// decode step the DDPM noise, or the DDIM noise when eta > 0. Every step is followed by a NaN/Inf check that names
+/// the batch items and the step.
+///
+/// Example:
+///   adm::TranslateOptions o;            // DDIM inversion, matched pattern, clip_denoised, eta 0
+///   o.clip_denoised = false;
+///   at::Tensor x_hat = adm::translate(diffusion, model, x0, /*noise_level=*/500, &grad, o);
+#include <daug/adm/diffusion.h>
+#include <daug/generator.h>
+#include <daug/tensor.h>
+
+#include <cstdint>
+#include <string>
+
+namespace daug::adm {
+
+/// Where the encode and decode loops start and stop (see the file comment).
+enum class IndexPattern {
+  matched,   ///< encode 0..J-1, decode J..1 (DDIM): the decode steps invert the encode steps level for level
+  released,  ///< the released code's off-by-one pattern: q_sample(x0, 0), encode 1..J-1, decode J-2..0 (DDIM)
+};
+
+struct TranslateOptions {
+  EncodeMode encode = EncodeMode::ddim_inversion;  ///< DDIM inversion + DDIM decode, or q_sample + DDPM decode
+  IndexPattern pattern = IndexPattern::matched;
+  bool clip_denoised = true;  ///< clamp x̂0 to [-1, 1] in every step
+  double eta = 0.0;           ///< DDIM η of the decode steps (0 = deterministic)
+  // For error messages only:
+  std::string what = "translate";  ///< prefix, e.g. "ddpm translate"
+  std::string respacing;           ///< the respacing spec the process was built from, e.g. "ddim100"
+};
+
+/// J = diffusion.index_of(noise_level), after checking 1 <= noise_level < T (ConfigError "noise_level must be in
+/// [1, T-1]") and that noise_level is a kept timestep (ConfigError naming the nearest kept timesteps).
+int64_t noise_level_index(const GaussianDiffusion& diffusion, int64_t noise_level, const TranslateOptions& opts);
+
+/// Encodes x0 [N,C,H,W] to ORIGINAL timestep `noise_level` and decodes it back with `grad` (nullptr: unguided).
+/// `model` and `grad` receive ORIGINAL timesteps. Returns x̂0 [N,C,H,W] on x0's device. Throws
+/// ConfigError for a bad noise level and DataError for non-finite input or a non-finite step result. Runs under
+/// whatever grad mode the caller set (the generator and the example call it under at::NoGradGuard).
+at::Tensor translate(const GaussianDiffusion& diffusion, const ModelFn& model, const at::Tensor& x0,
+                     int64_t noise_level, const GradFn* grad, const TranslateOptions& opts = {});
+
+}  // namespace daug::adm

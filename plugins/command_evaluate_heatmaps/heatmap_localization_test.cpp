@@ -1,0 +1,167 @@
+// Localisation metrics on hand-made heatmaps and boxes, and `daug evaluate-heatmaps` end to end.
+#include "heatmap_localization.h"
+
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#ifdef DAUG_CLI_BINARY
+#include <daug/data/npy.h>
+
+#include <ATen/ATen.h>
+#endif
+
+using namespace daug::plugins::loc;
+
+namespace {
+Map grid(int64_t h, int64_t w, std::vector<float> v) { return Map{h, w, std::move(v)}; }
+}  // namespace
+
+TEST(Localization, PointingGameRescalesTheArgmax) {
+  // 4×4 map, peak at row 1, col 2; box image 8×8 → centre (x, y) = (2.5·2, 1.5·2) = (5, 3)
+  std::vector<float> v(16, 0.f);
+  v[1 * 4 + 2] = 1.f;
+  auto m = grid(4, 4, v);
+  EXPECT_TRUE(pointing_hit(m, {{4, 2, 2, 2}}, 8));
+  EXPECT_FALSE(pointing_hit(m, {{0, 0, 2, 2}}, 8));
+  EXPECT_TRUE(pointing_hit(m, {{0, 0, 2, 2}, {5, 3, 1, 1}}, 8));  // any box; edges count
+}
+
+TEST(Localization, DetectedBoxIsTheLargestBlobsBoundingBox) {
+  // 4×4: a 2×3 blob (rows 0-1, cols 0-2) and a single pixel at (3,3); S = 8 → 2 px per cell
+  std::vector<float> v(16, 0.f);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j) v[i * 4 + j] = 1.f;
+  v[15] = 1.f;
+  auto det = detected_box(grid(4, 4, v), 0.5, 8);
+  EXPECT_DOUBLE_EQ(det.x, 0);
+  EXPECT_DOUBLE_EQ(det.y, 0);
+  EXPECT_DOUBLE_EQ(det.w, 6);
+  EXPECT_DOUBLE_EQ(det.h, 4);
+  EXPECT_DOUBLE_EQ(iobb(det, {0, 0, 3, 4}), 12.0 / 24.0);  // intersection 3×4 over detected 6×4
+  EXPECT_DOUBLE_EQ(iobb(det, {6, 6, 2, 2}), 0.0);
+  // diagonal neighbours are connected (8-connectivity): (0,0)+(1,1) → one 2×2-cell box
+  std::vector<float> d(9, 0.f);
+  d[0] = d[4] = 1.f;
+  auto det2 = detected_box(grid(3, 3, d), 0.5, 3);
+  EXPECT_DOUBLE_EQ(det2.w, 2);
+  EXPECT_DOUBLE_EQ(det2.h, 2);
+  // a constant map detects nothing
+  EXPECT_DOUBLE_EQ(detected_box(grid(2, 2, {3, 3, 3, 3}), 0.5, 8).w, 0);
+  EXPECT_DOUBLE_EQ(iobb(Box{}, {0, 0, 1, 1}), 0.0);
+}
+
+TEST(Localization, ThresholdIsOnTheMinMaxMap) {
+  // values 10..13 → min-max 0, 1/3, 2/3, 1: threshold 0.5 keeps the last two cells (a 1×2 blob)
+  auto det = detected_box(grid(1, 4, {10, 11, 12, 13}), 0.5, 4);
+  EXPECT_DOUBLE_EQ(det.x, 2);
+  EXPECT_DOUBLE_EQ(det.w, 2);
+}
+
+TEST(Localization, UnionAreaAndChance) {
+  EXPECT_DOUBLE_EQ(union_area({{0, 0, 2, 2}, {1, 1, 2, 2}}, 10), 7.0);   // 4 + 4 − 1
+  EXPECT_DOUBLE_EQ(union_area({{0, 0, 2, 2}, {0, 0, 2, 2}}, 10), 4.0);   // duplicates
+  EXPECT_DOUBLE_EQ(union_area({{8, 8, 4, 4}}, 10), 4.0);                 // clipped to the image
+  std::vector<float> v(4, 0.f);
+  v[0] = 1.f;
+  auto r = evaluate(grid(2, 2, v), {{0, 0, 5, 5}}, 10, 0.5);
+  EXPECT_TRUE(r.pointing);
+  EXPECT_DOUBLE_EQ(r.best_iobb, 1.0);  // detected box = cell (0,0) = [0,5)² inside the box
+  EXPECT_DOUBLE_EQ(r.chance, 0.25);
+}
+
+#ifdef DAUG_CLI_BINARY
+namespace {
+std::string read(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+/// Runs `daug evaluate-heatmaps ARGS`, output to `log`; returns the exit status of the shell.
+int evaluate(const std::string& args, const std::filesystem::path& log) {
+  const std::string cmd = std::string(DAUG_CLI_BINARY) + " evaluate-heatmaps " + args + " > " + log.string() + " 2>&1";
+  return std::system(cmd.c_str());
+}
+}  // namespace
+
+TEST(EvaluateHeatmapsCli, TablesFromTheHeatmapIndexAndClearErrors) {
+  daug::testing::TempDir tmp;
+  // a: peak in the top-left quadrant (box there → hit); b: peak bottom-right (box top-left → miss)
+  auto a = at::zeros({4, 4});
+  a[0][0] = 1;
+  auto b = at::zeros({4, 4});
+  b[3][3] = 1;
+  // The file names are whatever the index says (the heatmaps stage's naming is not assumed).
+  daug::data::save_npy(tmp / "hm" / "a_+nof.npy", a);
+  daug::data::save_npy(tmp / "hm" / "b-heat.npy", b);
+  daug::testing::write_text(tmp / "hm" / "index.csv",
+                            "id,split,file,target,direction\na,test,a_+nof.npy,No Finding,+\n"
+                            "b,test,b-heat.npy,No Finding,+\nc,test,c_+nof.npy,No Finding,+\n");
+  daug::testing::write_text(tmp / "boxes.csv",
+                            "image,label,x,y,w,h\na.png,Mass,0,0,512,512\nb.png,Mass,0,0,512,512\n"
+                            "c.png,Nodule,0,0,10,10\n");
+  const std::string args =
+      "--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "boxes.csv").string() + " --out " + (tmp / "out").string();
+  ASSERT_EQ(evaluate(args, tmp / "log.txt"), 0) << read(tmp / "log.txt");
+  // Mass: 2 pairs, pointing 1/2, IoBB: a's detected cell [0,256)² inside the box → 1; b's → 0; chance 0.25
+  const std::string csv = read(tmp / "out" / "localization.csv");
+  EXPECT_NE(csv.find("Mass,2,0.500000,0.500000,0.500000,0.250000"), std::string::npos) << csv;
+  const std::string md = read(tmp / "out" / "localization.md");
+  EXPECT_NE(md.find("1 of 3 boxed image/label pairs were skipped"), std::string::npos) << md;
+  EXPECT_NE(md.find("index.csv"), std::string::npos) << md;
+  // --strict turns the missing heatmap (listed in the index, file absent) into an error naming it
+  EXPECT_NE(evaluate(args + " --strict", tmp / "err.txt"), 0);
+  EXPECT_NE(read(tmp / "err.txt").find("c_+nof.npy"), std::string::npos) << read(tmp / "err.txt");
+  // a bad number names file:line and column
+  daug::testing::write_text(tmp / "bad.csv", "image,label,x,y,w,h\na.png,Mass,zero,0,5,5\n");
+  EXPECT_NE(evaluate("--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "bad.csv").string(), tmp / "bad.txt"), 0);
+  EXPECT_NE(read(tmp / "bad.txt").find("bad.csv:2: column 'x' must be a number, but got 'zero'"), std::string::npos)
+      << read(tmp / "bad.txt");
+  // --help prints the usage and succeeds
+  EXPECT_EQ(evaluate("--help", tmp / "help.txt"), 0);
+  EXPECT_NE(read(tmp / "help.txt").find("usage: daug evaluate-heatmaps"), std::string::npos) << read(tmp / "help.txt");
+}
+
+TEST(EvaluateHeatmapsCli, OldIndexSuffixModeAndAmbiguousIds) {
+  daug::testing::TempDir tmp;
+  auto a = at::zeros({4, 4});
+  a[0][0] = 1;
+  daug::data::save_npy(tmp / "old" / "a_+nof.npy", a);
+  daug::testing::write_text(tmp / "boxes.csv", "image,label,x,y,w,h\na.png,Mass,0,0,512,512\n");
+  const std::string boxes = " --boxes " + (tmp / "boxes.csv").string();
+  // the 3-column index the heatmaps stage wrote before it recorded target and direction
+  daug::testing::write_text(tmp / "old" / "index.csv", "id,split,file\na,test,a_+nof.npy\n");
+  ASSERT_EQ(evaluate("--heatmaps " + (tmp / "old").string() + boxes, tmp / "log.txt"), 0) << read(tmp / "log.txt");
+  EXPECT_NE(read(tmp / "old" / "localization.csv").find("Mass,1,1.000000"), std::string::npos);
+  EXPECT_NE(evaluate("--heatmaps " + (tmp / "old").string() + boxes + " --target X", tmp / "t.txt"), 0);
+  EXPECT_NE(read(tmp / "t.txt").find("has only the columns id,split,file"), std::string::npos) << read(tmp / "t.txt");
+  // no index: an error that says so, or --suffix for a plain directory of <id><suffix> files
+  daug::data::save_npy(tmp / "plain" / "a.heat.npy", a);
+  EXPECT_NE(evaluate("--heatmaps " + (tmp / "plain").string() + boxes, tmp / "n.txt"), 0);
+  EXPECT_NE(read(tmp / "n.txt").find("index.csv does not exist"), std::string::npos) << read(tmp / "n.txt");
+  ASSERT_EQ(evaluate("--heatmaps " + (tmp / "plain").string() + boxes + " --suffix .heat.npy", tmp / "s.txt"), 0)
+      << read(tmp / "s.txt");
+  EXPECT_NE(read(tmp / "plain" / "localization.csv").find("Mass,1,1.000000"), std::string::npos);
+  // two heatmaps for one id (both directions): ambiguous until --direction picks one
+  auto b = at::zeros({4, 4});
+  b[3][3] = 1;
+  daug::data::save_npy(tmp / "both" / "a_+nof.npy", a);
+  daug::data::save_npy(tmp / "both" / "a_-nof.npy", b);
+  daug::testing::write_text(tmp / "both" / "index.csv",
+                            "id,split,file,target,direction\na,test,a_+nof.npy,No Finding,+\n"
+                            "a,test,a_-nof.npy,No Finding,-\n");
+  EXPECT_NE(evaluate("--heatmaps " + (tmp / "both").string() + boxes, tmp / "amb.txt"), 0);
+  EXPECT_NE(read(tmp / "amb.txt").find("index.csv:3: id 'a' has a second heatmap"), std::string::npos)
+      << read(tmp / "amb.txt");
+  ASSERT_EQ(evaluate("--heatmaps " + (tmp / "both").string() + boxes + " --direction -", tmp / "d.txt"), 0)
+      << read(tmp / "d.txt");
+  EXPECT_NE(read(tmp / "both" / "localization.csv").find("Mass,1,0.000000"), std::string::npos)
+      << read(tmp / "both" / "localization.csv");
+}
+#endif
