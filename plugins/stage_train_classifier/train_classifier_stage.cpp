@@ -9,6 +9,7 @@
 #include <daug/register.h>
 #include <daug/source.h>
 #include <daug/stages/common.h>
+#include <daug/train/trainer.h>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -16,6 +17,13 @@
 #include <cmath>
 
 namespace daug::plugins {
+
+namespace {
+// Output files (one place each): the weights the heatmaps stage loads, the resumable checkpoint, the losses.
+constexpr const char* kWeightsFile = "model.safetensors";
+constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+constexpr const char* kLossesFile = "losses.csv";
+}  // namespace
 
 void TrainClassifierOptions::visit(OptionVisitor& v) {
   v("classifier", classifier, "config table of the Classifier to train", Check::required_non_empty());
@@ -176,25 +184,30 @@ void TrainClassifierStage::run(StageContext& ctx) {
   stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
   stages::ImageBatcher batcher(train, prep, opts_.cache_images);
 
-  stages::TrainLoopOptions lo;
+  train::TrainerOptions lo;
   lo.what = "train_classifier";
   lo.dataset_size = static_cast<int64_t>(train.size());
   lo.batch_size = opts_.batch_size;
   lo.epochs = opts_.epochs;
   lo.steps = opts_.steps;
   lo.lr = opts_.lr;
-  lo.weight_decay = opts_.weight_decay;
-  lo.anneal_lr = opts_.anneal_lr;
+  lo.adamw.weight_decay = opts_.weight_decay;
+  lo.schedule.kind = opts_.anneal_lr ? train::Schedule::linear_per_step : train::Schedule::constant;
   lo.checkpoint_every = opts_.checkpoint_every;
   lo.resume = opts_.resume;
   lo.seed = seed;
+  lo.seed_policy = train::SeedPolicy::mix;
+  lo.reseed_each_step = true;
   lo.log_every_s = opts_.log_every_s;
+  lo.checkpoint_path = ctx.output_dir / kCheckpointFile;
+  lo.losses_path = ctx.output_dir / kLossesFile;
+  train::Trainer trainer(*clf, lo);
   log::info("train_classifier: {} training images, {} steps of batch {}, t ~ U{{0..{}}}, image {}x{}x{}, device {}",
-            train.size(), stages::total_steps(lo), std::min<int64_t>(opts_.batch_size, lo.dataset_size), max_t - 1,
-            prep.shape[0], prep.shape[1], prep.shape[2], build.device());
+            train.size(), trainer.total_steps(), trainer.batch_size(), max_t - 1, prep.shape[0], prep.shape[1],
+            prep.shape[2], build.device());
 
   const bool use_pw = opts_.pos_weight;
-  auto res = stages::train_loop(*clf, lo, ctx.output_dir, [&](const std::vector<int64_t>& idx, int64_t) {
+  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     at::Tensor x0 = batcher.batch(idx, dev);
     const int64_t b = x0.size(0);
     at::Tensor t = at::randint(0, max_t, {b}, at::TensorOptions().dtype(at::kLong).device(dev));
@@ -203,10 +216,11 @@ void TrainClassifierStage::run(StageContext& ctx) {
     DAUG_CHECK(logits.dim() == 2 && logits.size(0) == b && logits.size(1) == k, "[", opts_.classifier,
                "] logits must be [", b, ",", k, "], but got ", logits.sizes());
     at::Tensor y = y_all.index_select(0, at::tensor(idx, at::kLong)).to(dev);
-    return at::binary_cross_entropy_with_logits(logits, y, {}, use_pw ? c10::optional<at::Tensor>(pw_t)
-                                                                         : c10::optional<at::Tensor>());
+    return {at::binary_cross_entropy_with_logits(logits, y, {}, use_pw ? c10::optional<at::Tensor>(pw_t)
+                                                                          : c10::optional<at::Tensor>()),
+            {}};
   });
-  save_safetensors(ctx.output_dir / "model.safetensors", res.final_state,
+  save_safetensors(ctx.output_dir / kWeightsFile, res.final_state,
                    {{"stage", "train_classifier"}, {"steps", std::to_string(res.total_steps)},
                     {"classes", fmt::format("{}", fmt::join(grouping.names, "|"))}});
 
@@ -214,7 +228,7 @@ void TrainClassifierStage::run(StageContext& ctx) {
   std::string md = fmt::format(
       "### train_classifier\n\n{} steps (batch {}), {} training images; loss first {:.4f}, last {:.4f}, "
       "mean of last 10% {:.4f}; {:.2f} steps/s this run{}.\n",
-      res.total_steps, std::min<int64_t>(opts_.batch_size, lo.dataset_size), train.size(), res.first_loss,
+      res.total_steps, trainer.batch_size(), train.size(), res.first_loss,
       res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
       res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "");
   std::string json = fmt::format(

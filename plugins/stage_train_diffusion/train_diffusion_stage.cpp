@@ -9,6 +9,7 @@
 #include <daug/register.h>
 #include <daug/source.h>
 #include <daug/stages/common.h>
+#include <daug/train/trainer.h>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -16,6 +17,15 @@
 #include <cmath>
 
 namespace daug::plugins {
+
+namespace {
+// Output files (one place each): the weights and EMA weights the heatmaps stage loads, the resumable checkpoint,
+// the losses.
+constexpr const char* kWeightsFile = "model.safetensors";
+constexpr const char* kEmaWeightsFile = "ema.safetensors";
+constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+constexpr const char* kLossesFile = "losses.csv";
+}  // namespace
 
 void TrainDiffusionOptions::visit(OptionVisitor& v) {
   v("generator", generator, "config table of the Generator to train", Check::required_non_empty());
@@ -107,40 +117,45 @@ void TrainDiffusionStage::run(StageContext& ctx) {
   stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
   stages::ImageBatcher batcher(train, prep, opts_.cache_images);
 
-  stages::TrainLoopOptions lo;
+  train::TrainerOptions lo;
   lo.what = "train_diffusion";
   lo.dataset_size = static_cast<int64_t>(train.size());
   lo.batch_size = opts_.batch_size;
   lo.epochs = opts_.epochs;
   lo.steps = opts_.steps;
   lo.lr = opts_.lr;
-  lo.weight_decay = opts_.weight_decay;
-  lo.anneal_lr = opts_.anneal_lr;
+  lo.adamw.weight_decay = opts_.weight_decay;
+  lo.schedule.kind = opts_.anneal_lr ? train::Schedule::linear_per_step : train::Schedule::constant;
   lo.ema_rate = opts_.ema_rate;
   lo.checkpoint_every = opts_.checkpoint_every;
   lo.resume = opts_.resume;
   lo.seed = seed;
+  lo.seed_policy = train::SeedPolicy::mix;
+  lo.reseed_each_step = true;
   lo.log_every_s = opts_.log_every_s;
+  lo.checkpoint_path = ctx.output_dir / kCheckpointFile;
+  lo.losses_path = ctx.output_dir / kLossesFile;
+  train::Trainer trainer(*gen, lo);
   log::info("train_diffusion: {} training images, {} steps of batch {}, image {}x{}x{}, EMA {}, device {}",
-            train.size(), stages::total_steps(lo), std::min<int64_t>(opts_.batch_size, lo.dataset_size),
-            prep.shape[0], prep.shape[1], prep.shape[2], opts_.ema_rate, build.device());
+            train.size(), trainer.total_steps(), trainer.batch_size(), prep.shape[0], prep.shape[1], prep.shape[2],
+            opts_.ema_rate, build.device());
 
-  auto res = stages::train_loop(*gen, lo, ctx.output_dir, [&](const std::vector<int64_t>& idx, int64_t) {
+  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     at::Tensor x0 = batcher.batch(idx, dev);
     at::Tensor y = conditional ? label_all.index_select(0, at::tensor(idx, at::kLong)).to(dev) : at::Tensor();
-    return gen->training_loss(x0, y);
+    return {gen->training_loss(x0, y), {}};
   });
   std::map<std::string, std::string> meta{{"stage", "train_diffusion"},
                                           {"steps", std::to_string(res.total_steps)},
                                           {"label", opts_.label_source + ":" + opts_.label_class}};
-  save_safetensors(ctx.output_dir / "model.safetensors", res.final_state, meta);
+  save_safetensors(ctx.output_dir / kWeightsFile, res.final_state, meta);
   meta["ema_rate"] = fmt::format("{}", opts_.ema_rate);
-  save_safetensors(ctx.output_dir / "ema.safetensors", opts_.ema_rate > 0 ? res.final_ema : res.final_state, meta);
+  save_safetensors(ctx.output_dir / kEmaWeightsFile, opts_.ema_rate > 0 ? res.final_ema : res.final_state, meta);
 
   std::string md = fmt::format(
       "### train_diffusion\n\n{} steps (batch {}), {} training images ({} labelled 1 = '{}'); loss first {:.4f}, "
       "last {:.4f}, mean of last 10% {:.4f}; {:.2f} steps/s this run{}. EMA rate {}.\n",
-      res.total_steps, std::min<int64_t>(opts_.batch_size, lo.dataset_size), train.size(), ones, opts_.label_class,
+      res.total_steps, trainer.batch_size(), train.size(), ones, opts_.label_class,
       res.first_loss, res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
       res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "", opts_.ema_rate);
   write_file_atomic(ctx.output_dir / "summary.md", md);
