@@ -8,7 +8,6 @@
 #include "test_support.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <fstream>
@@ -16,15 +15,6 @@
 
 using namespace daug;
 using namespace daug::stages;
-
-namespace {
-
-struct ThreadsOne : ::testing::Environment {
-  void SetUp() override { at::set_num_threads(1); }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ThreadsOne);
-
-}  // namespace
 
 TEST(Metrics, PosWeightOnHandMadeLabels) {
   // 5 items, 3 super-classes: column 0 has 2 positives (3/2), column 1 has 1 (4/1), column 2 none (neutral 1).

@@ -184,23 +184,9 @@ void TrainClassifierStage::run(StageContext& ctx) {
   stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
   stages::ImageBatcher batcher(train, prep, opts_.cache_images);
 
-  train::TrainerOptions lo;
-  lo.what = "train_classifier";
-  lo.dataset_size = static_cast<int64_t>(train.size());
-  lo.batch_size = opts_.batch_size;
-  lo.epochs = opts_.epochs;
-  lo.steps = opts_.steps;
-  lo.lr = opts_.lr;
-  lo.adamw.weight_decay = opts_.weight_decay;
-  lo.schedule.kind = opts_.anneal_lr ? train::Schedule::linear_per_step : train::Schedule::constant;
-  lo.checkpoint_every = opts_.checkpoint_every;
-  lo.resume = opts_.resume;
-  lo.seed = seed;
-  lo.seed_policy = train::SeedPolicy::mix;
-  lo.reseed_each_step = true;
-  lo.log_every_s = opts_.log_every_s;
-  lo.checkpoint_path = ctx.output_dir / kCheckpointFile;
-  lo.losses_path = ctx.output_dir / kLossesFile;
+  train::TrainerOptions lo =
+      stages::guided_trainer_options(opts_, "train_classifier", static_cast<int64_t>(train.size()), seed,
+                                     ctx.output_dir / kCheckpointFile, ctx.output_dir / kLossesFile);
   train::Trainer trainer(*clf, lo);
   log::info("train_classifier: {} training images, {} steps of batch {}, t ~ U{{0..{}}}, image {}x{}x{}, device {}",
             train.size(), trainer.total_steps(), trainer.batch_size(), max_t - 1, prep.shape[0], prep.shape[1],

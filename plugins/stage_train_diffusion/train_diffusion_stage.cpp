@@ -117,24 +117,10 @@ void TrainDiffusionStage::run(StageContext& ctx) {
   stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
   stages::ImageBatcher batcher(train, prep, opts_.cache_images);
 
-  train::TrainerOptions lo;
-  lo.what = "train_diffusion";
-  lo.dataset_size = static_cast<int64_t>(train.size());
-  lo.batch_size = opts_.batch_size;
-  lo.epochs = opts_.epochs;
-  lo.steps = opts_.steps;
-  lo.lr = opts_.lr;
-  lo.adamw.weight_decay = opts_.weight_decay;
-  lo.schedule.kind = opts_.anneal_lr ? train::Schedule::linear_per_step : train::Schedule::constant;
+  train::TrainerOptions lo =
+      stages::guided_trainer_options(opts_, "train_diffusion", static_cast<int64_t>(train.size()), seed,
+                                     ctx.output_dir / kCheckpointFile, ctx.output_dir / kLossesFile);
   lo.ema_rate = opts_.ema_rate;
-  lo.checkpoint_every = opts_.checkpoint_every;
-  lo.resume = opts_.resume;
-  lo.seed = seed;
-  lo.seed_policy = train::SeedPolicy::mix;
-  lo.reseed_each_step = true;
-  lo.log_every_s = opts_.log_every_s;
-  lo.checkpoint_path = ctx.output_dir / kCheckpointFile;
-  lo.losses_path = ctx.output_dir / kLossesFile;
   train::Trainer trainer(*gen, lo);
   log::info("train_diffusion: {} training images, {} steps of batch {}, image {}x{}x{}, EMA {}, device {}",
             train.size(), trainer.total_steps(), trainer.batch_size(), prep.shape[0], prep.shape[1], prep.shape[2],

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <sstream>
 
 namespace daug::train {
@@ -80,30 +81,33 @@ void LossesCsv::flush() {
   DAUG_CHECK_AS(DataError, static_cast<bool>(out_), "cannot write ", path_.string());
 }
 
-std::vector<double> read_losses(const std::filesystem::path& csv) {
+std::vector<double> read_column(const std::filesystem::path& csv, const std::string& name) {
   std::vector<double> out;
   std::ifstream in(csv);
   if (!in) return out;
   std::string line;
   int lineno = 0;
-  size_t col = 3;  // "loss" in kLossColumns
+  size_t col = 0;
   while (std::getline(in, line)) {
     ++lineno;
     if (line.empty()) continue;
     auto cells = split_commas(line);
     if (lineno == 1) {
-      for (size_t i = 0; i < cells.size(); ++i)
-        if (cells[i] == "loss") col = i;
+      auto it = std::find(cells.begin(), cells.end(), name);
+      if (it == cells.end()) throw DataError(fmt::format("{}: no column '{}' in the header '{}'", csv.string(), name, line));
+      col = static_cast<size_t>(it - cells.begin());
       continue;
     }
     try {
       out.push_back(std::stod(cells.at(col)));
     } catch (const std::exception&) {
-      throw DataError(fmt::format("{}:{}: expected a number in column {} (loss), but got '{}'", csv.string(), lineno,
-                                  col + 1, line));
+      throw DataError(fmt::format("{}:{}: expected a number in column {} ({}), but got '{}'", csv.string(), lineno,
+                                  col + 1, name, line));
     }
   }
   return out;
 }
+
+std::vector<double> read_losses(const std::filesystem::path& csv) { return read_column(csv, "loss"); }
 
 }  // namespace daug::train

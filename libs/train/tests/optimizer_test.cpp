@@ -8,7 +8,6 @@
 #include "test_support.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/optim/adamw.h>
 
 #include <cmath>
@@ -17,11 +16,6 @@ using namespace daug;
 using namespace daug::train;
 
 namespace {
-struct ThreadsOne : ::testing::Environment {
-  void SetUp() override { at::set_num_threads(1); }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ThreadsOne);
-
 // torch.optim.AdamW on one scalar, written out in plain double arithmetic.
 struct ScalarAdamW {
   double p, m = 0, v = 0;

@@ -31,52 +31,51 @@ double old_constant_factor(int64_t step, int64_t warmup) {
 }
 }  // namespace
 
-TEST(Schedule, Constant) {
-  for (int64_t s : {0, 5, 99}) EXPECT_EQ(lr_factor({Schedule::constant, 10}, s, 100, 7), 1.0);
+// Each schedule at hand-picked points of its formula.
+TEST(Schedule, HandComputedPoints) {
+  struct Case {
+    Schedule kind;
+    int64_t warmup, step, total, per_epoch;
+    double expect;
+    const char* why;
+  };
+  const Case cases[] = {
+      {Schedule::constant, 10, 0, 100, 7, 1.0, "constant"},
+      {Schedule::constant, 10, 99, 100, 7, 1.0, "constant"},
+      {Schedule::linear_per_step, 0, 0, 100, 1, 1.0, "anneal_lr: 1 − 0/100"},
+      {Schedule::linear_per_step, 0, 50, 100, 1, 0.5, "anneal_lr: 1 − 50/100"},
+      {Schedule::linear_per_step, 0, 100, 100, 1, 0.0, "anneal_lr: 0 after the last step"},
+      {Schedule::linear_per_epoch, 0, 3, 10, 4, 1.0, "epoch 0 of 3"},
+      {Schedule::linear_per_epoch, 0, 4, 10, 4, 2.0 / 3.0, "epoch 1 of 3: flat within the epoch"},
+      {Schedule::linear_per_epoch, 0, 7, 10, 4, 2.0 / 3.0, "epoch 1 of 3: flat within the epoch"},
+      {Schedule::linear_per_epoch, 0, 9, 10, 4, 1.0 / 3.0, "epoch 2 of 3 (a partial epoch counts)"},
+      {Schedule::cosine_warmup, 4, 0, 20, 5, 0.0, "HF: the first update has lr 0"},
+      {Schedule::cosine_warmup, 4, 2, 20, 5, 0.5, "warm-up 2/4"},
+      {Schedule::cosine_warmup, 4, 4, 20, 5, 1.0, "peak"},
+      {Schedule::cosine_warmup, 4, 12, 20, 5, 0.5, "half-way through the decay: ½(1 + cos(π/2))"},
+      {Schedule::cosine_warmup, 4, 20, 20, 5, 0.0, "end: ½(1 + cos π)"},
+      {Schedule::cosine_warmup, 0, 0, 4, 5, 1.0, "no warm-up: starts at the peak"},
+      {Schedule::constant_warmup, 4, 0, 20, 5, 0.0, "warm-up 0/4"},
+      {Schedule::constant_warmup, 4, 3, 20, 5, 0.75, "warm-up 3/4"},
+      {Schedule::constant_warmup, 4, 4, 20, 5, 1.0, "after the warm-up"},
+  };
+  for (const auto& c : cases)
+    EXPECT_NEAR(lr_factor({c.kind, c.warmup}, c.step, c.total, c.per_epoch), c.expect, 1e-15)
+        << schedule_name(c.kind) << " step " << c.step << ": " << c.why;
+  EXPECT_THROW(lr_factor({Schedule::linear_per_epoch, 0}, 0, 10, 0), daug::Error);
 }
 
-TEST(Schedule, LinearPerStepIsGuidedDiffusionAnnealLr) {
-  ScheduleOptions o{Schedule::linear_per_step, 0};
-  EXPECT_DOUBLE_EQ(lr_factor(o, 0, 100, 1), 1.0);
-  EXPECT_DOUBLE_EQ(lr_factor(o, 50, 100, 1), 0.5);
-  EXPECT_DOUBLE_EQ(lr_factor(o, 100, 100, 1), 0.0);
-  for (int64_t total : {1, 7, 1000})
-    for (int64_t s = 0; s < total; s += std::max<int64_t>(1, total / 13))
+// lr = base · factor must equal, to the bit, what the stages computed before libs/train.
+TEST(Schedule, ReproducesTheOldStageSchedulesBitForBit) {
+  for (int64_t total : {1, 7, 10, 333, 1000})
+    for (int64_t s = 0; s <= total; ++s) {
       for (double base : {1e-4, 3e-5, 0.05})
-        EXPECT_EQ(base * lr_factor(o, s, total, 1), old_annealed_lr(base, s, total)) << s << "/" << total;
-}
-
-TEST(Schedule, LinearPerEpochIsFlatWithinAnEpoch) {
-  ScheduleOptions o{Schedule::linear_per_epoch, 0};
-  // 10 steps, 4 per epoch → E = 3 epochs: factors 1, 2/3, 1/3
-  for (int64_t s = 0; s < 10; ++s) {
-    const double e = static_cast<double>(s / 4);
-    EXPECT_DOUBLE_EQ(lr_factor(o, s, 10, 4), 1.0 - e / 3.0) << s;
-  }
-  EXPECT_THROW(lr_factor(o, 0, 10, 0), daug::Error);
-}
-
-TEST(Schedule, CosineWithWarmupIsTransformers) {
-  ScheduleOptions o{Schedule::cosine_warmup, 4};
-  EXPECT_EQ(lr_factor(o, 0, 20, 5), 0.0);  // the first update has lr 0, as the released loop
-  EXPECT_DOUBLE_EQ(lr_factor(o, 2, 20, 5), 0.5);
-  EXPECT_DOUBLE_EQ(lr_factor(o, 4, 20, 5), 1.0);
-  EXPECT_NEAR(lr_factor(o, 12, 20, 5), 0.5, 1e-15);  // half-way through the decay: ½(1 + cos(π/2))
-  EXPECT_NEAR(lr_factor(o, 20, 20, 5), 0.0, 1e-15);
-  for (int64_t w : {0, 1, 10})
-    for (int64_t total : {1, 10, 333})
-      for (int64_t s = 0; s <= total; ++s)
-        EXPECT_EQ(lr_factor({Schedule::cosine_warmup, w}, s, total, 3), old_cosine_warmup_factor(s, w, total));
-}
-
-TEST(Schedule, ConstantWithWarmup) {
-  ScheduleOptions o{Schedule::constant_warmup, 4};
-  EXPECT_EQ(lr_factor(o, 0, 20, 5), 0.0);
-  EXPECT_DOUBLE_EQ(lr_factor(o, 3, 20, 5), 0.75);
-  EXPECT_EQ(lr_factor(o, 4, 20, 5), 1.0);
-  for (int64_t w : {0, 1, 10})
-    for (int64_t s = 0; s < 30; ++s)
-      EXPECT_EQ(lr_factor({Schedule::constant_warmup, w}, s, 30, 3), old_constant_factor(s, w));
+        ASSERT_EQ(base * lr_factor({Schedule::linear_per_step, 0}, s, total, 1), old_annealed_lr(base, s, total));
+      for (int64_t w : {0, 1, 10}) {
+        ASSERT_EQ(lr_factor({Schedule::cosine_warmup, w}, s, total, 3), old_cosine_warmup_factor(s, w, total));
+        ASSERT_EQ(lr_factor({Schedule::constant_warmup, w}, s, total, 3), old_constant_factor(s, w));
+      }
+    }
 }
 
 TEST(Schedule, Names) {

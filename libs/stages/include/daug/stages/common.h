@@ -9,6 +9,7 @@
 #include <daug/trainable.h>
 #include <daug/train/progress.h>
 #include <daug/train/seed.h>
+#include <daug/train/trainer.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -64,6 +65,36 @@ class ImageBatcher {
 using train::format_duration;
 using train::mix_seed;
 using train::Progress;
+
+// ------------------------------------------------------------------------------------------------ training
+
+/// The Trainer options train_classifier and train_diffusion share (guided-diffusion style): AdamW with `lr` and
+/// `weight_decay`, lr annealed linearly per step if `anneal_lr`, the torch RNG reseeded from (seed, step) before every
+/// step, the `mix` shuffle, drop_last. `StageOptions` has the fields batch_size, epochs, steps, lr, weight_decay,
+/// anneal_lr, checkpoint_every, resume and log_every_s; the stage adds the rest (EMA).
+template <class StageOptions>
+train::TrainerOptions guided_trainer_options(const StageOptions& o, std::string what, int64_t dataset_size,
+                                             uint64_t seed, std::filesystem::path checkpoint,
+                                             std::filesystem::path losses) {
+  train::TrainerOptions t;
+  t.what = std::move(what);
+  t.dataset_size = dataset_size;
+  t.batch_size = o.batch_size;
+  t.epochs = o.epochs;
+  t.steps = o.steps;
+  t.lr = o.lr;
+  t.adamw.weight_decay = o.weight_decay;
+  t.schedule.kind = o.anneal_lr ? train::Schedule::linear_per_step : train::Schedule::constant;
+  t.checkpoint_every = o.checkpoint_every;
+  t.resume = o.resume;
+  t.seed = seed;
+  t.seed_policy = train::SeedPolicy::mix;
+  t.reseed_each_step = true;
+  t.log_every_s = o.log_every_s;
+  t.checkpoint_path = std::move(checkpoint);
+  t.losses_path = std::move(losses);
+  return t;
+}
 
 // ------------------------------------------------------------------------------------------------ metrics
 

@@ -39,8 +39,10 @@ class LossesCsv {
   std::ofstream out_;
 };
 
-/// The `loss` column of a losses.csv (missing file → empty). Throws DataError naming the file and line on a
-/// malformed row.
+/// Column `name` of a losses.csv as numbers (missing file → empty). Throws DataError naming the file and line on a
+/// malformed row, or the file and the column if the header has no such column.
+std::vector<double> read_column(const std::filesystem::path& csv, const std::string& name);
+/// read_column(csv, "loss").
 std::vector<double> read_losses(const std::filesystem::path& csv);
 
 }  // namespace daug::train
