@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
-#include <map>
 
 namespace daug::clip {
 
@@ -98,101 +97,6 @@ at::Tensor class_bce_loss(const at::Tensor& image_emb, const at::Tensor& class_e
              "labels must be [B,K] = [", image_emb.size(0), ",", class_emb.size(0), "], but got ", labels.sizes());
   auto logits = scale * image_emb.mm(class_emb.t());
   return at::binary_cross_entropy_with_logits(logits, labels.to(logits.dtype()));
-}
-
-double cosine_warmup_factor(int64_t step, int64_t warmup, int64_t total) {
-  if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
-  const double progress =
-      static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
-  return std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * 2.0 * 0.5 * progress)));
-}
-
-AdamW::AdamW(std::vector<at::Tensor> params, std::vector<bool> decay, double weight_decay, double beta1,
-             double beta2, double eps)
-    : params_(std::move(params)), decay_(std::move(decay)), wd_(weight_decay), b1_(beta1), b2_(beta2), eps_(eps) {
-  DAUG_CHECK(decay_.size() == params_.size(), "AdamW: ", params_.size(), " parameters but ", decay_.size(),
-             " decay flags");
-  for (auto& p : params_) {
-    m_.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous));
-    v_.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous));
-  }
-}
-
-void AdamW::step(double lr) {
-  at::NoGradGuard no_grad;
-  ++step_;
-  const double bc1 = 1.0 - std::pow(b1_, static_cast<double>(step_));
-  const double bc2 = 1.0 - std::pow(b2_, static_cast<double>(step_));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i];
-    const auto& g = p.grad();
-    if (!g.defined()) continue;
-    if (decay_[i] && wd_ != 0.0) p.mul_(1.0 - lr * wd_);
-    m_[i].mul_(b1_).add_(g, 1.0 - b1_);
-    v_[i].mul_(b2_).addcmul_(g, g, 1.0 - b2_);
-    auto denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(eps_);
-    p.addcdiv_(m_[i], denom, -lr / bc1);
-  }
-}
-
-void AdamW::zero_grad() {
-  for (auto& p : params_) {
-    if (p.grad().defined()) {
-      p.mutable_grad() = at::Tensor();
-    }
-  }
-}
-
-NamedTensors AdamW::state() const {
-  NamedTensors out;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    out.emplace_back("optim.exp_avg." + std::to_string(i), m_[i].detach().cpu());
-    out.emplace_back("optim.exp_avg_sq." + std::to_string(i), v_[i].detach().cpu());
-  }
-  out.emplace_back("optim.step", at::scalar_tensor(step_, at::kLong));
-  return out;
-}
-
-void AdamW::load_state(const NamedTensors& state, const std::string& source) {
-  std::map<std::string, at::Tensor> by_name(state.begin(), state.end());
-  auto get = [&](const std::string& key, const at::Tensor& like) {
-    auto it = by_name.find(key);
-    DAUG_CHECK_AS(DataError, it != by_name.end(), source, ": optimizer state key '", key,
-                  "' is missing (the checkpoint was written for a different model or optimizer)");
-    if (like.defined())
-      DAUG_CHECK_AS(DataError, it->second.sizes() == like.sizes(), source, ": optimizer state '", key,
-                    "' has shape ", it->second.sizes(), ", but the parameter has shape ", like.sizes());
-    return it->second;
-  };
-  std::vector<at::Tensor> m, v;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    m.push_back(get("optim.exp_avg." + std::to_string(i), params_[i]));
-    v.push_back(get("optim.exp_avg_sq." + std::to_string(i), params_[i]));
-  }
-  const int64_t step = get("optim.step", at::Tensor()).item<int64_t>();
-  at::NoGradGuard no_grad;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    m_[i].copy_(m[i]);
-    v_[i].copy_(v[i]);
-  }
-  step_ = step;
-}
-
-std::vector<bool> decay_flags(const std::vector<at::Tensor>& params, const NamedTensors& state,
-                              const std::vector<std::string>& no_decay) {
-  std::map<const void*, std::string> names;
-  for (const auto& [name, t] : state) names[t.unsafeGetTensorImpl()] = name;
-  std::vector<bool> out;
-  for (size_t i = 0; i < params.size(); ++i) {
-    auto it = names.find(params[i].unsafeGetTensorImpl());
-    DAUG_CHECK(it != names.end(), "parameter ", i, " (shape ", params[i].sizes(),
-               ") of the backbone is not among its state() tensors, so its weight-decay group cannot be decided");
-    bool decay = true;
-    for (const auto& s : no_decay)
-      if (it->second.find(s) != std::string::npos) decay = false;
-    out.push_back(decay);
-  }
-  return out;
 }
 
 at::Tensor labels_tensor(const std::vector<const std::vector<float>*>& labels, int64_t* nan_count) {

@@ -1,8 +1,8 @@
 #pragma once
 /// Code shared by the CLIP fine-tuning plugins (composer_channel, criterion_clip, criterion_hybrid,
 /// stage_train_clip, stage_evaluate, stage_report): CLIP pixel preprocessing as the released DAug code does it,
-/// the released class prompts, the two losses, AdamW with per-parameter decay, the HF cosine-with-warmup
-/// schedule and heatmap file lookup. Static PIC library `daug_clip_shared`; no <torch/torch.h> here.
+/// the released class prompts, the two losses and heatmap file lookup. (AdamW with per-parameter decay and the
+/// HF cosine-with-warmup schedule are libs/train.) Static PIC library `daug_clip_shared`; no <torch/torch.h> here.
 ///
 /// References: DAug (Jin et al.) and drjinying/DAug `daug/model.py`, `daug/mimic.py`, `daug/main.py`
 /// (REFERENCE.md §1.3).
@@ -46,40 +46,6 @@ at::Tensor clip_loss(const at::Tensor& image_emb, const at::Tensor& text_emb, co
 at::Tensor class_bce_loss(const at::Tensor& image_emb, const at::Tensor& class_emb, const at::Tensor& labels,
                           const at::Tensor& scale);
 
-/// lr multiplier of transformers' get_cosine_schedule_with_warmup (num_cycles 0.5) at optimizer step `step`
-/// (0-based; the first update uses step 0, i.e. lr 0 when warmup > 0, as the released loop does).
-double cosine_warmup_factor(int64_t step, int64_t warmup, int64_t total);
-
-/// AdamW exactly as torch.optim.AdamW (decoupled decay p ← p·(1 − lr·wd), bias-corrected moments), with a
-/// per-parameter decay flag. Its state is plain tensors so it checkpoints with save_safetensors.
-class AdamW {
- public:
-  AdamW(std::vector<at::Tensor> params, std::vector<bool> decay, double weight_decay, double beta1 = 0.9,
-        double beta2 = 0.999, double eps = 1e-8);
-  /// One update with learning rate `lr` using each parameter's .grad (parameters without grad are skipped).
-  void step(double lr);
-  void zero_grad();
-  int64_t steps() const { return step_; }
-  /// "optim.exp_avg.<i>", "optim.exp_avg_sq.<i>", "optim.step" (int64 scalar).
-  NamedTensors state() const;
-  /// Restores state(); a missing key or a wrong shape throws DataError naming `source` and the key.
-  void load_state(const NamedTensors& state, const std::string& source);
-  size_t size() const { return params_.size(); }
-  bool decays(size_t i) const { return decay_[i]; }
-
- private:
-  std::vector<at::Tensor> params_;
-  std::vector<bool> decay_;
-  double wd_, b1_, b2_, eps_;
-  std::vector<at::Tensor> m_, v_;
-  int64_t step_ = 0;
-};
-
-/// Decay flags for `params` by name: a parameter whose checkpoint key (from `state`, matched by tensor
-/// identity) contains any of `no_decay` as a substring is not decayed (released: no_decay = ['bias', ...]
-/// by substring, so LayerNorm weights ARE decayed under HF names). Throws Error if a parameter is not in state.
-std::vector<bool> decay_flags(const std::vector<at::Tensor>& params, const NamedTensors& state,
-                              const std::vector<std::string>& no_decay);
 
 /// L2-normalises the rows of [N,D].
 at::Tensor l2_normalize(const at::Tensor& x);

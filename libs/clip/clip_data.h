@@ -56,7 +56,5 @@ at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, Hea
 /// count and the first ids.
 void require_reports(const std::vector<const Sample*>& samples, const std::string& where);
 
-/// Key prefix of the model weights inside a training checkpoint.
-inline constexpr const char* kModelPrefix = "model.";
 
 }  // namespace daug::clip

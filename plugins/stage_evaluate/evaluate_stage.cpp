@@ -10,6 +10,7 @@
 #include <daug/labels.h>
 #include <daug/log.h>
 #include <daug/register.h>
+#include <daug/train/checkpoint.h>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -148,10 +149,8 @@ void EvaluateStage::run(StageContext& ctx) {
     DAUG_CHECK_AS(DataError, std::filesystem::exists(ckpt), where, ": checkpoint ", ckpt.string(),
                   " does not exist (run the training stage first, or set checkpoint)");
     auto file = load_safetensors(ckpt);
-    NamedTensors model;
-    for (auto& [k, t] : file.tensors)
-      if (k.rfind(clip::kModelPrefix, 0) == 0) model.emplace_back(k.substr(std::strlen(clip::kModelPrefix)), t);
-    DAUG_CHECK_AS(DataError, !model.empty(), ckpt.string(), ": no '", clip::kModelPrefix,
+    NamedTensors model = train::model_state(file.tensors);
+    DAUG_CHECK_AS(DataError, !model.empty(), ckpt.string(), ": no '", train::kModelPrefix,
                   "*' tensors; this is not a train_clip checkpoint");
     backbone_->load_state(model);
     auto it = file.metadata.find("prompts");

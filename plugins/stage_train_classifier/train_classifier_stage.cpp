@@ -9,6 +9,7 @@
 #include <daug/register.h>
 #include <daug/source.h>
 #include <daug/stages/common.h>
+#include <daug/train/trainer.h>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -67,8 +68,8 @@ std::shared_ptr<Stage> TrainClassifierStage::create(Options opts, BuildContext& 
 
 std::vector<Artifact> TrainClassifierStage::outputs() const {
   return {{artifacts::kWeights, "model.safetensors", "trained classifier weights (safetensors)"},
-          {artifacts::kCheckpoint, stages::kCheckpointFile, "resumable training state (model, optimizer, step)"},
-          {artifacts::kLosses, stages::kLossesFile, "loss per optimizer step"},
+          {artifacts::kCheckpoint, "checkpoint.safetensors", "resumable training state (model, optimizer, step)"},
+          {artifacts::kLosses, "losses.csv", "loss per optimizer step"},
           metrics_artifact(),
           summary_artifact()};
 }
@@ -188,25 +189,16 @@ void TrainClassifierStage::run(StageContext& ctx) {
   stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
   stages::ImageBatcher batcher(train, prep, opts_.cache_images);
 
-  stages::TrainLoopOptions lo;
-  lo.what = "train_classifier";
-  lo.dataset_size = static_cast<int64_t>(train.size());
-  lo.batch_size = opts_.batch_size;
-  lo.epochs = opts_.epochs;
-  lo.steps = opts_.steps;
-  lo.lr = opts_.lr;
-  lo.weight_decay = opts_.weight_decay;
-  lo.anneal_lr = opts_.anneal_lr;
-  lo.checkpoint_every = opts_.checkpoint_every;
-  lo.resume = opts_.resume;
-  lo.seed = seed;
-  lo.log_every_s = opts_.log_every_s;
+  train::TrainerOptions lo =
+      stages::guided_trainer_options(opts_, "train_classifier", static_cast<int64_t>(train.size()), seed,
+                                     ctx.output(artifacts::kCheckpoint), ctx.output(artifacts::kLosses));
+  train::Trainer trainer(*clf, lo);
   log::info("train_classifier: {} training images, {} steps of batch {}, t ~ U{{0..{}}}, image {}x{}x{}, device {}",
-            train.size(), stages::total_steps(lo), std::min<int64_t>(opts_.batch_size, lo.dataset_size), max_t - 1,
-            prep.shape[0], prep.shape[1], prep.shape[2], build.device());
+            train.size(), trainer.total_steps(), trainer.batch_size(), max_t - 1, prep.shape[0], prep.shape[1],
+            prep.shape[2], build.device());
 
   const bool use_pw = opts_.pos_weight;
-  auto res = stages::train_loop(*clf, lo, ctx.output_dir, [&](const std::vector<int64_t>& idx, int64_t) {
+  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     at::Tensor x0 = batcher.batch(idx, dev);
     const int64_t b = x0.size(0);
     at::Tensor t = at::randint(0, max_t, {b}, at::TensorOptions().dtype(at::kLong).device(dev));
@@ -215,8 +207,9 @@ void TrainClassifierStage::run(StageContext& ctx) {
     DAUG_CHECK(logits.dim() == 2 && logits.size(0) == b && logits.size(1) == k, "[", opts_.classifier,
                "] logits must be [", b, ",", k, "], but got ", logits.sizes());
     at::Tensor y = y_all.index_select(0, at::tensor(idx, at::kLong)).to(dev);
-    return at::binary_cross_entropy_with_logits(logits, y, {}, use_pw ? c10::optional<at::Tensor>(pw_t)
-                                                                         : c10::optional<at::Tensor>());
+    return {at::binary_cross_entropy_with_logits(logits, y, {}, use_pw ? c10::optional<at::Tensor>(pw_t)
+                                                                          : c10::optional<at::Tensor>()),
+            {}};
   });
   save_safetensors(ctx.output(artifacts::kWeights), res.final_state,
                    {{"stage", "train_classifier"}, {"steps", std::to_string(res.total_steps)},
@@ -226,7 +219,7 @@ void TrainClassifierStage::run(StageContext& ctx) {
   std::string md = fmt::format(
       "### train_classifier\n\n{} steps (batch {}), {} training images; loss first {:.4f}, last {:.4f}, "
       "mean of last 10% {:.4f}; {:.2f} steps/s this run{}.\n",
-      res.total_steps, std::min<int64_t>(opts_.batch_size, lo.dataset_size), train.size(), res.first_loss,
+      res.total_steps, trainer.batch_size(), train.size(), res.first_loss,
       res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
       res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "");
   std::string json = fmt::format(

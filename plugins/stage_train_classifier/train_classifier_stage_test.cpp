@@ -5,6 +5,7 @@
 #include "fakes/stage_fakes.h"
 
 #include <daug/stages/common.h>
+#include <daug/train/losses_csv.h>
 
 using namespace daug;
 using namespace daug::plugins;
@@ -72,7 +73,7 @@ TEST(TrainClassifierStage, TrainsSavesAndReportsAp) {
   EXPECT_GT(daug::testing::max_abs_diff(before, f.clf->w_.detach()), 0.0);
   EXPECT_TRUE(std::filesystem::exists(f.out / "model.safetensors"));
   EXPECT_TRUE(std::filesystem::exists(f.out / "checkpoint.safetensors"));
-  EXPECT_EQ(stages::read_losses(f.out / "losses.csv").size(), 4u);
+  EXPECT_EQ(train::read_losses(f.out / "losses.csv").size(), 4u);
   auto saved = load_safetensors(f.out / "model.safetensors");
   EXPECT_EQ(daug::testing::max_abs_diff(saved.tensors.at(0).second, f.clf->w_.detach()), 0.0);
 
@@ -103,7 +104,7 @@ TEST(TrainClassifierStage, RerunResumesAtTheFinalStep) {
   stage2->run(ctx2);
   EXPECT_EQ(daug::testing::max_abs_diff(w, g.clf->w_.detach()), 0.0);  // restored, no extra steps
   EXPECT_NE(stage2->summary(g.out.path()).find("resumed at step 4"), std::string::npos);
-  EXPECT_EQ(stages::read_losses(g.out / "losses.csv").size(), 4u);
+  EXPECT_EQ(train::read_losses(g.out / "losses.csv").size(), 4u);
 }
 
 TEST(TrainClassifierStage, WithoutPosWeightTheLossIsPlainBce) {
@@ -123,8 +124,8 @@ TEST(TrainClassifierStage, WithoutPosWeightTheLossIsPlainBce) {
   auto& weighted = *weighted_ptr;
   auto c2 = f2.ctx(weighted);
   weighted.run(c2);
-  double l_plain = stages::read_losses(f1.out / "losses.csv").at(0);
-  double l_weighted = stages::read_losses(f2.out / "losses.csv").at(0);
+  double l_plain = train::read_losses(f1.out / "losses.csv").at(0);
+  double l_weighted = train::read_losses(f2.out / "losses.csv").at(0);
   // logit z = −0.001·t ∈ (−0.1, 0]: per-element BCE lies in [log(1+e^−0.1), log(1+e^0.1)] for either target.
   EXPECT_GT(l_plain, std::log1p(std::exp(-0.1)) - 1e-6);
   EXPECT_LT(l_plain, std::log1p(std::exp(0.1)) + 1e-6);

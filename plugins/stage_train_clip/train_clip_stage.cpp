@@ -7,18 +7,15 @@
 #include <daug/error.h>
 #include <daug/log.h>
 #include <daug/register.h>
+#include <daug/train/optimizer.h>
+#include <daug/train/trainer.h>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
-#include <cstring>
 #include <fstream>
-#include <numeric>
-#include <random>
 #include <sstream>
 
 namespace daug::plugins {
@@ -87,39 +84,6 @@ std::vector<Artifact> TrainClipStage::outputs() const {
           summary_artifact()};
 }
 
-namespace {
-
-std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(seed * 1000003ULL + static_cast<uint64_t>(epoch));
-  for (size_t i = n; i > 1; --i) {  // Fisher-Yates with our own draw: identical on every standard library
-    const size_t j = static_cast<size_t>(rng() % i);
-    std::swap(order[i - 1], order[j]);
-  }
-  return order;
-}
-
-double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
-  double total = 0;
-  for (const auto& p : params)
-    if (p.grad().defined()) total += p.grad().pow(2).sum().item<double>();
-  total = std::sqrt(total);
-  if (max_norm > 0 && total > max_norm) {
-    const double f = max_norm / (total + 1e-6);
-    at::NoGradGuard g;
-    for (const auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(f);
-  }
-  return total;
-}
-
-std::string fmt_duration(double s) {
-  const auto t = static_cast<int64_t>(s);
-  return t >= 3600 ? fmt::format("{}h{:02d}m", t / 3600, (t % 3600) / 60) : fmt::format("{}m{:02d}s", t / 60, t % 60);
-}
-
-}  // namespace
 
 void TrainClipStage::run(StageContext& ctx) {
   const std::string where = "[train_clip]";
@@ -132,81 +96,49 @@ void TrainClipStage::run(StageContext& ctx) {
   const int64_t bs = opts_.batch_size;
   DAUG_CHECK_AS(DataError, !opts_.drop_last || n >= bs, where, ": split '", opts_.split, "' has ", n,
                 " usable images, fewer than batch_size = ", bs, " (with drop_last = true no step would run)");
-  const int64_t per_epoch = opts_.drop_last ? n / bs : (n + bs - 1) / bs;
-  int64_t total = per_epoch * opts_.epochs;
-  if (opts_.max_steps > 0) total = std::min(total, opts_.max_steps);
 
   auto params = backbone_->parameters();
   DAUG_CHECK(!params.empty(), where, ": the backbone ", backbone_->describe(), " has no trainable parameters");
-  auto flags = clip::decay_flags(params, backbone_->state(), opts_.no_decay);
-  clip::AdamW opt(params, flags, opts_.weight_decay, opts_.beta1, opts_.beta2, opts_.eps);
-  const auto n_nodecay = std::count(flags.begin(), flags.end(), false);
-
-  const auto ckpt_path = ctx.output(artifacts::kCheckpoint);
-  const auto csv_path = ctx.output(artifacts::kLosses);
-  std::vector<std::string> rows;
-  std::string header;
-  int64_t step = 0;
-  if (opts_.resume && std::filesystem::exists(ckpt_path)) {
-    auto file = load_safetensors(ckpt_path);
-    NamedTensors model, optim;
-    for (auto& [k, t] : file.tensors) {
-      if (k.rfind(clip::kModelPrefix, 0) == 0) model.emplace_back(k.substr(std::strlen(clip::kModelPrefix)), t);
-      else optim.emplace_back(k, t);
-    }
-    backbone_->load_state(model);
-    opt.load_state(optim, ckpt_path.string());
-    step = opt.steps();
-    DAUG_CHECK_AS(DataError, step <= total, ckpt_path.string(), ": the checkpoint is at step ", step,
-                  " but this configuration has only ", total, " steps");
-    std::ifstream in(csv_path);
-    std::string line;
-    if (std::getline(in, line)) header = line;
-    while (std::getline(in, line))
-      if (!line.empty() && std::stoll(line.substr(0, line.find(','))) < step) rows.push_back(line);
-    log::info("{} resuming from {} at step {}/{}", where, ckpt_path.string(), step, total);
-  }
+  train::TrainerOptions to;
+  to.what = "train_clip";
+  to.dataset_size = n;
+  to.batch_size = bs;
+  to.drop_last = opts_.drop_last;
+  to.epochs = opts_.epochs;
+  to.max_steps = opts_.max_steps;
+  to.seed = seed_;
+  to.seed_policy = train::SeedPolicy::linear;
+  to.reseed_each_step = false;  // released: no per-step reseeding; the checkpoint carries the RNG state instead
+  to.lr = opts_.lr;
+  to.schedule = {opts_.schedule == "cosine" ? train::Schedule::cosine_warmup : train::Schedule::constant_warmup,
+                 opts_.warmup_steps};
+  to.adamw = {opts_.beta1, opts_.beta2, opts_.eps, opts_.weight_decay};
+  to.decay = train::decay_flags(params, backbone_->state(), opts_.no_decay);
+  to.grad_clip = opts_.grad_clip;
+  to.checkpoint_path = ctx.output(artifacts::kCheckpoint);
+  to.losses_path = ctx.output(artifacts::kLosses);
+  to.checkpoint_every = opts_.checkpoint_every;
+  to.checkpoint_each_epoch = opts_.checkpoint_every == 0;
+  to.resume = opts_.resume;
+  to.metadata = {{"backbone", backbone_->describe()},
+                 {"criterion", criterion_->describe()},
+                 {"composer", composer_ ? composer_->describe() : "none"},
+                 {"prompts", nlohmann::json(opts_.prompts).dump()}};
+  to.log_every_steps = opts_.log_every;
+  train::Trainer trainer(*backbone_, to);
+  const int64_t per_epoch = trainer.steps_per_epoch(), total = trainer.total_steps();
+  const auto n_nodecay = std::count(to.decay.begin(), to.decay.end(), false);
 
   at::Tensor prompt_tokens;
   if (criterion_->needs_class_embeddings()) prompt_tokens = backbone_->tokenize(opts_.prompts).to(device);
-
-  auto save = [&](bool complete) {
-    NamedTensors all;
-    for (auto& [k, t] : backbone_->state()) all.emplace_back(clip::kModelPrefix + k, t.detach().cpu());
-    for (auto& kv : opt.state()) all.push_back(kv);
-    nlohmann::json prompts = opts_.prompts;
-    save_safetensors(ckpt_path, all,
-                     {{"step", std::to_string(opt.steps())},
-                      {"total_steps", std::to_string(total)},
-                      {"complete", complete ? "true" : "false"},
-                      {"backbone", backbone_->describe()},
-                      {"criterion", criterion_->describe()},
-                      {"composer", composer_ ? composer_->describe() : "none"},
-                      {"prompts", prompts.dump()}});
-    std::string csv = header + "\n";
-    for (const auto& r : rows) csv += r + "\n";
-    write_file_atomic(csv_path, csv);
-  };
 
   log::info("{} {} images ({}), batch {}, {} steps/epoch, {} steps; {} of {} parameter tensors without decay; "
             "criterion {}; composer {}; device {}",
             where, n, opts_.split, bs, per_epoch, total, n_nodecay, params.size(), criterion_->describe(),
             composer_ ? composer_->describe() : "none", device_);
-  backbone_->set_training(true);
-  const auto t0 = std::chrono::steady_clock::now();
-  const int64_t first = step;
-  std::vector<int64_t> order;
-  int64_t order_epoch = -1;
-  double last_loss = 0;
-  for (; step < total; ++step) {
-    const int64_t epoch = step / per_epoch, in_epoch = step % per_epoch;
-    if (epoch != order_epoch) {
-      order = epoch_order(samples.size(), seed_, epoch);
-      order_epoch = epoch;
-    }
+  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     std::vector<const Sample*> batch;
-    for (int64_t i = in_epoch * bs; i < std::min(n, (in_epoch + 1) * bs); ++i)
-      batch.push_back(samples[static_cast<size_t>(order[static_cast<size_t>(i)])]);
+    for (int64_t i : idx) batch.push_back(samples[static_cast<size_t>(i)]);
     std::vector<std::string> reports;
     std::vector<const std::vector<float>*> labels;
     for (const auto* s : batch) {
@@ -223,45 +155,16 @@ void TrainClipStage::run(StageContext& ctx) {
     if (prompt_tokens.defined()) cls = clip::l2_normalize(backbone_->encode_text(prompt_tokens));
     auto ls = backbone_->logit_scale();
     auto out = criterion_->compute({img, txt, cls, y, ls});
-    DAUG_CHECK(std::isfinite(out.loss.item<double>()), where, ": the loss is not finite at step ", step,
-               " (", out.loss.item<double>(), ")");
-    opt.zero_grad();
-    out.loss.backward();
-    const double gnorm = clip_grad_norm(params, opts_.grad_clip);
-    const double factor = opts_.schedule == "cosine"
-                              ? clip::cosine_warmup_factor(step, opts_.warmup_steps, total)
-                              : (step < opts_.warmup_steps ? static_cast<double>(step) / opts_.warmup_steps : 1.0);
-    const double lr = opts_.lr * factor;
-    opt.step(lr);
-    last_loss = out.loss.item<double>();
-
-    if (header.empty()) {
-      header = "step,epoch,lr,loss,grad_norm";
-      for (const auto& [k, v] : out.parts) header += "," + k;
-    }
-    std::string row = fmt::format("{},{},{:.6e},{:.6f},{:.6f}", step, epoch, lr, last_loss, gnorm);
-    for (const auto& [k, v] : out.parts) row += fmt::format(",{:.6f}", v);
-    rows.push_back(row);
-
-    const bool epoch_end = in_epoch == per_epoch - 1;
-    const bool last = step + 1 == total;
-    const bool ckpt = opts_.checkpoint_every > 0 ? ((step + 1) % opts_.checkpoint_every == 0) : epoch_end;
-    if (ckpt || last) save(last);
-    if ((step + 1) % opts_.log_every == 0 || last || step == first) {
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double per = el / static_cast<double>(step + 1 - first);
-      log::info("{} epoch {}/{} step {}/{} loss {:.4f} lr {:.3e} | {:.2f} s/step, ETA {}", where, epoch + 1,
-                opts_.epochs, step + 1, total, last_loss, lr, per, fmt_duration(per * (total - step - 1)));
-    }
-  }
-  if (first == total) save(true);  // resumed a finished run: keep the files consistent
+    return {out.loss, std::move(out.parts)};
+  });
   backbone_->set_training(false);
 
   std::string md = fmt::format(
       "### train_clip\n\n{} steps ({} epochs × {} steps, batch {}) on {} images of '{}'; criterion {}; composer {}; "
-      "final loss {:.4f}. Checkpoint: `{}`; losses: `losses.csv`.\n",
+      "final loss {:.4f}. Checkpoint: `{}`; losses: `{}`.\n",
       total, opts_.epochs, per_epoch, bs, n, opts_.split, criterion_->describe(),
-      composer_ ? composer_->describe() : "none", rows.empty() ? 0.0 : last_loss, ckpt_path.string());
+      composer_ ? composer_->describe() : "none", res.steps_run > 0 ? res.last_step_loss : 0.0,
+      to.checkpoint_path.string(), to.losses_path.filename().string());
   write_file_atomic(ctx.output(artifacts::kSummary), md);
 }
 

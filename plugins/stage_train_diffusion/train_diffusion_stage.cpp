@@ -9,6 +9,7 @@
 #include <daug/register.h>
 #include <daug/source.h>
 #include <daug/stages/common.h>
+#include <daug/train/trainer.h>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -67,8 +68,8 @@ std::shared_ptr<Stage> TrainDiffusionStage::create(Options opts, BuildContext& c
 std::vector<Artifact> TrainDiffusionStage::outputs() const {
   return {{artifacts::kWeights, "model.safetensors", "trained diffusion weights, raw (safetensors)"},
           {artifacts::kWeightsEma, "ema.safetensors", "EMA of the weights (= raw weights when ema_rate = 0)"},
-          {artifacts::kCheckpoint, stages::kCheckpointFile, "resumable training state (model, optimizer, EMA, step)"},
-          {artifacts::kLosses, stages::kLossesFile, "loss per optimizer step"},
+          {artifacts::kCheckpoint, "checkpoint.safetensors", "resumable training state (model, optimizer, EMA, step)"},
+          {artifacts::kLosses, "losses.csv", "loss per optimizer step"},
           metrics_artifact(),
           summary_artifact()};
 }
@@ -117,28 +118,19 @@ void TrainDiffusionStage::run(StageContext& ctx) {
   stages::ImagePrep prep{gen->image_shape(), opts_.resize_filter, opts_.normalize};
   stages::ImageBatcher batcher(train, prep, opts_.cache_images);
 
-  stages::TrainLoopOptions lo;
-  lo.what = "train_diffusion";
-  lo.dataset_size = static_cast<int64_t>(train.size());
-  lo.batch_size = opts_.batch_size;
-  lo.epochs = opts_.epochs;
-  lo.steps = opts_.steps;
-  lo.lr = opts_.lr;
-  lo.weight_decay = opts_.weight_decay;
-  lo.anneal_lr = opts_.anneal_lr;
+  train::TrainerOptions lo =
+      stages::guided_trainer_options(opts_, "train_diffusion", static_cast<int64_t>(train.size()), seed,
+                                     ctx.output(artifacts::kCheckpoint), ctx.output(artifacts::kLosses));
   lo.ema_rate = opts_.ema_rate;
-  lo.checkpoint_every = opts_.checkpoint_every;
-  lo.resume = opts_.resume;
-  lo.seed = seed;
-  lo.log_every_s = opts_.log_every_s;
+  train::Trainer trainer(*gen, lo);
   log::info("train_diffusion: {} training images, {} steps of batch {}, image {}x{}x{}, EMA {}, device {}",
-            train.size(), stages::total_steps(lo), std::min<int64_t>(opts_.batch_size, lo.dataset_size),
-            prep.shape[0], prep.shape[1], prep.shape[2], opts_.ema_rate, build.device());
+            train.size(), trainer.total_steps(), trainer.batch_size(), prep.shape[0], prep.shape[1], prep.shape[2],
+            opts_.ema_rate, build.device());
 
-  auto res = stages::train_loop(*gen, lo, ctx.output_dir, [&](const std::vector<int64_t>& idx, int64_t) {
+  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     at::Tensor x0 = batcher.batch(idx, dev);
     at::Tensor y = conditional ? label_all.index_select(0, at::tensor(idx, at::kLong)).to(dev) : at::Tensor();
-    return gen->training_loss(x0, y);
+    return {gen->training_loss(x0, y), {}};
   });
   std::map<std::string, std::string> meta{{"stage", "train_diffusion"},
                                           {"steps", std::to_string(res.total_steps)},
@@ -150,7 +142,7 @@ void TrainDiffusionStage::run(StageContext& ctx) {
   std::string md = fmt::format(
       "### train_diffusion\n\n{} steps (batch {}), {} training images ({} labelled 1 = '{}'); loss first {:.4f}, "
       "last {:.4f}, mean of last 10% {:.4f}; {:.2f} steps/s this run{}. EMA rate {}.\n",
-      res.total_steps, std::min<int64_t>(opts_.batch_size, lo.dataset_size), train.size(), ones, opts_.label_class,
+      res.total_steps, trainer.batch_size(), train.size(), ones, opts_.label_class,
       res.first_loss, res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
       res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "", opts_.ema_rate);
   write_file_atomic(ctx.output(artifacts::kSummary), md);

@@ -4,6 +4,7 @@
 #include "fakes/stage_fakes.h"
 
 #include <daug/stages/common.h>
+#include <daug/train/losses_csv.h>
 
 using namespace daug;
 using namespace daug::plugins;
@@ -91,7 +92,7 @@ TEST(TrainDiffusionStage, TrainsOnTheTrainSplitWithHealthyLabelsAndSavesEma) {
   EXPECT_EQ(daug::testing::max_abs_diff(model.tensors.at(0).second, f.gen->a_.detach()), 0.0);
   EXPECT_GT(daug::testing::max_abs_diff(model.tensors.at(0).second, ema.tensors.at(0).second), 0.0);
   EXPECT_EQ(ema.metadata.at("ema_rate"), "0.5");
-  EXPECT_EQ(stages::read_losses(f.out / "losses.csv").size(), 6u);
+  EXPECT_EQ(train::read_losses(f.out / "losses.csv").size(), 6u);
   EXPECT_NE(stage.summary(f.out.path()).find("6 steps"), std::string::npos);
 }
 

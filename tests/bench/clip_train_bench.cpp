@@ -8,11 +8,13 @@
 //
 //   build/bench/clip_train_bench [--benchmark_filter=...]     device: DAUG_BENCH_DEVICE=cpu|cuda (default cpu)
 //
-// Self-contained on purpose: it compiles the sources it measures (clip_shared's losses/AdamW/metrics and clip_vit's
-// model) so tests/bench/CMakeLists.txt needs no per-benchmark link lines.
+// Self-contained on purpose: it compiles the sources it measures (clip_shared's losses/metrics and clip_vit's model);
+// the optimizer comes from libs/train (daug_train, linked in tests/bench/CMakeLists.txt).
 #include "../../libs/clip/clip_common.cpp"
 #include "../../libs/clip/clip_metrics.cpp"
 #include "../../plugins/backbone_clip_vit/clip_model.cpp"
+
+#include <daug/train/optimizer.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -66,7 +68,8 @@ void BM_FinetuneStep(benchmark::State& state, const std::string& preset) {
     if (p.value().requires_grad()) params.push_back(p.value());
     named.emplace_back(p.key(), p.value());
   }
-  daug::clip::AdamW opt(params, daug::clip::decay_flags(params, named, {"bias"}), 0.01);
+  daug::train::AdamW opt(params, daug::train::AdamWOptions{0.9, 0.999, 1e-8, 0.01},
+                         daug::train::decay_flags(params, named, {"bias"}));
   const auto s = at::scalar_tensor(std::exp(4.602), at::TensorOptions(dev));
   for (auto _ : state) {
     auto img = daug::clip::l2_normalize(model->encode_image(pixels));

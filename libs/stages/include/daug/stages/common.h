@@ -1,17 +1,18 @@
 #pragma once
 /// Code shared by the stage_* plugins (train_classifier, train_diffusion, heatmaps): image preparation as the
-/// released DAug diffusion code does it, a progress line with rate and ETA, AdamW with checkpointable state,
-/// EMA, the resumable training loop, and the metrics/helpers the stages report with.
+/// released DAug diffusion code does it and the metrics/helpers the stages report with. The training loop,
+/// optimizer, EMA, progress line and seed mixing live in libs/train (daug/train/*.h).
 ///
 /// Light header: SDK headers and <ATen/core/Tensor.h> only. Not a plugin; linked statically into each stage.
 #include <daug/source.h>
 #include <daug/tensor.h>
 #include <daug/trainable.h>
+#include <daug/train/progress.h>
+#include <daug/seed.h>
+#include <daug/train/trainer.h>
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,137 +59,42 @@ class ImageBatcher {
   std::vector<at::Tensor> cached_;
 };
 
-// ------------------------------------------------------------------------------------------------ progress
+// ------------------------------------------------------------------------------------------------ progress, seeds
 
-/// "1h02m03s", "4m05s", "12.3s".
-std::string format_duration(double seconds);
+// Moved to libs/train (daug/train/progress.h, daug/train/seed.h); the stages keep using them under these names.
+using train::format_duration;
+using daug::mix_seed;
+using train::Progress;
 
-/// Logs "<what>: done/total (p%) <rate>/s ETA <t> <extra>" through daug::log at most every `every_s` seconds
-/// (and always when done == total). The rate counts only work done since construction (resumed work excluded).
-class Progress {
- public:
-  Progress(std::string what, int64_t total, int64_t already_done = 0, double every_s = 10.0,
-           std::string unit = "it");
-  /// Reports `done` items finished in total; returns true if a line was logged.
-  bool update(int64_t done, const std::string& extra = {});
-  double elapsed_s() const;
-  /// Items per second since construction (0 before any progress).
-  double rate() const;
-  int64_t done() const { return done_; }
+// ------------------------------------------------------------------------------------------------ training
 
- private:
-  std::string what_, unit_;
-  int64_t total_, start_done_, done_;
-  double every_s_;
-  std::chrono::steady_clock::time_point start_, last_log_;
-};
-
-// ------------------------------------------------------------------------------------------------ optimisation
-
-struct AdamWOptions {
-  double lr = 1e-4;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-};
-
-/// AdamW with PyTorch's update rule (torch.optim.AdamW, amsgrad=False):
-///   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
-///   p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + eps).
-/// Its state is plain tensors, so it checkpoints into safetensors next to the model.
-class AdamW {
- public:
-  AdamW(std::vector<at::Tensor> params, AdamWOptions options);
-  /// Drops every parameter's gradient.
-  void zero_grad();
-  /// One update with learning rate `lr` (parameters without a gradient are skipped, as in PyTorch).
-  void step(double lr);
-  int64_t steps() const { return step_; }
-  /// "adamw.step" (int64 scalar), "adamw.exp_avg.<i>", "adamw.exp_avg_sq.<i>" for parameter i.
-  NamedTensors state() const;
-  /// Restores state(); a missing key or a shape mismatch throws DataError naming `source`.
-  void load_state(const NamedTensors& state, const std::string& source);
-
- private:
-  std::vector<at::Tensor> params_, exp_avg_, exp_avg_sq_;
-  AdamWOptions opts_;
-  int64_t step_ = 0;
-};
-
-/// guided-diffusion's `anneal_lr`: lr = base · (1 − step/total), reaching 0 after the last step.
-double annealed_lr(double base, int64_t step, int64_t total);
-
-/// Exponential moving average of parameters (guided-diffusion's update_ema): ema ← rate·ema + (1−rate)·p.
-class Ema {
- public:
-  Ema(std::vector<at::Tensor> params, double rate);
-  void update();
-  double rate() const { return rate_; }
-  const std::vector<at::Tensor>& shadow() const { return shadow_; }
-  /// `model_state` (a Trainable::state()) with every tensor that is one of the parameters replaced by its EMA.
-  NamedTensors substitute(const NamedTensors& model_state) const;
-  NamedTensors state() const;  ///< "ema.<i>"
-  void load_state(const NamedTensors& state, const std::string& source);
-
- private:
-  std::vector<at::Tensor> params_, shadow_;
-  double rate_;
-};
-
-// ------------------------------------------------------------------------------------------------ training loop
-
-/// File names the training loop writes in its directory (stages declare them as artifacts).
-inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
-inline constexpr const char* kLossesFile = "losses.csv";
-
-struct TrainLoopOptions {
-  std::string what = "train";   ///< progress label
-  int64_t dataset_size = 0;     ///< number of training items
-  int64_t batch_size = 8;
-  int64_t epochs = 1;           ///< used when steps == 0
-  int64_t steps = 0;            ///< > 0: exactly this many optimizer steps
-  double lr = 1e-4;
-  double weight_decay = 0.0;
-  bool anneal_lr = false;
-  double ema_rate = 0.0;        ///< 0: no EMA
-  int64_t checkpoint_every = 0; ///< 0: only at the end
-  bool resume = true;
-  uint64_t seed = 0;
-  double log_every_s = 10.0;
-  int64_t stop_after = -1;      ///< testing aid: return after this many steps of this call (-1: run to the end)
-};
-
-struct TrainLoopResult {
-  int64_t total_steps = 0;
-  int64_t resumed_from = 0;     ///< step restored from a checkpoint (0: fresh start)
-  int64_t steps_run = 0;        ///< steps executed by this call
-  double first_loss = 0.0, last_loss = 0.0;  ///< first/last step losses in losses.csv
-  double mean_last_loss = 0.0;  ///< mean loss over the last 10% of steps (at least 1)
-  double seconds = 0.0;         ///< wall time of this call's steps
-  NamedTensors final_state;     ///< model state at the end
-  NamedTensors final_ema;       ///< EMA state at the end (empty without EMA)
-};
-
-/// Steps a batch of item indices: returns the scalar, differentiable loss. `step` is 0-based.
-using LossFn = std::function<at::Tensor(const std::vector<int64_t>& batch, int64_t step)>;
-
-/// Number of optimizer steps for the options: `steps`, or epochs · max(1, N / batch) (drop_last batches).
-int64_t total_steps(const TrainLoopOptions& o);
-/// Item indices of step `step`: a permutation per epoch drawn from (seed, epoch), cut into full batches.
-std::vector<int64_t> batch_indices(const TrainLoopOptions& o, int64_t step);
-/// A 64-bit mix of (seed, salt) (splitmix64), for per-step / per-epoch seeds.
-uint64_t mix_seed(uint64_t seed, uint64_t salt);
-
-/// Runs the loop in `dir`: <dir>/checkpoint.safetensors (model + AdamW + EMA + step, written atomically every
-/// checkpoint_every steps and at the end), <dir>/losses.csv (step,epoch,loss,lr,elapsed_s; on resume, rows past
-/// the checkpoint are dropped). Before step s the global torch RNG is seeded with mix_seed(seed, s), so an
-/// interrupted and resumed run produces the same weights as an uninterrupted one.
-TrainLoopResult train_loop(Trainable& model, const TrainLoopOptions& options, const std::filesystem::path& dir,
-                           const LossFn& loss_fn);
-
-/// Losses column of a losses.csv (for summaries). Missing file → empty.
-std::vector<double> read_losses(const std::filesystem::path& csv);
+/// The Trainer options train_classifier and train_diffusion share (guided-diffusion style): AdamW with `lr` and
+/// `weight_decay`, lr annealed linearly per step if `anneal_lr`, the torch RNG reseeded from (seed, step) before every
+/// step, the `mix` shuffle, drop_last. `StageOptions` has the fields batch_size, epochs, steps, lr, weight_decay,
+/// anneal_lr, checkpoint_every, resume and log_every_s; the stage adds the rest (EMA).
+template <class StageOptions>
+train::TrainerOptions guided_trainer_options(const StageOptions& o, std::string what, int64_t dataset_size,
+                                             uint64_t seed, std::filesystem::path checkpoint,
+                                             std::filesystem::path losses) {
+  train::TrainerOptions t;
+  t.what = std::move(what);
+  t.dataset_size = dataset_size;
+  t.batch_size = o.batch_size;
+  t.epochs = o.epochs;
+  t.steps = o.steps;
+  t.lr = o.lr;
+  t.adamw.weight_decay = o.weight_decay;
+  t.schedule.kind = o.anneal_lr ? train::Schedule::linear_per_step : train::Schedule::constant;
+  t.checkpoint_every = o.checkpoint_every;
+  t.resume = o.resume;
+  t.seed = seed;
+  t.seed_policy = train::SeedPolicy::mix;
+  t.reseed_each_step = true;
+  t.log_every_s = o.log_every_s;
+  t.checkpoint_path = std::move(checkpoint);
+  t.losses_path = std::move(losses);
+  return t;
+}
 
 // ------------------------------------------------------------------------------------------------ metrics
 

@@ -1,0 +1,160 @@
+#pragma once
+/// The one resumable training loop of every trainable stage (train_classifier, train_diffusion, train_clip).
+///
+/// Per optimizer step s (0-based) of total_steps():
+///   1. if reseed_each_step: at::manual_seed(mix_seed(seed, s))     (classifier/diffusion: resume-proof noise)
+///   2. batch = sampler.batch(s); lr = lr · lr_factor(schedule, s, total, steps_per_epoch)
+///   3. train_step(batch, s, lr, fn), by default:
+///        out = fn(batch, s)                     the caller's forward: scalar loss tensor + named parts
+///        check the loss is a finite scalar
+///        optimizer.zero_grad(); backward(out.loss)
+///        for hook in after_backward: hook(*this)
+///        grad_norm = clip_gradients()           global L2 norm (Σ‖g‖² accumulated in double); scaled if > grad_clip
+///        optimizer_step(lr)                     AdamW
+///        ema.update()                           if ema_rate > 0
+///   4. one losses.csv row; a checkpoint every `checkpoint_every` steps and/or at each epoch end, and at the end.
+///
+/// Seams for what will be added once, here (not in the stages):
+///   * mixed precision: a subclass overrides backward() to scale the loss, registers an after_backward hook that
+///     unscales the gradients (and records inf/NaN), and overrides optimizer_step() to skip the update on overflow;
+///     the step function runs its forward under autocast. The checkpoint then adds the scaler's state through
+///     state_extra()/load_state_extra().
+///   * data-parallel training: an after_backward hook all-reduces (averages) the gradients before clipping, so
+///     clipping and the update see the global gradient; the sampler is sharded by rank by the caller's step
+///     function (or a subclass overriding train_step()); only rank 0 writes checkpoint and losses.csv.
+///   * gradient accumulation: a subclass overrides train_step() to call fn on k micro-batches of `batch`, calling
+///     backward() on each (loss / k), then runs the hooks, clip_gradients() and optimizer_step() once.
+/// Whatever wraps the step must keep the order backward → after_backward hooks → clip → optimizer step → EMA.
+///
+/// Resume: with resume = true and an existing checkpoint, model, optimizer, EMA and the CPU RNG state are restored
+/// and the loop continues at the saved step; losses.csv keeps the rows of finished steps. An interrupted and
+/// resumed run produces the same weights, bit for bit, as an uninterrupted one (on a deterministic device).
+/// A checkpoint of another stage or another run length, or a truncated one, is a DataError naming file and key.
+#include <daug/tensor.h>
+#include <daug/trainable.h>
+#include <daug/train/ema.h>
+#include <daug/train/optimizer.h>
+#include <daug/train/sampler.h>
+#include <daug/train/schedule.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace daug::train {
+
+/// What the step function returns: the scalar, differentiable loss and named parts for losses.csv (e.g.
+/// {"clip", 0.71}, {"i2c_bce", 0.12}; the same names every step).
+struct StepOutput {
+  at::Tensor loss;
+  std::vector<std::pair<std::string, double>> parts;
+};
+
+/// The caller's forward pass on the item indices of one optimizer step (`step` is 0-based).
+using StepFn = std::function<StepOutput(const std::vector<int64_t>& batch, int64_t step)>;
+
+struct TrainerOptions {
+  std::string what = "train";   ///< progress label and the checkpoint's `stage` metadata
+  // Length and batches.
+  int64_t dataset_size = 0;     ///< number of training items
+  int64_t batch_size = 8;       ///< clamped to dataset_size
+  bool drop_last = true;        ///< drop the last incomplete batch of each epoch
+  int64_t epochs = 1;           ///< used when steps == 0
+  int64_t steps = 0;            ///< > 0: exactly this many optimizer steps (epochs ignored)
+  int64_t max_steps = 0;        ///< > 0: at most this many optimizer steps
+  // Randomness.
+  uint64_t seed = 0;
+  SeedPolicy seed_policy = SeedPolicy::mix;  ///< how each epoch's permutation is seeded
+  bool reseed_each_step = false;             ///< at::manual_seed(mix_seed(seed, step)) before every step
+  // Optimisation.
+  double lr = 1e-4;             ///< base learning rate
+  ScheduleOptions schedule;     ///< lr multiplier per step
+  AdamWOptions adamw;
+  std::vector<bool> decay;      ///< per-parameter decay flags (model.parameters() order); empty = all decayed
+  double grad_clip = 0.0;       ///< max global gradient norm; 0 = no clipping (the norm is still logged)
+  double ema_rate = 0.0;        ///< 0 = no EMA
+  // Files (the stage chooses the names).
+  std::filesystem::path checkpoint_path;  ///< required
+  std::filesystem::path losses_path;      ///< required
+  int64_t checkpoint_every = 0;           ///< > 0: a checkpoint every N steps
+  bool checkpoint_each_epoch = false;     ///< a checkpoint at the end of every epoch
+  bool resume = true;                     ///< continue from checkpoint_path if it exists
+  std::map<std::string, std::string> metadata;  ///< extra checkpoint metadata
+  // Logging.
+  double log_every_s = 10.0;    ///< progress line at most this often
+  int64_t log_every_steps = 0;  ///< > 0: also a progress line every N steps
+  int64_t stop_after = -1;      ///< testing aid: stop (with a checkpoint) after this many steps of this call
+};
+
+struct TrainResult {
+  int64_t total_steps = 0;
+  int64_t steps_per_epoch = 0;
+  int64_t resumed_from = 0;     ///< step restored from a checkpoint (0: fresh start)
+  int64_t steps_run = 0;        ///< steps executed by this call
+  double first_loss = 0.0, last_loss = 0.0;  ///< first/last losses of losses.csv (as written, %.6g)
+  double mean_last_loss = 0.0;  ///< mean of losses.csv's last 10% of steps (at least 1)
+  double last_step_loss = 0.0;  ///< exact loss of the last step this call ran (0 if none)
+  double seconds = 0.0;         ///< wall time of this call's steps
+  NamedTensors final_state;     ///< model state at the end
+  NamedTensors final_ema;       ///< model state with EMA parameters (empty without EMA)
+};
+
+/// Per-step values the loop logs (returned by train_step).
+struct StepRecord {
+  double loss = 0.0;
+  double grad_norm = 0.0;
+  std::vector<std::pair<std::string, double>> parts;
+};
+
+class Trainer {
+ public:
+  /// Validates the options (ConfigError) and builds optimizer, EMA and sampler over model.parameters().
+  Trainer(Trainable& model, TrainerOptions options);
+  virtual ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  int64_t total_steps() const { return total_; }
+  int64_t steps_per_epoch() const { return sampler_.steps_per_epoch(); }
+  int64_t batch_size() const { return sampler_.batch_size(); }
+  const TrainerOptions& options() const { return opts_; }
+  const std::vector<at::Tensor>& params() const { return params_; }
+  AdamW& optimizer() { return opt_; }
+  Ema* ema() { return ema_.get(); }
+
+  /// Hooks run after backward() and before clip_gradients() (gradient unscaling, all-reduce).
+  std::vector<std::function<void(Trainer&)>> after_backward;
+
+  /// Runs (or resumes) the loop to total_steps() (or stop_after) and writes the final checkpoint.
+  TrainResult run(const StepFn& fn);
+
+ protected:
+  /// One optimizer step; see the header comment for the default order.
+  virtual StepRecord train_step(const std::vector<int64_t>& batch, int64_t step, double lr, const StepFn& fn);
+  virtual void backward(const at::Tensor& loss);
+  /// Global L2 norm of the gradients before clipping; scales them by grad_clip / (norm + 1e-6) if norm > grad_clip.
+  virtual double clip_gradients();
+  virtual void optimizer_step(double lr);
+  /// Extra checkpoint tensors of a subclass (e.g. a grad scaler) and their restoration.
+  virtual NamedTensors state_extra() const { return {}; }
+  virtual void load_state_extra(const NamedTensors&, const std::string& /*source*/) {}
+
+ private:
+  void resume_from(const std::filesystem::path& path);
+  void save(int64_t step);
+
+  Trainable& model_;
+  TrainerOptions opts_;
+  std::vector<at::Tensor> params_;
+  BatchSampler sampler_;
+  int64_t total_ = 0;
+  AdamW opt_;
+  std::unique_ptr<Ema> ema_;
+};
+
+}  // namespace daug::train

@@ -1,0 +1,191 @@
+// The training loop of every trainable stage. See daug/train/trainer.h.
+#include <daug/train/trainer.h>
+
+#include <daug/error.h>
+#include <daug/log.h>
+#include <daug/train/checkpoint.h>
+#include <daug/train/losses_csv.h>
+#include <daug/train/progress.h>
+#include <daug/seed.h>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+namespace daug::train {
+
+namespace {
+int64_t checked_total(const TrainerOptions& o, int64_t per_epoch) {
+  int64_t total = 0;
+  if (o.steps > 0) {
+    total = o.steps;
+  } else {
+    DAUG_CHECK_AS(ConfigError, o.epochs >= 1, o.what, ": set steps > 0 or epochs >= 1, but got steps=", o.steps,
+                  " epochs=", o.epochs);
+    total = o.epochs * per_epoch;
+  }
+  if (o.max_steps > 0) total = std::min(total, o.max_steps);
+  return total;
+}
+}  // namespace
+
+Trainer::Trainer(Trainable& model, TrainerOptions options)
+    : model_(model),
+      opts_(std::move(options)),
+      params_(model.parameters()),
+      sampler_(opts_.dataset_size, opts_.batch_size, opts_.drop_last, opts_.seed, opts_.seed_policy),
+      opt_(params_, opts_.adamw, opts_.decay) {
+  total_ = checked_total(opts_, sampler_.steps_per_epoch());
+  DAUG_CHECK_AS(ConfigError, total_ >= 1, opts_.what, ": the run has no optimizer step (",
+                sampler_.steps_per_epoch(), " steps per epoch)");
+  DAUG_CHECK_AS(ConfigError, opts_.grad_clip >= 0, opts_.what, ": grad_clip must be >= 0, but got ", opts_.grad_clip);
+  DAUG_CHECK(!opts_.checkpoint_path.empty() && !opts_.losses_path.empty(), opts_.what,
+             ": the trainer needs a checkpoint path and a losses.csv path");
+  if (opts_.ema_rate > 0.0) ema_ = std::make_unique<Ema>(params_, opts_.ema_rate);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::backward(const at::Tensor& loss) { loss.backward(); }
+
+double Trainer::clip_gradients() {
+  double total = 0;
+  for (const auto& p : params_)
+    if (p.grad().defined()) total += p.grad().pow(2).sum().item<double>();
+  total = std::sqrt(total);
+  const double max_norm = opts_.grad_clip;
+  if (max_norm > 0 && total > max_norm) {
+    const double f = max_norm / (total + 1e-6);
+    at::NoGradGuard g;
+    for (const auto& p : params_)
+      if (p.grad().defined()) p.grad().mul_(f);
+  }
+  return total;
+}
+
+void Trainer::optimizer_step(double lr) { opt_.step(lr); }
+
+StepRecord Trainer::train_step(const std::vector<int64_t>& batch, int64_t step, double lr, const StepFn& fn) {
+  StepOutput out = fn(batch, step);
+  DAUG_CHECK(out.loss.defined() && out.loss.numel() == 1, opts_.what, ": the loss must be a scalar tensor");
+  StepRecord rec;
+  rec.loss = out.loss.item<double>();
+  DAUG_CHECK(std::isfinite(rec.loss), opts_.what, ": loss became ", rec.loss, " at step ", step, " (lr=", lr,
+             "); lower the learning rate or check the inputs");
+  opt_.zero_grad();
+  backward(out.loss);
+  for (auto& hook : after_backward) hook(*this);
+  rec.grad_norm = clip_gradients();
+  optimizer_step(lr);
+  if (ema_) ema_->update();
+  rec.parts = std::move(out.parts);
+  return rec;
+}
+
+void Trainer::resume_from(const std::filesystem::path& path) {
+  const std::string src = path.string();
+  TrainCheckpoint ck = load_checkpoint(path);
+  DAUG_CHECK_AS(DataError, ck.info.stage == opts_.what, src, ": metadata key 'stage' is '", ck.info.stage,
+                "', but this is ", opts_.what, " (a checkpoint of another stage; delete the file to start over)");
+  DAUG_CHECK_AS(DataError, ck.info.total_steps == total_, src, ": metadata key 'total_steps' is ",
+                ck.info.total_steps, " but this run has ", total_, " steps (delete the file to start over)");
+  DAUG_CHECK_AS(DataError, ck.info.step >= 0 && ck.info.step <= total_, src, ": metadata key 'step' is ",
+                ck.info.step, ", outside [0, ", total_, "]");
+  DAUG_CHECK_AS(DataError, ck.rng.defined(), src, ": missing key '", kRngKey, "'");
+  // The model, the optimizer and the EMA each validate before copying (a bad file fails on the first of them).
+  try {
+    model_.load_state(ck.model);
+  } catch (const DataError& e) {
+    throw DataError(fmt::format("{}: {}", src, e.what()));
+  }
+  opt_.load_state(ck.state, src);
+  if (ema_) ema_->load_state(ck.state, src);
+  DAUG_CHECK_AS(DataError, opt_.steps() == ck.info.step, src, ": key 'optim.step' is ", opt_.steps(),
+                " but metadata key 'step' is ", ck.info.step);
+  load_state_extra(ck.state, src);
+  set_cpu_rng_state(ck.rng, src);
+}
+
+void Trainer::save(int64_t step) {
+  CheckpointInfo info;
+  info.step = step;
+  info.total_steps = total_;
+  info.seed = opts_.seed;
+  info.stage = opts_.what;
+  info.complete = step >= total_;
+  info.extra = opts_.metadata;
+  NamedTensors optim = opt_.state();
+  for (auto& kv : state_extra()) optim.push_back(std::move(kv));
+  save_checkpoint(opts_.checkpoint_path, info, model_.state(), optim, ema_ ? ema_->state() : NamedTensors{},
+                  cpu_rng_state());
+}
+
+TrainResult Trainer::run(const StepFn& fn) {
+  TrainResult res;
+  res.total_steps = total_;
+  res.steps_per_epoch = sampler_.steps_per_epoch();
+  const int64_t per_epoch = res.steps_per_epoch;
+
+  model_.set_training(true);
+  int64_t start = 0;
+  if (opts_.resume && std::filesystem::exists(opts_.checkpoint_path)) {
+    resume_from(opts_.checkpoint_path);
+    start = opt_.steps();
+    log::info("{}: resuming from {} at step {}/{}", opts_.what, opts_.checkpoint_path.string(), start, total_);
+  }
+  res.resumed_from = start;
+  LossesCsv csv(opts_.losses_path, start);
+
+  Progress progress(opts_.what, total_, start, opts_.log_every_s, "it");
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t step = start;
+  for (; step < total_; ++step) {
+    if (opts_.stop_after >= 0 && res.steps_run >= opts_.stop_after) break;
+    if (opts_.reseed_each_step) at::manual_seed(mix_seed(opts_.seed, static_cast<uint64_t>(step)));
+    const double lr = opts_.lr * lr_factor(opts_.schedule, step, total_, per_epoch);
+    const std::vector<int64_t> batch = sampler_.batch(step);
+    StepRecord rec = train_step(batch, step, lr, fn);
+    ++res.steps_run;
+    res.last_step_loss = rec.loss;
+
+    LossRow row;
+    row.step = step;
+    row.epoch = step / per_epoch;
+    row.lr = lr;
+    row.loss = rec.loss;
+    row.grad_norm = rec.grad_norm;
+    row.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    row.parts = std::move(rec.parts);
+    csv.append(row);
+    const bool forced = opts_.log_every_steps > 0 && ((step + 1) % opts_.log_every_steps == 0 || step == start);
+    progress.update(step + 1, fmt::format("epoch {} loss={:.4f} lr={:.3g}", row.epoch, rec.loss, lr), forced);
+
+    const bool more = step + 1 < total_;
+    const bool every = opts_.checkpoint_every > 0 && (step + 1) % opts_.checkpoint_every == 0;
+    const bool epoch_end = opts_.checkpoint_each_epoch && (step + 1) % per_epoch == 0;
+    if (more && (every || epoch_end)) {
+      csv.flush();
+      save(step + 1);
+    }
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  csv.flush();
+  save(step);
+
+  std::vector<double> losses = read_losses(opts_.losses_path);
+  if (!losses.empty()) {
+    res.first_loss = losses.front();
+    res.last_loss = losses.back();
+    const size_t tail = std::max<size_t>(1, losses.size() / 10);
+    res.mean_last_loss = std::accumulate(losses.end() - static_cast<std::ptrdiff_t>(tail), losses.end(), 0.0) /
+                         static_cast<double>(tail);
+  }
+  res.final_state = model_.state();
+  if (ema_) res.final_ema = ema_->substitute(res.final_state);
+  return res;
+}
+
+}  // namespace daug::train
