@@ -34,7 +34,7 @@ TEST(PluginLoader, LoadsAGoodPluginAndBuildsIt) {
 TEST(PluginLoader, RefusesWrongAbiWithExpectedVsFound) {
   PluginLoader loader;
   expect_error_contains([&] { loader.load_library(fx("bad_abi", "fixture_bad_abi")); },
-                        {"libdaug-plugin-fixture_bad_abi.so", "SDK ABI version 999", "expects ABI version 1"});
+                        {"libdaug-plugin-fixture_bad_abi.so", "SDK ABI version 999", "expects ABI version 2"});
 }
 
 TEST(PluginLoader, RefusesLibraryWithoutManifest) {
