@@ -4,6 +4,7 @@
 /// reports per-super-class AP on the test split with noisy inputs (paper Table 4 protocol).
 #include <daug/options.h>
 #include <daug/stage.h>
+#include <daug/stages/common.h>
 
 #include <cstdint>
 #include <string>
@@ -28,8 +29,8 @@ struct TrainClassifierOptions {
   bool resume = true;
   int64_t seed = -1;
   double log_every_s = 10.0;
-  std::string resize_filter = "area";
-  std::string normalize = "minmax";
+  data::Filter resize_filter = data::Filter::area;
+  stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
   int64_t eval_batch_size = 32;
   bool eval_clean = true;
