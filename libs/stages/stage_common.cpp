@@ -14,31 +14,23 @@
 
 namespace daug::stages {
 
-const std::vector<std::string> kResizeFilters = {"bilinear", "bicubic", "area", "nearest"};
-const std::vector<std::string> kNormalizations = {"minmax", "minmax_pm1", "none"};
-
-namespace {
-data::Filter filter_of(const std::string& name) {
-  if (name == "bilinear") return data::Filter::bilinear;
-  if (name == "bicubic") return data::Filter::bicubic;
-  if (name == "area") return data::Filter::area;
-  if (name == "nearest") return data::Filter::nearest;
-  throw ConfigError("resize_filter must be one of: bilinear, bicubic, area, nearest, but got '" + name + "'");
-}
-}  // namespace
+const Choices<data::Filter> kResizeFilters = choices<data::Filter>({{"bilinear", data::Filter::bilinear},
+                                                                     {"bicubic", data::Filter::bicubic},
+                                                                     {"area", data::Filter::area},
+                                                                     {"nearest", data::Filter::nearest}});
+const Choices<Normalize> kNormalizations = choices<Normalize>(
+    {{"minmax", Normalize::minmax}, {"minmax_pm1", Normalize::minmax_pm1}, {"none", Normalize::none}});
 
 at::Tensor prepare_image(const at::Tensor& gray, const ImagePrep& prep) {
   DAUG_CHECK(prep.shape.size() == 3, "image shape must be {C,H,W}, but got ", prep.shape.size(), " dims");
   DAUG_CHECK(gray.dim() == 3 && gray.size(0) == 1, "expected a gray image [1,H,W], but got ", gray.sizes());
   const int64_t c = prep.shape[0], h = prep.shape[1], w = prep.shape[2];
   at::Tensor x = gray.to(at::kFloat);
-  if (x.size(1) != h || x.size(2) != w) x = data::resize(x, h, w, filter_of(prep.filter));
-  if (prep.normalize == "minmax") {
-    x = data::minmax(x);
-  } else if (prep.normalize == "minmax_pm1") {
-    x = data::minmax(x) * 2.0 - 1.0;
-  } else if (prep.normalize != "none") {
-    throw ConfigError("normalize must be one of: minmax, minmax_pm1, none, but got '" + prep.normalize + "'");
+  if (x.size(1) != h || x.size(2) != w) x = data::resize(x, h, w, prep.filter);
+  switch (prep.normalize) {
+    case Normalize::minmax: x = data::minmax(x); break;
+    case Normalize::minmax_pm1: x = data::minmax(x) * 2.0 - 1.0; break;
+    case Normalize::none: break;
   }
   if (c != 1) x = x.expand({c, h, w});
   return x.contiguous();

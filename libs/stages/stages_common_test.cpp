@@ -70,15 +70,23 @@ TEST(Heatmaps, FileNamesFollowTheAuthors) {
 TEST(Images, PrepareResizesNormalisesAndReplicates) {
   // 4×4 gray image; area filter to 2×2 = means of the 2×2 blocks: [[2.5, 4.5], [10.5, 12.5]] (values 0..15 / 15).
   at::Tensor gray = at::arange(16, at::kFloat).view({1, 4, 4}) / 15.0;
-  ImagePrep prep{{3, 2, 2}, "area", "minmax"};
+  ImagePrep prep{{3, 2, 2}, daug::data::Filter::area, Normalize::minmax};
   at::Tensor x = prepare_image(gray, prep);
   ASSERT_EQ(x.sizes(), (at::IntArrayRef{3, 2, 2}));
   // min-max of [2.5, 4.5, 10.5, 12.5] → [0, 0.2, 0.8, 1]
   at::Tensor expect = at::tensor({0.0f, 0.2f, 0.8f, 1.0f}).view({1, 2, 2}).expand({3, 2, 2});
   EXPECT_LT(daug::testing::max_abs_diff(x, expect), 1e-6);
-  prep.normalize = "minmax_pm1";
+  prep.normalize = Normalize::minmax_pm1;
   EXPECT_LT(daug::testing::max_abs_diff(prepare_image(gray, prep), expect * 2 - 1), 1e-6);
-  prep.normalize = "none";
+  prep.normalize = Normalize::none;
   prep.shape = {1, 2, 2};
   EXPECT_NEAR(prepare_image(gray, prep)[0][0][1].item<double>(), 4.5 / 15.0, 1e-6);
+}
+
+TEST(Images, OptionNamesKeepTheirTomlSpelling) {
+  EXPECT_EQ(kResizeFilters.names(), (std::vector<std::string>{"bilinear", "bicubic", "area", "nearest"}));
+  EXPECT_EQ(kResizeFilters.value("area"), daug::data::Filter::area);
+  EXPECT_EQ(kResizeFilters.name(daug::data::Filter::bicubic), "bicubic");
+  EXPECT_EQ(kNormalizations.names(), (std::vector<std::string>{"minmax", "minmax_pm1", "none"}));
+  EXPECT_EQ(kNormalizations.value("minmax_pm1"), Normalize::minmax_pm1);
 }

@@ -14,8 +14,6 @@
 namespace daug::plugins {
 
 namespace {
-const Check kTriState = Check::choice({"preset", "true", "false"});
-bool tri(const std::string& v, bool preset) { return v == "preset" ? preset : v == "true"; }
 std::string shape_str(at::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 }  // namespace
 
@@ -24,48 +22,50 @@ void AdmClassifierOptions::visit(OptionVisitor& v) {
     Check::choice({"tiny", "wolleb256", "daug512"}));
   v("data", data, "config table of the data Source whose super-classes are the K outputs (index 0 = No Finding)",
     Check::required_non_empty());
-  v("image_size", image_size, "override the preset's image size (0 = preset)", Check::at_least(0));
-  v("in_channels", in_channels, "override the image channels (0 = preset; CXR: 1)", Check::at_least(0));
-  v("width", width, "override classifier_width, the base channels (0 = preset; released 32)", Check::at_least(0));
-  v("depth", depth, "override classifier_depth, ResBlocks per level (0 = preset; released 4)", Check::at_least(0));
+  v("image_size", image_size, "override the preset's image size (unset = preset)", Check::at_least(1));
+  v("in_channels", in_channels, "override the image channels (unset = preset; CXR: 1)", Check::at_least(1));
+  v("width", width, "override classifier_width, the base channels (unset = preset; released 32)", Check::at_least(1));
+  v("depth", depth, "override classifier_depth, ResBlocks per level (unset = preset; released 4)", Check::at_least(1));
   v("channel_mult", channel_mult, "override per-level channel multipliers ([] = preset; released 1,1,2,2,4,4)");
   v("attention_resolutions", attention_resolutions,
     "override classifier_attention_resolutions ([] = preset; released [32, 16, 8])");
-  v("num_head_channels", num_head_channels, "override channels per attention head (0 = preset; released 64)",
-    Check::at_least(0));
+  v("num_head_channels", num_head_channels, "override channels per attention head (unset = preset; released 64)",
+    Check::at_least(1));
   v("dropout", dropout, "dropout in ResBlocks (released 0)", Check::range(0, 0.99));
-  v("pool", pool, "classifier_pool: attention (released) or adaptive", Check::choice({"preset", "attention", "adaptive"}));
-  v("use_scale_shift_norm", use_scale_shift_norm, "classifier_use_scale_shift_norm (released true)", kTriState);
-  v("resblock_updown", resblock_updown, "classifier_resblock_updown (released true)", kTriState);
+  v("pool", pool, "classifier_pool: attention (released) or adaptive (unset = preset)",
+    Check::choice({"attention", "adaptive"}));
+  v("use_scale_shift_norm", use_scale_shift_norm, "classifier_use_scale_shift_norm (unset = preset; released true)");
+  v("resblock_updown", resblock_updown, "classifier_resblock_updown (unset = preset; released true)");
 }
 
-AdmClassifier::AdmClassifier(Options opts, std::vector<std::string> class_names, const std::string& device)
+AdmClassifier::AdmClassifier(Options opts, std::vector<std::string> class_names, const std::string& device,
+                             const std::string& table)
     : opts_(std::move(opts)), names_(std::move(class_names)), device_(device) {
-  check_options(opts_, "[classifier] (adm_classifier)");
-  DAUG_CHECK_AS(ConfigError, names_.size() >= 2,
-                "[classifier] (adm_classifier): needs >= 2 output classes, but the super-class grouping has ",
-                names_.size());
+  const std::string where = "[" + table + "] (adm_classifier)";
+  check_options(opts_, where);
+  DAUG_CHECK_AS(ConfigError, names_.size() >= 2, where,
+                ": needs >= 2 output classes, but the super-class grouping has ", names_.size());
   adm::UNetConfig c = adm::encoder_preset(opts_.preset);
-  if (opts_.image_size) c.image_size = opts_.image_size;
-  if (opts_.in_channels) c.in_channels = opts_.in_channels;
-  if (opts_.width) c.model_channels = opts_.width;
-  if (opts_.depth) c.num_res_blocks = opts_.depth;
+  c.image_size = opts_.image_size.value_or(c.image_size);
+  c.in_channels = opts_.in_channels.value_or(c.in_channels);
+  c.model_channels = opts_.width.value_or(c.model_channels);
+  c.num_res_blocks = opts_.depth.value_or(c.num_res_blocks);
   if (!opts_.channel_mult.empty()) c.channel_mult = opts_.channel_mult;
   if (!opts_.attention_resolutions.empty()) c.attention_resolutions = opts_.attention_resolutions;
-  if (opts_.num_head_channels) c.num_head_channels = opts_.num_head_channels;
-  if (opts_.pool != "preset") c.pool = opts_.pool;
+  c.num_head_channels = opts_.num_head_channels.value_or(c.num_head_channels);
+  c.pool = opts_.pool.value_or(c.pool);
   c.dropout = opts_.dropout;
-  c.use_scale_shift_norm = tri(opts_.use_scale_shift_norm, c.use_scale_shift_norm);
-  c.resblock_updown = tri(opts_.resblock_updown, c.resblock_updown);
+  c.use_scale_shift_norm = opts_.use_scale_shift_norm.value_or(c.use_scale_shift_norm);
+  c.resblock_updown = opts_.resblock_updown.value_or(c.resblock_updown);
   c.out_channels = static_cast<int64_t>(names_.size());
-  c.validate("[classifier] (adm_classifier)", true);
+  c.validate(where, true);
   net_ = std::make_unique<adm::EncoderUNetModel>(c, device_);
 }
 
 std::shared_ptr<Classifier> AdmClassifier::create(Options opts, BuildContext& ctx) {
   auto source = ctx.component<Source>(opts.data);
   const auto& groups = source->superclasses();
-  return std::make_shared<AdmClassifier>(std::move(opts), groups.names, ctx.device());
+  return std::make_shared<AdmClassifier>(std::move(opts), groups.names, ctx.device(), ctx.table_or("classifier"));
 }
 
 std::string AdmClassifier::describe() const {

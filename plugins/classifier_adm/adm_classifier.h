@@ -7,6 +7,7 @@
 #include <daug/options.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,17 +25,18 @@ namespace daug::plugins {
 struct AdmClassifierOptions {
   std::string preset = "daug512";
   std::string data = "data";
-  int64_t image_size = 0;
-  int64_t in_channels = 0;
-  int64_t width = 0;
-  int64_t depth = 0;
+  // Per-field overrides of the preset (unset or empty = keep the preset's value).
+  std::optional<int64_t> image_size;
+  std::optional<int64_t> in_channels;
+  std::optional<int64_t> width;
+  std::optional<int64_t> depth;
   std::vector<double> channel_mult;
   std::vector<int64_t> attention_resolutions;
-  int64_t num_head_channels = 0;
+  std::optional<int64_t> num_head_channels;
   double dropout = 0.0;
-  std::string pool = "preset";
-  std::string use_scale_shift_norm = "preset";
-  std::string resblock_updown = "preset";
+  std::optional<std::string> pool;  ///< "attention" | "adaptive" (adm::UNetConfig::pool)
+  std::optional<bool> use_scale_shift_norm;
+  std::optional<bool> resblock_updown;
 
   void visit(daug::OptionVisitor& v);
 };
@@ -44,7 +46,9 @@ class AdmClassifier final : public daug::Classifier {
   using Options = AdmClassifierOptions;
 
   /// `class_names`: the K output names (normally the data source's super-classes).
-  AdmClassifier(Options opts, std::vector<std::string> class_names, const std::string& device);
+  /// `table`: the config table this classifier is built from (error messages name it).
+  AdmClassifier(Options opts, std::vector<std::string> class_names, const std::string& device,
+                const std::string& table = "classifier");
   static std::shared_ptr<daug::Classifier> create(Options opts, daug::BuildContext& ctx);
 
   std::string describe() const override;

@@ -102,3 +102,30 @@ TEST(AdmClassifier, CheckpointRoundTripAndShapeMismatch) {
   AdmClassifier seven(tiny(), {"1", "2", "3", "4", "5", "6", "7"}, "cpu");
   expect_error_contains([&] { seven.load_state(a.state()); }, {"out.2.c_proj.weight", "[3, 64, 1]", "[7, 64, 1]"});
 }
+
+TEST(AdmClassifier, UnsetOverridesKeepThePresetAndErrorsNameTheTable) {
+  const auto preset = AdmClassifier(tiny(), {"a", "b"}, "cpu").config();
+  auto o = tiny();
+  o.pool = "adaptive";
+  o.resblock_updown = !preset.resblock_updown;
+  const auto c = AdmClassifier(o, {"a", "b"}, "cpu").config();
+  EXPECT_EQ(c.pool, "adaptive");
+  EXPECT_EQ(c.resblock_updown, !preset.resblock_updown);
+  EXPECT_EQ(c.use_scale_shift_norm, preset.use_scale_shift_norm);
+  EXPECT_EQ(c.num_head_channels, preset.num_head_channels);
+  EXPECT_EQ(c.model_channels, preset.model_channels);
+  for (const auto& info : daug::describe_options<AdmClassifierOptions>())
+    if (info.key == "pool" || info.key == "width" || info.key == "resblock_updown")
+      EXPECT_EQ(info.default_value, "unset") << info.key;
+
+  daug::testing::TestContext ctx;
+  ctx.add("data", std::make_shared<FakeSource>());
+  ctx.set_table("classifier_small");
+  auto bad = tiny();
+  bad.width = 48;
+  expect_error_contains([&] { AdmClassifier::create(bad, ctx); }, {"[classifier_small] (adm_classifier)", "GroupNorm32"});
+  bad = tiny();
+  bad.pool = "max";
+  expect_error_contains([&] { AdmClassifier::create(bad, ctx); },
+                        {"[classifier_small] (adm_classifier).pool must be one of: attention, adaptive, but got 'max'"});
+}

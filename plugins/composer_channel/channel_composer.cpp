@@ -22,17 +22,16 @@ void ChannelComposerOptions::visit(OptionVisitor& v) {
   v("quantize", quantize, "min-max each heatmap and truncate to uint8 as the released loader does");
 }
 
-ChannelComposer::ChannelComposer(Options opts) : opts_(std::move(opts)) {
+ChannelComposer::ChannelComposer(Options opts, const std::string& table) : opts_(std::move(opts)) {
+  check_options(opts_, "[" + table + "]");  // entries in [0, 2]
   std::set<int64_t> seen;
-  for (auto c : opts_.channels) {
-    DAUG_CHECK_AS(ConfigError, c >= 0 && c <= 2, "[composer].channels entries must be 0, 1 or 2, but got ", c);
-    DAUG_CHECK_AS(ConfigError, seen.insert(c).second, "[composer].channels must not repeat a channel, but ", c,
+  for (auto c : opts_.channels)
+    DAUG_CHECK_AS(ConfigError, seen.insert(c).second, "[", table, "].channels must not repeat a channel, but ", c,
                   " appears twice in ", fmt::format("{}", opts_.channels));
-  }
 }
 
-std::shared_ptr<HeatmapComposer> ChannelComposer::create(Options opts, BuildContext&) {
-  return std::make_shared<ChannelComposer>(std::move(opts));
+std::shared_ptr<HeatmapComposer> ChannelComposer::create(Options opts, BuildContext& ctx) {
+  return std::make_shared<ChannelComposer>(std::move(opts), ctx.table_or("composer"));
 }
 
 at::Tensor ChannelComposer::compose(const at::Tensor& image, const std::vector<at::Tensor>& maps) {

@@ -27,7 +27,8 @@ struct ChannelComposerOptions {
 class ChannelComposer final : public HeatmapComposer {
  public:
   using Options = ChannelComposerOptions;
-  explicit ChannelComposer(Options opts);
+  /// `table`: the config table this composer is built from (error messages name it, e.g. [clip_composer]).
+  explicit ChannelComposer(Options opts, const std::string& table = "composer");
   static std::shared_ptr<HeatmapComposer> create(Options opts, BuildContext& ctx);
 
   /// `image`: [N,3,H,W] CLIP-normalised pixels. `maps`: num_maps() tensors [N,c,H,W] (raw heatmaps resized to

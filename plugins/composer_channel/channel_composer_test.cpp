@@ -58,4 +58,16 @@ TEST(ChannelComposer, BadInputsAreClearErrors) {
   expect_error_contains([&] { comp.compose(at::zeros({1, 1, 4, 4}), {at::zeros({1, 1, 4, 4})}); },
                         {"[N,3,H,W]"});
   expect_error_contains([&] { ChannelComposer({{0, 0}, true}); }, {"must not repeat"});
+  expect_error_contains([&] { ChannelComposer({{3}, true}); }, {"[composer].channels element [3] must be in [0, 2]"});
+}
+
+TEST(ChannelComposer, ErrorsNameTheTableItIsBuiltFrom) {
+  // The configs put this plugin in [clip_composer] (configs/clip/channel.toml), not [composer].
+  daug::testing::TestContext ctx;
+  ctx.set_table("clip_composer");
+  expect_error_contains([&] { ChannelComposer::create({{2, 2}, true}, ctx); },
+                        {"[clip_composer].channels must not repeat a channel, but 2 appears twice in [2, 2]"});
+  expect_error_contains([&] { ChannelComposer::create({{0, 5}, true}, ctx); },
+                        {"[clip_composer].channels element [5] must be in [0, 2], but got [0, 5]"});
+  EXPECT_EQ(ChannelComposer::create({{2}, true}, ctx)->num_maps(), 1);
 }

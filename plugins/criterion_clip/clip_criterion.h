@@ -2,6 +2,8 @@
 /// `clip` Criterion: the symmetric InfoNCE loss of CLIP, ½[CE(s·T·Iᵀ, arange) + CE(s·I·Tᵀ, arange)]
 /// (Radford et al. 2021; open_clip loss.py; drjinying/DAug daug/model.py). s = exp(logit_scale), fixed at
 /// exp(4.602) ≈ 99.7 by default as released, or the backbone's (learned) logit scale.
+#include "clip_scale.h"
+
 #include <daug/criterion.h>
 #include <daug/options.h>
 
@@ -17,7 +19,7 @@ namespace daug::plugins {
 struct ClipCriterionOptions {
   /// "fixed": s = exp(logit_scale) (released: 4.602, not learned); "backbone": s = exp(min(backbone's log
   /// scale, ln 100)), learned if the backbone's parameter requires grad.
-  std::string scale = "fixed";
+  clip::ScaleMode scale = clip::ScaleMode::fixed;
   double logit_scale = 4.602;
   void visit(OptionVisitor& v);
 };
@@ -33,9 +35,5 @@ class ClipCriterion final : public Criterion {
  private:
   Options opts_;
 };
-
-/// s = exp(log scale) from the option or the backbone's scalar (clamped to ≤ ln 100), on `like`'s device.
-at::Tensor contrastive_scale(const std::string& mode, double fixed_log_scale, const at::Tensor& backbone_log_scale,
-                             const at::Tensor& like);
 
 }  // namespace daug::plugins

@@ -21,6 +21,14 @@
 
 namespace daug::plugins {
 
+namespace {
+const auto kGeneratorWeights =
+    choices<GeneratorWeights>({{"ema", GeneratorWeights::ema}, {"model", GeneratorWeights::model}});
+const auto kEncodeModes =
+    choices<EncodeMode>({{"ddim", EncodeMode::ddim_inversion}, {"qsample", EncodeMode::q_sample}});
+const auto kDirections = choices<Direction>({{"+", Direction::toward}, {"-", Direction::away}});
+}  // namespace
+
 void HeatmapsOptions::visit(OptionVisitor& v) {
   v("generator", generator, "config table of the diffusion Generator", Check::required_non_empty());
   v("classifier", classifier,
@@ -33,16 +41,15 @@ void HeatmapsOptions::visit(OptionVisitor& v) {
     "stage table whose output holds the trained generator ('' = use the generator as built)");
   v("classifier_stage", classifier_stage,
     "stage table whose output holds the trained classifier ('' = use the classifier as built)");
-  v("generator_weights", generator_weights, "which trained generator weights to load",
-    Check::choice({"ema", "model"}));
+  v("generator_weights", generator_weights, "which trained generator weights to load", kGeneratorWeights);
   v("split", split, "images to process: all, train, val, test, or a '+' join (CLIP needs train and test)",
     Check::required_non_empty());
   v("encode", encode, "how x0 is taken to noise level L: ddim = DDIM inversion (released code), qsample = "
-    "q_sample + DDPM decoding (Wolleb's DDPM path)", Check::choice({"ddim", "qsample"}));
+    "q_sample + DDPM decoding (Wolleb's DDPM path)", kEncodeModes);
   v("noise_level", noise_level, "L in original timesteps (released: 500)", Check::at_least(1));
   v("target", target, "super-class the guidance moves toward (+) or away from (-) (released: No Finding)",
     Check::required_non_empty());
-  v("direction", direction, "'+' toward the target, '-' away from it", Check::choice({"+", "-"}));
+  v("direction", direction, "'+' toward the target, '-' away from it", kDirections);
   v("label", label, "class label fed to the UNet while translating (1 = healthy, released 'model_fn_1'); "
     "-1 = no label (unconditional model)", Check::at_least(-1));
   v("tag", tag, "file tag: <id>_<direction><tag>.npy (released: nof)", Check::required_non_empty());
@@ -56,10 +63,8 @@ void HeatmapsOptions::visit(OptionVisitor& v) {
   v("seed", seed, "seed of the sampler's noise (-1 = the run seed); per batch: mix(seed, first index)",
     Check::at_least(-1));
   v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0));
-  v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape",
-    Check::choice(stages::kResizeFilters));
-  v("normalize", normalize, "per-image value normalisation; must match the training stages",
-    Check::choice(stages::kNormalizations));
+  v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape", stages::kResizeFilters);
+  v("normalize", normalize, "per-image value normalisation; must match the training stages", stages::kNormalizations);
 }
 
 HeatmapsStage::HeatmapsStage(Options opts, Parts parts) : opts_(std::move(opts)), parts_(std::move(parts)) {
@@ -108,8 +113,9 @@ std::vector<Artifact> HeatmapsStage::outputs() const {
 }
 
 std::string HeatmapsStage::describe() const {
-  return fmt::format("heatmaps(target={}{}, L={}, encode={}, label={}, guidance={}, batch={})", opts_.direction,
-                     opts_.target, opts_.noise_level, opts_.encode, opts_.label,
+  return fmt::format("heatmaps(target={}{}, L={}, encode={}, label={}, guidance={}, batch={})",
+                     kDirections.name(opts_.direction), opts_.target, opts_.noise_level, kEncodeModes.name(opts_.encode),
+                     opts_.label,
                      opts_.guidance.empty() ? "none" : opts_.guidance, opts_.batch_size);
 }
 
@@ -145,7 +151,7 @@ void HeatmapsStage::run(StageContext& ctx) {
   std::vector<const Sample*> all = src->split(opts_.split);
   if (opts_.limit > 0 && static_cast<int64_t>(all.size()) > opts_.limit) all.resize(static_cast<size_t>(opts_.limit));
   std::vector<int64_t> mine = stages::shard_indices(static_cast<int64_t>(all.size()), ctx.shard_index, ctx.shard_count);
-  const int direction = opts_.direction == "-" ? -1 : +1;
+  const int direction = static_cast<int>(opts_.direction);
   auto npy_path = [&](const Sample& s) { return ctx.output_dir / stages::heatmap_file_name(s.id, direction, opts_.tag); };
   std::vector<int64_t> todo;
   for (int64_t i : mine)
@@ -156,7 +162,7 @@ void HeatmapsStage::run(StageContext& ctx) {
 
   if (!todo.empty()) {
     if (!opts_.diffusion_stage.empty())
-      load_weights(*gen, ctx.artifact(opts_.diffusion_stage, opts_.generator_weights == "ema" ? artifacts::kWeightsEma
+      load_weights(*gen, ctx.artifact(opts_.diffusion_stage, opts_.generator_weights == GeneratorWeights::ema ? artifacts::kWeightsEma
                                                                                                 : artifacts::kWeights),
                    "generator");
     if (clf && !opts_.classifier_stage.empty())
@@ -191,7 +197,7 @@ void HeatmapsStage::run(StageContext& ctx) {
     req.target = at::full({b}, target, at::TensorOptions().dtype(at::kLong).device(dev));
     req.direction = direction;
     req.noise_level = opts_.noise_level;
-    req.encode = opts_.encode == "ddim" ? EncodeMode::ddim_inversion : EncodeMode::q_sample;
+    req.encode = opts_.encode;
     at::Tensor xhat = gen->translate(req);
     DAUG_CHECK(xhat.sizes() == x0.sizes(), "[", opts_.generator, "] translate returned ", xhat.sizes(),
                " for an input of ", x0.sizes());
@@ -224,15 +230,16 @@ void HeatmapsStage::run(StageContext& ctx) {
     std::string index = "id,split,file,target,direction\n";
     for (const Sample* s : all)
       index += fmt::format("{},{},{},{},{}\n", s->id, s->split, stages::heatmap_file_name(s->id, direction, opts_.tag),
-                           opts_.target, opts_.direction);
+                           opts_.target, kDirections.name(opts_.direction));
     write_file_atomic(ctx.output(artifacts::kHeatmapsIndex), index);
   }
   const std::string suffix = ctx.shard_count == 1 ? "" : fmt::format("_shard{}of{}", ctx.shard_index, ctx.shard_count);
   std::string md = fmt::format(
       "### heatmaps\n\n{} heatmaps `<id>_{}{}.npy` ({} selected, shard {}/{}): {} made now in {} ({:.3f} images/s, "
       "{:.2f} s/image), {} found done. {}{}, L={}, label={}, image {}x{}x{}.\n",
-      mine.size(), opts_.direction, opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
-      stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, opts_.direction, opts_.target,
+      mine.size(), kDirections.name(opts_.direction), opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
+      stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, kDirections.name(opts_.direction),
+      opts_.target,
       opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1], prep.shape[2]);
   auto with_suffix = [&](std::filesystem::path p) {  // summary.md -> summary_shard0of2.md under --shard
     return p.replace_filename(p.stem().string() + suffix + p.extension().string());

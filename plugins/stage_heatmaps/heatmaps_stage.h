@@ -12,11 +12,17 @@
 #include <daug/options.h>
 #include <daug/source.h>
 #include <daug/stage.h>
+#include <daug/stages/common.h>
 
 #include <cstdint>
 #include <string>
 
 namespace daug::plugins {
+
+/// Which trained generator weights the stage loads: `<name>.safetensors` of the diffusion stage.
+enum class GeneratorWeights { ema, model };
+/// Guidance direction: toward (+1, TOML "+") or away from (-1, "-") the target; the value is the sign.
+enum class Direction { toward = +1, away = -1 };
 
 struct HeatmapsOptions {
   std::string generator = "generator";
@@ -26,12 +32,12 @@ struct HeatmapsOptions {
   std::string data = "data";
   std::string diffusion_stage = "train_diffusion";
   std::string classifier_stage = "train_classifier";
-  std::string generator_weights = "ema";
+  GeneratorWeights generator_weights = GeneratorWeights::ema;
   std::string split = "all";
-  std::string encode = "ddim";
+  EncodeMode encode = EncodeMode::ddim_inversion;
   int64_t noise_level = 500;
   std::string target = "No Finding";
-  std::string direction = "+";
+  Direction direction = Direction::toward;
   int64_t label = 1;
   std::string tag = "nof";
   int64_t batch_size = 8;
@@ -40,8 +46,8 @@ struct HeatmapsOptions {
   int64_t limit = 0;
   int64_t seed = -1;
   double log_every_s = 10.0;
-  std::string resize_filter = "area";
-  std::string normalize = "minmax";
+  data::Filter resize_filter = data::Filter::area;
+  stages::Normalize normalize = stages::Normalize::minmax;
 
   void visit(OptionVisitor& v);
 };

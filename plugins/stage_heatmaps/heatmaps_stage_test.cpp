@@ -7,6 +7,7 @@
 #include <daug/data/npy.h>
 #include <daug/stages/common.h>
 
+#include <map>
 #include <set>
 
 using namespace daug;
@@ -73,7 +74,7 @@ TEST(HeatmapsStage, WritesAuthorsNamingWithIndependentlyRecomputedValues) {
   auto& stage = *stage_ptr;
   auto ctx = f.ctx(stage);
   stage.run(ctx);
-  stages::ImagePrep prep{{1, 8, 8}, "area", "minmax"};
+  stages::ImagePrep prep{{1, 8, 8}, data::Filter::area, stages::Normalize::minmax};
   for (const auto& s : f.src->samples()) {
     auto file = f.out / (s.id + "_+nof.npy");
     ASSERT_TRUE(std::filesystem::exists(file)) << file;
@@ -149,11 +150,11 @@ TEST(HeatmapsStage, SplitDirectionTagAndUnconditionalLabel) {
   Fixture f;
   auto o = base_options();
   o.split = "test";
-  o.direction = "-";
+  o.direction = Direction::away;
   o.tag = "car";
   o.target = "Enlarged Cardiomediastinum+Cardiomegaly";
   o.label = -1;
-  o.encode = "qsample";
+  o.encode = EncodeMode::q_sample;
   auto names = f.clf->class_names();
   o.target = names.at(1);
   auto stage_ptr = f.make(o);
@@ -187,9 +188,34 @@ TEST(HeatmapsStage, BadTagAndGuidanceWithoutClassifierAreConfigErrors) {
   o = base_options();
   o.classifier = "";
   daug::testing::expect_error_contains([&] { f.make(o); }, {"classifier"});
-  o = base_options();
-  o.direction = "up";
-  daug::testing::expect_error_contains([&] { f.make(o); }, {"direction", "up"});
+}
+
+TEST(HeatmapsStage, ChoiceOptionsKeepTheirTomlNames) {
+  // The enum options are read by name; a wrong name is rejected by the SDK reader (tests/core/options_test.cpp).
+  std::map<std::string, std::pair<std::string, std::string>> want = {
+      {"generator_weights", {"'ema'", "one of: ema, model"}},
+      {"encode", {"'ddim'", "one of: ddim, qsample"}},
+      {"direction", {"'+'", "one of: +, -"}},
+      {"resize_filter", {"'area'", "one of: bilinear, bicubic, area, nearest"}},
+      {"normalize", {"'minmax'", "one of: minmax, minmax_pm1, none"}}};
+  for (const auto& info : daug::describe_options<HeatmapsOptions>()) {
+    auto it = want.find(info.key);
+    if (it == want.end()) continue;
+    EXPECT_EQ(info.default_value, it->second.first) << info.key;
+    EXPECT_EQ(info.constraint, it->second.second) << info.key;
+    want.erase(it);
+  }
+  EXPECT_TRUE(want.empty());
+  auto o = base_options();
+  o.direction = Direction::away;
+  o.encode = EncodeMode::q_sample;
+  o.generator_weights = GeneratorWeights::model;
+  const std::string dump = daug::dump_options(o);
+  for (const char* line : {"direction = '-'\n", "encode = 'qsample'\n", "generator_weights = 'model'\n"})
+    EXPECT_NE(dump.find(line), std::string::npos) << line << " in\n" << dump;
+  Fixture f;
+  const auto described = f.make(o)->describe();
+  EXPECT_NE(described.find("target=-No Finding"), std::string::npos) << described;
 }
 
 TEST(HeatmapsStage, LoadsTrainedWeightsFromUpstreamStages) {

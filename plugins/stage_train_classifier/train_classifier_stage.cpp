@@ -38,9 +38,9 @@ void TrainClassifierOptions::visit(OptionVisitor& v) {
   v("seed", seed, "seed of batches, t and noise (-1 = the run seed)", Check::at_least(-1));
   v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0));
   v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape",
-    Check::choice(stages::kResizeFilters));
+    stages::kResizeFilters);
   v("normalize", normalize, "per-image value normalisation (minmax = [0,1] as the released code)",
-    Check::choice(stages::kNormalizations));
+    stages::kNormalizations);
   v("cache_images", cache_images, "keep prepared images in memory (1 MiB each at 512²)");
   v("eval_batch_size", eval_batch_size, "images per evaluation batch", Check::at_least(1));
   v("eval_clean", eval_clean, "also report AP on clean inputs (t = 0) next to the noisy-t protocol");

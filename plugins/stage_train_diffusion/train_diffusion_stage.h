@@ -7,6 +7,7 @@
 #include <daug/options.h>
 #include <daug/source.h>
 #include <daug/stage.h>
+#include <daug/stages/common.h>
 
 #include <cstdint>
 #include <string>
@@ -30,8 +31,8 @@ struct TrainDiffusionOptions {
   bool resume = true;
   int64_t seed = -1;
   double log_every_s = 10.0;
-  std::string resize_filter = "area";
-  std::string normalize = "minmax";
+  data::Filter resize_filter = data::Filter::area;
+  stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
 
   void visit(OptionVisitor& v);

@@ -389,8 +389,25 @@ class Reader final : public OptionVisitor {
     v = view_.get_string_matrix(k);
     report(k, violates_vec(v, c), toml_repr_vec(v));
   }
+  void field(const char* k, std::optional<bool>& v, const char*, const Check&) override {
+    note(k);
+    if (view_.has(k)) v = view_.get_bool(k);
+  }
+  void field(const char* k, std::optional<int64_t>& v, const char* d, const Check& c) override { opt(k, v, d, c); }
+  void field(const char* k, std::optional<double>& v, const char* d, const Check& c) override { opt(k, v, d, c); }
+  void field(const char* k, std::optional<std::string>& v, const char* d, const Check& c) override { opt(k, v, d, c); }
 
  private:
+  template <class T>
+  void opt(const char* k, std::optional<T>& v, const char* d, const Check& c) {
+    if (!view_.has(k)) {
+      note(k);
+      return;
+    }
+    T x{};
+    field(k, x, d, c);  // notes k, reads and checks
+    v = std::move(x);
+  }
   void note(const char* k) { known.emplace_back(k); }
   void report(const char* k, const std::string& why, const std::string& got) {
     if (why.empty()) return;
@@ -419,10 +436,26 @@ class Describer final : public OptionVisitor {
   void field(const char* k, std::vector<std::vector<std::string>>& v, const char* d, const Check& c) override {
     add(k, "array of arrays of strings", toml_repr_vec(v), d, c);
   }
+  void field(const char* k, std::optional<bool>& v, const char* d, const Check& c) override {
+    add(k, "optional boolean", v ? (*v ? "true" : "false") : kUnset, d, c, v.has_value());
+  }
+  void field(const char* k, std::optional<int64_t>& v, const char* d, const Check& c) override {
+    add(k, "optional integer", v ? fmt::format("{}", *v) : kUnset, d, c, v.has_value());
+  }
+  void field(const char* k, std::optional<double>& v, const char* d, const Check& c) override {
+    add(k, "optional float", v ? toml_repr(*v) : kUnset, d, c, v.has_value());
+  }
+  void field(const char* k, std::optional<std::string>& v, const char* d, const Check& c) override {
+    add(k, "optional string", v ? toml_repr(*v) : kUnset, d, c, v.has_value());
+  }
+
+  static constexpr const char* kUnset = "unset";
+  std::vector<bool> is_set;  ///< parallel to `out`: false for an unset optional (not dumped)
 
  private:
-  void add(const char* k, const char* type, std::string def, const char* doc, const Check& c) {
+  void add(const char* k, const char* type, std::string def, const char* doc, const Check& c, bool set = true) {
     out.push_back(OptionInfo{k, type, std::move(def), doc ? doc : "", c.str(), c.sampling});
+    is_set.push_back(set);
   }
 };
 
@@ -446,6 +479,16 @@ class Checker final : public OptionVisitor {
   }
   void field(const char* k, std::vector<std::vector<std::string>>& v, const char*, const Check& c) override {
     fail(k, violates_vec(v, c), toml_repr_vec(v));
+  }
+  void field(const char*, std::optional<bool>&, const char*, const Check&) override {}
+  void field(const char* k, std::optional<int64_t>& v, const char* d, const Check& c) override {
+    if (v) field(k, *v, d, c);
+  }
+  void field(const char* k, std::optional<double>& v, const char* d, const Check& c) override {
+    if (v) field(k, *v, d, c);
+  }
+  void field(const char* k, std::optional<std::string>& v, const char* d, const Check& c) override {
+    if (v) field(k, *v, d, c);
   }
 
  private:
@@ -483,8 +526,9 @@ std::string dump_fields(void (*visit)(void*, OptionVisitor&), void* opts, bool m
   Describer d;  // the describer's "default" is the current value
   visit(opts, d);
   std::string out;
-  for (const auto& o : d.out)
-    if (!(model_only && o.sampling)) out += fmt::format("{} = {}\n", o.key, o.default_value);
+  for (size_t i = 0; i < d.out.size(); ++i)
+    if (d.is_set[i] && !(model_only && d.out[i].sampling))  // unset optionals: absent
+      out += fmt::format("{} = {}\n", d.out[i].key, d.out[i].default_value);
   return out;
 }
 

@@ -101,3 +101,155 @@ TEST(Options, CheckOptionsValidatesCodeBuiltStructs) {
   o.scale = -3;
   expect_error_contains([&] { daug::check_options(o, "[guidance]"); }, {"[guidance].scale must be >= 0"});
 }
+
+// ------------------------------------------------------------------------------------------------ enums, optionals
+
+namespace {
+enum class Encode { ddim_inversion, q_sample };
+enum class Sign { plus = 1, minus = -1 };
+const auto kEncode = daug::choices<Encode>({{"ddim", Encode::ddim_inversion}, {"qsample", Encode::q_sample}});
+const auto kSign = daug::choices<Sign>({{"+", Sign::plus}, {"-", Sign::minus}});
+
+struct EnumOpts {
+  Encode encode = Encode::ddim_inversion;
+  Sign direction = Sign::plus;
+  std::optional<bool> norm;
+  std::optional<int64_t> size;
+  std::optional<double> eta;
+  std::optional<std::string> name;
+  std::optional<int64_t> heads = 4;  // an optional with a set default
+  void visit(daug::OptionVisitor& v) {
+    v("encode", encode, "how x0 reaches level L", kEncode);
+    v("direction", direction, "toward or away", kSign);
+    v("norm", norm, "override the preset's norm");
+    v("size", size, "override the preset's size", Check::at_least(1));
+    v("eta", eta, "DDIM eta", Check::range(0, 1));
+    v("name", name, "a name", Check::choice({"a", "b"}));
+    v("heads", heads, "heads", Check::at_least(1));
+  }
+};
+}  // namespace
+
+TEST(Options, EnumReadsNamesAndKeepsDefault) {
+  auto o = daug::read_options<EnumOpts>(view("[t]\nencode = \"qsample\"\n"));
+  EXPECT_EQ(o.encode, Encode::q_sample);
+  EXPECT_EQ(o.direction, Sign::plus);
+  o = daug::read_options<EnumOpts>(view("[t]\ndirection = \"-\"\n"));
+  EXPECT_EQ(o.encode, Encode::ddim_inversion);
+  EXPECT_EQ(o.direction, Sign::minus);
+  EXPECT_EQ(static_cast<int>(o.direction), -1);
+}
+
+TEST(Options, EnumWrongNameNamesLocationKeyValueAndAllowedNames) {
+  expect_error_contains([] { daug::read_options<EnumOpts>(view("[t]\nencode = \"ddpm\"\n")); },
+                        {"opts.toml:2:10", "[t].encode must be one of: ddim, qsample, but got 'ddpm'"});
+  expect_error_contains([] { daug::read_options<EnumOpts>(view("[t]\nencode = 1\n")); },
+                        {"opts.toml:2:10", "[t].encode: expected a string, but got integer"});
+}
+
+TEST(Options, EnumDescribeShowsDefaultNameAndAllowedNames) {
+  auto info = daug::describe_options<EnumOpts>();
+  ASSERT_EQ(info.size(), 7u);
+  EXPECT_EQ(info[0].key, "encode");
+  EXPECT_EQ(info[0].type, "string");
+  EXPECT_EQ(info[0].default_value, "'ddim'");
+  EXPECT_EQ(info[0].constraint, "one of: ddim, qsample");
+  EXPECT_EQ(info[1].default_value, "'+'");
+  EXPECT_EQ(info[1].constraint, "one of: +, -");
+}
+
+TEST(Options, EnumDumpWritesNameAndRoundTrips) {
+  EnumOpts o;
+  o.encode = Encode::q_sample;
+  o.direction = Sign::minus;
+  const std::string dump = daug::dump_options(o);
+  EXPECT_NE(dump.find("encode = 'qsample'\n"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("direction = '-'\n"), std::string::npos) << dump;
+  auto back = daug::read_options<EnumOpts>(view("[t]\n" + dump));
+  EXPECT_EQ(back.encode, Encode::q_sample);
+  EXPECT_EQ(back.direction, Sign::minus);
+}
+
+TEST(Options, EnumValueOutsideTheTableIsAProgrammingError) {
+  EnumOpts o;
+  o.encode = static_cast<Encode>(7);
+  expect_error_contains([&] { daug::dump_options(o); }, {"enum value 7 has no name", "ddim, qsample"});
+  EXPECT_EQ(kEncode.name(Encode::q_sample), "qsample");
+  EXPECT_EQ(kEncode.value("ddim"), Encode::ddim_inversion);
+}
+
+TEST(Options, OptionalAbsentIsUnsetAndPresentIsSet) {
+  auto o = daug::read_options<EnumOpts>(view("[t]\nplugin = \"p\"\n"));
+  EXPECT_FALSE(o.norm.has_value());
+  EXPECT_FALSE(o.size.has_value());
+  EXPECT_FALSE(o.eta.has_value());
+  EXPECT_FALSE(o.name.has_value());
+  EXPECT_EQ(o.heads, std::optional<int64_t>(4));
+  o = daug::read_options<EnumOpts>(view("[t]\nnorm = false\nsize = 64\neta = 0\nname = \"b\"\nheads = 2\n"));
+  EXPECT_EQ(o.norm, std::optional<bool>(false));
+  EXPECT_EQ(o.size, std::optional<int64_t>(64));
+  EXPECT_EQ(o.eta, std::optional<double>(0.0));  // integer widens to float
+  EXPECT_EQ(o.name, std::optional<std::string>("b"));
+  EXPECT_EQ(o.heads, std::optional<int64_t>(2));
+}
+
+TEST(Options, OptionalWrongTypeOrValueIsAnError) {
+  expect_error_contains([] { daug::read_options<EnumOpts>(view("[t]\nnorm = \"true\"\n")); },
+                        {"opts.toml:2:8", "[t].norm: expected a boolean (true/false), but got string"});
+  expect_error_contains([] { daug::read_options<EnumOpts>(view("[t]\nsize = 0\n")); },
+                        {"opts.toml:2:8", "[t].size must be >= 1, but got 0"});
+  expect_error_contains([] { daug::read_options<EnumOpts>(view("[t]\neta = 2.0\n")); },
+                        {"[t].eta must be in [0, 1], but got 2.0"});
+  expect_error_contains([] { daug::read_options<EnumOpts>(view("[t]\nname = \"c\"\n")); },
+                        {"[t].name must be one of: a, b, but got 'c'"});
+  // Optional keys are known keys: a misspelling still gets a suggestion.
+  expect_error_contains([] { daug::read_options<EnumOpts>(view("[t]\nsise = 3\n")); },
+                        {"unknown key 'sise'", "Did you mean 'size'?"});
+}
+
+TEST(Options, OptionalDescribeShowsUnset) {
+  auto info = daug::describe_options<EnumOpts>();
+  EXPECT_EQ(info[2].type, "optional boolean");
+  EXPECT_EQ(info[2].default_value, "unset");
+  EXPECT_EQ(info[3].type, "optional integer");
+  EXPECT_EQ(info[3].default_value, "unset");
+  EXPECT_EQ(info[3].constraint, ">= 1");
+  EXPECT_EQ(info[4].type, "optional float");
+  EXPECT_EQ(info[5].type, "optional string");
+  EXPECT_EQ(info[6].default_value, "4");
+}
+
+TEST(Options, OptionalDumpWritesOnlySetValuesAndRoundTrips) {
+  EnumOpts unset;
+  unset.heads.reset();
+  const std::string empty = daug::dump_options(unset);
+  EXPECT_EQ(empty.find("norm"), std::string::npos) << empty;
+  EXPECT_EQ(empty.find("size"), std::string::npos) << empty;
+  EXPECT_EQ(empty.find("heads"), std::string::npos) << empty;
+  auto back = daug::read_options<EnumOpts>(view("[t]\n" + empty));
+  EXPECT_FALSE(back.norm || back.size || back.eta || back.name);
+  // TOML cannot spell "unset": an optional whose default is set reads back as that default (see options.h).
+  EXPECT_EQ(back.heads, std::optional<int64_t>(4));
+
+  EnumOpts o;
+  o.norm = true;
+  o.size = 128;
+  o.eta = 0.25;
+  o.name = "a";
+  const std::string dump = daug::dump_options(o);
+  EXPECT_NE(dump.find("norm = true\n"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("size = 128\n"), std::string::npos) << dump;
+  back = daug::read_options<EnumOpts>(view("[t]\n" + dump));
+  EXPECT_EQ(back.norm, o.norm);
+  EXPECT_EQ(back.size, o.size);
+  EXPECT_EQ(back.eta, o.eta);
+  EXPECT_EQ(back.name, o.name);
+  EXPECT_EQ(back.heads, o.heads);
+}
+
+TEST(Options, CheckOptionsValidatesSetOptionals) {
+  EnumOpts o;
+  daug::check_options(o, "[t]");  // unset values are not checked
+  o.size = 0;
+  expect_error_contains([&] { daug::check_options(o, "[generator]"); }, {"[generator].size must be >= 1, but got 0"});
+}

@@ -52,6 +52,11 @@ class DAUG_SDK_API BuildContext {
   /// Name of the config table whose plugin is being built right now (e.g. "clip_composer"), so that a
   /// constructor's error names the table the user wrote, not a guess. Empty outside a build.
   virtual std::string table() const = 0;
+  /// table(), or `fallback` outside a build (e.g. a test context that never set one).
+  std::string table_or(const std::string& fallback) const {
+    std::string t = table();
+    return t.empty() ? fallback : t;
+  }
 
  protected:
   /// Builds or returns the component of `table`; `interface` is the expected kind for messages.

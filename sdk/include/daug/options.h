@@ -12,15 +12,33 @@
 ///     }
 ///   };
 ///
+/// An `enum class` option is one call with its name table (TOML holds the name; the struct holds the enum):
+///   enum class Pool { attention, adaptive };
+///   inline const auto kPools = daug::choices<Pool>({{"attention", Pool::attention}, {"adaptive", Pool::adaptive}});
+///   Pool pool = Pool::attention;
+///   v("pool", pool, "pooling of the last feature map", kPools);
+///
+/// A `std::optional<T>` option (T = bool, int64_t, double, std::string) is unset while its key is absent:
+///   std::optional<int64_t> image_size;  // unset = the preset's value
+///   v("image_size", image_size, "override the preset's image size", daug::Check::at_least(1));
+/// The Check applies to a set value; `describe` shows "unset"; `dump_options` writes only set values. Leave an
+/// optional's default unset: TOML cannot spell "unset", so a dump of a reset optional whose default is set
+/// would read back as that default.
+///
 /// Reading rejects unknown keys, wrong types and values outside the Check, each with file:line:col,
 /// the key, and the known keys. A key absent from TOML keeps the struct's default (that is the documented
 /// default shown by `daug plugins describe`, not a silent fallback: a wrong *type* is always an error).
 #include <daug/api.h>
 #include <daug/config_view.h>
+#include <daug/error.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
+#include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace daug {
@@ -48,6 +66,51 @@ struct DAUG_SDK_API Check {
   std::string str() const;
 };
 
+/// Name table of an `enum class` option: each value's TOML spelling, in the order `describe` lists them.
+/// Build it once (a namespace-scope constant) and pass it to the visitor; `name()` also serves describe().
+template <class E>
+class Choices {
+  static_assert(std::is_enum_v<E>, "daug::Choices<E> needs an enum type");
+
+ public:
+  Choices(std::initializer_list<std::pair<const char*, E>> table) {
+    for (const auto& [n, e] : table) {
+      names_.emplace_back(n);
+      values_.push_back(e);
+    }
+  }
+  /// The allowed TOML names.
+  const std::vector<std::string>& names() const { return names_; }
+  /// The TOML name of `v`; a value missing from the table is a programming error.
+  const std::string& name(E v) const {
+    for (size_t i = 0; i < values_.size(); ++i)
+      if (values_[i] == v) return names_[i];
+    throw Error("daug::Choices: enum value " + std::to_string(static_cast<long long>(v)) +
+                " has no name in the table (" + joined() + ")");
+  }
+  /// The value named `name`; throws ConfigError listing the allowed names otherwise.
+  E value(const std::string& name) const {
+    for (size_t i = 0; i < names_.size(); ++i)
+      if (names_[i] == name) return values_[i];
+    throw ConfigError("'" + name + "' is not one of: " + joined());
+  }
+
+ private:
+  std::string joined() const {
+    std::string s;
+    for (const auto& n : names_) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  }
+  std::vector<std::string> names_;
+  std::vector<E> values_;
+};
+
+/// Example: `daug::choices<EncodeMode>({{"ddim", EncodeMode::ddim_inversion}, {"qsample", EncodeMode::q_sample}})`.
+template <class E>
+Choices<E> choices(std::initializer_list<std::pair<const char*, E>> table) {
+  return Choices<E>(table);
+}
+
 /// Visitor over the fields of an Options struct. Implemented by the SDK (reader, describer, dumper);
 /// plugin authors only call it.
 class DAUG_SDK_API OptionVisitor {
@@ -62,6 +125,11 @@ class DAUG_SDK_API OptionVisitor {
   virtual void field(const char* key, std::vector<std::string>& v, const char* doc, const Check& c) = 0;
   virtual void field(const char* key, std::vector<std::vector<std::string>>& v, const char* doc,
                      const Check& c) = 0;
+  /// Optional scalars: an absent key leaves the value unset; `c` applies to a set value.
+  virtual void field(const char* key, std::optional<bool>& v, const char* doc, const Check& c) = 0;
+  virtual void field(const char* key, std::optional<int64_t>& v, const char* doc, const Check& c) = 0;
+  virtual void field(const char* key, std::optional<double>& v, const char* doc, const Check& c) = 0;
+  virtual void field(const char* key, std::optional<std::string>& v, const char* doc, const Check& c) = 0;
 
   template <class T>
   void operator()(const char* key, T& v, const char* doc, const Check& c = Check{}) {
@@ -69,6 +137,14 @@ class DAUG_SDK_API OptionVisitor {
   }
   /// `int` fields are read as 64-bit integers and range-checked into int.
   void operator()(const char* key, int& v, const char* doc, const Check& c = Check{});
+  /// `enum class` fields are seen by every visitor as a string field restricted to `names.names()`: TOML holds
+  /// the name, a wrong name is a ConfigError with file:line:col, the key, the value and the allowed names.
+  template <class E>
+  void operator()(const char* key, E& v, const char* doc, const Choices<E>& names) {
+    std::string name = names.name(v);
+    field(key, name, doc, Check::choice(names.names()));
+    v = names.value(name);
+  }
 };
 
 /// Description of one option, for `daug plugins describe`.

@@ -4,6 +4,8 @@
 /// optimizer, EMA, progress line and seed mixing live in libs/train (daug/train/*.h).
 ///
 /// Light header: SDK headers and <ATen/core/Tensor.h> only. Not a plugin; linked statically into each stage.
+#include <daug/data/image.h>
+#include <daug/options.h>
 #include <daug/source.h>
 #include <daug/tensor.h>
 #include <daug/trainable.h>
@@ -20,19 +22,23 @@ namespace daug::stages {
 
 // ------------------------------------------------------------------------------------------------ images
 
-/// Resize filters accepted by the `resize_filter` option (daug::data::Filter names).
-extern const std::vector<std::string> kResizeFilters;
-/// Value normalisations accepted by the `normalize` option.
-///  "minmax"     per-image min-max to [0,1] after resizing (released DAug/Wolleb code, datasets/mimic.py:90-93)
-///  "minmax_pm1" per-image min-max to [-1,1] (the usual ADM data range)
-///  "none"       the decoder's [0,1] values as they are
-extern const std::vector<std::string> kNormalizations;
+/// Value normalisation of a prepared image (the `normalize` option).
+enum class Normalize {
+  minmax,      ///< "minmax": per-image min-max to [0,1] after resizing (released DAug/Wolleb code, mimic.py:90-93)
+  minmax_pm1,  ///< "minmax_pm1": per-image min-max to [-1,1] (the usual ADM data range)
+  none,        ///< "none": the decoder's [0,1] values as they are
+};
+
+/// TOML names of the `resize_filter` option: bilinear, bicubic, area, nearest (daug::data::Filter).
+extern const Choices<data::Filter> kResizeFilters;
+/// TOML names of the `normalize` option: minmax, minmax_pm1, none.
+extern const Choices<Normalize> kNormalizations;
 
 /// How a stage turns an image file into a model input.
 struct ImagePrep {
-  std::vector<int64_t> shape;       ///< {C,H,W} (the Generator's image_shape()); gray is replicated to C
-  std::string filter = "area";      ///< one of kResizeFilters
-  std::string normalize = "minmax"; ///< one of kNormalizations
+  std::vector<int64_t> shape;                ///< {C,H,W} (the Generator's image_shape()); gray is replicated to C
+  data::Filter filter = data::Filter::area;  ///< resize filter
+  Normalize normalize = Normalize::minmax;   ///< value normalisation
 };
 
 /// Resizes a decoded gray image [1,h,w] (values in [0,1]) to prep.shape and normalises it → [C,H,W] float32.
