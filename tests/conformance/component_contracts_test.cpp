@@ -5,6 +5,7 @@
 #include <daug/error.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -135,7 +136,7 @@ TEST_P(GeneratorContract, ShapesAndTrainingLoss) {
   for (auto s : shape) EXPECT_GT(s, 0);
   EXPECT_GE(g->num_timesteps(), 2);
   auto r = request(b, *g);
-  auto t = at::tensor({0, g->num_timesteps() - 1}, at::kLong);
+  auto t = at::tensor(std::vector<int64_t>{0, g->num_timesteps() - 1}, at::kLong);
   auto xt = g->q_sample(r.x0, t, at::randn_like(r.x0));
   EXPECT_EQ(xt.sizes(), r.x0.sizes());
   EXPECT_TRUE(at::isfinite(xt).all().item<bool>());

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the tiny Source fixtures of the conformance suite (committed; rerun only to change them): CheXpert,
-# MIMIC-CXR-JPG and manifest layouts with 2 train / 1 val / 1 test image each (8×8 grey images, real JPEG/PNG), so
-# that every Source plugin can be built from a config by tests/conformance. The NIH source uses the embedded sample.
+# MIMIC-CXR-JPG and manifest layouts with 2 train / 1 val / 1 test image each (8×8 grey images), so
+# that every Source plugin can be built from a config by tests/conformance. Each layout also lists one image whose
+# file is absent, which the source must skip (the contract: every listed image exists). NIH uses the embedded sample.
 # Images are 8×8 grey PNGs written by python3 (zlib); the .jpg names of the CheXpert/MIMIC layouts hold PNG bytes,
 # which daug's image reader accepts (it detects the format from the bytes).
 set -euo pipefail
@@ -22,7 +23,8 @@ mkdir -p chexpert
 printf '%s\n' "$hdr" \
   'chexpert/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,1.0,,,,,,,,,0.0,,,,1.0' \
   'chexpert/train/patient00002/study1/view1_frontal.jpg,Male,87,Frontal,PA,,,-1.0,1.0,,-1.0,,,,,1.0,,,' \
-  'chexpert/train/patient00002/study1/view2_lateral.jpg,Male,87,Lateral,,,,-1.0,1.0,,-1.0,,,,,1.0,,,' > chexpert/train.csv
+  'chexpert/train/patient00002/study1/view2_lateral.jpg,Male,87,Lateral,,,,-1.0,1.0,,-1.0,,,,,1.0,,,' \
+  'chexpert/train/patient00003/study1/view1_frontal.jpg,Male,40,Frontal,PA,1.0,,,,,,,,,,,,,' > chexpert/train.csv
 printf '%s\n' "$hdr" \
   'chexpert/valid/patient64541/study1/view1_frontal.jpg,Male,73,Frontal,AP,,,1.0,1.0,,,,,,0.0,,,,' > chexpert/valid.csv
 printf '%s\n' "$hdr" \
@@ -51,6 +53,9 @@ done <<'ROWS'
 11000011 51029426 aaaaaaaa-11111111-22222222-33333333-44444444 AP validate ,1.0,,,,,,,,,,,,
 19999987 58971208 bbbbbbbb-11111111-22222222-33333333-44444444 PA test ,,,,,,,1.0,,,,1.0,,
 ROWS
+# One listed image whose file is absent (the source must skip it: every listed image exists).
+split+=$'\n'"dddddddd-11111111-22222222-33333333-44444444,50414267,10000032,train"
+meta+=$'\n'"dddddddd-11111111-22222222-33333333-44444444,10000032,50414267,CHEST (PA AND LAT),PA,8,8,21800506,213014.531,CHEST (PA AND LAT),postero-anterior,Erect"
 printf '%s\n' "$split" > mimic/mimic-cxr-2.0.0-split.csv
 printf '%s\n' "$meta" > mimic/mimic-cxr-2.0.0-metadata.csv
 printf '%s\n' "$lbl" > mimic/mimic-cxr-2.0.0-chexpert.csv
@@ -62,6 +67,7 @@ printf '%s\n' "image,split,report,patient,$cls" \
   'images/a.png,train,"Heart size normal, lungs clear.",p1,0,0,0,0,0,0,0,0,0,0,0,0,0,1' \
   'images/b.png,train,"Small left effusion.",p2,,,,,,,,,,1,,,,' \
   'images/c.png,validate,Cardiomegaly.,p3,0,1,0,0,0,0,0,0,0,0,0,0,0,0' \
-  'images/d.png,test,,p4,0,0,1,-1,0,0,0,0,0,0,0,0,0,0' > manifest/manifest.csv
+  'images/d.png,test,,p4,0,0,1,-1,0,0,0,0,0,0,0,0,0,0' \
+  'images/missing.png,train,,p5,0,0,0,0,0,0,0,0,0,0,0,0,0,1' > manifest/manifest.csv
 for n in a b c d; do img 40 "manifest/images/$n.png"; done
 echo "fixtures written under $(pwd)"
