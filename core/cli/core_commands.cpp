@@ -90,12 +90,13 @@ int config_cmd(const std::vector<std::string>& args) {
 DAUG_CLI_COMMAND("config", "print a config with its imports and --set overrides resolved", config_cmd);
 
 int run_cmd(const std::vector<std::string>& args) {
-  po::options_description desc("daug run FILE [--set key=value ...] [--stage NAME ...] [--shard k/N] [--strict]");
+  po::options_description desc("daug run FILE [--set key=value ...] [--stage NAME ...] [--shard k/N] [--strict] [--dry-run]");
   desc.add_options()("help,h", "show help")("file", po::value<std::string>(), "config file")(
       "set", po::value<std::vector<std::string>>()->composing(), "override, e.g. --set guidance.scale=5")(
       "stage", po::value<std::vector<std::string>>()->composing(), "run only these stages (others must be cached)")(
       "shard", po::value<std::string>(), "k/N: process every N-th item starting at k (heatmaps)")(
-      "strict", "fail on missing data instead of skipping and reporting it");
+      "strict", "fail on missing data instead of skipping and reporting it")(
+      "dry-run", "check the whole configuration and show which stages would run or are cached; run nothing");
   po::positional_options_description pos;
   pos.add("file", 1);
   auto vm = parse(args, desc, pos);
@@ -107,6 +108,7 @@ int run_cmd(const std::vector<std::string>& args) {
   core::RunOptions opts;
   if (vm.count("stage")) opts.only = vm["stage"].as<std::vector<std::string>>();
   opts.strict = vm.count("strict") > 0;
+  opts.dry_run = vm.count("dry-run") > 0;
   if (vm.count("shard")) {
     const auto s = vm["shard"].as<std::string>();
     auto slash = s.find('/');

@@ -6,6 +6,7 @@
 #include <daug/error.h>
 #include <daug/log.h>
 #include <daug/options.h>
+#include <daug/seed.h>
 #include <daug/stage.h>
 
 #include <ATen/Parallel.h>
@@ -41,16 +42,6 @@ struct RunTable {
     v("description", description, "free text, copied into the run directory");
   }
 };
-
-/// FNV-1a 64: the cache key's digest (not cryptographic; keys only need to differ when their material does).
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 std::filesystem::path make_run_dir(const std::filesystem::path& root, const std::string& name) {
   auto now = std::chrono::system_clock::now();
@@ -109,7 +100,8 @@ class StageRunner {
   std::string key(const std::string& table, Use use, std::vector<std::string>& stack) {
     const std::string id = table + (use == Use::model ? "#model" : "#all");
     if (auto it = keys_.find(id); it != keys_.end()) return it->second;
-    std::string k = fmt::format("{:016x}", fnv1a(material(table, use, stack)));
+    // The digest only has to differ when the material does (not cryptographic); the material is in stage logs.
+    std::string k = fmt::format("{:016x}", stable_hash(material(table, use, stack)));
     keys_[id] = k;
     return k;
   }
@@ -204,6 +196,18 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
                                     name, table, producer->describe(), fmt::join(names, ", ")));
     };
   };
+
+  if (options.dry_run) {
+    for (const auto& table : run.stages) {
+      auto dir = runner.output_dir(table);
+      const bool cached = std::filesystem::exists(dir / ".complete");
+      result.stage_dirs.emplace_back(table, dir);
+      result.summary += fmt::format("- [{}] {}: {} {}\n", table, runner.stage(table)->describe(),
+                                    cached ? "cached at" : "would run in", dir.string());
+    }
+    log::info("dry run: the configuration is valid; nothing was run");
+    return result;
+  }
 
   for (size_t i = 0; i < stages.size(); ++i) {
     const std::string& table = run.stages[i];

@@ -16,11 +16,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 }
 
-ApKind parse_ap_kind(const std::string& s) {
-  if (s == "released") return ApKind::released;
-  if (s == "standard") return ApKind::standard;
-  throw ConfigError("ap must be \"released\" or \"standard\", but got \"" + s + "\"");
-}
+const Choices<ApKind> kApKinds = choices<ApKind>({{"released", ApKind::released}, {"standard", ApKind::standard}});
 
 double average_precision(const std::vector<int>& hits, ApKind kind, int64_t relevant_total) {
   double num = 0;

@@ -1,6 +1,7 @@
 #pragma once
 /// Retrieval mAP@K and classification AUC as DAug evaluates them (drjinying/DAug daug/main.py:245-316,
 /// REFERENCE.md §1.4), plus Markdown/CSV table formatting in the paper's column order.
+#include <daug/options.h>
 #include <daug/tensor.h>
 
 #include <cstdint>
@@ -13,7 +14,8 @@ enum class ApKind {
   released,  ///< AP = (1/#hits in top K) Σ_j j/p_j over the hits p_1<…<p_m (1-based); 0 with no hits (DAug)
   standard,  ///< AP@K = (1/min(K, R)) Σ_j j/p_j, R = #gallery items relevant for the class (IR-standard)
 };
-ApKind parse_ap_kind(const std::string& s);
+/// The TOML names of ApKind ("released", "standard"), for the `ap` option.
+extern const Choices<ApKind> kApKinds;
 
 /// AP of one ranked list: `hits[j]` is 1 if the item at rank j+1 is relevant. `relevant_total` is R (only used
 /// by ApKind::standard).

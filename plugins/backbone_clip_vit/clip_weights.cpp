@@ -17,24 +17,26 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <utility>
 
 namespace daug::plugins::clip {
 
+namespace {
+// Each WeightsFormat with its option value.
+constexpr std::pair<WeightsFormat, const char*> kWeightsFormatNames[] = {
+    {WeightsFormat::automatic, "auto"}, {WeightsFormat::openai, "openai"}, {WeightsFormat::hf, "hf"},
+    {WeightsFormat::daug, "daug"}};
+}  // namespace
+
 WeightsFormat parse_weights_format(const std::string& s) {
-  if (s == "auto") return WeightsFormat::automatic;
-  if (s == "openai") return WeightsFormat::openai;
-  if (s == "hf") return WeightsFormat::hf;
-  if (s == "daug") return WeightsFormat::daug;
+  for (const auto& [format, name] : kWeightsFormatNames)
+    if (s == name) return format;
   throw ConfigError("weights_format must be one of: auto, openai, hf, daug, but got '" + s + "'");
 }
 
 const char* weights_format_name(WeightsFormat f) {
-  switch (f) {
-    case WeightsFormat::automatic: return "auto";
-    case WeightsFormat::openai: return "openai";
-    case WeightsFormat::hf: return "hf";
-    case WeightsFormat::daug: return "daug";
-  }
+  for (const auto& [format, name] : kWeightsFormatNames)
+    if (f == format) return name;
   return "?";
 }
 

@@ -30,6 +30,12 @@ ClipVitOptions tiny(int64_t image = 32, int64_t ctx = 16) {
   return o;
 }
 
+ClipVitOptions tiny_from(const std::filesystem::path& weights, int64_t image = 32, int64_t ctx = 16) {
+  ClipVitOptions o = tiny(image, ctx);
+  o.weights = weights.string();
+  return o;
+}
+
 struct Embeds {
   at::Tensor img, txt;
 };
@@ -61,6 +67,20 @@ class ClipWeightsTest : public ::testing::Test {
     EXPECT_LE(testing::max_abs_diff(a.img, b.img), tol);
     EXPECT_LE(testing::max_abs_diff(a.txt, b.txt), tol);
   }
+  // `path` is detected as `format` and loads into a differently seeded model with the source's embeddings and
+  // logit scale.
+  void expect_exact_load(const std::filesystem::path& path, WeightsFormat format) {
+    EXPECT_EQ(detect_weights_format(path.string()), format);
+    torch::manual_seed(99);
+    ClipVit loaded(tiny_from(path), "cpu");
+    expect_same(loaded);
+    EXPECT_DOUBLE_EQ(loaded.logit_scale().item<double>(), 3.25);
+  }
+  // Rounds every source weight to fp16, as a half-precision file holds them.
+  void round_source_to_fp16() {
+    at::NoGradGuard ng;
+    for (auto& [k, t] : source_->state()) t.copy_(t.to(at::kHalf).to(at::kFloat));
+  }
   std::map<std::string, at::Tensor> source_state() {
     std::map<std::string, at::Tensor> m;
     for (auto& [k, t] : source_->state()) m[k] = t.detach();
@@ -77,6 +97,11 @@ class ClipWeightsTest : public ::testing::Test {
 NamedTensors to_hf(std::map<std::string, at::Tensor> s, int64_t layers) {
   NamedTensors hf;
   auto put = [&](const std::string& k, const at::Tensor& t) { hf.emplace_back(k, t.contiguous()); };
+  // <hf>.weight and <hf>.bias from <oa>.weight and <oa>.bias.
+  auto put_wb = [&](const std::string& hf_key, const std::string& oa_key) {
+    put(hf_key + ".weight", s[oa_key + ".weight"]);
+    put(hf_key + ".bias", s[oa_key + ".bias"]);
+  };
   put("logit_scale", s["logit_scale"]);
   put("visual_projection.weight", s["visual.proj"].t());
   put("text_projection.weight", s["text_projection"].t());
@@ -84,15 +109,12 @@ NamedTensors to_hf(std::map<std::string, at::Tensor> s, int64_t layers) {
   put("vision_model.embeddings.class_embedding", s["visual.class_embedding"]);
   put("vision_model.embeddings.position_embedding.weight", s["visual.positional_embedding"]);
   put("vision_model.embeddings.position_ids", at::arange(17, at::kLong).reshape({1, 17}));
-  put("vision_model.pre_layrnorm.weight", s["visual.ln_pre.weight"]);
-  put("vision_model.pre_layrnorm.bias", s["visual.ln_pre.bias"]);
-  put("vision_model.post_layernorm.weight", s["visual.ln_post.weight"]);
-  put("vision_model.post_layernorm.bias", s["visual.ln_post.bias"]);
+  put_wb("vision_model.pre_layrnorm", "visual.ln_pre");
+  put_wb("vision_model.post_layernorm", "visual.ln_post");
   put("text_model.embeddings.token_embedding.weight", s["token_embedding.weight"]);
   put("text_model.embeddings.position_embedding.weight", s["positional_embedding"]);
   put("text_model.embeddings.position_ids", at::arange(16, at::kLong).reshape({1, 16}));
-  put("text_model.final_layer_norm.weight", s["ln_final.weight"]);
-  put("text_model.final_layer_norm.bias", s["ln_final.bias"]);
+  put_wb("text_model.final_layer_norm", "ln_final");
   for (const auto& [hf_tower, oa_tower] : std::vector<std::pair<std::string, std::string>>{
            {"vision_model", "visual.transformer"}, {"text_model", "transformer"}}) {
     for (int64_t i = 0; i < layers; ++i) {
@@ -106,16 +128,11 @@ NamedTensors to_hf(std::map<std::string, at::Tensor> s, int64_t layers) {
       put(h + "self_attn.q_proj.bias", b.slice(0, 0, d));
       put(h + "self_attn.k_proj.bias", b.slice(0, d, 2 * d));
       put(h + "self_attn.v_proj.bias", b.slice(0, 2 * d, 3 * d));
-      put(h + "self_attn.out_proj.weight", s[o + "attn.out_proj.weight"]);
-      put(h + "self_attn.out_proj.bias", s[o + "attn.out_proj.bias"]);
-      put(h + "layer_norm1.weight", s[o + "ln_1.weight"]);
-      put(h + "layer_norm1.bias", s[o + "ln_1.bias"]);
-      put(h + "layer_norm2.weight", s[o + "ln_2.weight"]);
-      put(h + "layer_norm2.bias", s[o + "ln_2.bias"]);
-      put(h + "mlp.fc1.weight", s[o + "mlp.c_fc.weight"]);
-      put(h + "mlp.fc1.bias", s[o + "mlp.c_fc.bias"]);
-      put(h + "mlp.fc2.weight", s[o + "mlp.c_proj.weight"]);
-      put(h + "mlp.fc2.bias", s[o + "mlp.c_proj.bias"]);
+      put_wb(h + "self_attn.out_proj", o + "attn.out_proj");
+      put_wb(h + "layer_norm1", o + "ln_1");
+      put_wb(h + "layer_norm2", o + "ln_2");
+      put_wb(h + "mlp.fc1", o + "mlp.c_fc");
+      put_wb(h + "mlp.fc2", o + "mlp.c_proj");
     }
   }
   return hf;
@@ -152,13 +169,7 @@ void save_openai_torchscript(const std::map<std::string, at::Tensor>& s, const s
 TEST_F(ClipWeightsTest, DaugSafetensorsRoundTripIsExact) {
   const auto path = dir_ / "clip.safetensors";
   save_safetensors(path, source_->state());
-  EXPECT_EQ(detect_weights_format(path.string()), WeightsFormat::daug);
-  torch::manual_seed(99);
-  ClipVitOptions o = tiny();
-  o.weights = path.string();
-  ClipVit loaded(o, "cpu");
-  expect_same(loaded);
-  EXPECT_DOUBLE_EQ(loaded.logit_scale().item<double>(), 3.25);
+  expect_exact_load(path, WeightsFormat::daug);
   // Trainable::load_state round trip too.
   torch::manual_seed(7);
   ClipVit other(tiny(), "cpu");
@@ -169,27 +180,16 @@ TEST_F(ClipWeightsTest, DaugSafetensorsRoundTripIsExact) {
 TEST_F(ClipWeightsTest, HuggingFaceSafetensorsGiveIdenticalEmbeddings) {
   const auto path = dir_ / "model.safetensors";
   save_safetensors(path, to_hf(source_state(), 2));
-  EXPECT_EQ(detect_weights_format(path.string()), WeightsFormat::hf);
-  torch::manual_seed(99);
-  ClipVitOptions o = tiny();
-  o.weights = path.string();
-  ClipVit loaded(o, "cpu");
-  expect_same(loaded);
-  EXPECT_DOUBLE_EQ(loaded.logit_scale().item<double>(), 3.25);
+  expect_exact_load(path, WeightsFormat::hf);
 }
 
 TEST_F(ClipWeightsTest, OpenAITorchScriptArchiveGivesFp16RoundedSourceEmbeddings) {
   const auto path = dir_ / "ViT-tiny.pt";
   save_openai_torchscript(source_state(), path.string());
   EXPECT_EQ(detect_weights_format(path.string()), WeightsFormat::openai);
-  ClipVitOptions o = tiny();
-  o.weights = path.string();
-  ClipVit loaded(o, "cpu");
+  ClipVit loaded(tiny_from(path), "cpu");
   // The archive holds fp16 weights: the loaded model equals the source with every weight rounded to fp16.
-  {
-    at::NoGradGuard ng;
-    for (auto& [k, t] : source_->state()) t.copy_(t.to(at::kHalf).to(at::kFloat));
-  }
+  round_source_to_fp16();
   expect_same(loaded);
   for (auto& [k, t] : loaded.state()) EXPECT_EQ(t.scalar_type(), at::kFloat) << k;
 }
@@ -206,27 +206,19 @@ TEST_F(ClipWeightsTest, TorchSaveStateDictsWithOpenAIOrHFNames) {
   const auto hf_bin = dir_ / "pytorch_model.bin";
   save_torch_state_dict(to_hf(source_state(), 2), hf_bin.string(), /*half=*/false);
   EXPECT_EQ(detect_weights_format(hf_bin.string()), WeightsFormat::openai);
-  ClipVitOptions o = tiny();
-  o.weights = hf_bin.string();
-  ClipVit from_hf(o, "cpu");
+  ClipVit from_hf(tiny_from(hf_bin), "cpu");
   expect_same(from_hf);
   const auto oa_pt = dir_ / "state_dict.pt";
   save_torch_state_dict(source_->state(), oa_pt.string(), /*half=*/true);
-  o.weights = oa_pt.string();
-  ClipVit from_oa(o, "cpu");
-  {
-    at::NoGradGuard ng;
-    for (auto& [k, t] : source_->state()) t.copy_(t.to(at::kHalf).to(at::kFloat));
-  }
+  ClipVit from_oa(tiny_from(oa_pt), "cpu");
+  round_source_to_fp16();
   expect_same(from_oa);
 }
 
 TEST_F(ClipWeightsTest, PositionsAreResampledWhenSizesDiffer) {
   const auto path = dir_ / "model.safetensors";
   save_safetensors(path, to_hf(source_state(), 2));
-  ClipVitOptions o = tiny(48, 32);  // grid 4x4 -> 6x6, text 16 -> 32
-  o.weights = path.string();
-  ClipVit loaded(o, "cpu");
+  ClipVit loaded(tiny_from(path, 48, 32), "cpu");  // grid 4x4 -> 6x6, text 16 -> 32
   auto src = source_state();
   std::map<std::string, at::Tensor> got;
   for (auto& [k, t] : loaded.state()) got[k] = t;
@@ -243,8 +235,7 @@ TEST_F(ClipWeightsTest, PositionsAreResampledWhenSizesDiffer) {
 TEST_F(ClipWeightsTest, LogitScaleFromWeightsCanBeDisabled) {
   const auto path = dir_ / "clip.safetensors";
   save_safetensors(path, source_->state());
-  ClipVitOptions o = tiny();
-  o.weights = path.string();
+  ClipVitOptions o = tiny_from(path);
   o.logit_scale = 4.602;
   o.logit_scale_from_weights = false;
   ClipVit loaded(o, "cpu");

@@ -18,10 +18,6 @@ using daug::testing::max_abs_diff;
 
 namespace {
 
-struct Threads {
-  Threads() { at::set_num_threads(1); }
-} threads_once;
-
 struct FakeSource : daug::Source {
   std::vector<daug::Sample> s;
   daug::SuperClassGrouping g = daug::SuperClassGrouping::released();

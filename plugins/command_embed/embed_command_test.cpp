@@ -18,6 +18,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 
 namespace daug::plugins {
@@ -51,6 +52,12 @@ CliResult run_cli(const std::string& args) {
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+/// Expects exit status `code` and every needle in the output.
+void expect_result(const CliResult& r, int code, std::initializer_list<std::string> needles) {
+  EXPECT_EQ(r.code, code) << r.output;
+  for (const auto& n : needles) EXPECT_NE(r.output.find(n), std::string::npos) << r.output;
 }
 
 class ClipEmbedCli : public ::testing::Test {
@@ -120,47 +127,24 @@ TEST_F(ClipEmbedCli, WritesEmbeddingsEqualToTheModelInProcess) {
 
 TEST_F(ClipEmbedCli, BadInputsGiveClearErrors) {
   data::save_npy(dir_ / "big.npy", at::zeros({2, 3, 64, 64}));
-  CliResult r = run_cli("embed " + cfg() + " --images-npy '" + (dir_ / "big.npy").string() + "' --out '" +
-                        (dir_ / "o").string() + "'");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("big.npy"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("[N,3,32,32]"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("[2, 3, 64, 64]"), std::string::npos) << r.output;
-
-  r = run_cli("embed " + cfg() + " --images '" + (dir_ / "missing.png").string() + "' --out '" +
-              (dir_ / "o").string() + "'");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("missing.png"), std::string::npos) << r.output;
-
-  r = run_cli("embed " + cfg() + " --out '" + (dir_ / "o").string() + "'");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("nothing to embed"), std::string::npos) << r.output;
-
-  r = run_cli("embed " + cfg() + " --texts hello --tokens-npy x.npy --out '" + (dir_ / "o").string() + "'");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("only one of"), std::string::npos) << r.output;
-
-  r = run_cli("embed " + cfg() + " --texts hello --backbone nosuch --out '" + (dir_ / "o").string() + "'");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("nosuch"), std::string::npos) << r.output;
+  const std::string out = " --out '" + (dir_ / "o").string() + "'";
+  expect_result(run_cli("embed " + cfg() + " --images-npy '" + (dir_ / "big.npy").string() + "'" + out), 1,
+                {"big.npy", "[N,3,32,32]", "[2, 3, 64, 64]"});
+  expect_result(run_cli("embed " + cfg() + " --images '" + (dir_ / "missing.png").string() + "'" + out), 1,
+                {"missing.png"});
+  expect_result(run_cli("embed " + cfg() + out), 1, {"nothing to embed"});
+  expect_result(run_cli("embed " + cfg() + " --texts hello --tokens-npy x.npy" + out), 1, {"only one of"});
+  expect_result(run_cli("embed " + cfg() + " --texts hello --backbone nosuch" + out), 1, {"nosuch"});
 }
 
 TEST_F(ClipEmbedCli, IsListedAndHasHelp) {
-  CliResult r = run_cli("--help");
-  EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("plugin commands"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("embed"), std::string::npos) << r.output;
-  r = run_cli("embed --help");
-  EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("usage: daug embed CONFIG"), std::string::npos) << r.output;
-  r = run_cli("plugins list");
+  expect_result(run_cli("--help"), 0, {"plugin commands", "embed"});
+  expect_result(run_cli("embed --help"), 0, {"usage: daug embed CONFIG"});
+  const CliResult r = run_cli("plugins list");
   EXPECT_NE(r.output.find("Command"), std::string::npos) << r.output;
-  r = run_cli("embed " + cfg() + " --texts hi --out '" + (dir_ / "o").string() + "' --batch-size zero");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("--batch-size"), std::string::npos) << r.output;
-  r = run_cli("embed " + cfg() + " --texts hi --frobnicate 1 --out '" + (dir_ / "o").string() + "'");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("frobnicate"), std::string::npos) << r.output;
+  const std::string out = " --out '" + (dir_ / "o").string() + "'";
+  expect_result(run_cli("embed " + cfg() + " --texts hi" + out + " --batch-size zero"), 1, {"--batch-size"});
+  expect_result(run_cli("embed " + cfg() + " --texts hi --frobnicate 1" + out), 1, {"frobnicate"});
 }
 
 }  // namespace

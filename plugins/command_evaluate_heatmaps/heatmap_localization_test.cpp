@@ -88,21 +88,31 @@ int evaluate(const std::string& args, const std::filesystem::path& log) {
   const std::string cmd = std::string(DAUG_CLI_BINARY) + " evaluate-heatmaps " + args + " > " + log.string() + " 2>&1";
   return std::system(cmd.c_str());
 }
+/// Expects `file` to contain `needle`; prints the file otherwise.
+void expect_file_has(const std::filesystem::path& file, const std::string& needle) {
+  const std::string text = read(file);
+  EXPECT_NE(text.find(needle), std::string::npos) << text;
+}
+/// Writes <dir>/index.csv as the heatmaps stage publishes it: the header, then `rows`.
+void write_index(const std::filesystem::path& dir, const std::string& rows) {
+  daug::testing::write_text(dir / "index.csv", "id,split,file,target,direction\n" + rows);
+}
+/// A 4×4 heatmap: 0 but for a 1 at (row, col).
+at::Tensor peak_at(int64_t row, int64_t col) {
+  at::Tensor h = at::zeros({4, 4});
+  h[row][col] = 1;
+  return h;
+}
 }  // namespace
 
 TEST(EvaluateHeatmapsCli, TablesFromTheHeatmapIndexAndClearErrors) {
   daug::testing::TempDir tmp;
   // a: peak in the top-left quadrant (box there → hit); b: peak bottom-right (box top-left → miss)
-  auto a = at::zeros({4, 4});
-  a[0][0] = 1;
-  auto b = at::zeros({4, 4});
-  b[3][3] = 1;
   // The file names are whatever the index says (the heatmaps stage's naming is not assumed).
-  daug::data::save_npy(tmp / "hm" / "a_+nof.npy", a);
-  daug::data::save_npy(tmp / "hm" / "b-heat.npy", b);
-  daug::testing::write_text(tmp / "hm" / "index.csv",
-                            "id,split,file,target,direction\na,test,a_+nof.npy,No Finding,+\n"
-                            "b,test,b-heat.npy,No Finding,+\nc,test,c_+nof.npy,No Finding,+\n");
+  daug::data::save_npy(tmp / "hm" / "a_+nof.npy", peak_at(0, 0));
+  daug::data::save_npy(tmp / "hm" / "b-heat.npy", peak_at(3, 3));
+  write_index(tmp / "hm",
+              "a,test,a_+nof.npy,No Finding,+\nb,test,b-heat.npy,No Finding,+\nc,test,c_+nof.npy,No Finding,+\n");
   daug::testing::write_text(tmp / "boxes.csv",
                             "image,label,x,y,w,h\na.png,Mass,0,0,512,512\nb.png,Mass,0,0,512,512\n"
                             "c.png,Nodule,0,0,10,10\n");
@@ -110,58 +120,48 @@ TEST(EvaluateHeatmapsCli, TablesFromTheHeatmapIndexAndClearErrors) {
       "--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "boxes.csv").string() + " --out " + (tmp / "out").string();
   ASSERT_EQ(evaluate(args, tmp / "log.txt"), 0) << read(tmp / "log.txt");
   // Mass: 2 pairs, pointing 1/2, IoBB: a's detected cell [0,256)² inside the box → 1; b's → 0; chance 0.25
-  const std::string csv = read(tmp / "out" / "localization.csv");
-  EXPECT_NE(csv.find("Mass,2,0.500000,0.500000,0.500000,0.250000"), std::string::npos) << csv;
-  const std::string md = read(tmp / "out" / "localization.md");
-  EXPECT_NE(md.find("1 of 3 boxed image/label pairs were skipped"), std::string::npos) << md;
-  EXPECT_NE(md.find("index.csv"), std::string::npos) << md;
+  expect_file_has(tmp / "out" / "localization.csv", "Mass,2,0.500000,0.500000,0.500000,0.250000");
+  expect_file_has(tmp / "out" / "localization.md", "1 of 3 boxed image/label pairs were skipped");
+  expect_file_has(tmp / "out" / "localization.md", "index.csv");
   // --strict turns the missing heatmap (listed in the index, file absent) into an error naming it
   EXPECT_NE(evaluate(args + " --strict", tmp / "err.txt"), 0);
-  EXPECT_NE(read(tmp / "err.txt").find("c_+nof.npy"), std::string::npos) << read(tmp / "err.txt");
+  expect_file_has(tmp / "err.txt", "c_+nof.npy");
   // a bad number names file:line and column
   daug::testing::write_text(tmp / "bad.csv", "image,label,x,y,w,h\na.png,Mass,zero,0,5,5\n");
   EXPECT_NE(evaluate("--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "bad.csv").string(), tmp / "bad.txt"), 0);
-  EXPECT_NE(read(tmp / "bad.txt").find("bad.csv:2: column 'x' must be a number, but got 'zero'"), std::string::npos)
-      << read(tmp / "bad.txt");
+  expect_file_has(tmp / "bad.txt", "bad.csv:2: column 'x' must be a number, but got 'zero'");
   // --help prints the usage and succeeds
   EXPECT_EQ(evaluate("--help", tmp / "help.txt"), 0);
-  EXPECT_NE(read(tmp / "help.txt").find("usage: daug evaluate-heatmaps"), std::string::npos) << read(tmp / "help.txt");
+  expect_file_has(tmp / "help.txt", "usage: daug evaluate-heatmaps");
 }
 
 TEST(EvaluateHeatmapsCli, OldIndexSuffixModeAndAmbiguousIds) {
   daug::testing::TempDir tmp;
-  auto a = at::zeros({4, 4});
-  a[0][0] = 1;
+  auto a = peak_at(0, 0);
   daug::data::save_npy(tmp / "old" / "a_+nof.npy", a);
   daug::testing::write_text(tmp / "boxes.csv", "image,label,x,y,w,h\na.png,Mass,0,0,512,512\n");
   const std::string boxes = " --boxes " + (tmp / "boxes.csv").string();
   // the 3-column index the heatmaps stage wrote before it recorded target and direction
   daug::testing::write_text(tmp / "old" / "index.csv", "id,split,file\na,test,a_+nof.npy\n");
   ASSERT_EQ(evaluate("--heatmaps " + (tmp / "old").string() + boxes, tmp / "log.txt"), 0) << read(tmp / "log.txt");
-  EXPECT_NE(read(tmp / "old" / "localization.csv").find("Mass,1,1.000000"), std::string::npos);
+  expect_file_has(tmp / "old" / "localization.csv", "Mass,1,1.000000");
   EXPECT_NE(evaluate("--heatmaps " + (tmp / "old").string() + boxes + " --target X", tmp / "t.txt"), 0);
-  EXPECT_NE(read(tmp / "t.txt").find("has only the columns id,split,file"), std::string::npos) << read(tmp / "t.txt");
+  expect_file_has(tmp / "t.txt", "has only the columns id,split,file");
   // no index: an error that says so, or --suffix for a plain directory of <id><suffix> files
   daug::data::save_npy(tmp / "plain" / "a.heat.npy", a);
   EXPECT_NE(evaluate("--heatmaps " + (tmp / "plain").string() + boxes, tmp / "n.txt"), 0);
-  EXPECT_NE(read(tmp / "n.txt").find("index.csv does not exist"), std::string::npos) << read(tmp / "n.txt");
+  expect_file_has(tmp / "n.txt", "index.csv does not exist");
   ASSERT_EQ(evaluate("--heatmaps " + (tmp / "plain").string() + boxes + " --suffix .heat.npy", tmp / "s.txt"), 0)
       << read(tmp / "s.txt");
-  EXPECT_NE(read(tmp / "plain" / "localization.csv").find("Mass,1,1.000000"), std::string::npos);
+  expect_file_has(tmp / "plain" / "localization.csv", "Mass,1,1.000000");
   // two heatmaps for one id (both directions): ambiguous until --direction picks one
-  auto b = at::zeros({4, 4});
-  b[3][3] = 1;
   daug::data::save_npy(tmp / "both" / "a_+nof.npy", a);
-  daug::data::save_npy(tmp / "both" / "a_-nof.npy", b);
-  daug::testing::write_text(tmp / "both" / "index.csv",
-                            "id,split,file,target,direction\na,test,a_+nof.npy,No Finding,+\n"
-                            "a,test,a_-nof.npy,No Finding,-\n");
+  daug::data::save_npy(tmp / "both" / "a_-nof.npy", peak_at(3, 3));
+  write_index(tmp / "both", "a,test,a_+nof.npy,No Finding,+\na,test,a_-nof.npy,No Finding,-\n");
   EXPECT_NE(evaluate("--heatmaps " + (tmp / "both").string() + boxes, tmp / "amb.txt"), 0);
-  EXPECT_NE(read(tmp / "amb.txt").find("index.csv:3: id 'a' has a second heatmap"), std::string::npos)
-      << read(tmp / "amb.txt");
+  expect_file_has(tmp / "amb.txt", "index.csv:3: id 'a' has a second heatmap");
   ASSERT_EQ(evaluate("--heatmaps " + (tmp / "both").string() + boxes + " --direction -", tmp / "d.txt"), 0)
       << read(tmp / "d.txt");
-  EXPECT_NE(read(tmp / "both" / "localization.csv").find("Mass,1,0.000000"), std::string::npos)
-      << read(tmp / "both" / "localization.csv");
+  expect_file_has(tmp / "both" / "localization.csv", "Mass,1,0.000000");
 }
 #endif

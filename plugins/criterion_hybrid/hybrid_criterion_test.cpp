@@ -45,7 +45,7 @@ TEST(HybridCriterion, BceByHand) {
   auto y = at::tensor({1.f, 0.f}).view({1, 2});
   auto ls = at::scalar_tensor(0.0);
   daug::CriterionInput in{img, img, cls, y, ls};
-  HybridCriterion h({0.0, "fixed", 4.602, "fixed", 0.0});
+  HybridCriterion h({0.0, daug::clip::ScaleMode::fixed, 4.602, daug::clip::ScaleMode::fixed, 0.0});
   EXPECT_NEAR(h.compute(in).loss.item<double>(), (std::log1p(std::exp(-1.0)) + std::log(2.0)) / 2, 1e-6);
 }
 
@@ -72,6 +72,10 @@ TEST(HybridCriterion, GradientsReachBothTowers) {
   EXPECT_GT(bb.txt_->weight.grad().abs().sum().item<double>(), 0.0);
   EXPECT_GT(bb.emb_->weight.grad().abs().sum().item<double>(), 0.0);
   daug::testing::expect_error_contains([&] { HybridCriterion({1.5}); }, {"[criterion].w must be in [0, 1]"});
+  daug::testing::TestContext ctx;
+  ctx.set_table("clip_criterion");
+  daug::testing::expect_error_contains([&] { HybridCriterion::create({1.5}, ctx); },
+                                       {"[clip_criterion].w must be in [0, 1], but got 1.5"});
   at::Tensor undef;
   daug::testing::expect_error_contains([&] { HybridCriterion({}).compute({img, txt, undef, y, ls}); },
                                        {"class-prompt embeddings"});

@@ -20,10 +20,6 @@ namespace daug::plugins {
 
 namespace {
 
-const Check kTriState = Check::choice({"preset", "true", "false"});
-
-bool tri(const std::string& v, bool preset) { return v == "preset" ? preset : v == "true"; }
-
 std::string shape_str(at::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
 }  // namespace
@@ -31,24 +27,25 @@ std::string shape_str(at::IntArrayRef s) { return fmt::format("[{}]", fmt::join(
 void DdpmGeneratorOptions::visit(OptionVisitor& v) {
   v("preset", preset, "UNet preset: tiny (32², CPU tests), wolleb256, daug512 (the released DAug model)",
     Check::choice({"tiny", "wolleb256", "daug512"}));
-  v("image_size", image_size, "override the preset's image size (0 = preset)", Check::at_least(0));
-  v("in_channels", in_channels, "override the image channels (0 = preset; DAug/Wolleb CXR: 1)", Check::at_least(0));
-  v("num_channels", num_channels, "override the base channel count (0 = preset; released: 128)", Check::at_least(0));
-  v("num_res_blocks", num_res_blocks, "override ResBlocks per level (0 = preset; released: 2)", Check::at_least(0));
+  v("image_size", image_size, "override the preset's image size (unset = preset)", Check::at_least(1));
+  v("in_channels", in_channels, "override the image channels (unset = preset; DAug/Wolleb CXR: 1)", Check::at_least(1));
+  v("num_channels", num_channels, "override the base channel count (unset = preset; released: 128)",
+    Check::at_least(1));
+  v("num_res_blocks", num_res_blocks, "override ResBlocks per level (unset = preset; released: 2)", Check::at_least(1));
   v("channel_mult", channel_mult, "override the per-level channel multipliers ([] = preset; released 1,1,2,2,4,4)");
   v("attention_resolutions", attention_resolutions,
     "override the feature-map resolutions with attention, as the script flag ([] = preset; released [16])");
-  v("num_heads", num_heads, "override attention heads (0 = preset; released 1)", Check::at_least(0));
+  v("num_heads", num_heads, "override attention heads (unset = preset; released 1)", Check::at_least(1));
   v("num_head_channels", num_head_channels,
-    "override channels per head (0 = preset, -1 = use num_heads; released -1)", Check::at_least(-1));
+    "override channels per head (unset = preset, -1 = use num_heads; released -1)", Check::at_least(-1));
   v("dropout", dropout, "dropout in ResBlocks (released 0)", Check::range(0, 0.99));
-  v("use_scale_shift_norm", use_scale_shift_norm, "FiLM-style ResBlock conditioning (released false)", kTriState);
-  v("resblock_updown", resblock_updown, "ResBlocks for up/down-sampling (released false)", kTriState);
+  v("use_scale_shift_norm", use_scale_shift_norm, "FiLM-style ResBlock conditioning (unset = preset; released false)");
+  v("resblock_updown", resblock_updown, "ResBlocks for up/down-sampling (unset = preset; released false)");
   v("use_new_attention_order", use_new_attention_order,
-    "QKVAttention (q|k|v first) instead of QKVAttentionLegacy (released false)", kTriState);
+    "QKVAttention (q|k|v first) instead of QKVAttentionLegacy (unset = preset; released false)");
   v("num_classes", num_classes,
-    "class-conditional UNet with this many classes (-1 = preset, 0 = unconditional; released 2, y = 1 healthy)",
-    Check::at_least(-1));
+    "class-conditional UNet with this many classes (unset = preset, 0 = unconditional; released 2, y = 1 healthy)",
+    Check::at_least(0));
   v("learn_sigma", learn_sigma, "the UNet also predicts the variance interpolant v (2C outputs; released true)");
   v("variance", variance,
     "reverse variance: auto (learned_range with learn_sigma, else fixed_large), learned_range, fixed_large, "
@@ -73,24 +70,26 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
     Check::choice({"float32", "float16", "bfloat16"}).for_sampling());
 }
 
-DdpmGenerator::DdpmGenerator(Options opts, const std::string& device) : opts_(std::move(opts)), device_(device) {
-  check_options(opts_, "[generator] (ddpm)");
+DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std::string& table)
+    : opts_(std::move(opts)), device_(device) {
+  const std::string where = "[" + table + "] (ddpm)";
+  check_options(opts_, where);
   adm::UNetConfig c = adm::unet_preset(opts_.preset);
-  if (opts_.image_size) c.image_size = opts_.image_size;
-  if (opts_.in_channels) c.in_channels = opts_.in_channels;
-  if (opts_.num_channels) c.model_channels = opts_.num_channels;
-  if (opts_.num_res_blocks) c.num_res_blocks = opts_.num_res_blocks;
+  c.image_size = opts_.image_size.value_or(c.image_size);
+  c.in_channels = opts_.in_channels.value_or(c.in_channels);
+  c.model_channels = opts_.num_channels.value_or(c.model_channels);
+  c.num_res_blocks = opts_.num_res_blocks.value_or(c.num_res_blocks);
   if (!opts_.channel_mult.empty()) c.channel_mult = opts_.channel_mult;
   if (!opts_.attention_resolutions.empty()) c.attention_resolutions = opts_.attention_resolutions;
-  if (opts_.num_heads) c.num_heads = opts_.num_heads;
-  if (opts_.num_head_channels) c.num_head_channels = opts_.num_head_channels;
+  c.num_heads = opts_.num_heads.value_or(c.num_heads);
+  c.num_head_channels = opts_.num_head_channels.value_or(c.num_head_channels);
   c.dropout = opts_.dropout;
-  c.use_scale_shift_norm = tri(opts_.use_scale_shift_norm, c.use_scale_shift_norm);
-  c.resblock_updown = tri(opts_.resblock_updown, c.resblock_updown);
-  c.use_new_attention_order = tri(opts_.use_new_attention_order, c.use_new_attention_order);
-  if (opts_.num_classes >= 0) c.num_classes = opts_.num_classes;
+  c.use_scale_shift_norm = opts_.use_scale_shift_norm.value_or(c.use_scale_shift_norm);
+  c.resblock_updown = opts_.resblock_updown.value_or(c.resblock_updown);
+  c.use_new_attention_order = opts_.use_new_attention_order.value_or(c.use_new_attention_order);
+  c.num_classes = opts_.num_classes.value_or(c.num_classes);
   c.out_channels = opts_.learn_sigma ? 2 * c.in_channels : c.in_channels;
-  c.validate("[generator] (ddpm)", false);
+  c.validate(where, false);
 
   adm::VarianceType vt;
   if (opts_.variance == "auto") {
@@ -98,7 +97,7 @@ DdpmGenerator::DdpmGenerator(Options opts, const std::string& device) : opts_(st
   } else {
     vt = adm::parse_variance_type(opts_.variance);
     DAUG_CHECK_AS(ConfigError, (vt == adm::VarianceType::learned_range) == opts_.learn_sigma,
-                  "[generator] (ddpm): variance = \"", opts_.variance, "\" needs learn_sigma = ",
+                  where, ": variance = \"", opts_.variance, "\" needs learn_sigma = ",
                   opts_.learn_sigma ? "false" : "true", ", but learn_sigma = ", opts_.learn_sigma ? "true" : "false");
   }
   const auto betas = adm::beta_schedule(opts_.noise_schedule, opts_.diffusion_steps);
@@ -109,7 +108,7 @@ DdpmGenerator::DdpmGenerator(Options opts, const std::string& device) : opts_(st
 }
 
 std::shared_ptr<Generator> DdpmGenerator::create(Options opts, BuildContext& ctx) {
-  return std::make_shared<DdpmGenerator>(std::move(opts), ctx.device());
+  return std::make_shared<DdpmGenerator>(std::move(opts), ctx.device(), ctx.table_or("generator"));
 }
 
 std::string DdpmGenerator::describe() const {

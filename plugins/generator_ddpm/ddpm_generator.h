@@ -8,6 +8,7 @@
 #include <daug/options.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,20 +24,20 @@ namespace daug::plugins {
 ///   timestep_respacing = "ddim100"
 struct DdpmGeneratorOptions {
   std::string preset = "daug512";
-  // Per-field overrides of the preset (0, -1 sentinel or empty = keep the preset's value).
-  int64_t image_size = 0;
-  int64_t in_channels = 0;
-  int64_t num_channels = 0;
-  int64_t num_res_blocks = 0;
+  // Per-field overrides of the preset (unset or empty = keep the preset's value).
+  std::optional<int64_t> image_size;
+  std::optional<int64_t> in_channels;
+  std::optional<int64_t> num_channels;
+  std::optional<int64_t> num_res_blocks;
   std::vector<double> channel_mult;
   std::vector<int64_t> attention_resolutions;
-  int64_t num_heads = 0;
-  int64_t num_head_channels = 0;
+  std::optional<int64_t> num_heads;
+  std::optional<int64_t> num_head_channels;
   double dropout = 0.0;
-  std::string use_scale_shift_norm = "preset";
-  std::string resblock_updown = "preset";
-  std::string use_new_attention_order = "preset";
-  int64_t num_classes = -1;
+  std::optional<bool> use_scale_shift_norm;
+  std::optional<bool> resblock_updown;
+  std::optional<bool> use_new_attention_order;
+  std::optional<int64_t> num_classes;
   bool learn_sigma = true;
   std::string variance = "auto";
   int64_t diffusion_steps = 1000;
@@ -55,7 +56,8 @@ class DdpmGenerator final : public daug::Generator {
   using Options = DdpmGeneratorOptions;
 
   /// Builds the UNet on `device` (weights from the global ATen generator; load a checkpoint for real use).
-  DdpmGenerator(Options opts, const std::string& device);
+  /// `table`: the config table this generator is built from (error messages name it).
+  DdpmGenerator(Options opts, const std::string& device, const std::string& table = "generator");
   static std::shared_ptr<daug::Generator> create(Options opts, daug::BuildContext& ctx);
 
   std::string describe() const override;

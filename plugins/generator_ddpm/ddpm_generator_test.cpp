@@ -11,6 +11,7 @@
 #include <daug/labels.h>
 
 #include "test_support.h"
+#include "fakes/toy_classifier.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -27,10 +28,6 @@ using daug::testing::expect_error_contains;
 using daug::testing::max_abs_diff;
 
 namespace {
-
-struct Threads {
-  Threads() { at::set_num_threads(1); }
-} threads_once;
 
 DdpmGeneratorOptions tiny(const std::string& respacing = "") {
   DdpmGeneratorOptions o;
@@ -167,7 +164,7 @@ TEST(DdpmGenerator, GuidanceReceivesOriginalTimestepsUnderRespacing) {
 
 namespace {
 /// Records the timesteps it receives; logits depend on x so the guidance gradient is non-zero.
-struct SpyClassifier : daug::Classifier {
+struct SpyClassifier : daug::testing::StatelessClassifier {
   std::vector<int64_t> seen;
   at::Tensor logits(const at::Tensor& x, const at::Tensor& t) override {
     seen.push_back(t[0].item<int64_t>());
@@ -175,10 +172,6 @@ struct SpyClassifier : daug::Classifier {
     return at::cat({m, -m, 2 * m, m * m, -m, m, m}, 1);
   }
   std::vector<std::string> class_names() const override { return daug::SuperClassGrouping::released().names; }
-  std::vector<at::Tensor> parameters() override { return {}; }
-  daug::NamedTensors state() override { return {}; }
-  void load_state(const daug::NamedTensors&) override {}
-  void set_training(bool) override {}
   std::string describe() const override { return "spy classifier"; }
 };
 }  // namespace
@@ -360,4 +353,58 @@ TEST(DdpmGenerator, AdamStepsOnTheTrainingLossReduceIt) {
   std::printf("[ measured ] training loss, step 1: %.4f, mean of steps 13-16: %.4f\n", losses[0], last);
   EXPECT_GT(losses[0], 0.7);
   EXPECT_LT(last, 0.5 * losses[0]);
+}
+
+TEST(DdpmGenerator, UnsetOverridesKeepThePresetAndSetOnesWin) {
+  const auto preset = DdpmGenerator(tiny(), "cpu").unet_config();
+  auto o = tiny();
+  o.num_classes = 0;
+  o.use_scale_shift_norm = !preset.use_scale_shift_norm;
+  o.num_head_channels = -1;
+  o.num_heads = 2;
+  const auto c = DdpmGenerator(o, "cpu").unet_config();
+  EXPECT_EQ(c.num_classes, 0);
+  EXPECT_EQ(c.use_scale_shift_norm, !preset.use_scale_shift_norm);
+  EXPECT_EQ(c.num_head_channels, -1);
+  EXPECT_EQ(c.num_heads, 2);
+  EXPECT_EQ(c.image_size, preset.image_size);
+  EXPECT_EQ(c.resblock_updown, preset.resblock_updown);
+}
+
+TEST(DdpmGenerator, PresetOverridesAreOptionalsInToml) {
+  auto read = [](const std::string& body) {
+    auto doc = daug::core::parse_config("[generator]\nplugin = \"ddpm\"\n" + body, "gen.toml");
+    return daug::read_options<DdpmGeneratorOptions>(daug::ConfigView(doc, "generator"));
+  };
+  auto o = read("preset = \"tiny\"\n");
+  EXPECT_FALSE(o.image_size || o.num_classes || o.num_head_channels || o.use_scale_shift_norm);
+  o = read("image_size = 64\nnum_classes = 0\nresblock_updown = true\nnum_head_channels = -1\n");
+  EXPECT_EQ(o.image_size, std::optional<int64_t>(64));
+  EXPECT_EQ(o.num_classes, std::optional<int64_t>(0));
+  EXPECT_EQ(o.resblock_updown, std::optional<bool>(true));
+  EXPECT_EQ(o.num_head_channels, std::optional<int64_t>(-1));
+  expect_error_contains([&] { read("image_size = 0\n"); }, {"gen.toml:3:14", "[generator].image_size must be >= 1"});
+  expect_error_contains([&] { read("use_scale_shift_norm = \"true\"\n"); },
+                        {"[generator].use_scale_shift_norm: expected a boolean (true/false), but got string"});
+  for (const auto& info : daug::describe_options<DdpmGeneratorOptions>())
+    if (info.key == "image_size" || info.key == "use_new_attention_order" || info.key == "num_classes")
+      EXPECT_EQ(info.default_value, "unset") << info.key;
+  // A dump of the defaults leaves the overrides out, and reads back as the same options.
+  const std::string dump = daug::dump_options(o);
+  EXPECT_NE(dump.find("image_size = 64\n"), std::string::npos) << dump;
+  EXPECT_EQ(dump.find("num_heads"), std::string::npos) << dump;
+  auto back = daug::read_options<DdpmGeneratorOptions>(
+      daug::ConfigView(daug::core::parse_config("[g]\n" + dump, "dump.toml"), "g"));
+  EXPECT_EQ(daug::dump_options(back), dump);
+}
+
+TEST(DdpmGenerator, ErrorsNameTheTableBeingBuilt) {
+  daug::testing::TestContext ctx;
+  ctx.set_table("generator_small");
+  auto o = tiny();
+  o.image_size = 0;
+  expect_error_contains([&] { DdpmGenerator::create(o, ctx); }, {"[generator_small] (ddpm).image_size must be >= 1"});
+  o = tiny();
+  o.variance = "fixed_small";
+  expect_error_contains([&] { DdpmGenerator::create(o, ctx); }, {"[generator_small] (ddpm): variance = \"fixed_small\""});
 }

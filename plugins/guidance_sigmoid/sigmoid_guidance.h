@@ -1,9 +1,7 @@
 #pragma once
 // guidance_sigmoid: g = direction · scale · ∇ₓ log σ(f_φ(x_t, t)[y]) — the per-class (BCE-style) guidance of the
 // DAug paper's Fig. 2 ablation (REFERENCE.md §11.3). Declared in a header for tests.
-#include <daug/build_context.h>
-#include <daug/classifier.h>
-#include <daug/guidance.h>
+#include <daug/guidance/classifier_guidance.h>
 #include <daug/options.h>
 
 #include <memory>
@@ -25,17 +23,14 @@ struct SigmoidGuidanceOptions {
   }
 };
 
-class SigmoidGuidance final : public daug::Guidance {
+class SigmoidGuidance final : public guidance::ClassifierGuidance<SigmoidGuidance, SigmoidGuidanceOptions> {
  public:
-  using Options = SigmoidGuidanceOptions;
-  SigmoidGuidance(Options opts, std::shared_ptr<daug::Classifier> classifier);
-  static std::shared_ptr<daug::Guidance> create(Options opts, daug::BuildContext& ctx);
-  at::Tensor gradient(const daug::GuidanceInput& in) override;
+  /// `table`: the config table this guidance is built from (error messages name it).
+  SigmoidGuidance(Options opts, std::shared_ptr<daug::Classifier> classifier, const std::string& table = "guidance");
   std::string describe() const override;
 
  private:
-  Options opts_;
-  std::shared_ptr<daug::Classifier> classifier_;
+  at::Tensor log_prob(const at::Tensor& logits, const at::Tensor& y, int64_t ymin) const override;
 };
 
 }  // namespace daug::plugins

@@ -4,6 +4,7 @@
 #include <daug/error.h>
 
 #include "test_support.h"
+#include "fakes/toy_classifier.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -17,38 +18,16 @@ using daug::testing::expect_error_contains;
 
 namespace {
 
-struct Threads {
-  Threads() { at::set_num_threads(1); }
-} threads_once;
-
-/// logits = W2 · tanh(W1 · vec(x) + b + w_t · t/1000), float64.
-struct ToyClassifier : daug::Classifier {
-  at::Tensor W1, b, wt, W2;
-  std::vector<int64_t> seen_t;
-  ToyClassifier() {
-    at::manual_seed(321);
-    W1 = at::randn({5, 8}, at::kDouble).set_requires_grad(true);
-    b = at::randn({5}, at::kDouble).set_requires_grad(true);
-    wt = at::randn({5}, at::kDouble).set_requires_grad(true);
-    W2 = at::randn({4, 5}, at::kDouble).set_requires_grad(true);
-  }
-  at::Tensor logits(const at::Tensor& x, const at::Tensor& t) override {
-    for (int64_t i = 0; i < t.size(0); ++i) seen_t.push_back(t[i].item<int64_t>());
-    return at::matmul(at::tanh(at::matmul(x.flatten(1), W1.t()) + b + t.to(at::kDouble).unsqueeze(1) / 1000.0 * wt),
-                      W2.t());
-  }
-  std::vector<std::string> class_names() const override { return {"No Finding", "a", "b", "c"}; }
-  std::vector<at::Tensor> parameters() override { return {W1, b, wt, W2}; }
-  daug::NamedTensors state() override { return {}; }
-  void load_state(const daug::NamedTensors&) override {}
-  void set_training(bool) override {}
-  std::string describe() const override { return "toy"; }
-};
+/// 4 classes ("No Finding", a, b, c) over 2×2×2 images, 5 hidden units.
+std::shared_ptr<daug::testing::ToyClassifier> toy() {
+  const std::vector<std::string> names = {"No Finding", "a", "b", "c"};
+  return std::make_shared<daug::testing::ToyClassifier>(4, 8, 5, 321, names);
+}
 
 }  // namespace
 
 TEST(SigmoidGuidance, MatchesFiniteDifferencesBothDirections) {
-  auto clf = std::make_shared<ToyClassifier>();
+  auto clf = toy();
   SigmoidGuidanceOptions o;
   o.scale = 7.0;
   SigmoidGuidance g(o, clf);
@@ -75,11 +54,11 @@ TEST(SigmoidGuidance, MatchesFiniteDifferencesBothDirections) {
     }
   }
   for (const auto& p : clf->parameters()) EXPECT_FALSE(p.grad().defined());
-  EXPECT_EQ(clf->seen_t[1], 480);
+  EXPECT_EQ(clf->seen_t[0][1].item<int64_t>(), 480);
 }
 
 TEST(SigmoidGuidance, ScaleZeroIsZeroAndClosedFormChainRule) {
-  auto clf = std::make_shared<ToyClassifier>();
+  auto clf = toy();
   SigmoidGuidanceOptions o;
   o.scale = 0;
   at::Tensor x = at::randn({2, 2, 2, 2}, at::kDouble), t = at::zeros({2}, at::kLong);
@@ -95,7 +74,7 @@ TEST(SigmoidGuidance, ScaleZeroIsZeroAndClosedFormChainRule) {
 }
 
 TEST(SigmoidGuidance, BadTargetsNameTheClasses) {
-  auto clf = std::make_shared<ToyClassifier>();
+  auto clf = toy();
   SigmoidGuidance g(SigmoidGuidanceOptions{}, clf);
   at::Tensor x = at::randn({1, 2, 2, 2}, at::kDouble), t = at::zeros({1}, at::kLong);
   expect_error_contains([&] { g.gradient({x, t, at::full({1}, 4, at::kLong), 1}); }, {"[0, 3]", "No Finding"});

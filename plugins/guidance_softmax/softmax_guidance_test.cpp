@@ -6,6 +6,7 @@
 #include <daug/error.h>
 
 #include "test_support.h"
+#include "fakes/toy_classifier.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -16,40 +17,12 @@
 using daug::plugins::SoftmaxGuidance;
 using daug::plugins::SoftmaxGuidanceOptions;
 using daug::testing::expect_error_contains;
+using daug::testing::ToyClassifier;
 
 namespace {
 
-struct Threads {
-  Threads() { at::set_num_threads(1); }
-} threads_once;
-
-/// logits = W2 · tanh(W1 · vec(x) + b + w_t · t/1000), in float64; records the timesteps it receives.
-struct ToyClassifier : daug::Classifier {
-  at::Tensor W1, b, wt, W2;
-  std::vector<at::Tensor> seen_t;
-  explicit ToyClassifier(int64_t k, int64_t d = 2 * 3 * 3, int64_t h = 6) {
-    at::manual_seed(123);
-    W1 = at::randn({h, d}, at::kDouble).set_requires_grad(true);
-    b = at::randn({h}, at::kDouble).set_requires_grad(true);
-    wt = at::randn({h}, at::kDouble).set_requires_grad(true);
-    W2 = at::randn({k, h}, at::kDouble).set_requires_grad(true);
-  }
-  at::Tensor logits(const at::Tensor& x, const at::Tensor& t) override {
-    seen_t.push_back(t.clone());
-    at::Tensor pre = at::matmul(x.flatten(1), W1.t()) + b + t.to(at::kDouble).unsqueeze(1) / 1000.0 * wt;
-    return at::matmul(at::tanh(pre), W2.t());
-  }
-  std::vector<std::string> class_names() const override {
-    std::vector<std::string> r;
-    for (int64_t i = 0; i < W2.size(0); ++i) r.push_back("c" + std::to_string(i));
-    return r;
-  }
-  std::vector<at::Tensor> parameters() override { return {W1, b, wt, W2}; }
-  daug::NamedTensors state() override { return {}; }
-  void load_state(const daug::NamedTensors&) override {}
-  void set_training(bool) override {}
-  std::string describe() const override { return "toy"; }
-};
+/// 7 classes c0..c6 over 2×3×3 images, 6 hidden units.
+std::shared_ptr<ToyClassifier> toy() { return std::make_shared<ToyClassifier>(7, 2 * 3 * 3, 6, 123); }
 
 /// Σ_b log p_b written independently of the plugin: l_y − log Σ_j exp(l_j) over the chosen logits.
 double log_prob(ToyClassifier& c, const at::Tensor& x, const at::Tensor& t, const std::vector<int64_t>& y,
@@ -67,10 +40,10 @@ double log_prob(ToyClassifier& c, const at::Tensor& x, const at::Tensor& t, cons
 }
 
 void check_against_fd(const std::string& mode, std::vector<int64_t> y, int direction, double scale) {
-  auto clf = std::make_shared<ToyClassifier>(7);
+  auto clf = toy();
   SoftmaxGuidanceOptions o;
   o.scale = scale;
-  o.logits = mode;
+  o.logits = daug::plugins::kSoftmaxLogits.value(mode);
   SoftmaxGuidance g(o, clf);
   at::manual_seed(9);
   at::Tensor x = at::randn({2, 2, 3, 3}, at::kDouble);
@@ -99,10 +72,10 @@ TEST(SoftmaxGuidance, AutoIsTheReleasedCondFn) { check_against_fd("auto", {0, 4}
 TEST(SoftmaxGuidance, DirectionMinusOneMovesAway) { check_against_fd("auto", {0, 2}, -1, 3.0); }
 
 TEST(SoftmaxGuidance, AutoDiffersFromAllForDiseaseTargets) {
-  auto clf = std::make_shared<ToyClassifier>(7);
+  auto clf = toy();
   SoftmaxGuidanceOptions a, b;
-  a.logits = "auto";
-  b.logits = "all";
+  a.logits = daug::plugins::SoftmaxLogits::automatic;
+  b.logits = daug::plugins::SoftmaxLogits::all;
   at::Tensor x = at::randn({2, 2, 3, 3}, at::kDouble), t = at::tensor(std::vector<int64_t>{1, 2});
   at::Tensor y = at::tensor(std::vector<int64_t>{0, 5});
   at::Tensor ga = SoftmaxGuidance(a, clf).gradient({x, t, y, 1});
@@ -112,7 +85,7 @@ TEST(SoftmaxGuidance, AutoDiffersFromAllForDiseaseTargets) {
 }
 
 TEST(SoftmaxGuidance, ScaleZeroIsZeroAndInputsAndParametersAreUntouched) {
-  auto clf = std::make_shared<ToyClassifier>(7);
+  auto clf = toy();
   SoftmaxGuidanceOptions o;
   o.scale = 0;
   SoftmaxGuidance g(o, clf);
@@ -129,9 +102,9 @@ TEST(SoftmaxGuidance, ScaleZeroIsZeroAndInputsAndParametersAreUntouched) {
 }
 
 TEST(SoftmaxGuidance, BadTargetsNameTheProblem) {
-  auto clf = std::make_shared<ToyClassifier>(7);
+  auto clf = toy();
   SoftmaxGuidanceOptions o;
-  o.logits = "disease_only";
+  o.logits = daug::plugins::SoftmaxLogits::disease_only;
   SoftmaxGuidance g(o, clf);
   at::Tensor x = at::randn({2, 2, 3, 3}, at::kDouble), t = at::zeros({2}, at::kLong);
   expect_error_contains([&] { g.gradient({x, t, at::tensor(std::vector<int64_t>{0, 2}), 1}); },
@@ -146,15 +119,13 @@ TEST(SoftmaxGuidance, BadTargetsNameTheProblem) {
 }
 
 namespace {
-struct EncoderClassifier : daug::Classifier {
+struct EncoderClassifier : daug::testing::StatelessClassifier {
   daug::adm::EncoderUNetModel net;
   EncoderClassifier() : net([] { auto c = daug::adm::encoder_preset("tiny"); c.out_channels = 7; return c; }(), at::kCPU) {}
   at::Tensor logits(const at::Tensor& x, const at::Tensor& t) override { return net.forward(x, t); }
   std::vector<std::string> class_names() const override { return std::vector<std::string>(7, "k"); }
   std::vector<at::Tensor> parameters() override { return net.parameters(); }
   daug::NamedTensors state() override { return net.named_parameters(); }
-  void load_state(const daug::NamedTensors&) override {}
-  void set_training(bool) override {}
   std::string describe() const override { return "encoder"; }
 };
 }  // namespace
@@ -164,7 +135,7 @@ TEST(SoftmaxGuidance, RealEncoderUNetDirectionalDerivative) {
   auto clf = std::make_shared<EncoderClassifier>();
   SoftmaxGuidanceOptions o;
   o.scale = 1.0;
-  o.logits = "all";
+  o.logits = daug::plugins::SoftmaxLogits::all;
   SoftmaxGuidance g(o, clf);
   at::Tensor x = at::rand({1, 1, 32, 32}), t = at::tensor(std::vector<int64_t>{250});
   at::Tensor y = at::tensor(std::vector<int64_t>{3});
@@ -179,4 +150,15 @@ TEST(SoftmaxGuidance, RealEncoderUNetDirectionalDerivative) {
   EXPECT_GT(std::abs(an), 1e-4);
   EXPECT_NEAR(an, fd, 0.05 * std::abs(fd) + 2e-5);  // float32 network: a loose, relative tolerance
   for (const auto& p : clf->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+TEST(SoftmaxGuidance, ErrorsNameTheTableBeingBuilt) {
+  auto clf = toy();
+  daug::testing::TestContext ctx;
+  ctx.add("classifier", clf);
+  ctx.set_table("guidance_softmax");
+  SoftmaxGuidanceOptions neg;
+  neg.scale = -1;
+  expect_error_contains([&] { SoftmaxGuidance::create(neg, ctx); }, {"[guidance_softmax] (softmax).scale must be >= 0"});
+  EXPECT_NE(SoftmaxGuidance::create(SoftmaxGuidanceOptions{}, ctx)->describe().find("logits=auto"), std::string::npos);
 }

@@ -33,15 +33,12 @@ std::string first_component(const std::string& p) {
 }
 }  // namespace
 
-ChexpertSource::ChexpertSource(Options o) : opts_(std::move(o)) {
-  const std::string where = "[chexpert source]";
-  check_options(opts_, where);
-  grouping_ = opts_.common.grouping(where);
+ChexpertSource::ChexpertSource(Options o) : OptionsListSource(std::move(o), "chexpert") {
   const auto uncertain = opts_.labels.uncertain_policy();
   const auto blank = opts_.labels.blank_policy();
-  const std::filesystem::path root = opts_.common.root_dir("chexpert");
+  const std::filesystem::path& root = root_;
   DAUG_CHECK_AS(ConfigError, !opts_.train_csv.empty() || !opts_.val_csv.empty() || !opts_.test_csv.empty(),
-                where, ": at least one of train_csv, val_csv, test_csv must be set");
+                where_, ": at least one of train_csv, val_csv, test_csv must be set");
   const std::string root_name = root.filename().string();
   const std::filesystem::path& root_dir = root;
 
@@ -100,10 +97,6 @@ ChexpertSource::ChexpertSource(Options o) : opts_(std::move(o)) {
     log::info("chexpert: left out {} lateral images (frontal_only) and {} images of other AP/PA views",
               dropped_lateral, dropped_view);
   data::finalize_samples(samples_, opts_.common, fmt::format("chexpert({})", root.string()));
-}
-
-std::shared_ptr<Source> ChexpertSource::create(Options options, BuildContext&) {
-  return std::make_shared<ChexpertSource>(std::move(options));
 }
 
 std::string ChexpertSource::describe() const {

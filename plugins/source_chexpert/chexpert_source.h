@@ -28,16 +28,10 @@ struct ChexpertSourceOptions {
   void visit(OptionVisitor& v);
 };
 
-class ChexpertSource final : public data::ListSource {
+class ChexpertSource final : public data::OptionsListSource<ChexpertSource, ChexpertSourceOptions> {
  public:
-  using Options = ChexpertSourceOptions;
   explicit ChexpertSource(Options options);
-  static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
-
   std::string describe() const override;
-
- private:
-  Options opts_;
 };
 
 }  // namespace daug::plugins

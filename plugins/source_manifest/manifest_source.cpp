@@ -23,13 +23,10 @@ void ManifestSourceOptions::visit(OptionVisitor& v) {
     Check::required_non_empty());
 }
 
-ManifestSource::ManifestSource(Options o) : opts_(std::move(o)) {
-  const std::string where = "[manifest source]";
-  check_options(opts_, where);
-  grouping_ = opts_.common.grouping(where);
+ManifestSource::ManifestSource(Options o) : OptionsListSource(std::move(o), "manifest") {
   const auto uncertain = opts_.labels.uncertain_policy();
   const auto blank = opts_.labels.blank_policy();
-  const std::filesystem::path root = opts_.common.root_dir("manifest");
+  const std::filesystem::path& root = root_;
   const std::filesystem::path images =
       opts_.images_dir.empty() ? root : data::resolve_under(root, opts_.images_dir);
   label_files_.push_back(data::resolve_under(root, opts_.csv));
@@ -61,10 +58,6 @@ ManifestSource::ManifestSource(Options o) : opts_(std::move(o)) {
       throw DataError(std::string(e.what()) + " (image file stems repeat: add an 'id' column to the manifest)");
     throw;
   }
-}
-
-std::shared_ptr<Source> ManifestSource::create(Options options, BuildContext&) {
-  return std::make_shared<ManifestSource>(std::move(options));
 }
 
 std::string ManifestSource::describe() const {

@@ -25,16 +25,10 @@ struct ManifestSourceOptions {
   void visit(OptionVisitor& v);
 };
 
-class ManifestSource final : public data::ListSource {
+class ManifestSource final : public data::OptionsListSource<ManifestSource, ManifestSourceOptions> {
  public:
-  using Options = ManifestSourceOptions;
   explicit ManifestSource(Options options);
-  static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
-
   std::string describe() const override;
-
- private:
-  Options opts_;
 };
 
 }  // namespace daug::plugins

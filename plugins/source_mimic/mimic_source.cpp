@@ -69,13 +69,10 @@ void check_id(const data::CsvTable& t, size_t r, size_t c, const std::string& v)
 
 }  // namespace
 
-MimicSource::MimicSource(Options o) : opts_(std::move(o)) {
-  const std::string where = "[mimic_cxr source]";
-  check_options(opts_, where);
-  grouping_ = opts_.common.grouping(where);
+MimicSource::MimicSource(Options o) : OptionsListSource(std::move(o), "mimic_cxr") {
   const auto uncertain = opts_.labels.uncertain_policy();
   const auto blank = opts_.labels.blank_policy();
-  const std::filesystem::path root = opts_.common.root_dir("mimic_cxr");
+  const std::filesystem::path& root = root_;
   const std::string source = fmt::format("mimic_cxr({})", root.string());
 
   // Labels: one row per study.
@@ -224,10 +221,6 @@ MimicSource::MimicSource(Options o) : opts_(std::move(o)) {
     for (const auto& [k, n] : used_counts) parts.push_back(fmt::format("{} {}", k, n));
     log::info("{}: report text per study from: {}", source, fmt::join(parts, ", "));
   }
-}
-
-std::shared_ptr<Source> MimicSource::create(Options options, BuildContext&) {
-  return std::make_shared<MimicSource>(std::move(options));
 }
 
 std::string MimicSource::describe() const {

@@ -35,16 +35,10 @@ struct MimicSourceOptions {
   void visit(OptionVisitor& v);
 };
 
-class MimicSource final : public data::ListSource {
+class MimicSource final : public data::OptionsListSource<MimicSource, MimicSourceOptions> {
  public:
-  using Options = MimicSourceOptions;
   explicit MimicSource(Options options);
-  static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
-
   std::string describe() const override;
-
- private:
-  Options opts_;
 };
 
 /// files/p10/p10000032/s50414267 (no extension) for subject 10000032, study 50414267.

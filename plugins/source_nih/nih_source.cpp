@@ -192,11 +192,9 @@ std::string nih_report(const std::string& id, const std::vector<std::string>& fi
   return text;
 }
 
-NihSource::NihSource(Options o) : opts_(std::move(o)) {
-  const std::string where = "[nih source]";
-  check_options(opts_, where);
-  grouping_ = opts_.common.grouping(where);
-  const std::filesystem::path root = opts_.common.root_dir("nih");
+NihSource::NihSource(Options o) : OptionsListSource(std::move(o), "nih") {
+  const std::string& where = where_;
+  const std::filesystem::path& root = root_;
   DAUG_CHECK_AS(ConfigError, opts_.split_percent.size() == 3, where,
                 ".split_percent must have 3 values (train, val, test), but got ", opts_.split_percent.size());
   int64_t pct_sum = 0;
@@ -354,10 +352,6 @@ NihSource::NihSource(Options o) : opts_(std::move(o)) {
   if (opts_.generate_reports)
     log::info("nih: the reports are GENERATED from the NIH labels (NIH ChestX-ray14 has no radiology reports); "
               "text-side results on this data measure label recovery, not report understanding");
-}
-
-std::shared_ptr<Source> NihSource::create(Options options, BuildContext&) {
-  return std::make_shared<NihSource>(std::move(options));
 }
 
 std::string NihSource::describe() const {

@@ -29,19 +29,15 @@ struct NihSourceOptions {
   void visit(OptionVisitor& v);
 };
 
-class NihSource final : public data::ListSource {
+class NihSource final : public data::OptionsListSource<NihSource, NihSourceOptions> {
  public:
-  using Options = NihSourceOptions;
   explicit NihSource(Options options);
-  static std::shared_ptr<Source> create(Options options, BuildContext& ctx);
-
   std::string describe() const override;
   const Options& options() const { return opts_; }
   /// The CSV actually read.
   const std::string& csv_path() const { return csv_path_; }
 
  private:
-  Options opts_;
   std::string csv_path_;
 };
 

@@ -26,6 +26,12 @@
 
 namespace daug::plugins {
 
+namespace {
+const auto kAucInputs = choices<AucInput>({{"logit", AucInput::logit}, {"sigmoid_f32", AucInput::sigmoid_f32}});
+const auto kMissingLabels =
+    choices<MissingLabels>({{"negative", MissingLabels::negative}, {"exclude", MissingLabels::exclude}});
+}  // namespace
+
 void EvaluateOptions::visit(OptionVisitor& v) {
   v("data", data, "Source table", Check::required_non_empty());
   v("backbone", backbone, "Backbone table", Check::required_non_empty());
@@ -38,14 +44,14 @@ void EvaluateOptions::visit(OptionVisitor& v) {
   v("query_split", query_split, "queries and classification set (released: test)", Check::required_non_empty());
   v("k", k, "K values of mAP@K (paper: 5)", Check::at_least(1));
   v("ap", ap, "\"released\": AP = mean_j j/p_j over the hits in the top K (0 with none); \"standard\": divide by "
-    "min(K, #relevant in the gallery)", Check::choice({"released", "standard"}));
+    "min(K, #relevant in the gallery)", clip::kApKinds);
   v("prompts", prompts, "14 class prompts; [] = those stored in the checkpoint, else the released prompts");
   v("class_logit_scale", class_logit_scale, "classification probs = sigmoid(exp(this)·cos(image, prompt)) "
     "(released 4.602)");
   v("auc_input", auc_input, "scores ranked by the AUC: \"logit\" (exact, double) or \"sigmoid_f32\" (float32 "
-    "probabilities as released; saturation ties at 1.0 lower the AUC)", Check::choice({"logit", "sigmoid_f32"}));
+    "probabilities as released; saturation ties at 1.0 lower the AUC)", kAucInputs);
   v("missing_labels", missing_labels, "NaN labels: \"negative\" (released) or \"exclude\" (left out of that "
-    "class's AUC; never relevant in retrieval)", Check::choice({"negative", "exclude"}));
+    "class's AUC; never relevant in retrieval)", kMissingLabels);
   v("batch_size", batch_size, "embedding batch size", Check::at_least(1));
   v("examples", examples, "retrieval examples written to retrieval_examples.json (for the report)",
     Check::at_least(0));
@@ -58,7 +64,6 @@ EvaluateStage::EvaluateStage(Options opts, std::shared_ptr<Source> data, std::sh
       backbone_(std::move(backbone)),
       composer_(std::move(composer)),
       device_(std::move(device)) {
-  clip::parse_ap_kind(opts_.ap);
   DAUG_CHECK_AS(ConfigError, !opts_.k.empty(), "[evaluate].k must list at least one K");
   DAUG_CHECK_AS(ConfigError, opts_.prompts.empty() || opts_.prompts.size() == 14,
                 "[evaluate].prompts must be empty or hold 14 prompts, but got ", opts_.prompts.size());
@@ -137,7 +142,7 @@ nlohmann::json row_json(const clip::ClassRow& r) {
 void EvaluateStage::run(StageContext& ctx) {
   const std::string where = "[evaluate]";
   const at::Device dev(device_);
-  const auto kind = clip::parse_ap_kind(opts_.ap);
+  const auto kind = opts_.ap;
 
   // 1. Weights and prompts.
   std::filesystem::path ckpt;
@@ -192,7 +197,7 @@ void EvaluateStage::run(StageContext& ctx) {
   auto gl = clip::labels_tensor(gl_v);
   auto ql = clip::labels_tensor(ql_v);
   auto ql_auc = ql.clone();
-  if (opts_.missing_labels == "exclude")
+  if (opts_.missing_labels == MissingLabels::exclude)
     for (size_t i = 0; i < queries.size(); ++i)
       for (size_t c = 0; c < queries[i]->labels.size(); ++c)
         if (std::isnan(queries[i]->labels[c])) ql_auc[static_cast<int64_t>(i)][static_cast<int64_t>(c)] = NAN;
@@ -208,7 +213,7 @@ void EvaluateStage::run(StageContext& ctx) {
     rows.push_back(clip::retrieval_map(i2i, ql, gl, kind, fmt::format("I→I mAP@{}", k)));
   }
   auto logits = q_img.to(at::kDouble).mm(cls.to(at::kDouble).t()) * std::exp(opts_.class_logit_scale);
-  auto scores = opts_.auc_input == "logit" ? logits : at::sigmoid(logits.to(at::kFloat)).to(at::kDouble);
+  auto scores = opts_.auc_input == AucInput::logit ? logits : at::sigmoid(logits.to(at::kFloat)).to(at::kDouble);
   rows.push_back(clip::classification_auc(scores, ql_auc, "AUC"));
 
   std::vector<std::string> names(kChexpertClasses.begin(), kChexpertClasses.end());
@@ -226,7 +231,7 @@ void EvaluateStage::run(StageContext& ctx) {
   }
   bool generated = false;
   for (const auto* s : queries) generated |= s->report_generated;
-  tables["_info"] = {{"gallery", gallery.size()}, {"queries", queries.size()}, {"ap", opts_.ap},
+  tables["_info"] = {{"gallery", gallery.size()}, {"queries", queries.size()}, {"ap", clip::kApKinds.name(opts_.ap)},
                      {"weights", weights}, {"reports_generated_from_labels", generated},
                      {"gallery_split", opts_.gallery_split}, {"query_split", opts_.query_split}};
 
@@ -258,10 +263,10 @@ void EvaluateStage::run(StageContext& ctx) {
 
   std::string md = fmt::format(
       "### evaluate\n\nQueries: {} {} images/reports; gallery: {} {} images; AP: {}; weights: {}.\n\n{}", queries.size(),
-      opts_.query_split, gallery.size(), opts_.gallery_split, opts_.ap, weights, md_table);
+      opts_.query_split, gallery.size(), opts_.gallery_split, clip::kApKinds.name(opts_.ap), weights, md_table);
   md += fmt::format("\nR→I: test report → gallery images; I→I: test image → gallery images; AUC: sigmoid(s·cos(image, "
                     "class prompt)) per class (ranked by {}). Avg = mean over classes, wAvg = weighted by #positive "
-                    "queries (retrieval) or #positives (AUC).\n", opts_.auc_input);
+                    "queries (retrieval) or #positives (AUC).\n", kAucInputs.name(opts_.auc_input));
   if (generated)
     md += "\nNote: the reports of this dataset are generated from its labels (NIH ChestX-ray14 has no report text), so "
           "report→image retrieval measures label matching, not free-text understanding.\n";
@@ -281,7 +286,7 @@ std::string EvaluateStage::summary(const std::filesystem::path& output_dir) cons
 }
 
 std::string EvaluateStage::describe() const {
-  return fmt::format("evaluate(k={}, ap={}, gallery={}, queries={})", opts_.k, opts_.ap, opts_.gallery_split,
+  return fmt::format("evaluate(k={}, ap={}, gallery={}, queries={})", opts_.k, clip::kApKinds.name(opts_.ap), opts_.gallery_split,
                      opts_.query_split);
 }
 

@@ -9,12 +9,18 @@
 #include <daug/stage.h>
 
 #include "clip_data.h"
+#include "clip_metrics.h"
 
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace daug::plugins {
+
+/// Scores the classification AUC ranks: the exact double logits, or float32 sigmoid probabilities as released.
+enum class AucInput { logit, sigmoid_f32 };
+/// NaN labels: negative (released) or left out of that class's AUC (never relevant in retrieval).
+enum class MissingLabels { negative, exclude };
 
 struct EvaluateOptions {
   std::string data = "data";
@@ -26,11 +32,11 @@ struct EvaluateOptions {
   std::string gallery_split = "train+val";
   std::string query_split = "test";
   std::vector<int64_t> k = {5};
-  std::string ap = "released";
+  clip::ApKind ap = clip::ApKind::released;
   std::vector<std::string> prompts;        ///< [] = from the checkpoint's metadata, else the released prompts
   double class_logit_scale = 4.602;        ///< probs = sigmoid(exp(this)·cos)
-  std::string auc_input = "logit";         ///< AUC ranks "logit" (exact) or "sigmoid_f32" (released float32 probs)
-  std::string missing_labels = "negative"; ///< NaN labels: "negative" (released) or "exclude" (from AUC)
+  AucInput auc_input = AucInput::logit;                  ///< TOML "logit" or "sigmoid_f32"
+  MissingLabels missing_labels = MissingLabels::negative;  ///< TOML "negative" or "exclude"
   int64_t batch_size = 64;
   int64_t examples = 8;                    ///< retrieval examples written for the report
   void visit(OptionVisitor& v);

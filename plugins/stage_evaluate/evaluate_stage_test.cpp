@@ -74,16 +74,8 @@ struct Fixture {
     src = std::make_shared<daug::testing::FakeSource>(tmp / "images", 12, 4);  // gallery 8, queries 4
   }
   void run(Stage& st, const std::filesystem::path& out, const std::filesystem::path& train_dir = {}) {
-    std::filesystem::create_directories(out);
-    daug::testing::TestContext bctx;
-    StageContext ctx{out,
-                     [&](const std::string& t, const std::string& name) {
-                       EXPECT_EQ(t, "train_clip");
-                       EXPECT_EQ(name, artifacts::kCheckpoint);
-                       return train_dir / "checkpoint.safetensors";
-                     },
-                     bctx, 0, 1, false, st.outputs()};
-    st.run(ctx);
+    const auto checkpoint = train_dir / "checkpoint.safetensors";
+    daug::testing::run_stage(st, out, daug::testing::single_artifact("train_clip", artifacts::kCheckpoint, checkpoint));
   }
 };
 

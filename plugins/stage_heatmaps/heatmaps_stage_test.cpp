@@ -16,28 +16,19 @@ using daug::stages::fakes::labels_with;
 
 namespace {
 
-struct ThreadsOne : ::testing::Environment {
-  void SetUp() override { at::set_num_threads(1); }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ThreadsOne);
-
-struct Fixture {
-  daug::testing::TempDir images, out, upstream;
-  daug::testing::TestContext build;
-  std::shared_ptr<stages::fakes::FakeSource> src;
-  std::shared_ptr<stages::fakes::FakeGenerator> gen = std::make_shared<stages::fakes::FakeGenerator>();
+struct Fixture : stages::fakes::StageFixture<HeatmapsStage> {
+  daug::testing::TempDir upstream;
   std::shared_ptr<stages::fakes::FakeClassifier> clf = std::make_shared<stages::fakes::FakeClassifier>();
   std::shared_ptr<stages::fakes::FakeGuidance> guid = std::make_shared<stages::fakes::FakeGuidance>(clf);
 
   explicit Fixture(int n = 5) {
-    std::vector<std::tuple<std::string, std::string, std::vector<float>>> items;
+    upstream_root = upstream.path();
+    stages::fakes::FakeItems items;
     const char* splits[] = {"train", "train", "val", "test", "test", "train", "test"};
     for (int i = 0; i < n; ++i)
       items.emplace_back("img" + std::to_string(i), splits[i % 7],
                          i % 2 ? labels_with({"Cardiomegaly"}) : labels_with({"No Finding"}));
-    src = std::make_shared<stages::fakes::FakeSource>(images.path(), items);
-    build.add("data", src);
-    build.add("generator", gen);
+    add_data(items);
     build.add("classifier", clf);
     build.add("guidance", guid);
     build.add("composer", std::make_shared<stages::fakes::FakeComposer>());
@@ -47,11 +38,6 @@ struct Fixture {
                                      {artifacts::kWeightsEma, "ema.safetensors", ""}}));
     build.add("train_classifier", std::make_shared<daug::testing::StubStage>(
                                       std::vector<Artifact>{{artifacts::kWeights, "model.safetensors", ""}}));
-  }
-  /// The stage built as `daug run` builds it (create() requests its dependencies from `build`).
-  std::shared_ptr<Stage> make(const HeatmapsOptions& o) { return HeatmapsStage::create(o, build); }
-  StageContext ctx(const Stage& stage, int shard = 0, int count = 1) {
-    return daug::testing::stage_context(stage, build, out.path(), upstream.path(), shard, count);
   }
 };
 
@@ -70,10 +56,8 @@ HeatmapsOptions base_options() {
 
 TEST(HeatmapsStage, WritesAuthorsNamingWithIndependentlyRecomputedValues) {
   Fixture f;
-  auto stage_ptr = f.make(base_options());
+  auto stage_ptr = f.run(base_options());
   auto& stage = *stage_ptr;
-  auto ctx = f.ctx(stage);
-  stage.run(ctx);
   stages::ImagePrep prep{{1, 8, 8}, data::Filter::area, stages::Normalize::minmax};
   for (const auto& s : f.src->samples()) {
     auto file = f.out / (s.id + "_+nof.npy");
@@ -135,10 +119,7 @@ TEST(HeatmapsStage, ResumeSkipsFinishedImages) {
 
 TEST(HeatmapsStage, ShardSelectsIndexModN) {
   Fixture f(7);
-  auto stage_ptr = f.make(base_options());
-  auto& stage = *stage_ptr;
-  auto ctx = f.ctx(stage, 1, 3);
-  stage.run(ctx);
+  f.run(base_options(), 1, 3);
   std::set<std::string> written;
   for (const auto& e : std::filesystem::directory_iterator(f.out.path()))
     if (e.path().extension() == ".npy") written.insert(e.path().filename().string());
@@ -157,10 +138,7 @@ TEST(HeatmapsStage, SplitDirectionTagAndUnconditionalLabel) {
   o.encode = EncodeMode::q_sample;
   auto names = f.clf->class_names();
   o.target = names.at(1);
-  auto stage_ptr = f.make(o);
-  auto& stage = *stage_ptr;
-  auto ctx = f.ctx(stage);
-  stage.run(ctx);
+  f.run(o);
   EXPECT_TRUE(std::filesystem::exists(f.out / "img3_-car.npy"));
   EXPECT_TRUE(std::filesystem::exists(f.out / "img4_-car.npy"));
   EXPECT_FALSE(std::filesystem::exists(f.out / "img0_-car.npy"));

@@ -13,50 +13,30 @@ using daug::stages::fakes::labels_with;
 
 namespace {
 
-struct ThreadsOne : ::testing::Environment {
-  void SetUp() override { at::set_num_threads(1); }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ThreadsOne);
-
-struct Fixture {
-  daug::testing::TempDir images, out;
-  daug::testing::TestContext build;
-  std::shared_ptr<stages::fakes::FakeSource> src;
-  std::shared_ptr<stages::fakes::FakeGenerator> gen = std::make_shared<stages::fakes::FakeGenerator>();
+struct Fixture : stages::fakes::StageFixture<TrainClassifierStage> {
   std::shared_ptr<stages::fakes::FakeClassifier> clf;
 
   explicit Fixture(std::shared_ptr<stages::fakes::FakeClassifier> c = std::make_shared<stages::fakes::FakeClassifier>())
       : clf(std::move(c)) {
     // Train: 6 images. Super-classes: No Finding 3/6 → pos_weight 1; ECM+Cardiomegaly 2/6 (Cardiomegaly, and
     // ECM) → 2; Lung Lesion 1/6 → 5; Atelectasis+Pneumothorax 1/6 → 5; others 0 positives → 1 (neutral).
-    src = std::make_shared<stages::fakes::FakeSource>(
-        images.path(),
-        std::vector<std::tuple<std::string, std::string, std::vector<float>>>{
-            {"a", "train", labels_with({"No Finding"})},
-            {"b", "train", labels_with({"No Finding"})},
-            {"c", "train", labels_with({"No Finding", "Fracture"})},
-            {"d", "train", labels_with({"Cardiomegaly", "Lung Lesion"})},
-            {"e", "train", labels_with({"Enlarged Cardiomediastinum", "Cardiomegaly"})},
-            {"f", "train", labels_with({"Pneumothorax", "Lung Opacity"})},
-            {"g", "test", labels_with({"No Finding"})},
-            {"h", "test", labels_with({"Cardiomegaly"})},
-            {"i", "test", labels_with({"No Finding"})},
-        });
-    build.add("data", src);
-    build.add("generator", gen);
+    add_data({
+        {"a", "train", labels_with({"No Finding"})},
+        {"b", "train", labels_with({"No Finding"})},
+        {"c", "train", labels_with({"No Finding", "Fracture"})},
+        {"d", "train", labels_with({"Cardiomegaly", "Lung Lesion"})},
+        {"e", "train", labels_with({"Enlarged Cardiomediastinum", "Cardiomegaly"})},
+        {"f", "train", labels_with({"Pneumothorax", "Lung Opacity"})},
+        {"g", "test", labels_with({"No Finding"})},
+        {"h", "test", labels_with({"Cardiomegaly"})},
+        {"i", "test", labels_with({"No Finding"})},
+    });
     build.add("classifier", clf);
   }
-  std::shared_ptr<Stage> make(const TrainClassifierOptions& o) { return TrainClassifierStage::create(o, build); }
-  StageContext ctx(const Stage& stage) { return daug::testing::stage_context(stage, build, out.path()); }
 };
 
 TrainClassifierOptions small() {
-  TrainClassifierOptions o;
-  o.steps = 4;
-  o.batch_size = 3;
-  o.lr = 0.05;
-  o.checkpoint_every = 2;
-  o.log_every_s = 1e9;
+  auto o = stages::fakes::short_training<TrainClassifierOptions>(4, 3, 0.05, 2);
   o.eval_batch_size = 2;
   return o;
 }
@@ -65,11 +45,9 @@ TrainClassifierOptions small() {
 
 TEST(TrainClassifierStage, TrainsSavesAndReportsAp) {
   Fixture f;
-  auto stage_ptr = f.make(small());
-  auto& stage = *stage_ptr;
-  auto ctx = f.ctx(stage);
   at::Tensor before = f.clf->w_.detach().clone();
-  stage.run(ctx);
+  auto stage_ptr = f.run(small());
+  auto& stage = *stage_ptr;
   EXPECT_GT(daug::testing::max_abs_diff(before, f.clf->w_.detach()), 0.0);
   EXPECT_TRUE(std::filesystem::exists(f.out / "model.safetensors"));
   EXPECT_TRUE(std::filesystem::exists(f.out / "checkpoint.safetensors"));
@@ -91,17 +69,12 @@ TEST(TrainClassifierStage, TrainsSavesAndReportsAp) {
 
 TEST(TrainClassifierStage, RerunResumesAtTheFinalStep) {
   Fixture f;
-  auto stage_ptr = f.make(small());
-  auto& stage = *stage_ptr;
-  auto ctx = f.ctx(stage);
-  stage.run(ctx);
+  f.run(small());
   at::Tensor w = f.clf->w_.detach().clone();
   Fixture g;  // fresh classifier, same output dir contents
   std::filesystem::copy(f.out.path(), g.out.path(), std::filesystem::copy_options::recursive |
                                                          std::filesystem::copy_options::overwrite_existing);
-  auto stage2 = g.make(small());
-  auto ctx2 = g.ctx(*stage2);
-  stage2->run(ctx2);
+  auto stage2 = g.run(small());
   EXPECT_EQ(daug::testing::max_abs_diff(w, g.clf->w_.detach()), 0.0);  // restored, no extra steps
   EXPECT_NE(stage2->summary(g.out.path()).find("resumed at step 4"), std::string::npos);
   EXPECT_EQ(train::read_losses(g.out / "losses.csv").size(), 4u);
@@ -115,15 +88,9 @@ TEST(TrainClassifierStage, WithoutPosWeightTheLossIsPlainBce) {
   o.steps = 1;
   o.eval_split = "";
   o.pos_weight = false;
-  auto plain_ptr = f1.make(o);
-  auto& plain = *plain_ptr;
-  auto c1 = f1.ctx(plain);
-  plain.run(c1);
+  f1.run(o);
   o.pos_weight = true;
-  auto weighted_ptr = f2.make(o);
-  auto& weighted = *weighted_ptr;
-  auto c2 = f2.ctx(weighted);
-  weighted.run(c2);
+  f2.run(o);
   double l_plain = train::read_losses(f1.out / "losses.csv").at(0);
   double l_weighted = train::read_losses(f2.out / "losses.csv").at(0);
   // logit z = −0.001·t ∈ (−0.1, 0]: per-element BCE lies in [log(1+e^−0.1), log(1+e^0.1)] for either target.

@@ -60,17 +60,8 @@ struct Fixture {
     return std::make_shared<plugins::TrainClipStage>(o, src, bb, crit, comp, "cpu", 0);
   }
   void run(plugins::TrainClipStage& st, const std::filesystem::path& out, bool strict = false) {
-    std::filesystem::create_directories(out);
-    daug::testing::TestContext bctx;
-    StageContext ctx{out,
-                     [&](const std::string& t, const std::string& name) {
-                       EXPECT_EQ(t, "heatmaps");
-                       EXPECT_EQ(name, artifacts::kHeatmapsIndex);
-                       return heat_dir / "index.csv";
-                     },
-                     bctx, 0, 1, false, st.outputs()};
-    ctx.strict = strict;
-    st.run(ctx);
+    daug::testing::run_stage(st, out, daug::testing::single_artifact("heatmaps", artifacts::kHeatmapsIndex,
+                                                                     heat_dir / "index.csv"), strict);
   }
   static plugins::TrainClipOptions small() {
     plugins::TrainClipOptions o;

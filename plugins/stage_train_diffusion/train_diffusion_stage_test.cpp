@@ -12,42 +12,23 @@ using daug::stages::fakes::labels_with;
 
 namespace {
 
-struct ThreadsOne : ::testing::Environment {
-  void SetUp() override { at::set_num_threads(1); }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ThreadsOne);
-
-struct Fixture {
-  daug::testing::TempDir images, out;
-  daug::testing::TestContext build;
-  std::shared_ptr<stages::fakes::FakeSource> src;
-  std::shared_ptr<stages::fakes::FakeGenerator> gen = std::make_shared<stages::fakes::FakeGenerator>();
-  Fixture() {
-    src = std::make_shared<stages::fakes::FakeSource>(
-        images.path(), std::vector<std::tuple<std::string, std::string, std::vector<float>>>{
-                           {"h1", "train", labels_with({"No Finding"})},
-                           {"s1", "train", labels_with({"Edema"})},
-                           {"h2", "train", labels_with({"No Finding"})},
-                           {"s2", "train", labels_with({"Cardiomegaly"})},
-                           {"t1", "test", labels_with({"No Finding"})},
-                       });
-    build.add("data", src);
-    build.add("generator", gen);
-  }
-  std::shared_ptr<Stage> make(const TrainDiffusionOptions& o) { return TrainDiffusionStage::create(o, build); }
-  StageContext ctx(const Stage& stage) { return daug::testing::stage_context(stage, build, out.path()); }
-};
-
 TrainDiffusionOptions small() {
-  TrainDiffusionOptions o;
-  o.steps = 6;
-  o.batch_size = 2;
-  o.lr = 0.05;
+  auto o = stages::fakes::short_training<TrainDiffusionOptions>(6, 2, 0.05, 3);
   o.ema_rate = 0.5;
-  o.checkpoint_every = 3;
-  o.log_every_s = 1e9;
   return o;
 }
+
+struct Fixture : stages::fakes::StageFixture<TrainDiffusionStage> {
+  Fixture() {
+    add_data({
+        {"h1", "train", labels_with({"No Finding"})},
+        {"s1", "train", labels_with({"Edema"})},
+        {"h2", "train", labels_with({"No Finding"})},
+        {"s2", "train", labels_with({"Cardiomegaly"})},
+        {"t1", "test", labels_with({"No Finding"})},
+    });
+  }
+};
 
 }  // namespace
 
@@ -73,10 +54,8 @@ TEST(TrainDiffusionStage, LabelIsTheNoFindingIndicator) {
 
 TEST(TrainDiffusionStage, TrainsOnTheTrainSplitWithHealthyLabelsAndSavesEma) {
   Fixture f;
-  auto stage_ptr = f.make(small());
+  auto stage_ptr = f.run(small());
   auto& stage = *stage_ptr;
-  auto ctx = f.ctx(stage);
-  stage.run(ctx);
   // 6 steps of 2 from the 4 training images; each batch's labels are the items' No-Finding indicators.
   ASSERT_EQ(f.gen->seen_labels.size(), 6u);
   int64_t ones = 0, total = 0;
@@ -102,10 +81,7 @@ TEST(TrainDiffusionStage, UnconditionalPassesNoLabel) {
   o.steps = 1;
   o.label_source = "none";
   o.ema_rate = 0.0;
-  auto stage_ptr = f.make(o);
-  auto& stage = *stage_ptr;
-  auto ctx = f.ctx(stage);
-  stage.run(ctx);
+  f.run(o);
   ASSERT_EQ(f.gen->seen_labels.size(), 1u);
   EXPECT_FALSE(f.gen->seen_labels[0].defined());
   auto model = load_safetensors(f.out / "model.safetensors");

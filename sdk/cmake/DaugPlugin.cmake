@@ -27,7 +27,7 @@ function(daug_add_plugin name)
   endif()
   if(P_TESTS AND DAUG_BUILD_TESTS)
     add_executable(${name}_test ${P_TESTS} $<TARGET_OBJECTS:${name}_objects>)
-    target_link_libraries(${name}_test PRIVATE ${name}_objects daug_test_support GTest::gtest_main ${P_TEST_LIBS})
+    target_link_libraries(${name}_test PRIVATE ${name}_objects daug_test_support daug_test_main ${P_TEST_LIBS})
     gtest_discover_tests(${name}_test DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 120 PROPERTIES LABELS "plugin;${name}"
       ENVIRONMENT "OMP_NUM_THREADS=1")
   endif()

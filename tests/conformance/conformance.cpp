@@ -22,7 +22,7 @@ void PrintTo(const PluginCase& c, std::ostream* os) { *os << c.interface << " '"
 const std::vector<std::string>& known_interfaces() {
   static const std::vector<std::string> k = {Guidance::kInterface,   Generator::kInterface, Classifier::kInterface,
                                              Backbone::kInterface,   Criterion::kInterface, HeatmapComposer::kInterface,
-                                             Source::kInterface,     Stage::kInterface};
+                                             Source::kInterface,     Stage::kInterface,     Command::kInterface};
   return k;
 }
 
@@ -41,6 +41,7 @@ const std::vector<std::string>& trainable_interfaces() {
     add(static_cast<HeatmapComposer*>(nullptr), HeatmapComposer::kInterface);
     add(static_cast<Source*>(nullptr), Source::kInterface);
     add(static_cast<Stage*>(nullptr), Stage::kInterface);
+    add(static_cast<Command*>(nullptr), Command::kInterface);
     return out;
   }();
   return k;
@@ -152,6 +153,7 @@ std::shared_ptr<Component> Built::subject_any() {
   if (i == HeatmapComposer::kInterface) return subject<HeatmapComposer>();
   if (i == Source::kInterface) return subject<Source>();
   if (i == Stage::kInterface) return subject<Stage>();
+  if (i == Command::kInterface) return subject<Command>();
   throw Error("the conformance suite has no contracts for interface '" + i + "'; add them in tests/conformance");
 }
 

@@ -1,15 +1,18 @@
 #pragma once
 // Contract tests per plugin: every plugin the PluginLoader finds is built the way users build it (PluginLoader +
 // Experiment from a TOML config) and checked against the contract of its interface. One ctest per
-// (interface, plugin, contract): `Conformance/<Interface>Contract.<Contract>/<plugin>`.
+// (interface, plugin, contract): `Conformance/<Interface>Contract.<Contract>/<plugin>`; the checks every plugin
+// shares (options documented, unknown key rejected, builds from its config) run in one test over all plugins,
+// because every ctest is a process that pays LibTorch's start-up (~1 s of CPU).
 //
 // Conventions (tests/conformance/configs/):
 //  * The config of plugin P of interface I is `configs/<interface_snake>/<P>.toml` (e.g. generator/ddpm.toml,
-//    heatmap_composer/channel.toml). A plugin without one fails `PluginContract.HasConformanceConfig`, so a new
-//    plugin cannot skip its contract.
+//    heatmap_composer/channel.toml). A plugin without one fails `Conformance.EveryPluginIsCovered` (and its
+//    interface's contract tests), so a new plugin cannot skip its contract.
 //  * The component under test is the table named after its interface's role ([guidance], [generator],
-//    [classifier], [backbone], [criterion], [composer], [data]); `[conformance] table = "..."` overrides it. Stage
-//    configs are run configs for `daug run`; the stages under test are [run].stages.
+//    [classifier], [backbone], [criterion], [composer], [data]), else the one table naming the plugin (Commands:
+//    [<name>]); `[conformance] table = "..."` overrides it. Stage configs are run configs for `daug run` (every
+//    table used: unused tables are errors); the stages under test are [run].stages.
 //  * `[conformance]` holds test-only hints the interface does not expose (read by the tests, never by plugins):
 //    `image_shape = [C, H, W]` (classifier/guidance input), `label = 1` (class label of a class-conditional
 //    generator, -1 = unconditional), `noise_level = 500` (generator translate).
@@ -18,6 +21,7 @@
 // fails on a deliberately broken fixture.
 #include <daug/backbone.h>
 #include <daug/classifier.h>
+#include <daug/command.h>
 #include <daug/config_view.h>
 #include <daug/core/config_loader.h>
 #include <daug/core/experiment.h>

@@ -88,31 +88,29 @@ NamedTensors misshaped_last(Trainable& t) {
   return donor;
 }
 
-TEST(ContractSelfTest, TrainableCorrectFakePasses) {
+TEST(ContractSelfTest, TrainableChecks) {
+  // A correct Trainable passes.
   FakeTrainable ok(LoadBug::none);
   EXPECT_TRUE(failures_of([&] { check_state_round_trip(ok); }).empty());
   EXPECT_TRUE(failures_of([&] { check_load_state_rejects(ok, misshaped_last(ok), "b.weight", "misshaped"); }).empty());
   auto donor = perturbed_state(ok.state(), 2);
   donor.pop_back();
   EXPECT_TRUE(failures_of([&] { check_load_state_rejects(ok, donor, "b.weight", "missing"); }).empty());
-}
 
-TEST(ContractSelfTest, TrainableNonAtomicLoadStateIsCaught) {
+  // A load_state that validates while copying leaves the component half-loaded.
   FakeTrainable broken(LoadBug::copies_before_checking);
   EXPECT_TRUE(reports(failures_of([&] { check_load_state_rejects(broken, misshaped_last(broken), "b.weight", "x"); }),
                       "the component changed although load_state failed"));
-}
 
-TEST(ContractSelfTest, TrainableAliasingLoadStateIsCaught) {
-  FakeTrainable broken(LoadBug::aliases);
-  EXPECT_TRUE(reports(failures_of([&] { check_state_round_trip(broken); }), "aliasing"));
-}
+  // A load_state that keeps the caller's tensors instead of copying them.
+  FakeTrainable aliasing(LoadBug::aliases);
+  EXPECT_TRUE(reports(failures_of([&] { check_state_round_trip(aliasing); }), "aliasing"));
 
-TEST(ContractSelfTest, TrainableWrongErrorTypeIsCaught) {
-  FakeTrainable broken(LoadBug::wrong_error_type);
-  auto donor = perturbed_state(broken.state(), 3);
-  donor.emplace_back("extra", at::zeros({1}));
-  EXPECT_TRUE(reports(failures_of([&] { check_load_state_rejects(broken, donor, "extra", "x"); }),
+  // A load_state that throws something other than daug::DataError.
+  FakeTrainable wrong_type(LoadBug::wrong_error_type);
+  auto extra = perturbed_state(wrong_type.state(), 3);
+  extra.emplace_back("extra", at::zeros({1}));
+  EXPECT_TRUE(reports(failures_of([&] { check_load_state_rejects(wrong_type, extra, "extra", "x"); }),
                       "other than daug::DataError"));
 }
 
@@ -144,17 +142,12 @@ std::vector<Sample> good_samples(const std::filesystem::path& image) {
   return out;
 }
 
-TEST(ContractSelfTest, SourceCorrectFakePasses) {
+TEST(ContractSelfTest, SourceChecks) {
   daug::testing::TempDir d;
   daug::testing::write_text(d / "x.png", "not decoded by the contract");
   FakeSource ok(good_samples(d / "x.png"));
-  auto f = failures_of([&] { check_source(ok); });
-  EXPECT_TRUE(f.empty()) << (f.empty() ? std::string() : f.front());
-}
-
-TEST(ContractSelfTest, SourceBrokenFixturesAreCaught) {
-  daug::testing::TempDir d;
-  daug::testing::write_text(d / "x.png", "x");
+  auto passes = failures_of([&] { check_source(ok); });
+  EXPECT_TRUE(passes.empty()) << (passes.empty() ? std::string() : passes.front());
   auto dup = good_samples(d / "x.png");
   dup[3].id = dup[0].id;
   EXPECT_TRUE(reports(failures_of([&] { check_source(FakeSource(dup)); }), "duplicate id 'img0'"));
@@ -211,7 +204,7 @@ class FakeGenerator final : public Generator {
   bool extra_draw_;
 };
 
-TEST(ContractSelfTest, GeneratorZeroGuidanceCheck) {
+TEST(ContractSelfTest, GeneratorZeroGuidanceChecks) {
   ScaleGuidance zero(0.0);
   TranslateRequest r;
   r.x0 = at::rand({2, 1, 4, 4});
@@ -225,7 +218,7 @@ TEST(ContractSelfTest, GeneratorZeroGuidanceCheck) {
 
 // ---- Stage --------------------------------------------------------------------------------------------------
 
-TEST(ContractSelfTest, StageSecondRunCheck) {
+TEST(ContractSelfTest, StageSecondRunChecks) {
   daug::testing::TempDir d;
   daug::testing::write_text(d / "train-abc/weights.safetensors", "w");
   daug::testing::write_text(d / "train-abc/.complete", "1 s\n");

@@ -4,6 +4,7 @@
 #include "conformance.h"
 
 #include <daug/core/config_loader.h>
+#include <daug/error.h>
 
 #include <array>
 #include <cstdio>
@@ -11,26 +12,6 @@
 
 namespace daug::conformance {
 namespace {
-
-// ---- the suite covers every plugin and every config tests a plugin ------------------------------------------
-
-TEST(Conformance, PluginsAreFound) {
-  EXPECT_FALSE(plugins_of("").empty()) << "no plugins in " << DAUG_TEST_PLUGIN_DIR;
-  for (const auto& i : known_interfaces())
-    EXPECT_FALSE(plugins_of(i).empty()) << "no " << i << " plugin found in " << DAUG_TEST_PLUGIN_DIR;
-}
-
-TEST(Conformance, EveryConfigTestsALoadedPlugin) {
-  // The converse of PluginContract.HasConformanceConfig: no stale config for a renamed or removed plugin.
-  std::set<std::string> expected;
-  for (const auto& p : plugins_of("")) expected.insert(config_for(p).lexically_normal().string());
-  for (const auto& e : std::filesystem::recursive_directory_iterator(configs_dir())) {
-    if (e.path().extension() != ".toml") continue;
-    if (e.path().parent_path() == configs_dir()) continue;  // shared fragments (base.toml)
-    EXPECT_TRUE(expected.count(e.path().lexically_normal().string()))
-        << e.path().string() << " matches no loaded plugin (expected configs/<interface>/<plugin>.toml)";
-  }
-}
 
 // ---- Source -------------------------------------------------------------------------------------------------
 
@@ -92,8 +73,41 @@ TEST_P(StageContract, SecondRunIsNoOp) {
   if (HasFailure()) ADD_FAILURE() << "output of the second run:\n" << second.text;
 }
 
+// ---- Command ------------------------------------------------------------------------------------------------
+
+/// Commands must not need the core for --help or for a bad flag; building a config through it is an error here.
+class NoBuildContext final : public CommandContext {
+ public:
+  BuildContext& build(const std::filesystem::path& config, const std::vector<std::string>&,
+                      const std::filesystem::path&) override {
+    throw Error("conformance: --help and a bad flag must not load a config (asked for " + config.string() + ")");
+  }
+};
+
+class CommandContract : public ::testing::TestWithParam<PluginCase> {};
+
+TEST_P(CommandContract, HelpReturnsZeroAndBadFlagIsConfigError) {
+  Built b(GetParam());
+  auto cmd = b.subject<Command>();
+  NoBuildContext ctx;
+  ::testing::internal::CaptureStdout();
+  int rc = -1;
+  try {
+    rc = cmd->run({"--help"}, ctx);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "--help threw: " << e.what();
+  }
+  const std::string help = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, 0) << "--help must return 0";
+  EXPECT_FALSE(help.empty()) << "--help must print usage to stdout";
+  EXPECT_THROW(cmd->run({"--definitely-not-a-flag"}, ctx), ConfigError) << "a bad flag must be a daug::ConfigError";
+}
+
 }  // namespace
 
+INSTANTIATE_TEST_SUITE_P(Conformance, CommandContract, ::testing::ValuesIn(plugins_of(Command::kInterface)),
+                         plugin_param_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CommandContract);
 INSTANTIATE_TEST_SUITE_P(Conformance, SourceContract, ::testing::ValuesIn(plugins_of(Source::kInterface)),
                          plugin_param_name);
 INSTANTIATE_TEST_SUITE_P(Conformance, StageContract, ::testing::ValuesIn(plugins_of(Stage::kInterface)),

@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <vector>
 
-#include <jpeglib.h>
+#include "jpeg_file.h"
 
 namespace {
 
@@ -27,26 +27,7 @@ std::filesystem::path mimic_sized_jpeg() {
     std::vector<uint8_t> px(static_cast<size_t>(w) * h);
     for (int y = 0; y < h; ++y)
       for (int x = 0; x < w; ++x) px[static_cast<size_t>(y) * w + x] = static_cast<uint8_t>((x / 7 + y / 5 + (x * y) % 13) & 0xff);
-    FILE* f = std::fopen(path.c_str(), "wb");
-    jpeg_compress_struct c;
-    jpeg_error_mgr err;
-    c.err = jpeg_std_error(&err);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = w;
-    c.image_height = h;
-    c.input_components = 1;
-    c.in_color_space = JCS_GRAYSCALE;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 95, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-      JSAMPROW row = px.data() + static_cast<size_t>(c.next_scanline) * w;
-      jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    std::fclose(f);
+    daug::testing::write_jpeg_file(path, w, h, 1, px.data(), 95);
     return path;
   }();
   return p;

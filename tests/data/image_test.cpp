@@ -3,6 +3,7 @@
 #include <daug/data/image.h>
 #include <daug/error.h>
 
+#include "jpeg_file.h"
 #include "test_support.h"
 
 #include <ATen/ATen.h>
@@ -13,7 +14,6 @@
 #include <fstream>
 #include <vector>
 
-#include <jpeglib.h>
 #include <png.h>
 
 namespace {
@@ -21,16 +21,37 @@ namespace {
 using daug::testing::expect_error_contains;
 using daug::testing::TempDir;
 
+// A PNG being written with libpng: open() creates the file and sets the header (write any extra chunks such as
+// PLTE, then png_write_info); close() ends the file.
+struct PngFile {
+  FILE* f = nullptr;
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  bool open(const std::filesystem::path& path, int w, int h, int bit_depth, int color_type,
+            int interlace = PNG_INTERLACE_NONE) {
+    f = std::fopen(path.c_str(), "wb");
+    if (f == nullptr) return false;
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+    info = png_create_info_struct(png);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, w, h, bit_depth, color_type, interlace, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    return true;
+  }
+  void close() {
+    png_write_end(png, nullptr);
+    png_destroy_write_struct(&png, &info);
+    std::fclose(f);
+  }
+};
+
 // Writes a PNG with libpng: `samples` holds h*w*channels values, interleaved, in the file's bit depth.
 void write_png(const std::filesystem::path& path, int w, int h, int color_type, int bit_depth,
                const std::vector<uint16_t>& samples) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_init_io(png, f);
-  png_set_IHDR(png, info, w, h, bit_depth, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
+  PngFile file;
+  ASSERT_TRUE(file.open(path, w, h, bit_depth, color_type)) << path;
+  png_structp png = file.png;
+  png_infop info = file.info;
   png_write_info(png, info);
   const int channels = png_get_channels(png, info);
   const int bytes = bit_depth == 16 ? 2 : 1;
@@ -49,34 +70,12 @@ void write_png(const std::filesystem::path& path, int w, int h, int color_type, 
     }
     png_write_row(png, row.data());
   }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  std::fclose(f);
+  file.close();
 }
 
 void write_jpeg(const std::filesystem::path& path, int w, int h, int components, const std::vector<uint8_t>& px,
                 int quality) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  jpeg_stdio_dest(&c, f);
-  c.image_width = w;
-  c.image_height = h;
-  c.input_components = components;
-  c.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, quality, TRUE);
-  jpeg_start_compress(&c, TRUE);
-  while (c.next_scanline < c.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(px.data()) + static_cast<size_t>(c.next_scanline) * w * components;
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  jpeg_destroy_compress(&c);
-  std::fclose(f);
+  ASSERT_TRUE(daug::testing::write_jpeg_file(path, w, h, components, px.data(), quality)) << path;
 }
 
 void truncate_file(const std::filesystem::path& path, double keep_fraction) {
@@ -161,41 +160,27 @@ TEST(Image, PngGrayAlpha16Bit) {
 TEST(Image, PngPaletteAndInterlacedAndLowBitDepth) {
   TempDir d;
   {  // palette (colour type 3) with 2 entries → RGB → luma
-    FILE* f = std::fopen((d / "pal.png").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-    png_infop info = png_create_info_struct(png);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, 2, 1, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+    PngFile file;
+    ASSERT_TRUE(file.open(d / "pal.png", 2, 1, 8, PNG_COLOR_TYPE_PALETTE));
     png_color pal[2] = {{255, 0, 0}, {0, 0, 255}};
-    png_set_PLTE(png, info, pal, 2);
-    png_write_info(png, info);
+    png_set_PLTE(file.png, file.info, pal, 2);
+    png_write_info(file.png, file.info);
     unsigned char row[2] = {1, 0};
-    png_write_row(png, row);
-    png_write_end(png, nullptr);
-    png_destroy_write_struct(&png, &info);
-    std::fclose(f);
+    png_write_row(file.png, row);
+    file.close();
   }
   at::Tensor p = daug::data::load_gray(d / "pal.png");
   EXPECT_NEAR(at2(p, 0, 0, 0), 0.114, 1e-6);
   EXPECT_NEAR(at2(p, 0, 0, 1), 0.299, 1e-6);
   {  // Adam7-interlaced 8-bit gray, 5x3
-    FILE* f = std::fopen((d / "adam7.png").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-    png_infop info = png_create_info_struct(png);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, 5, 3, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
+    PngFile file;
+    ASSERT_TRUE(file.open(d / "adam7.png", 5, 3, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7));
+    png_write_info(file.png, file.info);
     std::vector<unsigned char> px(15);
     for (int i = 0; i < 15; ++i) px[i] = static_cast<unsigned char>(i * 17);
     std::vector<png_bytep> rows = {px.data(), px.data() + 5, px.data() + 10};
-    png_write_image(png, rows.data());
-    png_write_end(png, nullptr);
-    png_destroy_write_struct(&png, &info);
-    std::fclose(f);
+    png_write_image(file.png, rows.data());
+    file.close();
   }
   at::Tensor a = daug::data::load_gray(d / "adam7.png");
   ASSERT_EQ(a.sizes(), (at::IntArrayRef{1, 3, 5}));
@@ -351,19 +336,14 @@ TEST(Image, ResizeAreaAndNearest) {
   EXPECT_EQ(daug::data::resize(at::zeros({3, 1, 8, 8}), 4, 2).sizes(), (at::IntArrayRef{3, 1, 4, 2}));
 }
 
-// PIL's separable antialiased bicubic (a = -0.5), written from Pillow's Resample.c precompute_coeffs.
-std::vector<double> pil_bicubic_1d(const std::vector<double>& in, int out_size) {
-  auto filter = [](double x) {
-    const double a = -0.5;
-    x = std::fabs(x);
-    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-    if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
-    return 0.0;
-  };
+// PIL's separable antialiased resampling of one row with `filter` of half-width `filter_support`, written from
+// Pillow's Resample.c precompute_coeffs.
+template <class Filter>
+std::vector<double> pil_resample_1d(const std::vector<double>& in, int out_size, double filter_support, Filter filter) {
   const int in_size = static_cast<int>(in.size());
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = std::max(scale, 1.0);
-  const double support = 2.0 * filterscale;
+  const double support = filter_support * filterscale;
   std::vector<double> out(out_size);
   for (int xx = 0; xx < out_size; ++xx) {
     const double center = (xx + 0.5) * scale;
@@ -379,6 +359,17 @@ std::vector<double> pil_bicubic_1d(const std::vector<double>& in, int out_size) 
     out[xx] = acc / ww;
   }
   return out;
+}
+
+// PIL's bicubic (a = -0.5, support 2).
+std::vector<double> pil_bicubic_1d(const std::vector<double>& in, int out_size) {
+  return pil_resample_1d(in, out_size, 2.0, [](double x) {
+    const double a = -0.5;
+    x = std::fabs(x);
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+    if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+    return 0.0;
+  });
 }
 
 TEST(Image, ResizeBicubicMatchesPilAntialias) {
@@ -400,26 +391,9 @@ TEST(Image, ResizeBicubicMatchesPilAntialias) {
     EXPECT_NEAR(yr[0][0][i].item<float>(), std::clamp(up[i], 0.0, 1.0), 1e-5) << "i=" << i;
 }
 
-// PIL's bilinear (triangle) filter, same precompute_coeffs with support 1.
+// PIL's bilinear (triangle) filter, support 1.
 std::vector<double> pil_bilinear_1d(const std::vector<double>& in, int out_size) {
-  const int in_size = static_cast<int>(in.size());
-  const double scale = static_cast<double>(in_size) / out_size;
-  const double filterscale = std::max(scale, 1.0);
-  const double support = 1.0 * filterscale;
-  std::vector<double> out(out_size);
-  for (int xx = 0; xx < out_size; ++xx) {
-    const double center = (xx + 0.5) * scale;
-    const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);
-    const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size) - xmin;
-    double ww = 0.0, acc = 0.0;
-    for (int x = 0; x < xmax; ++x) {
-      double w = std::max(0.0, 1.0 - std::fabs((x + xmin - center + 0.5) / filterscale));
-      ww += w;
-      acc += w * in[xmin + x];
-    }
-    out[xx] = acc / ww;
-  }
-  return out;
+  return pil_resample_1d(in, out_size, 1.0, [](double x) { return std::max(0.0, 1.0 - std::fabs(x)); });
 }
 
 TEST(Image, ResizeBilinearMatchesPilAntialias) {

@@ -7,8 +7,9 @@ set -euo pipefail
 daug=$1; src=$2; work=$3
 rm -rf "$work"; mkdir -p "$work"
 variants=(clip_baseline daug_clip daug_hybrid)
+configs=(); for v in "${variants[@]}"; do configs+=("$src/configs/smoke/table3/$v.toml"); done
 cd "$work"
-"$daug" ablate "${variants[@]/#/$src/configs/smoke/table3/}" --out "$work/comparison" \
+"$daug" ablate "${configs[@]}" --out "$work/comparison" \
   --set "run.runs_dir=\"$work/runs\"" --set "run.cache_dir=\"$work/cache\"" \
   --columns map@5 --columns auc > "$work/out.txt" 2>&1 || { cat "$work/out.txt"; exit 1; }
 cat "$work/comparison/comparison.md"

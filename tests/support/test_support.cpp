@@ -45,6 +45,22 @@ StageContext stage_context(const Stage& stage, TestContext& build, const std::fi
   return StageContext{out, artifact, build, shard_index, shard_count, strict, stage.outputs()};
 }
 
+ArtifactLookup single_artifact(std::string table, std::string name, std::filesystem::path file) {
+  return [table = std::move(table), name = std::move(name), file = std::move(file)](const std::string& t,
+                                                                                    const std::string& n) {
+    EXPECT_EQ(t, table);
+    EXPECT_EQ(n, name);
+    return file;
+  };
+}
+
+void run_stage(Stage& stage, const std::filesystem::path& out, ArtifactLookup artifact, bool strict) {
+  std::filesystem::create_directories(out);
+  TestContext build;
+  StageContext ctx{out, std::move(artifact), build, 0, 1, strict, stage.outputs()};
+  stage.run(ctx);
+}
+
 TempDir::TempDir() {
   static int counter = 0;
   std::random_device rd;

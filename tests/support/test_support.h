@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -57,6 +58,13 @@ class StubStage final : public Stage {
 StageContext stage_context(const Stage& stage, TestContext& build, const std::filesystem::path& out,
                            const std::filesystem::path& upstream_root = {}, int shard_index = 0, int shard_count = 1,
                            bool strict = false);
+
+/// Where a StageContext finds upstream artifacts: (stage table, artifact name) → path.
+using ArtifactLookup = std::function<std::filesystem::path(const std::string& table, const std::string& name)>;
+/// The lookup of a stage that reads exactly one upstream artifact: expects (`table`, `name`) and returns `file`.
+ArtifactLookup single_artifact(std::string table, std::string name, std::filesystem::path file);
+/// Runs `stage` once, writing into `out` (created), in a fresh TestContext; upstream artifacts from `artifact`.
+void run_stage(Stage& stage, const std::filesystem::path& out, ArtifactLookup artifact, bool strict = false);
 
 /// A fresh empty directory under the system temp dir, removed when the object dies.
 class TempDir {

@@ -32,6 +32,23 @@ struct Params {
     const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
     return add(name, at::empty(shape, opt).uniform_(-bound, bound));
   }
+  // The accessors UNetModel and EncoderUNetModel share.
+  std::vector<at::Tensor> tensors() const {
+    std::vector<at::Tensor> r;
+    for (const auto& kv : list) r.push_back(kv.second);
+    return r;
+  }
+  int64_t numel() const {
+    int64_t n = 0;
+    for (const auto& kv : list) n += kv.second.numel();
+    return n;
+  }
+  // `model` ("UNet", "EncoderUNet") names the network in the error.
+  void set_compute(at::ScalarType dtype, const char* model) {
+    DAUG_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16, model,
+               " compute dtype must be float32, float16 or bfloat16");
+    compute = dtype;
+  }
 };
 
 
@@ -131,26 +148,18 @@ struct ConvLayer : Layer {
   at::Tensor forward(const at::Tensor& x, const at::Tensor&, bool) const override { return conv(x); }
 };
 
-struct Downsample : Layer {
-  bool use_conv;
-  Conv2d op;
-  Downsample(Params& P, const std::string& name, int64_t ch, bool use_conv_, int64_t out) : use_conv(use_conv_) {
-    if (use_conv) op = Conv2d(P, name + ".op", ch, out, 3, 2);
-  }
-  at::Tensor forward(const at::Tensor& x, const at::Tensor&, bool) const override {
-    return use_conv ? op(x) : downsample2x(x);
-  }
-};
-
-struct Upsample : Layer {
-  bool use_conv;
+// guided-diffusion Downsample (up = false: stride-2 3×3 conv `<name>.op`, or 2×2 average pooling) and Upsample
+// (up = true: nearest 2×, then optionally a 3×3 conv `<name>.conv`).
+struct Resample : Layer {
+  bool up, use_conv;
   Conv2d conv;
-  Upsample(Params& P, const std::string& name, int64_t ch, bool use_conv_, int64_t out) : use_conv(use_conv_) {
-    if (use_conv) conv = Conv2d(P, name + ".conv", ch, out, 3, 1);
+  Resample(Params& P, const std::string& name, int64_t ch, bool use_conv_, int64_t out, bool up_)
+      : up(up_), use_conv(use_conv_) {
+    if (use_conv) conv = up ? Conv2d(P, name + ".conv", ch, out, 3, 1) : Conv2d(P, name + ".op", ch, out, 3, 2);
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor&, bool) const override {
-    at::Tensor h = upsample2x(x);
-    return use_conv ? conv(h) : h;
+    at::Tensor h = up ? upsample2x(x) : x;
+    return use_conv ? conv(h) : up ? h : downsample2x(h);
   }
 };
 
@@ -283,7 +292,7 @@ struct Trunk {
           s.layers.push_back(std::make_unique<ResBlock>(P, n, ch, time_embed_dim, cfg.dropout, ch,
                                                         cfg.use_scale_shift_norm, false, true));
         else
-          s.layers.push_back(std::make_unique<Downsample>(P, n, ch, cfg.conv_resample, ch));
+          s.layers.push_back(std::make_unique<Resample>(P, n, ch, cfg.conv_resample, ch, /*up=*/false));
         input_blocks.push_back(std::move(s));
         input_block_chans.push_back(ch);
         ds *= 2;
@@ -372,7 +381,11 @@ void UNetConfig::validate(const std::string& where, bool encoder) const {
   }
 }
 
-UNetConfig unet_preset(const std::string& name) {
+namespace {
+// What the UNet and classifier presets share: all of `tiny` but the heads (32 px, 32 channels, mult {1, 2}, one res
+// block, attention at 16), the image size and channel multipliers of wolleb256/daug512, one input channel and the
+// legacy attention order. An unknown name throws ConfigError naming `kind`.
+UNetConfig preset_shape(const std::string& name, const std::string& kind) {
   UNetConfig c;
   if (name == "tiny") {
     c.image_size = 32;
@@ -382,50 +395,47 @@ UNetConfig unet_preset(const std::string& name) {
     c.attention_resolutions = {16};
   } else if (name == "wolleb256" || name == "daug512") {
     c.image_size = name == "daug512" ? 512 : 256;
-    c.model_channels = 128;
     c.channel_mult = {1, 1, 2, 2, 4, 4};
-    c.num_res_blocks = 2;
-    c.attention_resolutions = {16};
   } else {
-    throw ConfigError("unknown UNet preset '" + name + "'; known: tiny, wolleb256, daug512");
+    throw ConfigError("unknown " + kind + " preset '" + name + "'; known: tiny, wolleb256, daug512");
   }
   c.in_channels = 1;
+  c.use_new_attention_order = false;
+  return c;
+}
+}  // namespace
+
+UNetConfig unet_preset(const std::string& name) {
+  UNetConfig c = preset_shape(name, "UNet");
+  if (name != "tiny") {
+    c.model_channels = 128;
+    c.num_res_blocks = 2;
+    c.attention_resolutions = {16};
+  }
   c.out_channels = 2;  // learn_sigma
   c.num_classes = 2;
   c.num_heads = 1;
   c.num_head_channels = -1;
   c.use_scale_shift_norm = false;
   c.resblock_updown = false;
-  c.use_new_attention_order = false;
   c.dropout = 0.0;
   return c;
 }
 
 UNetConfig encoder_preset(const std::string& name) {
-  UNetConfig c;
+  UNetConfig c = preset_shape(name, "classifier");
   if (name == "tiny") {
-    c.image_size = 32;
-    c.model_channels = 32;
-    c.channel_mult = {1, 2};
-    c.num_res_blocks = 1;
-    c.attention_resolutions = {16};
     c.num_head_channels = 32;
-  } else if (name == "wolleb256" || name == "daug512") {
-    c.image_size = name == "daug512" ? 512 : 256;
+  } else {
     c.model_channels = 32;
-    c.channel_mult = {1, 1, 2, 2, 4, 4};
     c.num_res_blocks = 4;
     c.attention_resolutions = {32, 16, 8};
     c.num_head_channels = 64;
-  } else {
-    throw ConfigError("unknown classifier preset '" + name + "'; known: tiny, wolleb256, daug512");
   }
-  c.in_channels = 1;
   c.out_channels = 7;
   c.num_classes = 0;
   c.use_scale_shift_norm = true;
   c.resblock_updown = true;
-  c.use_new_attention_order = false;
   c.pool = "attention";
   return c;
 }
@@ -482,7 +492,7 @@ struct UNetModel::Impl : Trunk {
             s.layers.push_back(std::make_unique<ResBlock>(P, un, ch, time_embed_dim, cfg.dropout, ch,
                                                           cfg.use_scale_shift_norm, true, false));
           else
-            s.layers.push_back(std::make_unique<Upsample>(P, un, ch, cfg.conv_resample, ch));
+            s.layers.push_back(std::make_unique<Resample>(P, un, ch, cfg.conv_resample, ch, /*up=*/true));
           ds /= 2;
         }
         output_blocks.push_back(std::move(s));
@@ -528,22 +538,10 @@ at::Tensor UNetModel::forward(const at::Tensor& x, const at::Tensor& t, const at
 
 const UNetConfig& UNetModel::config() const { return impl_->cfg; }
 NamedTensors UNetModel::named_parameters() const { return impl_->P.list; }
-std::vector<at::Tensor> UNetModel::parameters() const {
-  std::vector<at::Tensor> r;
-  for (const auto& kv : impl_->P.list) r.push_back(kv.second);
-  return r;
-}
-int64_t UNetModel::num_parameters() const {
-  int64_t n = 0;
-  for (const auto& kv : impl_->P.list) n += kv.second.numel();
-  return n;
-}
+std::vector<at::Tensor> UNetModel::parameters() const { return impl_->P.tensors(); }
+int64_t UNetModel::num_parameters() const { return impl_->P.numel(); }
 void UNetModel::set_training(bool on) { impl_->P.training = on; }
-void UNetModel::set_compute_dtype(at::ScalarType dtype) {
-  DAUG_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
-             "UNet compute dtype must be float32, float16 or bfloat16");
-  impl_->P.compute = dtype;
-}
+void UNetModel::set_compute_dtype(at::ScalarType dtype) { impl_->P.set_compute(dtype, "UNet"); }
 at::ScalarType UNetModel::compute_dtype() const { return impl_->P.compute; }
 bool UNetModel::training() const { return impl_->P.training; }
 
@@ -602,22 +600,10 @@ at::Tensor EncoderUNetModel::forward(const at::Tensor& x, const at::Tensor& t) c
 
 const UNetConfig& EncoderUNetModel::config() const { return impl_->cfg; }
 NamedTensors EncoderUNetModel::named_parameters() const { return impl_->P.list; }
-std::vector<at::Tensor> EncoderUNetModel::parameters() const {
-  std::vector<at::Tensor> r;
-  for (const auto& kv : impl_->P.list) r.push_back(kv.second);
-  return r;
-}
-int64_t EncoderUNetModel::num_parameters() const {
-  int64_t n = 0;
-  for (const auto& kv : impl_->P.list) n += kv.second.numel();
-  return n;
-}
+std::vector<at::Tensor> EncoderUNetModel::parameters() const { return impl_->P.tensors(); }
+int64_t EncoderUNetModel::num_parameters() const { return impl_->P.numel(); }
 void EncoderUNetModel::set_training(bool on) { impl_->P.training = on; }
-void EncoderUNetModel::set_compute_dtype(at::ScalarType dtype) {
-  DAUG_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
-             "EncoderUNet compute dtype must be float32, float16 or bfloat16");
-  impl_->P.compute = dtype;
-}
+void EncoderUNetModel::set_compute_dtype(at::ScalarType dtype) { impl_->P.set_compute(dtype, "EncoderUNet"); }
 bool EncoderUNetModel::training() const { return impl_->P.training; }
 
 }  // namespace daug::adm

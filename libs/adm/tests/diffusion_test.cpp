@@ -17,10 +17,6 @@ using daug::testing::max_abs_diff;
 
 namespace {
 
-struct Threads {
-  Threads() { at::set_num_threads(1); }
-} threads_once;
-
 std::vector<int64_t> range_step(int64_t a, int64_t b, int64_t s) {
   std::vector<int64_t> r;
   for (int64_t i = a; i < b; i += s) r.push_back(i);

@@ -15,8 +15,7 @@ using daug::EncodeMode;
 using daug::adm::GaussianDiffusion;
 using daug::adm::IndexPattern;
 using daug::adm::TranslateOptions;
-using daug::testing::expect_error_contains;
-using daug::testing::max_abs_diff;
+using namespace daug::testing;  // expect_error_contains, max_abs_diff
 
 namespace {
 

@@ -14,14 +14,9 @@
 using daug::adm::EncoderUNetModel;
 using daug::adm::UNetConfig;
 using daug::adm::UNetModel;
-using daug::testing::expect_error_contains;
-using daug::testing::max_abs_diff;
+using namespace daug::testing;  // expect_error_contains, max_abs_diff
 
 namespace {
-
-struct Threads {
-  Threads() { at::set_num_threads(1); }
-} threads_once;
 
 std::map<std::string, std::vector<int64_t>> shapes(const daug::NamedTensors& nt) {
   std::map<std::string, std::vector<int64_t>> m;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 using namespace daug::train;
 
@@ -31,37 +32,39 @@ double old_constant_factor(int64_t step, int64_t warmup) {
 }
 }  // namespace
 
+namespace {
+// (warm-up, step, total steps, steps per epoch) → the expected factor, and why.
+struct Point {
+  int64_t warmup, step, total, per_epoch;
+  double expect;
+  const char* why;
+};
+void expect_points(Schedule kind, std::initializer_list<Point> points) {
+  for (const auto& c : points)
+    EXPECT_NEAR(lr_factor({kind, c.warmup}, c.step, c.total, c.per_epoch), c.expect, 1e-15)
+        << schedule_name(kind) << " step " << c.step << ": " << c.why;
+}
+}  // namespace
+
 // Each schedule at hand-picked points of its formula.
 TEST(Schedule, HandComputedPoints) {
-  struct Case {
-    Schedule kind;
-    int64_t warmup, step, total, per_epoch;
-    double expect;
-    const char* why;
-  };
-  const Case cases[] = {
-      {Schedule::constant, 10, 0, 100, 7, 1.0, "constant"},
-      {Schedule::constant, 10, 99, 100, 7, 1.0, "constant"},
-      {Schedule::linear_per_step, 0, 0, 100, 1, 1.0, "anneal_lr: 1 − 0/100"},
-      {Schedule::linear_per_step, 0, 50, 100, 1, 0.5, "anneal_lr: 1 − 50/100"},
-      {Schedule::linear_per_step, 0, 100, 100, 1, 0.0, "anneal_lr: 0 after the last step"},
-      {Schedule::linear_per_epoch, 0, 3, 10, 4, 1.0, "epoch 0 of 3"},
-      {Schedule::linear_per_epoch, 0, 4, 10, 4, 2.0 / 3.0, "epoch 1 of 3: flat within the epoch"},
-      {Schedule::linear_per_epoch, 0, 7, 10, 4, 2.0 / 3.0, "epoch 1 of 3: flat within the epoch"},
-      {Schedule::linear_per_epoch, 0, 9, 10, 4, 1.0 / 3.0, "epoch 2 of 3 (a partial epoch counts)"},
-      {Schedule::cosine_warmup, 4, 0, 20, 5, 0.0, "HF: the first update has lr 0"},
-      {Schedule::cosine_warmup, 4, 2, 20, 5, 0.5, "warm-up 2/4"},
-      {Schedule::cosine_warmup, 4, 4, 20, 5, 1.0, "peak"},
-      {Schedule::cosine_warmup, 4, 12, 20, 5, 0.5, "half-way through the decay: ½(1 + cos(π/2))"},
-      {Schedule::cosine_warmup, 4, 20, 20, 5, 0.0, "end: ½(1 + cos π)"},
-      {Schedule::cosine_warmup, 0, 0, 4, 5, 1.0, "no warm-up: starts at the peak"},
-      {Schedule::constant_warmup, 4, 0, 20, 5, 0.0, "warm-up 0/4"},
-      {Schedule::constant_warmup, 4, 3, 20, 5, 0.75, "warm-up 3/4"},
-      {Schedule::constant_warmup, 4, 4, 20, 5, 1.0, "after the warm-up"},
-  };
-  for (const auto& c : cases)
-    EXPECT_NEAR(lr_factor({c.kind, c.warmup}, c.step, c.total, c.per_epoch), c.expect, 1e-15)
-        << schedule_name(c.kind) << " step " << c.step << ": " << c.why;
+  expect_points(Schedule::constant, {{10, 0, 100, 7, 1.0, "constant"}, {10, 99, 100, 7, 1.0, "constant"}});
+  expect_points(Schedule::linear_per_step, {{0, 0, 100, 1, 1.0, "anneal_lr: 1 − 0/100"},
+                                            {0, 50, 100, 1, 0.5, "anneal_lr: 1 − 50/100"},
+                                            {0, 100, 100, 1, 0.0, "anneal_lr: 0 after the last step"}});
+  expect_points(Schedule::linear_per_epoch, {{0, 3, 10, 4, 1.0, "epoch 0 of 3"},
+                                             {0, 4, 10, 4, 2.0 / 3.0, "epoch 1 of 3: flat within the epoch"},
+                                             {0, 7, 10, 4, 2.0 / 3.0, "epoch 1 of 3: flat within the epoch"},
+                                             {0, 9, 10, 4, 1.0 / 3.0, "epoch 2 of 3 (a partial epoch counts)"}});
+  expect_points(Schedule::cosine_warmup, {{4, 0, 20, 5, 0.0, "HF: the first update has lr 0"},
+                                          {4, 2, 20, 5, 0.5, "warm-up 2/4"},
+                                          {4, 4, 20, 5, 1.0, "peak"},
+                                          {4, 12, 20, 5, 0.5, "half-way through the decay: ½(1 + cos(π/2))"},
+                                          {4, 20, 20, 5, 0.0, "end: ½(1 + cos π)"},
+                                          {0, 0, 4, 5, 1.0, "no warm-up: starts at the peak"}});
+  expect_points(Schedule::constant_warmup, {{4, 0, 20, 5, 0.0, "warm-up 0/4"},
+                                            {4, 3, 20, 5, 0.75, "warm-up 3/4"},
+                                            {4, 4, 20, 5, 1.0, "after the warm-up"}});
   EXPECT_THROW(lr_factor({Schedule::linear_per_epoch, 0}, 0, 10, 0), daug::Error);
 }
 

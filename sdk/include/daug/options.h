@@ -133,16 +133,19 @@ class DAUG_SDK_API OptionVisitor {
 
   template <class T>
   void operator()(const char* key, T& v, const char* doc, const Check& c = Check{}) {
+    static_assert(!std::is_enum_v<T>, "an enum option needs its name table: v(key, field, doc, daug::choices<E>({...}))");
     field(key, v, doc, c);
   }
   /// `int` fields are read as 64-bit integers and range-checked into int.
   void operator()(const char* key, int& v, const char* doc, const Check& c = Check{});
   /// `enum class` fields are seen by every visitor as a string field restricted to `names.names()`: TOML holds
   /// the name, a wrong name is a ConfigError with file:line:col, the key, the value and the allowed names.
+  /// `extra` carries any other flags of the Check (its `one_of` is replaced by the table's names).
   template <class E>
-  void operator()(const char* key, E& v, const char* doc, const Choices<E>& names) {
+  void operator()(const char* key, E& v, const char* doc, const Choices<E>& names, Check extra = Check{}) {
+    extra.one_of = names.names();
     std::string name = names.name(v);
-    field(key, name, doc, Check::choice(names.names()));
+    field(key, name, doc, extra);
     v = names.value(name);
   }
 };

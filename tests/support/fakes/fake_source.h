@@ -5,6 +5,8 @@
 #include <daug/labels.h>
 #include <daug/source.h>
 
+#include "sample_list_source.h"
+
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -15,7 +17,7 @@
 
 namespace daug::testing {
 
-class FakeSource final : public Source {
+class FakeSource final : public SampleListSource {
  public:
   /// n images of size×size in `dir`: image i is bright where class (i % 3) "is"; split by i: the last
   /// `n_test` are test, the rest alternate train/val. Labels: class (i%3)*4 positive (classes 0, 4, 8), and
@@ -42,7 +44,6 @@ class FakeSource final : public Source {
       s.study = s.id;
       samples_.push_back(s);
     }
-    grouping_ = SuperClassGrouping::released();
   }
   /// Writes <id><suffix> heatmaps (size×size float) into `dir` for every sample except those in `skip`.
   void write_heatmaps(const std::filesystem::path& dir, const std::string& suffix = "_+nof.npy",
@@ -56,13 +57,7 @@ class FakeSource final : public Source {
     }
     std::ofstream(dir / "index.csv") << index;
   }
-  const std::vector<Sample>& samples() const override { return samples_; }
-  const SuperClassGrouping& superclasses() const override { return grouping_; }
   std::string describe() const override { return "fake_source(" + std::to_string(samples_.size()) + ")"; }
-
- private:
-  std::vector<Sample> samples_;
-  SuperClassGrouping grouping_;
 };
 
 }  // namespace daug::testing

@@ -12,6 +12,7 @@
 #include <daug/source.h>
 #include <daug/stage.h>
 
+#include "sample_list_source.h"
 #include "test_support.h"
 
 #include <ATen/ATen.h>
@@ -19,8 +20,11 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace daug::stages::fakes {
@@ -32,11 +36,13 @@ inline std::vector<float> labels_with(std::initializer_list<const char*> names) 
   return l;
 }
 
-class FakeSource : public Source {
+/// (id, split, labels) of each FakeSource item.
+using FakeItems = std::vector<std::tuple<std::string, std::string, std::vector<float>>>;
+
+class FakeSource : public ::daug::testing::SampleListSource {
  public:
   /// Items: (id, split, labels); images are 12×10 gray gradients (different per item) saved as PNG in `dir`.
-  FakeSource(const std::filesystem::path& dir, const std::vector<std::tuple<std::string, std::string, std::vector<float>>>& items)
-      : grouping_(SuperClassGrouping::released()) {
+  FakeSource(const std::filesystem::path& dir, const FakeItems& items) {
     int n = 0;
     for (const auto& [id, split, labels] : items) {
       Sample s;
@@ -51,13 +57,7 @@ class FakeSource : public Source {
       ++n;
     }
   }
-  const std::vector<Sample>& samples() const override { return samples_; }
-  const SuperClassGrouping& superclasses() const override { return grouping_; }
   std::string describe() const override { return "fake_source"; }
-
- private:
-  std::vector<Sample> samples_;
-  SuperClassGrouping grouping_;
 };
 
 /// Linear β schedule over T=100. training_loss: ε-MSE of a 1-parameter-per-class "denoiser" ε̂ = a_y·x_t + b.
@@ -158,5 +158,48 @@ class FakeComposer : public HeatmapComposer {
   }
   std::string describe() const override { return "fake_composer"; }
 };
+
+/// What the stage tests share: temp dirs for the images and the stage output, a TestContext with a FakeSource
+/// ("data") and a FakeGenerator ("generator"), and the stage `S` built and run as `daug run` does.
+template <class S>
+struct StageFixture {
+  ::daug::testing::TempDir images, out;
+  ::daug::testing::TestContext build;
+  std::shared_ptr<FakeSource> src;
+  std::shared_ptr<FakeGenerator> gen = std::make_shared<FakeGenerator>();
+  std::filesystem::path upstream_root;  ///< where upstream stage directories live ("" = none)
+
+  /// Writes the images of `items` and adds the source as "data", then the generator as "generator".
+  void add_data(const FakeItems& items) {
+    src = std::make_shared<FakeSource>(images.path(), items);
+    build.add("data", src);
+    build.add("generator", gen);
+  }
+  /// The stage built as `daug run` builds it (create() requests its dependencies from `build`).
+  std::shared_ptr<::daug::Stage> make(const typename S::Options& o) { return S::create(o, build); }
+  ::daug::StageContext ctx(const ::daug::Stage& stage, int shard = 0, int count = 1) {
+    return ::daug::testing::stage_context(stage, build, out.path(), upstream_root, shard, count);
+  }
+  /// make(o), then one run in ctx(shard, count); returns the stage.
+  std::shared_ptr<::daug::Stage> run(const typename S::Options& o, int shard = 0, int count = 1) {
+    auto stage = make(o);
+    auto c = ctx(*stage, shard, count);
+    stage->run(c);
+    return stage;
+  }
+};
+
+/// Options with a short, quiet training run: `steps` steps of `batch_size`, learning rate `lr`, a checkpoint
+/// every `checkpoint_every` steps, no periodic log lines.
+template <class O>
+O short_training(int64_t steps, int64_t batch_size, double lr, int64_t checkpoint_every) {
+  O o;
+  o.steps = steps;
+  o.batch_size = batch_size;
+  o.lr = lr;
+  o.checkpoint_every = checkpoint_every;
+  o.log_every_s = 1e9;
+  return o;
+}
 
 }  // namespace daug::stages::fakes

@@ -16,6 +16,9 @@ struct RunOptions {
   int shard_index = 0;
   int shard_count = 1;
   bool strict = false;
+  /// Build and check everything (plugins, options, unused tables, cache keys), print which stages would run and
+  /// which are cached, and stop before any compute.
+  bool dry_run = false;
   /// Only run these stages (default: all of [run].stages).
   std::vector<std::string> only;
 };
