@@ -101,7 +101,10 @@ TEST_F(ClipModelTest, AttentionEqualsLibTorchMultiheadAttention) {
     at::Tensor m = masked ? mask : at::Tensor();
     at::Tensor xl = x.transpose(0, 1);  // LND, as OpenAI CLIP calls nn.MultiheadAttention
     at::Tensor want = std::get<0>(ref->forward(xl, xl, xl, {}, false, m)).transpose(0, 1);
-    EXPECT_LT(testing::max_abs_diff(mine->forward(x, m), want), 1e-5) << "masked=" << masked;
+    // float32 with N(0,1) weights: outputs reach tens, so allow ~8 ulp of the largest output (the SIMD path, AVX2 or
+    // AVX-512, changes the rounding: 1.9e-5 was measured on an AVX2 machine for outputs of magnitude ~30).
+    const double tol = 1e-6 * std::max(1.0, want.abs().max().item<double>());
+    EXPECT_LT(testing::max_abs_diff(mine->forward(x, m), want), tol) << "masked=" << masked;
   }
 }
 

@@ -96,6 +96,8 @@ std::shared_ptr<Stage> HeatmapsStage::create(Options opts, BuildContext& ctx) {
   p.generator = ctx.component<Generator>(opts.generator);
   p.composer = ctx.component<HeatmapComposer>(opts.composer);
   if (!opts.guidance.empty()) {
+    DAUG_CHECK_AS(ConfigError, !opts.classifier.empty(),
+                  "[heatmaps].classifier must name the classifier table when guidance is set");
     p.classifier = ctx.component<Classifier>(opts.classifier);
     p.guidance = ctx.component<Guidance>(opts.guidance);
     if (!opts.classifier_stage.empty()) ctx.component<Stage>(opts.classifier_stage);

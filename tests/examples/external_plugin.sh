@@ -10,8 +10,11 @@ cmake -S "$src/examples/external_guidance_plugin" -B "$ext" -G Ninja -DCMAKE_BUI
   -DCMAKE_PREFIX_PATH="$prefix" > "$ext.configure.log" 2>&1 || { cat "$ext.configure.log"; exit 1; }
 cmake --build "$ext"
 daug="$build/bin/daug --plugin-path $ext/plugins"
-$daug plugins list | grep -q "tempered_softmax" || { echo "tempered_softmax not listed"; exit 1; }
-$daug plugins describe tempered_softmax | grep -q "temperature : float = 2.0"
+# (capture, then grep: `daug ... | grep -q` under pipefail fails when grep exits before daug finishes writing)
+list=$($daug plugins list)
+grep -q "tempered_softmax" <<< "$list" || { echo "tempered_softmax not listed"; echo "$list"; exit 1; }
+described=$($daug plugins describe tempered_softmax)
+grep -q "temperature : float = 2.0" <<< "$described" || { echo "$described"; exit 1; }
 # Select it from TOML in the smoke heatmap pipeline.
 cfg=$src/examples/external_guidance_plugin/heatmaps_tempered.toml
 tmp=$(mktemp -d)

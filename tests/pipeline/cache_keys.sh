@@ -25,7 +25,7 @@ grep -q "^timestep_respacing = 'ddim10'" "$eff" || fail "effective.toml lacks th
 grep -q '^clip_denoised = true' "$eff" || fail "effective.toml lacks a default the config never writes" "$eff"
 
 # 1. sampling option: both models cached, heatmaps re-run
-"$daug" run "$cfg" "${sets[@]}" --set 'generator.timestep_respacing="ddim5"' > "$work/2.txt" 2>&1 || fail "respacing run" "$work/2.txt"
+"$daug" run "$cfg" "${sets[@]}" --set 'generator.timestep_respacing="ddim20"' > "$work/2.txt" 2>&1 || fail "respacing run" "$work/2.txt"
 cached train_classifier "$work/2.txt" || fail "a sampling option retrained the classifier" "$work/2.txt"
 cached train_diffusion "$work/2.txt" || fail "a sampling option retrained the diffusion model" "$work/2.txt"
 ran heatmaps "$work/2.txt" || fail "a sampling option reused stale heatmaps" "$work/2.txt"
@@ -35,14 +35,17 @@ cached train_diffusion "$work/2b.txt" && cached train_classifier "$work/2b.txt" 
 ran heatmaps "$work/2b.txt" || fail "guidance scale reused stale heatmaps" "$work/2b.txt"
 
 # 2. architecture option: retrain
-"$daug" run "$cfg" "${sets[@]}" --set generator.num_channels=16 > "$work/3.txt" 2>&1 || fail "architecture run" "$work/3.txt"
+"$daug" run "$cfg" "${sets[@]}" --set generator.num_channels=64 > "$work/3.txt" 2>&1 || fail "architecture run" "$work/3.txt"
 ran train_diffusion "$work/3.txt" || fail "an architecture change reused the trained diffusion model" "$work/3.txt"
 ran heatmaps "$work/3.txt" || fail "an architecture change reused the heatmaps" "$work/3.txt"
 
 # 3. labels.csv edited in place: nothing that read the data is reused
 "$daug" run "$cfg" "${sets[@]}" > "$work/4a.txt" 2>&1 || fail "baseline re-run" "$work/4a.txt"
 for s in train_classifier train_diffusion heatmaps; do cached $s "$work/4a.txt" || fail "$s not cached on an identical re-run" "$work/4a.txt"; done
-sed -i 's/No Finding/Atelectasis/g' "$work/data/labels.csv"
+# invert the "No Finding" column in place (the issue's example edit)
+col=$(head -1 "$work/data/labels.csv" | tr ',' '\n' | grep -n '^No Finding$' | cut -d: -f1)
+awk -F, -v c="$col" 'BEGIN { OFS = "," } NR > 1 { $c = 1 - $c } { print }' "$work/data/labels.csv" > "$work/labels.tmp"
+mv "$work/labels.tmp" "$work/data/labels.csv"
 "$daug" run "$cfg" "${sets[@]}" > "$work/4b.txt" 2>&1 || fail "run after editing labels.csv" "$work/4b.txt"
 for s in train_classifier train_diffusion heatmaps; do ran $s "$work/4b.txt" || fail "$s reused a cache built from the old labels.csv" "$work/4b.txt"; done
 
