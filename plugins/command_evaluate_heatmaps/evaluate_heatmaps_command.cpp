@@ -10,6 +10,7 @@
 #include "evaluate_heatmaps_command.h"
 #include "heatmap_localization.h"
 
+#include <daug/artifact.h>
 #include <daug/checkpoint.h>
 #include <daug/data/csv.h>
 #include <daug/data/npy.h>
@@ -228,7 +229,7 @@ HeatmapFiles HeatmapFiles::from_suffix(const std::filesystem::path& dir, const s
 
 HeatmapFiles HeatmapFiles::from_index(const std::filesystem::path& dir, const std::string& target,
                                       const std::string& direction) {
-  const auto path = dir / "index.csv";
+  const auto path = dir / kHeatmapsIndexFile;
   DAUG_CHECK_AS(DataError, std::filesystem::exists(path), "daug evaluate-heatmaps: ", path.string(),
                 " does not exist; --heatmaps must be a heatmaps stage output directory (it publishes index.csv), "
                 "or give --suffix to read <id><suffix> files from a directory without an index");

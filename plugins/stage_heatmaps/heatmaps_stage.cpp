@@ -107,7 +107,7 @@ std::shared_ptr<Stage> HeatmapsStage::create(Options opts, BuildContext& ctx) {
 }
 
 std::vector<Artifact> HeatmapsStage::outputs() const {
-  return {{artifacts::kHeatmapsIndex, "index.csv",
+  return {{artifacts::kHeatmapsIndex, kHeatmapsIndexFile,
            "every selected image: id,split,file,target,direction (file = float32 H×W .npy in this directory)"},
           {artifacts::kOverlays, "overlays", "PNG panels input | translated | heatmap for the first `overlays` images"},
           metrics_artifact(),

@@ -38,6 +38,10 @@ inline constexpr const char* kRetrievalExamples = "retrieval.examples";  ///< JS
 /// directory; `daug sweep` and the report collect it. Training stages write their final losses here.
 inline constexpr const char* kMetricsFile = "metrics.json";
 
+/// File of the heatmaps.index artifact in a heatmap stage's directory. Stated here (like kMetricsFile) because
+/// tools outside a pipeline (`daug evaluate-heatmaps --heatmaps DIR`) open it from a bare directory.
+inline constexpr const char* kHeatmapsIndexFile = "index.csv";
+
 /// The summary artifact (summary.md) as stages declare it; Stage::summary() returns its text by default.
 inline Artifact summary_artifact() { return {artifacts::kSummary, "summary.md", "Markdown summary printed by daug run"}; }
 
