@@ -125,4 +125,13 @@ TEST(Pipeline, ArtifactsOnlyFromDeclaredUpstreamStages) {
   // [second] declares [first] in create() and reads its "value" artifact by name (value.txt).
   auto r = daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, {});
   EXPECT_NE(r.summary.find("value 21"), std::string::npos) << r.summary;
+  // Reading a finished stage's artifact without having requested that stage in create() is refused: the cache key
+  // would not cover it.
+  auto undeclared = daug::core::parse_config(config(d, ""), "p.toml",
+                                             {"second.upstream=\"\"", "second.read_undeclared=\"first\""});
+  expect_error_contains([&] { daug::core::run_pipeline(loader, undeclared, {}, {}); },
+                        {"stage [second] read an artifact of [first] without declaring it"});
+  // A declared stage asked for an artifact it does not declare: the error lists what it has.
+  auto unknown = daug::core::parse_config(config(d, ""), "p.toml", {"second.read_undeclared=\"first\""});
+  EXPECT_NO_THROW(daug::core::run_pipeline(loader, unknown, {}, {}));  // declared upstream + declared name: fine
 }
