@@ -362,9 +362,10 @@ TEST(ClipPythonTorchSave, StateDictAndDdpCudaCheckpointGiveThePythonModelsEmbedd
     ClipVit m(tiny_from(path), "cpu");
     at::NoGradGuard ng;
     const at::Tensor img = m.encode_image(pixels), txt = m.encode_text(tokens);
-    // float32 with different summation orders (MKL/OpenBLAS vs the Python build): a few ulp of values ~5.
-    EXPECT_LT(testing::max_abs_diff(img, want.at("image")), 2e-5 * std::max(1.0, img.abs().max().item<double>()));
-    EXPECT_LT(testing::max_abs_diff(txt, want.at("text")), 2e-5 * std::max(1.0, txt.abs().max().item<double>()));
+    // float32 with different summation orders than the Python build: 9.5e-7 (image) and 2.4e-6 (text) measured
+    // for values up to 4.6.
+    EXPECT_LT(testing::max_abs_diff(img, want.at("image")), 1e-5 * std::max(1.0, img.abs().max().item<double>()));
+    EXPECT_LT(testing::max_abs_diff(txt, want.at("text")), 1e-5 * std::max(1.0, txt.abs().max().item<double>()));
     EXPECT_DOUBLE_EQ(m.logit_scale().item<double>(), 3.25);
   }
 }
