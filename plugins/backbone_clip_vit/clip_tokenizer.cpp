@@ -13,10 +13,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
-#include <limits>
 #include <cstring>
+#include <filesystem>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -81,8 +81,9 @@ std::string to_utf8(const U32& s) {
 
 template <size_t N>
 const char* find_entity(const EntityEntry (&table)[N], const std::string& name) {
-  auto it = std::lower_bound(std::begin(table), std::end(table), name,
-                             [](const EntityEntry& e, const std::string& n) { return std::strcmp(e.name, n.c_str()) < 0; });
+  auto it = std::lower_bound(std::begin(table), std::end(table), name, [](const EntityEntry& e, const std::string& n) {
+    return std::strcmp(e.name, n.c_str()) < 0;
+  });
   return it != std::end(table) && name == it->name ? it->utf8 : nullptr;
 }
 
@@ -100,10 +101,9 @@ bool ascii_alnum(char32_t c) { return ascii_digit(c) || (c >= 'a' && c <= 'z') |
 // Python html._invalid_charrefs for 0x80..0x9F: Windows-1252 (undefined bytes stay C1 controls). ftfy's
 // fix_c1_controls ("sloppy-windows-1252") maps the same way.
 char32_t cp1252_of_c1(char32_t c) {
-  static const char16_t m[32] = {0x20ac, 0x81,   0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
-                                 0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8d,   0x017d, 0x8f,
-                                 0x90,   0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
-                                 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x9d,   0x017e, 0x0178};
+  static const char16_t m[32] = {0x20ac, 0x81,   0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160,
+                                 0x2039, 0x0152, 0x8d,   0x017d, 0x8f,   0x90,   0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
+                                 0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x9d,   0x017e, 0x0178};
   return m[c - 0x80];
 }
 

@@ -50,8 +50,8 @@ TEST(ClipTokenizer, MatchesPythonReferenceOnVariedText) {
             (std::vector<int64_t>{49406, 797, 1342, 1451, 889, 1200, 3601, 261, 649, 1896, 2277, 261, 328, 880,
                                   3797, 283, 2481, 285, 49407}));
   EXPECT_EQ(with_ends("Ünïcödé ÆØÅ straße   résumé — “quoted” …"),
-            (std::vector<int64_t>{49406, 6522, 77, 35689, 66, 7255, 67, 4166, 42495, 17483, 127, 354, 1894, 127,
-                                  253, 324, 29106, 7054, 4166, 2005, 257, 27706, 257, 959, 49407}));
+            (std::vector<int64_t>{49406, 6522, 77,  35689, 66,   7255, 67,   4166, 42495, 17483, 127, 354,  1894,
+                                  127,   253,  324, 29106, 7054, 4166, 2005, 257,  27706, 257,   959, 49407}));
   // Special tokens written in the text, a circled digit and a vulgar fraction (\p{N}).
   EXPECT_EQ(with_ends("<|startoftext|>hello<|endoftext|> x2 ①½ 42"),
             (std::vector<int64_t>{49406, 49406, 3306, 49407, 343, 273, 158, 239, 510, 33613, 275, 273, 49407}));
@@ -96,8 +96,8 @@ TEST(ClipTokenizer, OpenAICleaningMatchesSimpleTokenizerWithFtfy) {
     const auto got = with_ends(text);
     if (got != want) {
       ++differ;
-      ADD_FAILURE() << "line " << checked + 1 << ": " << j.at("text").dump() << "\n  cleaned: "
-                    << nlohmann::json(ClipTokenizer::clean(text)).dump();
+      ADD_FAILURE() << "line " << checked + 1 << ": " << j.at("text").dump()
+                    << "\n  cleaned: " << nlohmann::json(ClipTokenizer::clean(text)).dump();
     }
     ++checked;
   }
@@ -114,7 +114,8 @@ TEST(ClipTokenizer, FtfyFixesBeforeTheHtmlUnescapes) {
   EXPECT_EQ(ClipTokenizer::clean("<b> &amp;amp;amp;lt;"), "<b> &amp;lt;");
   EXPECT_EQ(ClipTokenizer::clean("&EACUTE;T&Eacute; &SZLIG;"), "\u00e9t\u00e9 ss");
   // The Hugging Face cleaning does none of this.
-  EXPECT_EQ(ClipTokenizer::clean("\u201c\ufb01ne\u201d &amp;", ClipTokenizer::Cleaning::hf), "\u201c\ufb01ne\u201d &amp;");
+  EXPECT_EQ(ClipTokenizer::clean("\u201c\ufb01ne\u201d &amp;", ClipTokenizer::Cleaning::hf),
+            "\u201c\ufb01ne\u201d &amp;");
 }
 
 TEST(ClipTokenizer, HuggingFaceCleaningKeepsHtmlEntities) {

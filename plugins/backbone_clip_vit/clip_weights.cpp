@@ -60,7 +60,8 @@ WeightsFormat detect_weights_format(const std::string& path) {
     throw DataError(fmt::format(
         "CLIP weights file '{}' is neither a zip archive (TorchScript or torch.save; starts with 50 4b 03 04 'PK') "
         "nor a safetensors file (8-byte header length, then a JSON header starting with '{{' at byte 8); its first "
-        "bytes are {}{}", path, head,
+        "bytes are {}{}",
+        path, head,
         legacy_torch ? ": the legacy (pre-1.6, non-zip) torch.save format, which is not supported; load it in Python "
                        "and save it again with torch.save(obj, path)"
                      : ""));
@@ -128,9 +129,8 @@ NamedTensors read_torch_zip(const std::string& path) {
 // in the metadata) hold the weights under "model."; plain daug weight files hold state() names.
 NamedTensors daug_weights(SafetensorsFile st) {
   const bool training_checkpoint =
-      st.metadata.count("step") && std::any_of(st.tensors.begin(), st.tensors.end(), [](const auto& e) {
-        return e.first.rfind(kTrainModelPrefix, 0) == 0;
-      });
+      st.metadata.count("step") && std::any_of(st.tensors.begin(), st.tensors.end(),
+                                               [](const auto& e) { return e.first.rfind(kTrainModelPrefix, 0) == 0; });
   NamedTensors out;
   for (auto& [k, v] : st.tensors) {
     if (!training_checkpoint) {
@@ -225,7 +225,8 @@ NamedTensors read_clip_weights(const std::string& path, WeightsFormat fmt, Weigh
   switch (fmt) {
     case WeightsFormat::openai: return read_torch_zip(path);
     case WeightsFormat::hf: return hf_to_openai(load_safetensors(path).tensors, path);
-    case WeightsFormat::daug: return daug_weights(load_safetensors(path));
+    case WeightsFormat::daug:
+      return daug_weights(load_safetensors(path));
     case WeightsFormat::automatic: break;
   }
   throw DataError("unreachable weights format");

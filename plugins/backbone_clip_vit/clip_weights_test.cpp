@@ -346,9 +346,12 @@ TEST(ClipPythonTorchSave, StateDictAndDdpCudaCheckpointGiveThePythonModelsEmbedd
   ASSERT_EQ(want.at("image").sizes(), (std::vector<int64_t>{2, 32}));
   ASSERT_EQ(want.at("text").sizes(), (std::vector<int64_t>{2, 32}));
   // pixels[i] = ((i * 37) % 101 - 50) / 32, exact in float32; tokens zero-padded as clip.tokenize pads.
-  const at::Tensor pixels =
-      (at::arange(2 * 3 * 32 * 32, at::kLong) * 37).remainder(101).sub(50).to(at::kFloat).div(32.0).reshape(
-          {2, 3, 32, 32});
+  const at::Tensor pixels = (at::arange(2 * 3 * 32 * 32, at::kLong) * 37)
+                                .remainder(101)
+                                .sub(50)
+                                .to(at::kFloat)
+                                .div(32.0)
+                                .reshape({2, 3, 32, 32});
   at::Tensor tokens = at::zeros({2, 16}, at::kLong);
   const std::vector<std::vector<int64_t>> ids = {{49406, 320, 1125, 539, 320, 2368, 49407},
                                                  {49406, 320, 10563, 268, 87, 3077, 2867, 539, 49407}};

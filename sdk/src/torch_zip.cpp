@@ -57,7 +57,8 @@ class Zip {
     if (cd_offset > n_ || cd_size > n_ - cd_offset)
       fail(fmt::format("central directory [{}, +{}) lies outside the file ({} bytes; truncated?)", cd_offset, cd_size,
                        n_));
-    if (entries > cd_size / 46) fail(fmt::format("central directory of {} bytes cannot hold {} entries", cd_size, entries));
+    if (entries > cd_size / 46)
+      fail(fmt::format("central directory of {} bytes cannot hold {} entries", cd_size, entries));
     uint64_t p = cd_offset;
     for (uint64_t i = 0; i < entries; ++i) {
       if (u32(p) != 0x02014b50u) fail(fmt::format("central directory entry {} at byte {} has a bad signature", i, p));
@@ -100,7 +101,9 @@ class Zip {
 
   const std::map<std::string, Record>& records() const { return records_; }
   const uint8_t* at(const Record& r) const { return d_ + r.offset; }
-  [[noreturn]] void fail(const std::string& what) const { throw DataError(src_ + ": not a readable zip archive: " + what); }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw DataError(src_ + ": not a readable zip archive: " + what);
+  }
 
  private:
   void need(uint64_t p, uint64_t k) const {
@@ -131,19 +134,32 @@ enum class Kind { none, boolean, integer, floating, string, bytes, tuple, list, 
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::none: return "None";
-    case Kind::boolean: return "bool";
-    case Kind::integer: return "int";
-    case Kind::floating: return "float";
-    case Kind::string: return "str";
-    case Kind::bytes: return "bytes";
-    case Kind::tuple: return "tuple";
-    case Kind::list: return "list";
-    case Kind::dict: return "dict";
-    case Kind::tensor: return "tensor";
-    case Kind::storage: return "storage";
-    case Kind::global: return "class or function";
-    case Kind::object: return "object";
+    case Kind::none:
+      return "None";
+    case Kind::boolean:
+      return "bool";
+    case Kind::integer:
+      return "int";
+    case Kind::floating:
+      return "float";
+    case Kind::string:
+      return "str";
+    case Kind::bytes:
+      return "bytes";
+    case Kind::tuple:
+      return "tuple";
+    case Kind::list:
+      return "list";
+    case Kind::dict:
+      return "dict";
+    case Kind::tensor:
+      return "tensor";
+    case Kind::storage:
+      return "storage";
+    case Kind::global:
+      return "class or function";
+    case Kind::object:
+      return "object";
   }
   return "?";
 }
@@ -155,11 +171,11 @@ struct Value {
   bool b = false;
   int64_t i = 0;
   double f = 0;
-  std::string s;                          // str, bytes, global / object class name
-  std::vector<Id> items;                  // tuple, list
+  std::string s;                           // str, bytes, global / object class name
+  std::vector<Id> items;                   // tuple, list
   std::vector<std::pair<Id, Id>> entries;  // dict
-  at::Tensor t;                           // tensor, storage (1-D)
-  std::string location;                   // storage
+  at::Tensor t;                            // tensor, storage (1-D)
+  std::string location;                    // storage
 };
 
 struct StorageType {
@@ -167,17 +183,16 @@ struct StorageType {
   at::ScalarType type;
 };
 constexpr StorageType kStorageTypes[] = {
-    {"torch.FloatStorage", at::kFloat},    {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
-    {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong}, {"torch.IntStorage", at::kInt},
-    {"torch.ShortStorage", at::kShort},    {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
-    {"torch.BoolStorage", at::kBool},      {"torch.UntypedStorage", at::kByte}};
+    {"torch.FloatStorage", at::kFloat},       {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
+    {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
+    {"torch.ShortStorage", at::kShort},       {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
+    {"torch.BoolStorage", at::kBool},         {"torch.UntypedStorage", at::kByte}};
 
 class Unpickler {
  public:
   Unpickler(const uint8_t* data, size_t size, const Zip& zip, std::string prefix, std::string source,
             uint64_t max_tensor_bytes)
-      : d_(data), n_(size), zip_(zip), prefix_(std::move(prefix)), src_(std::move(source)),
-        budget_(max_tensor_bytes) {}
+      : d_(data), n_(size), zip_(zip), prefix_(std::move(prefix)), src_(std::move(source)), budget_(max_tensor_bytes) {}
 
   Id run() {
     for (;;) {
@@ -189,21 +204,39 @@ class Unpickler {
           if (v > 5) fail(fmt::format("pickle protocol {} is newer than 5", v));
           break;
         }
-        case 0x95: skip(8); break;  // FRAME (length only; frames are not needed to parse)
-        case '.': {                  // STOP
+        case 0x95:
+          skip(8);
+          break;     // FRAME (length only; frames are not needed to parse)
+        case '.': {  // STOP
           if (stack_.size() != 1 || !marks_.empty())
             fail(fmt::format("STOP with {} values on the stack (expected exactly 1)", stack_.size()));
           return stack_.back();
         }
-        case 'N': push(make(Kind::none)); break;
-        case 0x88: push(boolean(true)); break;
-        case 0x89: push(boolean(false)); break;
-        case 'J': push(integer(static_cast<int32_t>(le(4)))); break;  // BININT (signed)
-        case 'K': push(integer(static_cast<int64_t>(le(1)))); break;
-        case 'M': push(integer(static_cast<int64_t>(le(2)))); break;
-        case 0x8a: push(long_int(le(1))); break;  // LONG1
-        case 0x8b: push(long_int(le(4))); break;  // LONG4
-        case 'G': {                               // BINFLOAT: big-endian IEEE double
+        case 'N':
+          push(make(Kind::none));
+          break;
+        case 0x88:
+          push(boolean(true));
+          break;
+        case 0x89:
+          push(boolean(false));
+          break;
+        case 'J':
+          push(integer(static_cast<int32_t>(le(4))));
+          break;  // BININT (signed)
+        case 'K':
+          push(integer(static_cast<int64_t>(le(1))));
+          break;
+        case 'M':
+          push(integer(static_cast<int64_t>(le(2))));
+          break;
+        case 0x8a:
+          push(long_int(le(1)));
+          break;  // LONG1
+        case 0x8b:
+          push(long_int(le(4)));
+          break;     // LONG4
+        case 'G': {  // BINFLOAT: big-endian IEEE double
           uint64_t bits = 0;
           for (int k = 0; k < 8; ++k) bits = (bits << 8) | byte();
           double v;
@@ -213,27 +246,57 @@ class Unpickler {
           push(id);
           break;
         }
-        case 'X': push(text(Kind::string, le(4))); break;     // BINUNICODE
-        case 0x8c: push(text(Kind::string, le(1))); break;    // SHORT_BINUNICODE
-        case 0x8d: push(text(Kind::string, le(8))); break;    // BINUNICODE8
-        case 'T': push(text(Kind::string, le(4))); break;     // BINSTRING (Python 2 str)
-        case 'U': push(text(Kind::string, le(1))); break;     // SHORT_BINSTRING
-        case 'B': push(text(Kind::bytes, le(4))); break;      // BINBYTES
-        case 'C': push(text(Kind::bytes, le(1))); break;      // SHORT_BINBYTES
-        case 0x8e: push(text(Kind::bytes, le(8))); break;     // BINBYTES8
-        case 0x96: push(text(Kind::bytes, le(8))); break;     // BYTEARRAY8
-        case '}': push(make(Kind::dict)); break;
-        case ']': push(make(Kind::list)); break;
-        case ')': push(make(Kind::tuple)); break;
-        case 0x8f: push(make(Kind::list)); break;  // EMPTY_SET (kept as a list)
-        case '(': marks_.push_back(stack_.size()); break;
+        case 'X':
+          push(text(Kind::string, le(4)));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(text(Kind::string, le(1)));
+          break;  // SHORT_BINUNICODE
+        case 0x8d:
+          push(text(Kind::string, le(8)));
+          break;  // BINUNICODE8
+        case 'T':
+          push(text(Kind::string, le(4)));
+          break;  // BINSTRING (Python 2 str)
+        case 'U':
+          push(text(Kind::string, le(1)));
+          break;  // SHORT_BINSTRING
+        case 'B':
+          push(text(Kind::bytes, le(4)));
+          break;  // BINBYTES
+        case 'C':
+          push(text(Kind::bytes, le(1)));
+          break;  // SHORT_BINBYTES
+        case 0x8e:
+          push(text(Kind::bytes, le(8)));
+          break;  // BINBYTES8
+        case 0x96:
+          push(text(Kind::bytes, le(8)));
+          break;  // BYTEARRAY8
+        case '}':
+          push(make(Kind::dict));
+          break;
+        case ']':
+          push(make(Kind::list));
+          break;
+        case ')':
+          push(make(Kind::tuple));
+          break;
+        case 0x8f:
+          push(make(Kind::list));
+          break;  // EMPTY_SET (kept as a list)
+        case '(':
+          marks_.push_back(stack_.size());
+          break;
         case 't': {
           Id id = make(Kind::tuple);
           arena_[id].items = pop_mark();
           push(id);
           break;
         }
-        case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           const size_t k = static_cast<size_t>(op - 0x84);
           need_stack(k);
           Id id = make(Kind::tuple);
@@ -267,7 +330,8 @@ class Unpickler {
           append(top(), {v});
           break;
         }
-        case 'e': case 0x90: {  // APPENDS, ADDITEMS
+        case 'e':
+        case 0x90: {  // APPENDS, ADDITEMS
           auto items = pop_mark();
           need_stack(1);
           append(top(), items);
@@ -285,15 +349,31 @@ class Unpickler {
           set_items(top(), items);
           break;
         }
-        case 'q': memo_put(le(1)); break;  // BINPUT
-        case 'r': memo_put(le(4)); break;  // LONG_BINPUT
-        case 0x94: memo_put(memo_.size()); break;  // MEMOIZE
-        case 'h': push(memo_get(le(1))); break;    // BINGET
-        case 'j': push(memo_get(le(4))); break;    // LONG_BINGET
-        case '0': pop(); break;                    // POP
-        case '1': pop_mark(); break;               // POP_MARK
-        case '2': need_stack(1), push(top()); break;  // DUP
-        case 'c': {                                // GLOBAL "module\nname\n"
+        case 'q':
+          memo_put(le(1));
+          break;  // BINPUT
+        case 'r':
+          memo_put(le(4));
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_put(memo_.size());
+          break;  // MEMOIZE
+        case 'h':
+          push(memo_get(le(1)));
+          break;  // BINGET
+        case 'j':
+          push(memo_get(le(4)));
+          break;  // LONG_BINGET
+        case '0':
+          pop();
+          break;  // POP
+        case '1':
+          pop_mark();
+          break;  // POP_MARK
+        case '2':
+          need_stack(1), push(top());
+          break;     // DUP
+        case 'c': {  // GLOBAL "module\nname\n"
           std::string module = line(), name = line();
           push(global(module + "." + name));
           break;
@@ -361,7 +441,8 @@ class Unpickler {
     pos_ += k;
   }
   uint64_t le(int k) {
-    if (static_cast<uint64_t>(k) > n_ - pos_) fail(fmt::format("needs {} more bytes, but only {} remain", k, n_ - pos_));
+    if (static_cast<uint64_t>(k) > n_ - pos_)
+      fail(fmt::format("needs {} more bytes, but only {} remain", k, n_ - pos_));
     uint64_t v = 0;
     for (int i = 0; i < k; ++i) v |= static_cast<uint64_t>(d_[pos_ + static_cast<uint64_t>(i)]) << (8 * i);
     pos_ += static_cast<uint64_t>(k);
@@ -557,8 +638,9 @@ class Unpickler {
           fail(fmt::format("{}: the view's extent overflows", what));
       }
       if (last >= static_cast<uint64_t>(numel_storage))
-        fail(fmt::format("{}: a view of size [{}] stride [{}] at offset {} reaches element {}, but its storage holds {}",
-                         what, fmt::join(size, ", "), fmt::join(stride, ", "), offset, last, numel_storage));
+        fail(
+            fmt::format("{}: a view of size [{}] stride [{}] at offset {} reaches element {}, but its storage holds {}",
+                        what, fmt::join(size, ", "), fmt::join(stride, ", "), offset, last, numel_storage));
     }
     const uint64_t bytes = numel * storage.t.element_size();
     if (bytes > budget_)
@@ -666,8 +748,9 @@ TorchStateDict parse_torch_zip(const uint8_t* data, size_t size, const std::stri
     // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) starts with a pickled magic
     // number: PROTO 2, LONG1 of 10 bytes.
     if (size >= 3 && data[0] == 0x80 && data[1] == 0x02 && data[2] == 0x8a)
-      throw DataError(source + ": legacy (pre-1.6, non-zip) torch.save format, which is not supported; load it in "
-                               "Python and save it again with torch.save(obj, path) (PyTorch >= 1.6 writes a zip)");
+      throw DataError(source +
+                      ": legacy (pre-1.6, non-zip) torch.save format, which is not supported; load it in "
+                      "Python and save it again with torch.save(obj, path) (PyTorch >= 1.6 writes a zip)");
     throw DataError(source + ": not a torch.save zip archive (expected the zip signature 'PK\\x03\\x04' at byte 0)");
   }
   Zip zip(data, size, source);
@@ -675,8 +758,8 @@ TorchStateDict parse_torch_zip(const uint8_t* data, size_t size, const std::stri
   std::string prefix;
   bool found = false;
   for (const auto& [name, r] : zip.records()) {
-    if (name == "data.pkl" || (name.size() > 9 && name.compare(name.size() - 9, 9, "/data.pkl") == 0 &&
-                               name.find('/') == name.size() - 9)) {
+    if (name == "data.pkl" ||
+        (name.size() > 9 && name.compare(name.size() - 9, 9, "/data.pkl") == 0 && name.find('/') == name.size() - 9)) {
       if (found) throw DataError(source + ": the archive holds more than one top-level data.pkl");
       prefix = name.substr(0, name.size() - 8);
       found = true;
@@ -690,13 +773,15 @@ TorchStateDict parse_torch_zip(const uint8_t* data, size_t size, const std::stri
   if (auto bo = zip.records().find(prefix + "byteorder"); bo != zip.records().end()) {
     const std::string order(reinterpret_cast<const char*>(zip.at(bo->second)), bo->second.size);
     if (bo->second.method != 0 || order != "little")
-      throw DataError(fmt::format("{}: record '{}byteorder' says '{}'; only little-endian files are supported",
-                                  source, prefix, order));
+      throw DataError(fmt::format("{}: record '{}byteorder' says '{}'; only little-endian files are supported", source,
+                                  prefix, order));
   }
   const Record& pkl = zip.records().at(prefix + "data.pkl");
   if (pkl.method != 0)
-    throw DataError(fmt::format("{}: record '{}data.pkl' is compressed (method {}); torch.save stores records "
-                                "uncompressed", source, prefix, pkl.method));
+    throw DataError(
+        fmt::format("{}: record '{}data.pkl' is compressed (method {}); torch.save stores records "
+                    "uncompressed",
+                    source, prefix, pkl.method));
   // A view may repeat its storage's elements (stride 0 or overlapping windows); cap what a file may expand to.
   const uint64_t budget = std::max<uint64_t>(64ull << 20, 64ull * size);
   Unpickler u(zip.at(pkl), pkl.size, zip, prefix, source, budget);
@@ -725,11 +810,12 @@ TorchStateDict parse_torch_zip(const uint8_t* data, size_t size, const std::stri
                                   path.empty() ? "" : "entry '" + path + "' ", kind_name(v->kind)));
     for (const auto& [k, val] : v->entries)
       if (u[k].kind == Kind::string && u[val].kind != Kind::tensor && !path.empty())
-        throw DataError(fmt::format("{}: state dict '{}': entry '{}' is a {}, but every entry must be a tensor",
-                                    source, path, u[k].s, kind_name(u[val].kind)));
-    throw DataError(fmt::format("{}: holds a dict that is neither a state dict (name -> tensor) nor a checkpoint with "
-                                "a 'state_dict', 'model_state_dict', 'model' or 'module' entry; its entries: {}",
-                                source, describe_keys(u, *v)));
+        throw DataError(fmt::format("{}: state dict '{}': entry '{}' is a {}, but every entry must be a tensor", source,
+                                    path, u[k].s, kind_name(u[val].kind)));
+    throw DataError(
+        fmt::format("{}: holds a dict that is neither a state dict (name -> tensor) nor a checkpoint with "
+                    "a 'state_dict', 'model_state_dict', 'model' or 'module' entry; its entries: {}",
+                    source, describe_keys(u, *v)));
   }
   out.container = path;
   std::unordered_map<std::string, size_t> index;
@@ -745,9 +831,8 @@ TorchStateDict parse_torch_zip(const uint8_t* data, size_t size, const std::stri
   }
   for (const auto& l : u.locations()) out.locations.push_back(l);
   for (const char* p : {"module.", "_orig_mod."}) {
-    const bool all = !out.tensors.empty() && std::all_of(out.tensors.begin(), out.tensors.end(), [&](const auto& e) {
-      return starts_with(e.first, p);
-    });
+    const bool all = !out.tensors.empty() && std::all_of(out.tensors.begin(), out.tensors.end(),
+                                                         [&](const auto& e) { return starts_with(e.first, p); });
     if (!all) continue;
     for (auto& e : out.tensors) e.first = e.first.substr(std::strlen(p));
     out.stripped_prefix += p;
