@@ -86,9 +86,12 @@ std::string first_line(const std::string& what) { return what.substr(0, what.fin
 // OpenAI's ViT-B-32.pt is a TorchScript archive (read by LibTorch); any other zip is a torch.save'd state dict
 // (OpenAI/open_clip state_dict(), HF pytorch_model.bin, training checkpoints), read by daug's own strict reader.
 NamedTensors read_torch_zip(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  DAUG_CHECK_AS(DataError, f.good() || f.eof(), "cannot read CLIP weights file '", path, "'");
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  DAUG_CHECK_AS(DataError, f.good(), "cannot open CLIP weights file '", path, "'");
+  std::vector<uint8_t> bytes(static_cast<size_t>(f.tellg()));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  DAUG_CHECK_AS(DataError, f.good() || bytes.empty(), "cannot read CLIP weights file '", path, "'");
   if (bytes.size() < 4 || std::memcmp(bytes.data(), "PK\3\4", 4) != 0) {
     try {
       parse_torch_zip(bytes.data(), bytes.size(), path);  // says why (legacy torch.save format, not a zip)

@@ -841,9 +841,12 @@ TorchStateDict parse_torch_zip(const uint8_t* data, size_t size, const std::stri
 }
 
 TorchStateDict load_torch_zip(const std::filesystem::path& path) {
-  std::ifstream f(path, std::ios::binary);
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw DataError(fmt::format("{}: cannot open the file", path.string()));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes(static_cast<size_t>(f.tellg()));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!f && !bytes.empty()) throw DataError(fmt::format("{}: cannot read the file", path.string()));
   return parse_torch_zip(bytes.data(), bytes.size(), path.string());
 }
 
