@@ -50,7 +50,8 @@ std::vector<const Sample*> require_heatmaps(const std::vector<const Sample*>& sa
                                             const std::string& on_missing, bool strict, const std::string& where);
 
 /// CLIP input for a batch: images CLIP-preprocessed at `size` (preprocess_pixels), heatmaps loaded, brought to
-/// `size` (spec.quantize_first: quantize_resize_heatmap, the released order; else resize_heatmap) and composed (composer may be nullptr: plain image). Returns [N,3,size,size] on `device`.
+/// `size` (spec.quantize_first: quantize_resize_heatmap, the released order; else resize_heatmap) and composed
+/// (composer may be nullptr: plain image). Returns [N,3,size,size] on `device`.
 at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, HeatmapComposer* composer,
                       const HeatmapSpec& spec, const at::Device& device);
 

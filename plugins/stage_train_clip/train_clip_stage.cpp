@@ -139,10 +139,10 @@ void TrainClipStage::run(StageContext& ctx) {
   if (criterion_->needs_class_embeddings()) prompt_tokens = backbone_->tokenize(opts_.prompts).to(device);
 
   const int64_t group = opts_.contrastive_group > 0 ? opts_.contrastive_group : bs;
-  log::info("{} {} images ({}), batch {} as {} contrastive group(s) of {}, {} steps/epoch, {} steps; {} of {} parameter tensors without decay; "
-            "criterion {}; composer {}; device {}",
-            where, n, opts_.split, bs, bs / group, group, per_epoch, total, n_nodecay, params.size(), criterion_->describe(),
-            composer_ ? composer_->describe() : "none", device_);
+  log::info("{} {} images ({}), batch {} as {} contrastive group(s) of {}, {} steps/epoch, {} steps; {} of {} "
+            "parameter tensors without decay; criterion {}; composer {}; device {}",
+            where, n, opts_.split, bs, bs / group, group, per_epoch, total, n_nodecay, params.size(),
+            criterion_->describe(), composer_ ? composer_->describe() : "none", device_);
   auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     std::vector<const Sample*> batch;
     for (int64_t i : idx) batch.push_back(samples[static_cast<size_t>(i)]);
