@@ -42,8 +42,12 @@ BuildContext::~BuildContext() = default;
 std::string BuildContext::where(const std::string& key) const {
   const std::string t = table();
   if (t.empty()) return key;
-  const ConfigView view = config(t);
-  return fmt::format("{}: {}.{}", view.location(key).str(), view.label(), key);
+  try {
+    const ConfigView view = config(t);
+    return fmt::format("{}: {}.{}", view.location(key).str(), view.label(), key);
+  } catch (const ConfigError&) {  // a context without a config document (tests, code-built components)
+    return fmt::format("[{}].{}", t, key);
+  }
 }
 
 uint64_t BuildContext::seed_for(const std::string& purpose) const {
