@@ -6,8 +6,8 @@
 #include <daug/seed.h>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/core/Tensor.h>
 #include <ATen/Context.h>
+#include <ATen/core/Tensor.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -59,17 +59,18 @@ class CpuRngGuard {
 void check_cuda_device(const std::string& device, const std::string& where) {
   // The CUDA device guard is registered by libtorch_cuda: absent means a CPU-only LibTorch.
   if (!c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA))
-    throw ConfigError(fmt::format("{}: [run].device = \"{}\", but this LibTorch ({}) was built without CUDA; use "
-                                  "device = \"cpu\", or rebuild daug against a CUDA build of LibTorch",
-                                  where, device, TORCH_VERSION));
+    throw ConfigError(
+        fmt::format("{}: [run].device = \"{}\", but this LibTorch ({}) was built without CUDA; use "
+                    "device = \"cpu\", or rebuild daug against a CUDA build of LibTorch",
+                    where, device, TORCH_VERSION));
   const int64_t count = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->deviceCount();
   int64_t index = 0;
   if (device != "cuda") {
     const std::string n = device.substr(device.find(':') == std::string::npos ? device.size() : device.find(':') + 1);
     if (device.rfind("cuda:", 0) != 0 || n.empty() || n.find_first_not_of("0123456789") != std::string::npos ||
         n.size() > 6)
-      throw ConfigError(fmt::format("{}: [run].device must be \"cpu\", \"cuda\" or \"cuda:N\", but got \"{}\"",
-                                    where, device));
+      throw ConfigError(
+          fmt::format("{}: [run].device must be \"cpu\", \"cuda\" or \"cuda:N\", but got \"{}\"", where, device));
     index = std::stoll(n);
   }
   if (index >= count)

@@ -77,7 +77,8 @@ class StageLock {
  public:
   StageLock(const std::filesystem::path& file, const std::string& table) {
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw DataError(fmt::format("cannot open the stage lock file {}: {}", file.string(), std::strerror(errno)));
+    if (fd_ < 0)
+      throw DataError(fmt::format("cannot open the stage lock file {}: {}", file.string(), std::strerror(errno)));
     if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
     if (errno != EWOULDBLOCK) fail(file);
     log::info("stage [{}]: another daug process is running this stage (lock {}); waiting for it to finish", table,
@@ -202,7 +203,9 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   auto selected = [&](const std::string& table) {
     return options.only.empty() || std::find(options.only.begin(), options.only.end(), table) != options.only.end();
   };
-  auto complete = [&](const std::string& table) { return std::filesystem::exists(runner.output_dir(table) / ".complete"); };
+  auto complete = [&](const std::string& table) {
+    return std::filesystem::exists(runner.output_dir(table) / ".complete");
+  };
   {  // Every upstream stage a stage to run declared must be finished or run before it; otherwise it fails mid-run.
     std::vector<std::string> available;
     for (const auto& table : run.stages) {
@@ -212,10 +215,11 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
           if (!runner.is_stage(dep) || std::find(available.begin(), available.end(), dep) != available.end() ||
               complete(dep))
             continue;
-          throw ConfigError(fmt::format("stage [{}] needs the output of stage [{}], which is not finished for this "
-                                        "configuration (expected {}) and does not run before it; add [{}] to "
-                                        "[run].stages before [{}]{}", table, dep, runner.output_dir(dep).string(),
-                                        dep, table, options.only.empty() ? "" : " (or to --stage)"));
+          throw ConfigError(fmt::format(
+              "stage [{}] needs the output of stage [{}], which is not finished for this "
+              "configuration (expected {}) and does not run before it; add [{}] to "
+              "[run].stages before [{}]{}",
+              table, dep, runner.output_dir(dep).string(), dep, table, options.only.empty() ? "" : " (or to --stage)"));
         }
       if (cached || selected(table)) available.push_back(table);
     }
@@ -273,7 +277,8 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   log::info("run directory: {}", result.run_dir.string());
   {
     std::string plugins;
-    for (const auto& [table, name, lib] : exp.built()) plugins += fmt::format("[{}] {} {}\n", table, name, lib.string());
+    for (const auto& [table, name, lib] : exp.built())
+      plugins += fmt::format("[{}] {} {}\n", table, name, lib.string());
     write_file_atomic(result.run_dir / "plugins.txt", plugins);
     write_file_atomic(result.run_dir / "effective.toml",
                       fmt::format("[run]\n{}{}", dump_options(run), exp.effective_toml()));
@@ -292,10 +297,10 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
     } else {
       std::filesystem::create_directories(dir);
       // Shards of one stage run side by side on purpose (disjoint items): one lock per shard.
-      const StageLock lock(dir / (options.shard_count == 1 ? std::string(".lock")
-                                                           : fmt::format(".lock.shard{}of{}", options.shard_index,
-                                                                         options.shard_count)),
-                           table);
+      const StageLock lock(
+          dir / (options.shard_count == 1 ? std::string(".lock")
+                                          : fmt::format(".lock.shard{}of{}", options.shard_index, options.shard_count)),
+          table);
       if (lock.waited() && std::filesystem::exists(dir / ".complete")) {
         log::info("stage [{}] {}: finished by the other process; reusing {}", table, stages[i]->describe(),
                   dir.string());

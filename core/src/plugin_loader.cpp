@@ -65,8 +65,10 @@ void validate_elf(const std::string& path) {
   const uint64_t want = sizeof(Elf64_Ehdr);
   in.read(reinterpret_cast<char*>(&eh), static_cast<std::streamsize>(std::min<uint64_t>(size, want)));
   auto bad = [&](const std::string& what) {
-    return PluginError(fmt::format("{}: not a loadable plugin library: {} ({} bytes; truncated or not a shared "
-                                   "library? rebuild or remove it)", path, what, size));
+    return PluginError(
+        fmt::format("{}: not a loadable plugin library: {} ({} bytes; truncated or not a shared "
+                    "library? rebuild or remove it)",
+                    path, what, size));
   };
   if (size < 4 || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
     std::string head;
@@ -79,7 +81,8 @@ void validate_elf(const std::string& path) {
                           static_cast<int>(eh.e_ident[EI_CLASS])));
   if (size < want) throw bad(fmt::format("the ELF header needs {} bytes, but the file ends at byte {}", want, size));
   if (eh.e_ident[EI_DATA] != ELFDATA2LSB) throw bad("expected a little-endian ELF file");
-  if (eh.e_type != ET_DYN) throw bad(fmt::format("expected a shared object (ELF type {}), but found type {}", ET_DYN, eh.e_type));
+  if (eh.e_type != ET_DYN)
+    throw bad(fmt::format("expected a shared object (ELF type {}), but found type {}", ET_DYN, eh.e_type));
   if (kHostMachine != EM_NONE && eh.e_machine != kHostMachine)
     throw bad(fmt::format("built for ELF machine {}, but this daug runs on machine {}", eh.e_machine, kHostMachine));
   auto table_end = [&](uint64_t off, uint64_t count, uint64_t entsize, const char* what, uint64_t min_entsize) {
@@ -191,9 +194,9 @@ void PluginLoader::load_all() {
     if (!std::filesystem::is_directory(dir, ec)) {
       // A directory the user named must exist: a typo would otherwise silently run without its plugins.
       if (origins_[i].empty()) continue;
-      throw ConfigError(fmt::format("{} {}: {}", origins_[i], dir.string(),
-                                    std::filesystem::exists(dir, ec) ? "is not a directory"
-                                                                     : "no such plugin directory"));
+      throw ConfigError(
+          fmt::format("{} {}: {}", origins_[i], dir.string(),
+                      std::filesystem::exists(dir, ec) ? "is not a directory" : "no such plugin directory"));
     }
     std::string cdir = canonical_string(dir);
     if (std::find(seen_dirs.begin(), seen_dirs.end(), cdir) != seen_dirs.end()) continue;

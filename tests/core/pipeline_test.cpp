@@ -176,14 +176,16 @@ TEST(Pipeline, UnfinishedUpstreamStageIsRefusedBeforeAnythingRuns) {
   daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
   loader.load_all();
   auto only_second = daug::core::parse_config(config(d, ""), "p.toml", {"run.stages=[\"second\"]"});
-  expect_error_contains([&] { daug::core::run_pipeline(loader, only_second, {}, {}); },
-                        {"stage [second] needs the output of stage [first]", "add [first] to [run].stages before [second]"});
+  expect_error_contains(
+      [&] { daug::core::run_pipeline(loader, only_second, {}, {}); },
+      {"stage [second] needs the output of stage [first]", "add [first] to [run].stages before [second]"});
   EXPECT_FALSE(std::filesystem::exists(d / "runs"));
   EXPECT_FALSE(std::filesystem::exists(d / "cache"));
   daug::core::RunOptions only;
   only.only = {"second"};
-  expect_error_contains([&] { daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, only); },
-                        {"stage [second] needs the output of stage [first]", "(or to --stage)"});
+  expect_error_contains(
+      [&] { daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, only); },
+      {"stage [second] needs the output of stage [first]", "(or to --stage)"});
   // Once [first] is finished, [second] alone runs.
   only.only = {"first"};
   daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, only);

@@ -156,7 +156,8 @@ TEST(PluginLoader, PluginPathThatDoesNotExistIsAnError) {
     FAIL() << "a --plugin-path that does not exist was ignored";
   } catch (const daug::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("--plugin-path " + (dir / "nope").string() + ": no such plugin directory"),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
   ::setenv("DAUG_PLUGIN_PATH", (dir / "gone").c_str(), 1);
   PluginLoader from_env;

@@ -28,9 +28,11 @@ const daug::core::PluginLoader& loader() {
 std::string config_error(const std::string& run_extra, const std::string& tables) {
   TempDir d;
   const auto file = d / "x.toml";
-  daug::testing::write_text(file, "schema_version = 1\nimports = [\"" DAUG_SOURCE_DIR "/configs/smoke/heatmaps_nih.toml\"]\n"
-                                  "[run]\nruns_dir = \"" + (d / "runs").string() + "\"\ncache_dir = \"" +
-                                  (d / "cache").string() + "\"\n" + run_extra + tables);
+  daug::testing::write_text(file, "schema_version = 1\nimports = [\"" DAUG_SOURCE_DIR
+                                  "/configs/smoke/heatmaps_nih.toml\"]\n"
+                                  "[run]\nruns_dir = \"" +
+                                      (d / "runs").string() + "\"\ncache_dir = \"" + (d / "cache").string() + "\"\n" +
+                                      run_extra + tables);
   std::string message;
   try {
     daug::core::run_pipeline(loader(), daug::core::load_config(file), {}, {});
@@ -50,7 +52,8 @@ void expect_has(const std::string& message, const std::string& needle) {
 
 TEST(RangeChecks, NoiseLevelAboveTIsRefusedWithLocationBeforeCompute) {
   const auto m = config_error("", "[heatmaps]\nnoise_level = 5000\n");
-  expect_has(m, "x.toml:7:15: [heatmaps].noise_level must be < T = 1000 (diffusion_steps of [generator]), but got 5000");
+  expect_has(m,
+             "x.toml:7:15: [heatmaps].noise_level must be < T = 1000 (diffusion_steps of [generator]), but got 5000");
 }
 
 TEST(RangeChecks, InfiniteGuidanceScaleIsRefusedWithLocation) {

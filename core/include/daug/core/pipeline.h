@@ -24,7 +24,7 @@ struct RunOptions {
 };
 
 struct RunResult {
-  std::filesystem::path run_dir;  ///< empty after a dry run
+  std::filesystem::path run_dir;                                          ///< empty after a dry run
   std::vector<std::pair<std::string, std::filesystem::path>> stage_dirs;  ///< (stage table, output dir)
   std::string summary;  ///< concatenated Stage::summary() texts
 };
