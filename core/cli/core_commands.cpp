@@ -133,7 +133,8 @@ int run_cmd(const std::vector<std::string>& args) {
   }
   auto result = core::run_pipeline(loader, doc, sets, opts);
   if (!result.summary.empty()) std::cout << "\n" << result.summary;
-  std::cout << fmt::format("run directory: {}\n", result.run_dir.string());
+  if (opts.dry_run) std::cout << "dry run: the configuration is valid; nothing was run or written\n";
+  else std::cout << fmt::format("run directory: {}\n", result.run_dir.string());
   return 0;
 }
 DAUG_CLI_COMMAND("run", "run the stages a config lists (cached, resumable)", run_cmd);

@@ -6,10 +6,12 @@
 #include <daug/seed.h>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/core/Tensor.h>
 #include <ATen/Context.h>
+#include <ATen/core/Tensor.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <mutex>
@@ -52,6 +54,30 @@ class CpuRngGuard {
   at::Tensor state_;
 };
 
+/// A CUDA device that this LibTorch cannot use is a config error now, not a dispatcher message from the first
+/// tensor a plugin creates ("Could not run 'aten::empty.memory_format' with arguments from the 'CUDA' backend").
+void check_cuda_device(const std::string& device, const std::string& where) {
+  // The CUDA device guard is registered by libtorch_cuda: absent means a CPU-only LibTorch.
+  if (!c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA))
+    throw ConfigError(
+        fmt::format("{}: [run].device = \"{}\", but this LibTorch ({}) was built without CUDA; use "
+                    "device = \"cpu\", or rebuild daug against a CUDA build of LibTorch",
+                    where, device, TORCH_VERSION));
+  const int64_t count = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->deviceCount();
+  int64_t index = 0;
+  if (device != "cuda") {
+    const std::string n = device.substr(device.find(':') == std::string::npos ? device.size() : device.find(':') + 1);
+    if (device.rfind("cuda:", 0) != 0 || n.empty() || n.find_first_not_of("0123456789") != std::string::npos ||
+        n.size() > 6)
+      throw ConfigError(
+          fmt::format("{}: [run].device must be \"cpu\", \"cuda\" or \"cuda:N\", but got \"{}\"", where, device));
+    index = std::stoll(n);
+  }
+  if (index >= count)
+    throw ConfigError(fmt::format("{}: [run].device = \"{}\", but {} CUDA device(s) are visible{}", where, device,
+                                  count, count == 0 ? " (no GPU, or CUDA_VISIBLE_DEVICES hides them)" : ""));
+}
+
 }  // namespace
 
 Experiment::Experiment(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
@@ -69,6 +95,7 @@ Experiment::Experiment(const PluginLoader& loader, std::shared_ptr<const ConfigD
   if (!(device_ == "cpu" || device_.rfind("cuda", 0) == 0))
     throw ConfigError(fmt::format("{}: [run].device must be \"cpu\", \"cuda\" or \"cuda:N\", but got \"{}\"",
                                   run.location("device").str(), device_));
+  if (device_ != "cpu") check_cuda_device(device_, run.location("device").str());
 }
 
 Experiment::~Experiment() {

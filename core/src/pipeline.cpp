@@ -14,7 +14,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <map>
 
@@ -43,20 +49,58 @@ struct RunTable {
   }
 };
 
-std::filesystem::path make_run_dir(const std::filesystem::path& root, const std::string& name) {
+std::string run_dir_stem(const std::string& name) {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};
   localtime_r(&t, &tm);
-  std::string stamp = fmt::format("{:%Y%m%d-%H%M%S}", tm);
-  std::filesystem::create_directories(root);
+  return fmt::format("{:%Y%m%d-%H%M%S}_{}", tm, name);
+}
+
+/// Creates <root>/<stem>, or <stem>_1, _2, ... when another run took the name.
+std::filesystem::path make_run_dir(const std::filesystem::path& root, const std::string& stem) {
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  if (ec) throw DataError(fmt::format("cannot create the runs directory {}: {}", root.string(), ec.message()));
   for (int i = 0;; ++i) {
-    auto dir = root / (i == 0 ? fmt::format("{}_{}", stamp, name) : fmt::format("{}_{}_{}", stamp, name, i));
-    std::error_code ec;
+    auto dir = root / (i == 0 ? stem : fmt::format("{}_{}", stem, i));
     if (std::filesystem::create_directory(dir, ec)) return dir;
     if (ec) throw DataError(fmt::format("cannot create run directory {}: {}", dir.string(), ec.message()));
   }
 }
+
+/// An exclusive flock on a stage directory's lock file while the stage runs. A second `daug run` of the same
+/// stage (same cache key: same directory) waits for the first, then finds `.complete` and reuses the output instead
+/// of computing everything again beside it. The kernel releases the lock when its holder exits, even after kill -9:
+/// a lock file left behind never blocks anyone.
+class StageLock {
+ public:
+  StageLock(const std::filesystem::path& file, const std::string& table) {
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      throw DataError(fmt::format("cannot open the stage lock file {}: {}", file.string(), std::strerror(errno)));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
+    if (errno != EWOULDBLOCK) fail(file);
+    log::info("stage [{}]: another daug process is running this stage (lock {}); waiting for it to finish", table,
+              file.string());
+    waited_ = true;
+    while (::flock(fd_, LOCK_EX) != 0)
+      if (errno != EINTR) fail(file);
+  }
+  ~StageLock() { ::close(fd_); }  // releases the lock
+  StageLock(const StageLock&) = delete;
+  StageLock& operator=(const StageLock&) = delete;
+  bool waited() const { return waited_; }
+
+ private:
+  [[noreturn]] void fail(const std::filesystem::path& file) {
+    const int e = errno;
+    ::close(fd_);
+    throw DataError(fmt::format("cannot lock the stage lock file {}: {}", file.string(), std::strerror(e)));
+  }
+  int fd_ = -1;
+  bool waited_ = false;
+};
 
 /// Cache keys and output directories of stages. A stage's key covers what it actually consumes: its plugin
 /// (name and build id of the library), its effective options (defaults included, after validation), the run seed,
@@ -138,18 +182,17 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
                 "--shard must be k/N with 0 <= k < N, but got ", options.shard_index, "/", options.shard_count);
 
   RunResult result;
-  result.run_dir = make_run_dir(run.runs_dir, run.name);
-  log::add_file_sink((result.run_dir / "run.log").string());
+  // Nothing is written until the whole configuration is built and checked: a config error leaves no empty run
+  // directory behind. What is logged meanwhile is held and goes to the top of run.log.
+  log::hold_for_file_sink();
   struct SinkGuard {
     ~SinkGuard() { log::remove_file_sinks(); }
   } sink_guard;
-  write_file_atomic(result.run_dir / "resolved.toml", resolved_toml(*doc, true));
-  write_file_atomic(result.run_dir / "overrides.txt", fmt::format("{}\n", fmt::join(overrides, "\n")));
-  log::info("run directory: {}", result.run_dir.string());
+  const std::string stem = run_dir_stem(run.name);
   if (run.threads > 0) at::set_num_threads(static_cast<int>(run.threads));
   log::info("device {}, seed {}, {} LibTorch thread(s)", run.device, run.seed, at::get_num_threads());
 
-  Experiment exp(loader, doc, result.run_dir);
+  Experiment exp(loader, doc, std::filesystem::path(run.runs_dir) / stem);
   StageRunner runner(exp, run, run.cache_dir);
 
   // Build every stage (and through them every component it declares) before any compute: config mistakes, and
@@ -157,12 +200,29 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   std::vector<std::shared_ptr<Stage>> stages;
   for (const auto& table : run.stages) stages.push_back(runner.stage(table));
   exp.check_all_tables_used({"run", "sweep"});
-  {
-    std::string plugins;
-    for (const auto& [table, name, lib] : exp.built()) plugins += fmt::format("[{}] {} {}\n", table, name, lib.string());
-    write_file_atomic(result.run_dir / "plugins.txt", plugins);
-    write_file_atomic(result.run_dir / "effective.toml",
-                      fmt::format("[run]\n{}{}", dump_options(run), exp.effective_toml()));
+  auto selected = [&](const std::string& table) {
+    return options.only.empty() || std::find(options.only.begin(), options.only.end(), table) != options.only.end();
+  };
+  auto complete = [&](const std::string& table) {
+    return std::filesystem::exists(runner.output_dir(table) / ".complete");
+  };
+  {  // Every upstream stage a stage to run declared must be finished or run before it; otherwise it fails mid-run.
+    std::vector<std::string> available;
+    for (const auto& table : run.stages) {
+      const bool cached = complete(table);
+      if (!cached && selected(table))
+        for (const auto& dep : exp.dependencies_of(table)) {
+          if (!runner.is_stage(dep) || std::find(available.begin(), available.end(), dep) != available.end() ||
+              complete(dep))
+            continue;
+          throw ConfigError(fmt::format(
+              "stage [{}] needs the output of stage [{}], which is not finished for this "
+              "configuration (expected {}) and does not run before it; add [{}] to "
+              "[run].stages before [{}]{}",
+              table, dep, runner.output_dir(dep).string(), dep, table, options.only.empty() ? "" : " (or to --stage)"));
+        }
+      if (cached || selected(table)) available.push_back(table);
+    }
   }
 
   std::map<std::string, std::filesystem::path> done;
@@ -197,7 +257,7 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
     };
   };
 
-  if (options.dry_run) {
+  if (options.dry_run) {  // no run directory either
     for (const auto& table : run.stages) {
       auto dir = runner.output_dir(table);
       const bool cached = std::filesystem::exists(dir / ".complete");
@@ -205,24 +265,50 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
       result.summary += fmt::format("- [{}] {}: {} {}\n", table, runner.stage(table)->describe(),
                                     cached ? "cached at" : "would run in", dir.string());
     }
-    log::info("dry run: the configuration is valid; nothing was run");
+    log::info("dry run: the configuration is valid; nothing was run or written");
     return result;
+  }
+
+  result.run_dir = make_run_dir(run.runs_dir, stem);
+  exp.set_run_dir(result.run_dir);
+  log::add_file_sink((result.run_dir / "run.log").string());
+  write_file_atomic(result.run_dir / "resolved.toml", resolved_toml(*doc, true));
+  write_file_atomic(result.run_dir / "overrides.txt", fmt::format("{}\n", fmt::join(overrides, "\n")));
+  log::info("run directory: {}", result.run_dir.string());
+  {
+    std::string plugins;
+    for (const auto& [table, name, lib] : exp.built())
+      plugins += fmt::format("[{}] {} {}\n", table, name, lib.string());
+    write_file_atomic(result.run_dir / "plugins.txt", plugins);
+    write_file_atomic(result.run_dir / "effective.toml",
+                      fmt::format("[run]\n{}{}", dump_options(run), exp.effective_toml()));
   }
 
   for (size_t i = 0; i < stages.size(); ++i) {
     const std::string& table = run.stages[i];
     auto dir = runner.output_dir(table);
     result.stage_dirs.emplace_back(table, dir);
-    bool selected = options.only.empty() ||
-                    std::find(options.only.begin(), options.only.end(), table) != options.only.end();
     if (std::filesystem::exists(dir / ".complete")) {
       log::info("stage [{}] {}: cached at {}", table, stages[i]->describe(), dir.string());
       done[table] = dir;
-    } else if (!selected) {
+    } else if (!selected(table)) {
       log::info("stage [{}]: skipped (--stage)", table);
       continue;
     } else {
       std::filesystem::create_directories(dir);
+      // Shards of one stage run side by side on purpose (disjoint items): one lock per shard.
+      const StageLock lock(
+          dir / (options.shard_count == 1 ? std::string(".lock")
+                                          : fmt::format(".lock.shard{}of{}", options.shard_index, options.shard_count)),
+          table);
+      if (lock.waited() && std::filesystem::exists(dir / ".complete")) {
+        log::info("stage [{}] {}: finished by the other process; reusing {}", table, stages[i]->describe(),
+                  dir.string());
+        done[table] = dir;
+        std::string s = stages[i]->summary(dir);
+        if (!s.empty()) result.summary += fmt::format("## {}\n\n{}\n\n", table, s);
+        continue;
+      }
       write_file_atomic(dir / "stage.toml", exp.config(table).to_toml());
       write_file_atomic(dir / "effective.toml",
                         fmt::format("[{}]\n{}", table, exp.effective_options(table, false)));

@@ -7,8 +7,12 @@
 #include <fmt/ranges.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+#include <elf.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 namespace daug::core {
@@ -42,28 +46,108 @@ std::string file_hash(const std::string& path) {
   return fmt::format("{:016x}", h);
 }
 
+#if defined(__x86_64__)
+constexpr uint16_t kHostMachine = EM_X86_64;
+#elif defined(__aarch64__)
+constexpr uint16_t kHostMachine = EM_AARCH64;
+#else
+constexpr uint16_t kHostMachine = EM_NONE;  // not checked
+#endif
+
+/// Checks that `path` is a whole ELF shared object for this machine before dlopen() maps it: a truncated library
+/// maps pages past the end of the file, and the first touch of one kills the process with SIGBUS and no message.
+void validate_elf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw PluginError(fmt::format("{}: cannot open the plugin library for reading", path));
+  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  Elf64_Ehdr eh{};
+  const uint64_t want = sizeof(Elf64_Ehdr);
+  in.read(reinterpret_cast<char*>(&eh), static_cast<std::streamsize>(std::min<uint64_t>(size, want)));
+  auto bad = [&](const std::string& what) {
+    return PluginError(
+        fmt::format("{}: not a loadable plugin library: {} ({} bytes; truncated or not a shared "
+                    "library? rebuild or remove it)",
+                    path, what, size));
+  };
+  if (size < 4 || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
+    std::string head;
+    for (uint64_t i = 0; i < std::min<uint64_t>(size, 8); ++i)
+      head += fmt::format("{}{:02x}", i ? " " : "", static_cast<unsigned char>(eh.e_ident[i]));
+    throw bad(fmt::format("expected the ELF signature 7f 45 4c 46, but the file starts with '{}'", head));
+  }
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64)
+    throw bad(fmt::format("expected a 64-bit ELF file (class {}), but found class {}", ELFCLASS64,
+                          static_cast<int>(eh.e_ident[EI_CLASS])));
+  if (size < want) throw bad(fmt::format("the ELF header needs {} bytes, but the file ends at byte {}", want, size));
+  if (eh.e_ident[EI_DATA] != ELFDATA2LSB) throw bad("expected a little-endian ELF file");
+  if (eh.e_type != ET_DYN)
+    throw bad(fmt::format("expected a shared object (ELF type {}), but found type {}", ET_DYN, eh.e_type));
+  if (kHostMachine != EM_NONE && eh.e_machine != kHostMachine)
+    throw bad(fmt::format("built for ELF machine {}, but this daug runs on machine {}", eh.e_machine, kHostMachine));
+  auto table_end = [&](uint64_t off, uint64_t count, uint64_t entsize, const char* what, uint64_t min_entsize) {
+    if (count == 0) return;
+    if (entsize < min_entsize)
+      throw bad(fmt::format("the {} has entries of {} bytes, expected at least {}", what, entsize, min_entsize));
+    const uint64_t end = off + count * entsize;  // count <= 65535 and entsize <= 65535: no overflow for off < 2^63
+    if (off > size || end > size)
+      throw bad(fmt::format("the {} ({} entries at byte {}) ends at byte {}, past the end of the file", what, count,
+                            off, end));
+  };
+  table_end(eh.e_phoff, eh.e_phnum, eh.e_phentsize, "program header table", sizeof(Elf64_Phdr));
+  table_end(eh.e_shoff, eh.e_shnum, eh.e_shentsize, "section header table", sizeof(Elf64_Shdr));
+  // Every segment dlopen maps must lie inside the file.
+  for (uint16_t i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph{};
+    in.seekg(static_cast<std::streamoff>(eh.e_phoff + uint64_t{i} * eh.e_phentsize));
+    in.read(reinterpret_cast<char*>(&ph), sizeof(ph));
+    if (!in) throw bad(fmt::format("cannot read program header {}", i));
+    if (ph.p_type == PT_LOAD && (ph.p_offset > size || ph.p_filesz > size - ph.p_offset))
+      throw bad(fmt::format("loadable segment {} covers bytes {}..{}, past the end of the file", i, ph.p_offset,
+                            ph.p_offset + ph.p_filesz));
+  }
+}
+
+/// The plugins built with this libdaug_core: build/plugins when it runs from the build tree, and
+/// <prefix>/lib/daug/plugins when it is installed, wherever that prefix is now (found from this library's own path,
+/// so `cmake --install --prefix DIR` works, not only the configure-time prefix).
+std::filesystem::path own_plugin_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&own_plugin_dir), &info) != 0 && info.dli_fname != nullptr) {
+    const std::filesystem::path dir = std::filesystem::path(canonical_string(info.dli_fname)).parent_path();
+    if (dir == canonical_string(DAUG_BUILD_CORE_DIR)) return DAUG_BUILD_PLUGIN_DIR;
+    return dir / DAUG_PLUGIN_DIR_FROM_LIBDIR;
+  }
+  return DAUG_INSTALL_PLUGIN_DIR;
+}
+
 }  // namespace
 
 PluginLoader::PluginLoader(std::vector<std::filesystem::path> extra) : paths_(std::move(extra)) {
+  for (size_t i = 0; i < paths_.size(); ++i) origins_.emplace_back("--plugin-path");
   if (const char* env = std::getenv("DAUG_PLUGIN_PATH")) {
     std::string s = env;
     size_t start = 0;
     while (start <= s.size()) {
       size_t p = s.find(':', start);
       std::string part = s.substr(start, p == std::string::npos ? std::string::npos : p - start);
-      if (!part.empty()) paths_.emplace_back(part);
+      if (!part.empty()) {
+        paths_.emplace_back(part);
+        origins_.emplace_back("DAUG_PLUGIN_PATH");
+      }
       if (p == std::string::npos) break;
       start = p + 1;
     }
   }
-  paths_.emplace_back(DAUG_BUILD_PLUGIN_DIR);
-  paths_.emplace_back(DAUG_INSTALL_PLUGIN_DIR);
+  paths_.push_back(own_plugin_dir());
+  origins_.emplace_back();  // optional: a build without plugins has none
 }
 
 const PluginInfo& PluginLoader::load_library(const std::filesystem::path& file) {
   const std::string path = canonical_string(file);
   for (const auto& p : plugins_)
     if (p.library.string() == path) return p;
+  validate_elf(path);
   boost::dll::shared_library* lib = nullptr;
   try {
     // rtld_now: a missing symbol fails here, not mid-run. rtld_local: plugins do not see each other's symbols.
@@ -104,9 +188,16 @@ void PluginLoader::load_all() {
   if (scanned_) return;
   scanned_ = true;
   std::vector<std::string> seen_dirs;
-  for (const auto& dir : paths_) {
+  for (size_t i = 0; i < paths_.size(); ++i) {
+    const auto& dir = paths_[i];
     std::error_code ec;
-    if (!std::filesystem::is_directory(dir, ec)) continue;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      // A directory the user named must exist: a typo would otherwise silently run without its plugins.
+      if (origins_[i].empty()) continue;
+      throw ConfigError(
+          fmt::format("{} {}: {}", origins_[i], dir.string(),
+                      std::filesystem::exists(dir, ec) ? "is not a directory" : "no such plugin directory"));
+    }
     std::string cdir = canonical_string(dir);
     if (std::find(seen_dirs.begin(), seen_dirs.end(), cdir) != seen_dirs.end()) continue;
     seen_dirs.push_back(cdir);

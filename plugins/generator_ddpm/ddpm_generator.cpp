@@ -108,6 +108,12 @@ DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std:
 }
 
 std::shared_ptr<Generator> DdpmGenerator::create(Options opts, BuildContext& ctx) {
+  // LibTorch's CPU kernels have no (or only emulated) float16 convolutions: fail here, with file:line, not mid-run.
+  if (opts.compute_dtype == "float16" && ctx.device() == "cpu")
+    throw ConfigError(
+        fmt::format("{} = \"float16\" needs a CUDA device, but [run].device = \"cpu\"; use \"float32\" "
+                    "or \"bfloat16\" on the CPU",
+                    ctx.where("compute_dtype")));
   return std::make_shared<DdpmGenerator>(std::move(opts), ctx.device(), ctx.table_or("generator"));
 }
 

@@ -95,6 +95,10 @@ std::shared_ptr<Stage> HeatmapsStage::create(Options opts, BuildContext& ctx) {
   Parts p;
   p.data = ctx.component<Source>(opts.data);
   p.generator = ctx.component<Generator>(opts.generator);
+  // Here, not only in the constructor: ctx knows where noise_level was written (file:line).
+  if (const int64_t T = p.generator->num_timesteps(); opts.noise_level >= T)
+    throw ConfigError(fmt::format("{} must be < T = {} (diffusion_steps of [{}]), but got {}", ctx.where("noise_level"),
+                                  T, opts.generator, opts.noise_level));
   p.composer = ctx.component<HeatmapComposer>(opts.composer);
   if (!opts.guidance.empty()) {
     DAUG_CHECK_AS(ConfigError, !opts.classifier.empty(),

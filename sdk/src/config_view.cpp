@@ -312,6 +312,9 @@ std::string toml_repr_vec(const std::vector<T>& v) {
 
 /// Validates a value against a Check; returns an empty string when it holds, else the reason.
 std::string violates(double x, const Check& c) {
+  // TOML spells inf and nan; no option means either (an infinite guidance scale only fails later, as NaNs mid-run).
+  if (!std::isfinite(x))
+    return c.str().empty() ? "must be a finite number" : fmt::format("must be finite and {}", c.str());
   bool bad_lo = c.min_exclusive ? !(x > c.min) : !(x >= c.min);
   if (bad_lo || !(x <= c.max) || std::isnan(x)) return fmt::format("must be {}", c.str());
   return {};

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -37,6 +38,17 @@ PluginError::~PluginError() = default;
 Component::~Component() = default;
 Trainable::~Trainable() = default;
 BuildContext::~BuildContext() = default;
+
+std::string BuildContext::where(const std::string& key) const {
+  const std::string t = table();
+  if (t.empty()) return key;
+  try {
+    const ConfigView view = config(t);
+    return fmt::format("{}: {}.{}", view.location(key).str(), view.label(), key);
+  } catch (const ConfigError&) {  // a context without a config document (tests, code-built components)
+    return fmt::format("[{}].{}", t, key);
+  }
+}
 
 uint64_t BuildContext::seed_for(const std::string& purpose) const {
   return mix_seed(seed(), stable_hash(table() + "/" + purpose));
@@ -225,10 +237,41 @@ spdlog::level::level_enum to_spd(Level l) {
 
 void write(Level level, std::string_view message) { logger()->log(to_spd(level), "{}", message); }
 
+namespace {
+constexpr const char* kFilePattern = "[%Y-%m-%d %H:%M:%S.%e %l] %v";
+std::ostringstream& held_messages() {
+  static std::ostringstream s;
+  return s;
+}
+/// Removes the sink holding messages for the next file sink; returns whether there was one.
+bool drop_held_sink() {
+  auto& sinks = logger()->sinks();
+  auto it = std::remove_if(sinks.begin(), sinks.end(), [](const auto& s) {
+    return dynamic_cast<spdlog::sinks::ostream_sink_mt*>(s.get()) != nullptr;
+  });
+  const bool had = it != sinks.end();
+  sinks.erase(it, sinks.end());
+  return had;
+}
+}  // namespace
+
+void hold_for_file_sink() {
+  std::lock_guard<std::mutex> lock(sink_mutex());
+  drop_held_sink();
+  held_messages().str("");
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(held_messages());
+  sink->set_pattern(kFilePattern);
+  logger()->sinks().push_back(sink);
+}
+
 void add_file_sink(const std::string& path) {
   std::lock_guard<std::mutex> lock(sink_mutex());
+  if (drop_held_sink()) {
+    std::ofstream(path, std::ios::binary | std::ios::app) << held_messages().str();
+    held_messages().str("");
+  }
   auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, false);
-  sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e %l] %v");
+  sink->set_pattern(kFilePattern);
   logger()->sinks().push_back(sink);
 }
 
@@ -240,6 +283,8 @@ void remove_file_sinks() {
                                return dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(s.get()) != nullptr;
                              }),
               sinks.end());
+  drop_held_sink();
+  held_messages().str("");
 }
 
 void set_level(Level level) { logger()->set_level(to_spd(level)); }

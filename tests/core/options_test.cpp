@@ -253,3 +253,19 @@ TEST(Options, CheckOptionsValidatesSetOptionals) {
   o.size = 0;
   expect_error_contains([&] { daug::check_options(o, "[generator]"); }, {"[generator].size must be >= 1, but got 0"});
 }
+
+// TOML spells inf and nan; a float option holding either is refused where it was written (scale = inf used to pass
+// ">= 0" and fail mid-run as NaNs in the sampler).
+TEST(Options, NonFiniteFloatsAreRefusedWithLocation) {
+  expect_error_contains([] { daug::read_options<Opts>(view("[t]\nscale = inf\n")); },
+                        {"opts.toml:2:9: [t].scale must be finite and >= 0, but got inf"});
+  expect_error_contains([] { daug::read_options<Opts>(view("[t]\nscale = -inf\n")); },
+                        {"opts.toml:2:9: [t].scale must be finite", "but got -inf"});
+  expect_error_contains([] { daug::read_options<Opts>(view("[t]\nscale = nan\n")); },
+                        {"opts.toml:2:9: [t].scale must be finite", "but got nan"});
+  expect_error_contains([] { daug::read_options<Opts>(view("[t]\nws = [0.5, inf]\n")); },
+                        {"opts.toml:2:6: [t].ws element [inf] must be finite and in [0, 1]"});
+  Opts in_code;
+  in_code.scale = std::numeric_limits<double>::infinity();
+  expect_error_contains([&] { daug::check_options(in_code, "[t]"); }, {"[t].scale must be finite and >= 0"});
+}

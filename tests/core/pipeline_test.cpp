@@ -135,3 +135,59 @@ TEST(Pipeline, ArtifactsOnlyFromDeclaredUpstreamStages) {
   auto declared = daug::core::parse_config(config(d, ""), "p.toml", {"second.read_undeclared=\"first\""});
   EXPECT_NO_THROW(daug::core::run_pipeline(loader, declared, {}, {}));
 }
+
+// A config that fails its checks leaves nothing behind: no run directory (it used to be created first and stay
+// empty), no stage directory. A dry run writes nothing either.
+TEST(Pipeline, RunDirectoryIsCreatedOnlyForAValidConfig) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  auto bad_key = daug::core::parse_config(config(d, ""), "p.toml", {"first.valu=3"});
+  expect_error_contains([&] { daug::core::run_pipeline(loader, bad_key, {}, {}); }, {"unknown key 'valu'"});
+  auto unused = daug::core::parse_config(config(d, "[scael]\nfactor = 2.0\n"), "p.toml");
+  expect_error_contains([&] { daug::core::run_pipeline(loader, unused, {}, {}); }, {"table [scael] is not used"});
+  EXPECT_FALSE(std::filesystem::exists(d / "runs")) << "a failed config check created the runs directory";
+  EXPECT_FALSE(std::filesystem::exists(d / "cache"));
+
+  daug::core::RunOptions dry;
+  dry.dry_run = true;
+  auto r = daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, dry);
+  EXPECT_TRUE(r.run_dir.empty());
+  EXPECT_EQ(r.stage_dirs.size(), 2u);
+  EXPECT_NE(r.summary.find("would run in"), std::string::npos) << r.summary;
+  EXPECT_FALSE(std::filesystem::exists(d / "runs")) << "a dry run created a run directory";
+  EXPECT_FALSE(std::filesystem::exists(d / "cache"));
+
+  // A valid config: the run directory exists, and its log holds what was logged while the config was checked.
+  auto ok = daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, {});
+  ASSERT_TRUE(std::filesystem::is_directory(ok.run_dir));
+  std::ifstream in(ok.run_dir / "run.log");
+  std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto device_line = log.find("device cpu, seed 0");
+  const auto dir_line = log.find("run directory: ");
+  EXPECT_NE(device_line, std::string::npos) << log;
+  EXPECT_LT(device_line, dir_line) << "the messages held before the run directory existed come first:\n" << log;
+}
+
+// A stage whose declared upstream stage neither is finished nor runs before it is refused before anything runs
+// (it used to fail when the stage started, leaving its half-made cache directory).
+TEST(Pipeline, UnfinishedUpstreamStageIsRefusedBeforeAnythingRuns) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  auto only_second = daug::core::parse_config(config(d, ""), "p.toml", {"run.stages=[\"second\"]"});
+  expect_error_contains(
+      [&] { daug::core::run_pipeline(loader, only_second, {}, {}); },
+      {"stage [second] needs the output of stage [first]", "add [first] to [run].stages before [second]"});
+  EXPECT_FALSE(std::filesystem::exists(d / "runs"));
+  EXPECT_FALSE(std::filesystem::exists(d / "cache"));
+  daug::core::RunOptions only;
+  only.only = {"second"};
+  expect_error_contains(
+      [&] { daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, only); },
+      {"stage [second] needs the output of stage [first]", "(or to --stage)"});
+  // Once [first] is finished, [second] alone runs.
+  only.only = {"first"};
+  daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, only);
+  EXPECT_NO_THROW(daug::core::run_pipeline(loader, only_second, {}, {}));
+}

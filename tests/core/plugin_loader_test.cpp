@@ -5,6 +5,9 @@
 #include <daug/heatmap_composer.h>
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <filesystem>
 
 #include "test_support.h"
 
@@ -110,4 +113,54 @@ TEST(PluginLoader, SearchPathsIncludeEnvironment) {
   EXPECT_EQ(loader.search_paths()[0], "/x");
   EXPECT_EQ(loader.search_paths()[1], "/a");
   EXPECT_EQ(loader.search_paths()[2], "/b");
+}
+
+// A truncated library used to reach dlopen(), which maps pages past the end of the file: the first touch killed
+// the process with SIGBUS and no message. It is now refused before dlopen with the file and what is wrong.
+TEST(PluginLoader, TruncatedLibraryIsRefusedBeforeDlopen) {
+  daug::testing::TempDir dir;
+  const auto good = fx("good", "fixture_good");
+  const auto size = std::filesystem::file_size(good);
+  for (uint64_t keep : {size / 2, size - 1, uint64_t{20}}) {
+    const auto lib = dir / "libdaug-plugin-trunc.so";
+    std::filesystem::copy_file(good, lib, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::resize_file(lib, keep);
+    PluginLoader loader({dir.path()});
+    try {
+      loader.load_all();
+      ADD_FAILURE() << "a library cut to " << keep << " of " << size << " bytes was loaded";
+    } catch (const daug::PluginError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(lib.string()), std::string::npos) << m;
+      EXPECT_NE(m.find(fmt::format("({} bytes;", keep)), std::string::npos) << m;
+      if (keep > 64) EXPECT_NE(m.find("past the end of the file"), std::string::npos) << m;
+      else EXPECT_NE(m.find("the ELF header needs 64 bytes, but the file ends at byte 20"), std::string::npos) << m;
+    }
+  }
+}
+
+TEST(PluginLoader, GarbageFileNamedLikeAPluginIsRefused) {
+  daug::testing::TempDir dir;
+  daug::testing::write_text(dir / "libdaug-plugin-garbage.so", "GIF89a not a library at all");
+  PluginLoader loader({dir.path()});
+  expect_error_contains([&] { loader.load_all(); },
+                        {(dir / "libdaug-plugin-garbage.so").string(), "expected the ELF signature 7f 45 4c 46",
+                         "starts with '47 49 46 38 39 61 20 6e'"});
+}
+
+TEST(PluginLoader, PluginPathThatDoesNotExistIsAnError) {
+  daug::testing::TempDir dir;
+  PluginLoader loader({dir / "nope"});
+  try {
+    loader.load_all();
+    FAIL() << "a --plugin-path that does not exist was ignored";
+  } catch (const daug::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--plugin-path " + (dir / "nope").string() + ": no such plugin directory"),
+              std::string::npos)
+        << e.what();
+  }
+  ::setenv("DAUG_PLUGIN_PATH", (dir / "gone").c_str(), 1);
+  PluginLoader from_env;
+  ::unsetenv("DAUG_PLUGIN_PATH");
+  expect_error_contains([&] { from_env.load_all(); }, {"DAUG_PLUGIN_PATH " + (dir / "gone").string()});
 }

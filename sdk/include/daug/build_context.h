@@ -45,7 +45,8 @@ class DAUG_SDK_API BuildContext {
   /// A seed for `purpose` within the component being built, derived from the run seed and table() with a
   /// portable hash (the same on every platform and standard library). Use it instead of the global RNG.
   uint64_t seed_for(const std::string& purpose) const;
-  /// This run's directory (exists). Stages write their outputs under their own stage directories instead.
+  /// This run's directory. `daug run` creates it only once the whole configuration has been built and checked, so
+  /// it may not exist yet inside create(); stages write their outputs under their own stage directories instead.
   virtual std::filesystem::path run_dir() const = 0;
   /// The resolved configuration, for stages that read other tables (e.g. a list of prompts).
   virtual ConfigView config(const std::string& table) const = 0;
@@ -57,6 +58,10 @@ class DAUG_SDK_API BuildContext {
     std::string t = table();
     return t.empty() ? fallback : t;
   }
+  /// "file:line:col: [table].key" of an option of the table being built (its table's location when the key was
+  /// not written), for checks that need more than the option itself (another component, the device):
+  ///   throw daug::ConfigError(ctx.where("compute_dtype") + " = \"float16\" needs a CUDA device, but ...");
+  std::string where(const std::string& key) const;
 
  protected:
   /// Builds or returns the component of `table`; `interface` is the expected kind for messages.

@@ -18,8 +18,11 @@ enum class Level { debug, info, warn, error };
 DAUG_SDK_API void write(Level level, std::string_view message);
 /// Adds a file sink (the run directory's log). Called by the core.
 DAUG_SDK_API void add_file_sink(const std::string& path);
-/// Removes file sinks (end of a run).
+/// Removes file sinks (end of a run), and drops messages held by hold_for_file_sink().
 DAUG_SDK_API void remove_file_sinks();
+/// Holds the messages logged from now on in memory; the next add_file_sink() writes them first. The core checks a
+/// whole config before it creates the run directory, and the run's log still starts at the beginning.
+DAUG_SDK_API void hold_for_file_sink();
 DAUG_SDK_API void set_level(Level level);
 
 template <class... A>

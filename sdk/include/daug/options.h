@@ -25,7 +25,8 @@
 /// optional's default unset: TOML cannot spell "unset", so a dump of a reset optional whose default is set
 /// would read back as that default.
 ///
-/// Reading rejects unknown keys, wrong types and values outside the Check, each with file:line:col,
+/// Reading rejects unknown keys, wrong types, non-finite floats (TOML's inf and nan) and values outside the Check,
+/// each with file:line:col,
 /// the key, and the known keys. A key absent from TOML keeps the struct's default (that is the documented
 /// default shown by `daug plugins describe`, not a silent fallback: a wrong *type* is always an error).
 #include <daug/api.h>

@@ -43,6 +43,8 @@ class Experiment final : public BuildContext {
   std::string device() const override { return device_; }
   uint64_t seed() const override { return seed_; }
   std::filesystem::path run_dir() const override { return run_dir_; }
+  /// `daug run` names the run directory once the configuration is valid (it does not exist while building).
+  void set_run_dir(std::filesystem::path dir) { run_dir_ = std::move(dir); }
   ConfigView config(const std::string& table) const override;
   std::string table() const override { return building_.empty() ? std::string() : building_.back(); }
 

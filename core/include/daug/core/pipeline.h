@@ -1,6 +1,6 @@
 #pragma once
-/// `daug run`: creates the run directory, builds the stages listed in [run].stages and runs them with
-/// content-addressed caching of each stage's output.
+/// `daug run`: builds and checks the stages listed in [run].stages, then creates the run directory and runs them
+/// with content-addressed caching of each stage's output.
 #include <daug/detail/config_document.h>
 
 #include <daug/core/plugin_loader.h>
@@ -17,14 +17,14 @@ struct RunOptions {
   int shard_count = 1;
   bool strict = false;
   /// Build and check everything (plugins, options, unused tables, cache keys), print which stages would run and
-  /// which are cached, and stop before any compute.
+  /// which are cached, and stop before any compute or any file is written (no run directory).
   bool dry_run = false;
   /// Only run these stages (default: all of [run].stages).
   std::vector<std::string> only;
 };
 
 struct RunResult {
-  std::filesystem::path run_dir;
+  std::filesystem::path run_dir;                                          ///< empty after a dry run
   std::vector<std::pair<std::string, std::filesystem::path>> stage_dirs;  ///< (stage table, output dir)
   std::string summary;  ///< concatenated Stage::summary() texts
 };
@@ -36,6 +36,9 @@ struct RunResult {
 /// what the stage consumes (plugin build ids, effective options, the run seed, input-data fingerprints, and
 /// recursively every component and upstream stage it requested in create()); a `.complete` marker means the stage
 /// finished and is skipped on the next run. A config table that no stage uses is an error (file:line, did you mean).
+/// The run directory is created only after the whole configuration checked out (a config error leaves nothing).
+/// A stage directory is locked (flock on <dir>/.lock) while its stage runs: a concurrent `daug run` of the same
+/// stage waits, then reuses the finished output.
 RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
                        const std::vector<std::string>& overrides, const RunOptions& options);
 

@@ -28,15 +28,16 @@ struct PluginInfo {
 
 class PluginLoader {
  public:
-  /// Search order: `extra` (config / --plugin-path), then DAUG_PLUGIN_PATH (':'-separated), then the build
-  /// tree's plugin dir and the install prefix's plugin dir.
+  /// Search order: `extra` (--plugin-path), then DAUG_PLUGIN_PATH (':'-separated), then the plugins of this
+  /// daug: the build tree's plugin dir, or <prefix>/lib/daug/plugins of an installed daug. The directories of
+  /// `extra` and DAUG_PLUGIN_PATH must exist (load_all() throws ConfigError otherwise).
   explicit PluginLoader(std::vector<std::filesystem::path> extra = {});
 
   /// The directories that will be searched, in order (existing or not).
   const std::vector<std::filesystem::path>& search_paths() const { return paths_; }
 
-  /// Opens every libdaug-plugin-*.so in the search paths. The first bad library throws PluginError (wrong ABI, no
-  /// manifest, duplicate name naming both files). Idempotent.
+  /// Opens every libdaug-plugin-*.so in the search paths. The first bad library throws PluginError (not a whole
+  /// ELF shared object for this machine, wrong ABI, no manifest, duplicate name naming both files). Idempotent.
   void load_all();
   /// Opens one library file explicitly (tests, `--plugin` flags).
   const PluginInfo& load_library(const std::filesystem::path& file);
@@ -50,6 +51,7 @@ class PluginLoader {
 
  private:
   std::vector<std::filesystem::path> paths_;
+  std::vector<std::string> origins_;  // parallel to paths_: where a required directory came from; "" = optional
   std::deque<PluginInfo> plugins_;  // deque: references handed out by find() stay valid as libraries load
   bool scanned_ = false;
 };
