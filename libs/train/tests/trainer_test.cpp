@@ -346,6 +346,23 @@ TEST(LossesCsv, KeepsFinishedRowsAndRejectsOtherFiles) {
   EXPECT_TRUE(read_losses(p).empty());
 }
 
+TEST(LossesCsv, MalformedRowsNameFileLineAndWhatWasExpected) {
+  // The review's probe: a line of garbage in a resumed losses.csv gave a bare "daug: error: stoll".
+  daug::testing::TempDir d;
+  const auto p = d / "losses.csv";
+  const std::string header = "step,epoch,lr,loss,grad_norm,elapsed_s\n";
+  daug::testing::write_text(p, header + "0,0,1,2,3,4\ngarbage line\n");
+  daug::testing::expect_error_contains(
+      [&] { LossesCsv(p, 2); }, {"losses.csv:3: the first column must be an integer step, but got 'garbage line'"});
+  daug::testing::write_text(p, header + "0,0,1,2,3,4\n12abc,0,1,2,3,4\n");  // stoll would read 12
+  daug::testing::expect_error_contains([&] { LossesCsv(p, 2); }, {"losses.csv:3", "'12abc'"});
+  daug::testing::write_text(p, header + "0,0,1,2.5x,3,4\n");  // stod would read 2.5
+  daug::testing::expect_error_contains([&] { read_losses(p); },
+                                       {"losses.csv:2: column 4 (loss) must be a number, but got '2.5x'"});
+  daug::testing::write_text(p, header + "0,0,1\n");
+  daug::testing::expect_error_contains([&] { read_losses(p); }, {"losses.csv:2", "only 3 columns"});
+}
+
 TEST(Progress, FormatsDurations) {
   EXPECT_EQ(format_duration(12.34), "12.3s");
   EXPECT_EQ(format_duration(245), "4m05s");
