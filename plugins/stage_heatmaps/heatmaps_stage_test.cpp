@@ -140,14 +140,19 @@ TEST(HeatmapsStage, ResumeRedoesOutputsThatFailVerification) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(f.out.path()))
     if (e.path().extension() == ".npy" || e.path().extension() == ".png") ref[e.path().string()] = bytes_of(e.path());
   ASSERT_EQ(ref.size(), 7u);  // 5 heatmaps + 2 overlays
-  // What a kill or a full disk leaves: a heatmap cut after 100 bytes (its header is intact), an overlay cut in
-  // the middle, and an outside file of the wrong shape under a heatmap's name.
+  // What a kill or a full disk leaves: a heatmap cut to 100 bytes (the review's probe; inside the 128-byte header),
+  // one cut in its payload, an overlay cut in the middle, and an outside file of the wrong shape under a heatmap's
+  // name.
   const auto cut = f.out / "img1_+nof.npy";
   write_bytes(cut, ref[cut.string()].substr(0, 100));
+  const auto cut_payload = f.out / "img4_+nof.npy";
+  write_bytes(cut_payload, ref[cut_payload.string()].substr(0, 200));
+  EXPECT_NE(HeatmapsStage::check_finished_heatmap(cut_payload, {8, 8}).find("truncated .npy payload"),
+            std::string::npos);
   const auto png = f.out / "overlays" / "img0_+nof.png";
   write_bytes(png, ref[png.string()].substr(0, ref[png.string()].size() / 2));
   data::save_npy(f.out / "img3_+nof.npy", at::zeros({2, 2}));
-  EXPECT_NE(HeatmapsStage::check_finished_heatmap(cut, {8, 8}).find("truncated .npy payload"), std::string::npos);
+  EXPECT_NE(HeatmapsStage::check_finished_heatmap(cut, {8, 8}).find("truncated .npy header"), std::string::npos);
   EXPECT_NE(HeatmapsStage::check_finished_overlay(png).find("not a complete PNG"), std::string::npos);
   EXPECT_NE(HeatmapsStage::check_finished_heatmap(f.out / "img3_+nof.npy", {8, 8}).find("holds Float 2x2"),
             std::string::npos)
@@ -158,10 +163,10 @@ TEST(HeatmapsStage, ResumeRedoesOutputsThatFailVerification) {
   stage.run(ctx);  // the resume
   int64_t translated = 0;
   for (int64_t b : f.gen->batch_sizes) translated += b;
-  EXPECT_EQ(translated, 3);  // img0 (its overlay), img1, img3; img2 and img4 are kept
+  EXPECT_EQ(translated, 4);  // img0 (its overlay), img1, img3, img4; img2 is kept
   for (const auto& [file, bytes] : ref) EXPECT_EQ(bytes_of(file), bytes) << file;
   const std::string metrics = stages::read_text_if_exists(f.out / "metrics.json");
-  EXPECT_NE(metrics.find("\"found_done\": 2, \"redone_bad\": 3"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"found_done\": 1, \"redone_bad\": 4"), std::string::npos) << metrics;
 }
 
 TEST(HeatmapsStage, ShardSelectsIndexModN) {
