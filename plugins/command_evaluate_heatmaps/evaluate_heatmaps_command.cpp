@@ -43,7 +43,8 @@ constexpr const char* kUsage =
     "                              [--box-image-size 1024] [--threshold 0.5] [--iobb 0.1] [--out DIR] [--strict]\n"
     "Boxes must be finite and inside the image (0.5 px slack). Heatmaps with NaN/Inf values are left out and counted\n"
     "(--strict: an error, as a missing heatmap is).\n"
-    "boxes.csv: image,label,x,y,w,h in pixels of the --box-image-size square image (NIH BBox_List_2017.csv works as is).\n"
+    "boxes.csv: image,label,x,y,w,h in pixels of the --box-image-size square image (NIH BBox_List_2017.csv works as "
+    "is).\n"
     "Heatmaps are found through DIR/index.csv (written by the heatmaps stage; --target/--direction pick rows when an\n"
     "id has several), or as DIR/<id><suffix> with --suffix (a directory without an index).\n"
     "Reports per label and overall: pointing-game hit rate, IoBB > --iobb hit rate after thresholding the min-max\n"
@@ -65,8 +66,8 @@ Args parse(const std::vector<std::string>& args) {
       "boxes", po::value(&a.boxes), "boxes CSV")("target", po::value(&a.target), "index.csv target to evaluate")(
       "direction", po::value(&a.direction), "index.csv direction to evaluate (+ or -)")(
       "suffix", po::value(&a.suffix), "read DIR/<id><suffix> instead of DIR/index.csv")(
-      "box-image-size", po::value(&a.box_size), "box image size in pixels")(
-      "threshold", po::value(&a.threshold), "threshold on the min-max heatmap")(
+      "box-image-size", po::value(&a.box_size), "box image size in pixels")("threshold", po::value(&a.threshold),
+                                                                            "threshold on the min-max heatmap")(
       "iobb", po::value(&a.iobb), "IoBB hit threshold")("out", po::value(&a.out), "output directory")(
       "strict", po::bool_switch(&a.strict), "fail when a boxed image has no heatmap or one with NaN/Inf values");
   try {
@@ -156,10 +157,10 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
     // Half a pixel of slack for boxes rescaled and rounded by whoever drew them.
     const double lo = -kBoxSlack, hi = a.box_size + kBoxSlack;
     if (b.x < lo || b.y < lo || b.x + b.w > hi || b.y + b.h > hi)
-      throw DataError(fmt::format("{}:{}: box x={} y={} w={} h={} (right {}, bottom {}) is not inside the {}x{} image "
-                                  "(--box-image-size {}); check the coordinates or --box-image-size",
-                                  a.boxes, table.line_of(r), b.x, b.y, b.w, b.h, b.x + b.w, b.y + b.h, a.box_size,
-                                  a.box_size, a.box_size));
+      throw DataError(fmt::format(
+          "{}:{}: box x={} y={} w={} h={} (right {}, bottom {}) is not inside the {}x{} image "
+          "(--box-image-size {}); check the coordinates or --box-image-size",
+          a.boxes, table.line_of(r), b.x, b.y, b.w, b.h, b.x + b.w, b.y + b.h, a.box_size, a.box_size, a.box_size));
     boxes[{id, label}].push_back(b);
     if (std::find(label_order.begin(), label_order.end(), label) == label_order.end()) label_order.push_back(label);
   }
@@ -186,7 +187,8 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
     const int64_t bad = t.numel() - at::isfinite(t).sum().item<int64_t>();
     if (bad > 0) {
       ++invalid;
-      if (first_invalid.size() < 5) first_invalid.push_back(fmt::format("{} ({} of {} values NaN/Inf)", path.string(), bad, t.numel()));
+      if (first_invalid.size() < 5)
+        first_invalid.push_back(fmt::format("{} ({} of {} values NaN/Inf)", path.string(), bad, t.numel()));
       continue;
     }
     loc::Map m{t.size(0), t.size(1), std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel())};
@@ -200,12 +202,15 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
                                 "first missing: {}{}", missing, total, files.describe(),
                                 fmt::join(first_missing, ", "), a.strict ? " (--strict)" : ""));
   if (invalid > 0 && (a.strict || overall.n == 0))
-    throw DataError(fmt::format("daug evaluate-heatmaps: {} of {} boxed image/label pairs have a heatmap with NaN/Inf "
-                                "values ({}); first: {}{}", invalid, total, files.describe(),
-                                fmt::join(first_invalid, ", "), a.strict ? " (--strict)" : ""));
+    throw DataError(
+        fmt::format("daug evaluate-heatmaps: {} of {} boxed image/label pairs have a heatmap with NaN/Inf "
+                    "values ({}); first: {}{}",
+                    invalid, total, files.describe(), fmt::join(first_invalid, ", "), a.strict ? " (--strict)" : ""));
   if (invalid > 0)
-    fmt::print(stderr, "daug evaluate-heatmaps: warning: {} of {} heatmaps hold NaN/Inf values and are left out; "
-               "first: {}\n", invalid, total, fmt::join(first_invalid, ", "));
+    fmt::print(stderr,
+               "daug evaluate-heatmaps: warning: {} of {} heatmaps hold NaN/Inf values and are left out; "
+               "first: {}\n",
+               invalid, total, fmt::join(first_invalid, ", "));
 
   auto rate = [](int64_t k, int64_t n) { return n ? static_cast<double>(k) / static_cast<double>(n) : 0.0; };
   std::string md = fmt::format(
@@ -233,10 +238,12 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
     md += fmt::format("\n{} of {} boxed image/label pairs were skipped: no heatmap (first: {}).\n", missing, total,
                       fmt::join(first_missing, ", "));
   if (invalid > 0)
-    md += fmt::format("\n{} of {} boxed image/label pairs were left out: their heatmap holds NaN/Inf values (first: "
-                      "{}).\n", invalid, total, fmt::join(first_invalid, ", "));
-  js["_info"] = {{"threshold", a.threshold}, {"iobb", a.iobb}, {"box_image_size", a.box_size}, {"missing", missing},
-                 {"invalid", invalid}, {"pairs", total}};
+    md += fmt::format(
+        "\n{} of {} boxed image/label pairs were left out: their heatmap holds NaN/Inf values (first: "
+        "{}).\n",
+        invalid, total, fmt::join(first_invalid, ", "));
+  js["_info"] = {{"threshold", a.threshold}, {"iobb", a.iobb},     {"box_image_size", a.box_size},
+                 {"missing", missing},       {"invalid", invalid}, {"pairs", total}};
   std::filesystem::create_directories(a.out);
   write_file_atomic(std::filesystem::path(a.out) / "localization.md", md);
   write_file_atomic(std::filesystem::path(a.out) / "localization.csv", csv);

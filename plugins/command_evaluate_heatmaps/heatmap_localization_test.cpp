@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <limits>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #ifdef DAUG_CLI_BINARY
@@ -174,10 +174,12 @@ TEST(EvaluateHeatmapsCli, NanHeatmapsAreInvalidAndBadBoxesAreErrors) {
   inf[2][2] = std::numeric_limits<float>::infinity();
   daug::data::save_npy(tmp / "hm" / "i_+nof.npy", inf);
   daug::data::save_npy(tmp / "hm" / "a_+nof.npy", peak_at(3, 3));
-  write_index(tmp / "hm", "n,test,n_+nof.npy,No Finding,+\ni,test,i_+nof.npy,No Finding,+\n"
-                          "a,test,a_+nof.npy,No Finding,+\n");
-  daug::testing::write_text(tmp / "boxes.csv", "image,label,x,y,w,h\nn.png,Mass,0,0,1024,1024\n"
-                                               "i.png,Mass,0,0,1024,1024\na.png,Mass,0,0,512,512\n");
+  write_index(tmp / "hm",
+              "n,test,n_+nof.npy,No Finding,+\ni,test,i_+nof.npy,No Finding,+\n"
+              "a,test,a_+nof.npy,No Finding,+\n");
+  daug::testing::write_text(tmp / "boxes.csv",
+                            "image,label,x,y,w,h\nn.png,Mass,0,0,1024,1024\n"
+                            "i.png,Mass,0,0,1024,1024\na.png,Mass,0,0,512,512\n");
   const std::string hm = "--heatmaps " + (tmp / "hm").string();
   const std::string args = hm + " --boxes " + (tmp / "boxes.csv").string() + " --out " + (tmp / "out").string();
   ASSERT_EQ(evaluate(args, tmp / "log.txt"), 0) << read(tmp / "log.txt");
@@ -192,14 +194,16 @@ TEST(EvaluateHeatmapsCli, NanHeatmapsAreInvalidAndBadBoxesAreErrors) {
   // Nothing valid at all: an error, not a table of zeros.
   daug::testing::write_text(tmp / "nan_only.csv", "image,label,x,y,w,h\nn.png,Mass,0,0,1024,1024\n");
   EXPECT_NE(evaluate(hm + " --boxes " + (tmp / "nan_only.csv").string() + " --out " + (tmp / "o2").string(),
-                     tmp / "none.txt"), 0);
+                     tmp / "none.txt"),
+            0);
   expect_file_has(tmp / "none.txt", "1 of 1 boxed image/label pairs have a heatmap with NaN/Inf values");
   // Boxes with non-finite coordinates or outside the image: errors naming file:line.
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"a.png,Mass,nan,0,5,5", "bad.csv:3: column 'x' must be a finite number, but got 'nan'"},
       {"a.png,Mass,0,0,inf,5", "bad.csv:3: column 'w' must be a finite number, but got 'inf'"},
-      {"a.png,Mass,5000,0,10,10", "bad.csv:3: box x=5000 y=0 w=10 h=10 (right 5010, bottom 10) is not inside the "
-                                  "1024x1024 image"},
+      {"a.png,Mass,5000,0,10,10",
+       "bad.csv:3: box x=5000 y=0 w=10 h=10 (right 5010, bottom 10) is not inside the "
+       "1024x1024 image"},
       {"a.png,Mass,-3,0,10,10", "bad.csv:3: box x=-3"},
       {"a.png,Mass,1000,1000,25,24", "(right 1025, bottom 1024)"}};
   for (const auto& [row, want] : bad) {
@@ -209,8 +213,9 @@ TEST(EvaluateHeatmapsCli, NanHeatmapsAreInvalidAndBadBoxesAreErrors) {
   }
   // Half a pixel past the edge is rounding, not an error.
   daug::testing::write_text(tmp / "edge.csv", "image,label,x,y,w,h\na.png,Mass,-0.4,0,1024.8,1024\n");
-  EXPECT_EQ(evaluate(hm + " --boxes " + (tmp / "edge.csv").string() + " --out " + (tmp / "o3").string(),
-                     tmp / "edge.txt"), 0) << read(tmp / "edge.txt");
+  EXPECT_EQ(
+      evaluate(hm + " --boxes " + (tmp / "edge.csv").string() + " --out " + (tmp / "o3").string(), tmp / "edge.txt"), 0)
+      << read(tmp / "edge.txt");
   // --help prints the usage and exits 0 (the review saw exit 1).
   EXPECT_EQ(evaluate("--help", tmp / "help.txt"), 0);
   expect_file_has(tmp / "help.txt", "NaN/Inf");

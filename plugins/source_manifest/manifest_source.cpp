@@ -40,8 +40,8 @@ ManifestSource::ManifestSource(Options o) : OptionsListSource(std::move(o), "man
              c_patient = optional("patient"), c_id = optional("id");
   data::TextCheck text(fmt::format("manifest({})", t.name()), opts_.common.strict);
   auto cell = [&](size_t r, long c) {
-    return text(t.at(r, static_cast<size_t>(c)), fmt::format("{}:{}: column '{}'", t.name(), t.line_of(r),
-                                                             t.header()[static_cast<size_t>(c)]));
+    return text(t.at(r, static_cast<size_t>(c)),
+                fmt::format("{}:{}: column '{}'", t.name(), t.line_of(r), t.header()[static_cast<size_t>(c)]));
   };
   for (size_t r = 0; r < t.rows(); ++r) {
     Sample s;

@@ -159,15 +159,15 @@ TEST(ManifestSource, InvalidUtf8IsCaughtAtLoadWithFileRowAndOffset) {
   // the JSON writer ("invalid UTF-8 byte at index 41: 0xFF") naming no file or row.
   Fixture f;
   std::vector<std::string> z(14, "0");
-  daug::testing::write_text(f.d / "m.csv", header() + "\n" +
-                                               row("M\xfcller", "a/img1.png", z, "train", "Heart size normal.\xff", "s1") +
-                                               "\n" + row("p2", "img3.png", z, "test", "Clear \xe2\x82.", "s3") + "\n");
+  daug::testing::write_text(
+      f.d / "m.csv", header() + "\n" + row("M\xfcller", "a/img1.png", z, "train", "Heart size normal.\xff", "s1") +
+                         "\n" + row("p2", "img3.png", z, "test", "Clear \xe2\x82.", "s3") + "\n");
   auto o = f.options();
   o.csv = "m.csv";
   ManifestSource src(o);  // strict = false: replaced, counted, logged
   const std::string R = "\xEF\xBF\xBD";
   EXPECT_EQ(src.samples()[0].report, "Heart size normal." + R);
-  EXPECT_EQ(src.samples()[0].patient, "M" + R + "ller");  // Latin-1 ü
+  EXPECT_EQ(src.samples()[0].patient, "M" + R + "ller");   // Latin-1 ü
   EXPECT_EQ(src.samples()[1].report, "Clear " + R + ".");  // a cut 3-byte sequence is one U+FFFD
   for (const auto& s : src.samples())
     for (const auto* t : {&s.report, &s.patient, &s.id, &s.study})

@@ -153,8 +153,8 @@ std::string HeatmapsStage::check_finished_heatmap(const std::filesystem::path& n
   const auto& s = info.shape;
   const bool shape_ok = (s.size() == 2 || s.size() == 3) && s[s.size() - 2] == hw[0] && s[s.size() - 1] == hw[1];
   if (info.dtype != at::kFloat || !shape_ok)
-    return fmt::format("'{}': expected a float32 [{},{}] (or [C,{},{}]) heatmap, but the file holds {} {}", npy.string(),
-                       hw[0], hw[1], hw[0], hw[1], c10::toString(info.dtype), fmt::join(s, "x"));
+    return fmt::format("'{}': expected a float32 [{},{}] (or [C,{},{}]) heatmap, but the file holds {} {}",
+                       npy.string(), hw[0], hw[1], hw[0], hw[1], c10::toString(info.dtype), fmt::join(s, "x"));
   return "";
 }
 
@@ -172,8 +172,8 @@ std::string HeatmapsStage::check_finished_overlay(const std::filesystem::path& p
     f.read(tail, 12);
   }
   if (size < 20 || !f || std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) != 0 || std::memcmp(tail, kIend, 12) != 0)
-    return fmt::format("overlay '{}' ({} bytes) is not a complete PNG (signature or IEND chunk missing)",
-                       png.string(), size);
+    return fmt::format("overlay '{}' ({} bytes) is not a complete PNG (signature or IEND chunk missing)", png.string(),
+                       size);
   return "";
 }
 
@@ -220,10 +220,10 @@ void HeatmapsStage::run(StageContext& ctx) {
   const int64_t already = static_cast<int64_t>(mine.size() - todo.size());
   if (redo > 0)
     log::warn("heatmaps: {} finished heatmap(s) failed verification and will be redone; first: {}", redo, first_bad);
-  log::info("heatmaps: {} images selected ('{}'), shard {}/{} owns {}, {} already done, {} to do ({} redone after "
-            "failed verification); {}",
-            all.size(), opts_.split, ctx.shard_index, ctx.shard_count, mine.size(), already, todo.size(), redo,
-            describe());
+  log::info(
+      "heatmaps: {} images selected ('{}'), shard {}/{} owns {}, {} already done, {} to do ({} redone after "
+      "failed verification); {}",
+      all.size(), opts_.split, ctx.shard_index, ctx.shard_count, mine.size(), already, todo.size(), redo, describe());
 
   if (!todo.empty()) {
     if (!opts_.diffusion_stage.empty())
@@ -305,9 +305,9 @@ void HeatmapsStage::run(StageContext& ctx) {
       "### heatmaps\n\n{} heatmaps `<id>_{}{}.npy` ({} selected, shard {}/{}): {} made now in {} ({:.3f} images/s, "
       "{:.2f} s/image), {} found done ({} redone after failing verification). {}{}, L={}, label={}, image {}x{}x{}.\n",
       mine.size(), kDirections.name(opts_.direction), opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
-      stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, redo, kDirections.name(opts_.direction),
-      opts_.target,
-      opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1], prep.shape[2]);
+      stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, redo,
+      kDirections.name(opts_.direction), opts_.target, opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1],
+      prep.shape[2]);
   auto with_suffix = [&](std::filesystem::path p) {  // summary.md -> summary_shard0of2.md under --shard
     return p.replace_filename(p.stem().string() + suffix + p.extension().string());
   };

@@ -299,7 +299,8 @@ std::string png_chunk(const std::string& type, const std::string& data) {
                        static_cast<char>(v)};
   };
   const std::string body = type + data;
-  const auto crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+  const auto crc =
+      static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
   return be32(static_cast<uint32_t>(data.size())) + body + be32(crc);
 }
 

@@ -162,7 +162,8 @@ TEST(Npy, InfoReadsOnlyTheHeaderAndAgreesWithLoad) {
   const std::string payload(reinterpret_cast<const char*>(vals), sizeof(vals));
   for (int major : {1, 2, 3}) {
     auto p = d / ("v" + std::to_string(major) + ".npy");
-    daug::testing::write_text(p, npy_bytes(major, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", payload));
+    daug::testing::write_text(p,
+                              npy_bytes(major, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", payload));
     const auto info = daug::data::read_npy_info(p);
     EXPECT_EQ(info.shape, (std::vector<int64_t>{2, 3})) << major;
     EXPECT_EQ(info.dtype, at::kInt) << major;

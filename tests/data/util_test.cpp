@@ -137,13 +137,15 @@ TEST(SourceUtil, Utf8ReplacementMatchesPython) {
     size_t n, first;
   };
   const std::vector<Case> cases = {
-      {"a\xff" "b", "a" + R + "b", 1, 1},
-      {"\xe2\x82x", R + "x", 1, 0},                        // truncated 3-byte sequence: one U+FFFD
-      {"\xed\xa0\x80", R + R + R, 3, 0},                   // a UTF-16 surrogate
-      {"\xc0\xaf", R + R, 2, 0},                           // overlong '/'
-      {"\xf4\x90\x80\x80", R + R + R + R, 4, 0},           // above U+10FFFF
-      {"\xf0\x9f\x98", R, 1, 0},                           // an emoji cut short
-      {"\xe0\x80\x80", R + R + R, 3, 0},                   // overlong 3-byte NUL
+      {"a\xff"
+       "b",
+       "a" + R + "b", 1, 1},
+      {"\xe2\x82x", R + "x", 1, 0},               // truncated 3-byte sequence: one U+FFFD
+      {"\xed\xa0\x80", R + R + R, 3, 0},          // a UTF-16 surrogate
+      {"\xc0\xaf", R + R, 2, 0},                  // overlong '/'
+      {"\xf4\x90\x80\x80", R + R + R + R, 4, 0},  // above U+10FFFF
+      {"\xf0\x9f\x98", R, 1, 0},                  // an emoji cut short
+      {"\xe0\x80\x80", R + R + R, 3, 0},          // overlong 3-byte NUL
       {"\xf1\x80\x80\xe1\x80\xc2", R + R + R, 3, 0},
       {"\x80\x80", R + R, 2, 0},
       {"ok\xc3", "ok" + R, 1, 2},

@@ -24,9 +24,10 @@ void SmallImages::note(const std::string& key, int64_t h, int64_t w, int64_t nee
   std::lock_guard<std::mutex> lock(mu_);
   if (!seen_.insert(key).second) return;
   if (seen_.size() == 1)
-    log::warn("{}: image '{}' is {}x{}, smaller than the {}x{} model input; it is upsampled and carries little "
-              "detail (further small images are counted, not listed)",
-              where_, key, h, w, need_h, need_w);
+    log::warn(
+        "{}: image '{}' is {}x{}, smaller than the {}x{} model input; it is upsampled and carries little "
+        "detail (further small images are counted, not listed)",
+        where_, key, h, w, need_h, need_w);
   ++unreported_;
   if (smallest_.empty() || h * w < smallest_px_) {
     smallest_ = fmt::format("'{}' ({}x{})", key, h, w);
@@ -74,7 +75,8 @@ at::Tensor load_images(const std::vector<const Sample*>& samples, int64_t h, int
                        bool reduced, SmallImages* small) {
   DAUG_CHECK(!samples.empty(), "load_images: no samples given");
   at::Tensor out = at::empty({static_cast<int64_t>(samples.size()), rgb ? 3 : 1, h, w}, at::kFloat);
-  for (size_t i = 0; i < samples.size(); ++i) out[static_cast<int64_t>(i)].copy_(load_sample_image(*samples[i], h, w, filter, rgb, reduced, small));
+  for (size_t i = 0; i < samples.size(); ++i)
+    out[static_cast<int64_t>(i)].copy_(load_sample_image(*samples[i], h, w, filter, rgb, reduced, small));
   return out;
 }
 

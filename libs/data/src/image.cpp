@@ -42,10 +42,11 @@ std::string read_bytes(const std::filesystem::path& path) {
 
 [[noreturn]] void throw_too_large(const std::filesystem::path& path, const char* format, uint64_t w, uint64_t h,
                                   int64_t limit) {
-  throw DataError(fmt::format("'{}': the {} header declares {}x{} = {} pixels, more than the limit of {} "
-                              "(daug::data::kDefaultMaxImagePixels; set DAUG_MAX_IMAGE_PIXELS to raise it for "
-                              "genuinely large images)",
-                              path.string(), format, w, h, w * h, limit));
+  throw DataError(
+      fmt::format("'{}': the {} header declares {}x{} = {} pixels, more than the limit of {} "
+                  "(daug::data::kDefaultMaxImagePixels; set DAUG_MAX_IMAGE_PIXELS to raise it for "
+                  "genuinely large images)",
+                  path.string(), format, w, h, w * h, limit));
 }
 
 // ------------------------------------------------------------------------------------------------ PNG

@@ -206,9 +206,10 @@ Parsed parse_npy(const std::string& bytes, size_t file_size, const std::string& 
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
     std::string first;
     for (size_t i = 0; i < bytes.size() && i < 6; ++i) first += fmt::format("{}{:02x}", i ? " " : "", (unsigned char)bytes[i]);
-    throw DataError(fmt::format("'{}': not a .npy file: expected the magic \\x93NUMPY (93 4e 55 4d 50 59), but the file "
-                                "starts with {} ({} bytes)",
-                                file, first.empty() ? "nothing" : first, file_size));
+    throw DataError(
+        fmt::format("'{}': not a .npy file: expected the magic \\x93NUMPY (93 4e 55 4d 50 59), but the file "
+                    "starts with {} ({} bytes)",
+                    file, first.empty() ? "nothing" : first, file_size));
   }
   const int major = static_cast<unsigned char>(bytes[6]);
   const int minor = static_cast<unsigned char>(bytes[7]);
@@ -226,9 +227,10 @@ Parsed parse_npy(const std::string& bytes, size_t file_size, const std::string& 
     for (int k = 0; k < 4; ++k) hlen |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
   }
   if (bytes.size() < prefix + hlen)
-    throw DataError(fmt::format("'{}': truncated .npy header: it declares {} header bytes, but the file has only {} "
-                                "after the length field",
-                                file, hlen, file_size - prefix));
+    throw DataError(
+        fmt::format("'{}': truncated .npy header: it declares {} header bytes, but the file has only {} "
+                    "after the length field",
+                    file, hlen, file_size - prefix));
   const std::string header = bytes.substr(prefix, hlen);
   std::string descr;
   bool fortran = false;
@@ -277,7 +279,8 @@ NpyInfo read_npy_info(const std::filesystem::path& path) {
   f.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (bytes.size() >= 10 && bytes.compare(0, 6, "\x93NUMPY") == 0) {
     const int major = static_cast<unsigned char>(bytes[6]);
-    size_t hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    size_t hlen =
+        static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
     size_t prefix = 10;
     if (major != 1 && bytes.size() >= 12) {
       prefix = 12;

@@ -254,7 +254,7 @@ size_t utf8_sequence(const std::string& text, size_t i, size_t& bad) {
   else if (c == 0xF0) len = 4, lo = 0x90;
   else if (c >= 0xF1 && c <= 0xF3) len = 4;
   else if (c == 0xF4) len = 4, hi = 0x8F;  // <= U+10FFFF
-  if (len == 0) {  // 80..C1, F5..FF: never a lead byte
+  if (len == 0) {                          // 80..C1, F5..FF: never a lead byte
     bad = 1;
     return 0;
   }
@@ -307,9 +307,10 @@ std::string TextCheck::operator()(std::string text, const std::string& where) {
     bytes += fmt::format("{}{:02x}", k > at ? " " : "", static_cast<unsigned char>(text[k]));
   const std::string what = fmt::format("{}: invalid UTF-8 at byte offset {} (bytes {})", where, at, bytes);
   if (strict_)
-    throw DataError(fmt::format("{}; text must be UTF-8 (strict = true; set strict = false to replace invalid "
-                                "sequences with U+FFFD)",
-                                what));
+    throw DataError(
+        fmt::format("{}; text must be UTF-8 (strict = true; set strict = false to replace invalid "
+                    "sequences with U+FFFD)",
+                    what));
   size_t n = 0;
   std::string fixed = replace_invalid_utf8(text, &n);
   if (fields_ == 0) first_ = what;
@@ -320,9 +321,10 @@ std::string TextCheck::operator()(std::string text, const std::string& where) {
 
 void TextCheck::report() const {
   if (fields_ == 0) return;
-  log::warn("{}: {} text field(s) held invalid UTF-8; {} invalid sequence(s) replaced with U+FFFD; first: {} (set "
-            "strict = true to make this an error)",
-            source_, fields_, sequences_, first_);
+  log::warn(
+      "{}: {} text field(s) held invalid UTF-8; {} invalid sequence(s) replaced with U+FFFD; first: {} (set "
+      "strict = true to make this an error)",
+      source_, fields_, sequences_, first_);
 }
 
 }  // namespace daug::data

@@ -23,8 +23,8 @@ std::vector<std::string> split_commas(const std::string& line) {
 }
 
 int64_t step_of(const std::string& line, const std::filesystem::path& csv, int lineno) {
-  return data::parse_integer(line.substr(0, line.find(',')), fmt::format("{}:{}: the first column", csv.string(), lineno),
-                             "an integer step");
+  return data::parse_integer(line.substr(0, line.find(',')),
+                             fmt::format("{}:{}: the first column", csv.string(), lineno), "an integer step");
 }
 
 }  // namespace
@@ -95,7 +95,8 @@ std::vector<double> read_column(const std::filesystem::path& csv, const std::str
     if (col >= cells.size())
       throw DataError(fmt::format("{}:{}: expected a number in column {} ({}), but the line has only {} columns: '{}'",
                                   csv.string(), lineno, col + 1, name, cells.size(), line));
-    out.push_back(data::parse_number(cells[col], fmt::format("{}:{}: column {} ({})", csv.string(), lineno, col + 1, name)));
+    out.push_back(
+        data::parse_number(cells[col], fmt::format("{}:{}: column {} ({})", csv.string(), lineno, col + 1, name)));
   }
   return out;
 }

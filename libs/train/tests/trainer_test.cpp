@@ -265,6 +265,16 @@ TEST(Trainer, TruncatedOrForeignCheckpointsAreDataErrors) {
     daug::testing::expect_error_contains([&] { Trainer(a, reseeding(d.path())).run(fn(a)); },
                                          {"checkpoint.safetensors", "optim.exp_avg_sq.1"});
   }
+  // Seed metadata that std::stoull used to read partly ("12abc" → 12) or wrap ("-1" → 2^64 - 1).
+  for (const char* bad : {"12abc", "-1", "", "99999999999999999999999"}) {
+    std::ofstream(ck, std::ios::binary | std::ios::trunc) << bytes;
+    auto f = load_safetensors(ck);
+    f.metadata["seed"] = bad;
+    save_safetensors(ck, f.tensors, f.metadata);
+    daug::testing::expect_error_contains(
+        [&] { load_checkpoint(ck); },
+        {"checkpoint.safetensors", "'seed' must be a non-negative integer", "'" + std::string(bad) + "'"});
+  }
   // Truncated at several points: always a DataError naming the file, never a crash.
   for (size_t cut : {size_t{0}, size_t{5}, size_t{9}, bytes.size() / 2, bytes.size() - 1}) {
     {

@@ -56,9 +56,8 @@ at::Tensor load_sample_image(const Sample& sample, int64_t h, int64_t w, Filter 
                              bool rgb = false, bool reduced = false, SmallImages* small = nullptr);
 
 /// Stacks load_sample_image over `samples`: [N,1,h,w] (or [N,3,h,w]), float32, CPU.
-at::Tensor load_images(const std::vector<const Sample*>& samples, int64_t h, int64_t w,
-                       Filter filter = Filter::bicubic, bool rgb = false, bool reduced = false,
-                       SmallImages* small = nullptr);
+at::Tensor load_images(const std::vector<const Sample*>& samples, int64_t h, int64_t w, Filter filter = Filter::bicubic,
+                       bool rgb = false, bool reduced = false, SmallImages* small = nullptr);
 
 /// [N,14] float32 labels in kChexpertClasses order (NaN where ignored).
 at::Tensor class_labels(const std::vector<const Sample*>& samples);

@@ -7,12 +7,12 @@
 #include <daug/data/dataset.h>
 #include <daug/data/image.h>
 #include <daug/options.h>
+#include <daug/seed.h>
 #include <daug/source.h>
 #include <daug/tensor.h>
-#include <daug/trainable.h>
 #include <daug/train/progress.h>
-#include <daug/seed.h>
 #include <daug/train/trainer.h>
+#include <daug/trainable.h>
 
 #include <cstdint>
 #include <filesystem>
