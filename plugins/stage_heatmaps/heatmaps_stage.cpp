@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <set>
 
 namespace daug::plugins {
 
@@ -247,9 +248,16 @@ void HeatmapsStage::run(StageContext& ctx) {
   stages::Progress progress("heatmaps", static_cast<int64_t>(mine.size()), already, opts_.log_every_s, "img");
   auto t0 = std::chrono::steady_clock::now();
   int64_t done = already, made = 0;
-  for (size_t s = 0; s < todo.size(); s += static_cast<size_t>(opts_.batch_size)) {
-    std::vector<int64_t> idx(todo.begin() + static_cast<std::ptrdiff_t>(s),
-                             todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), s + static_cast<size_t>(opts_.batch_size))));
+  // Batches are fixed groups of `mine` (not of `todo`): a group with anything to do is translated whole, so every
+  // image sees the same batch and per-batch seed as in an uninterrupted run, and redone files are byte-identical.
+  const std::set<int64_t> todo_set(todo.begin(), todo.end());
+  const size_t bs = static_cast<size_t>(opts_.batch_size);
+  for (size_t s = 0; s < mine.size(); s += bs) {
+    std::vector<int64_t> idx(mine.begin() + static_cast<std::ptrdiff_t>(s),
+                             mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), s + bs)));
+    int64_t wanted = 0;
+    for (int64_t i : idx) wanted += static_cast<int64_t>(todo_set.count(i));
+    if (wanted == 0) continue;
     std::vector<at::Tensor> xs;
     for (int64_t i : idx) xs.push_back(stages::load_image(*all[static_cast<size_t>(i)], prep, &small));
     at::Tensor x0 = at::stack(xs).to(dev);
@@ -273,6 +281,7 @@ void HeatmapsStage::run(StageContext& ctx) {
     at::Tensor x0c = x0.to(at::kCPU), xhatc = xhat.to(at::kCPU);
     for (int64_t j = 0; j < b; ++j) {
       const int64_t i = idx[static_cast<size_t>(j)];
+      if (todo_set.count(i) == 0) continue;  // finished and verified: kept as it is
       const Sample& smp = *all[static_cast<size_t>(i)];
       at::Tensor h = heat[j].size(0) == 1 ? heat[j][0] : heat[j];
       DAUG_CHECK(h.size(-1) == hw[1] && h.size(-2) == hw[0], "[", opts_.composer, "] returned a ", h.sizes(),
@@ -285,8 +294,8 @@ void HeatmapsStage::run(StageContext& ctx) {
       }
       data::save_npy(npy_path(smp), h.contiguous());  // last: its existence marks the image as done
     }
-    done += b;
-    made += b;
+    done += wanted;
+    made += wanted;
     progress.update(done);
   }
   small.report();
