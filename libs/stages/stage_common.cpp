@@ -36,12 +36,19 @@ at::Tensor prepare_image(const at::Tensor& gray, const ImagePrep& prep) {
   return x.contiguous();
 }
 
-at::Tensor load_image(const Sample& sample, const ImagePrep& prep) {
-  return prepare_image(data::load_gray(sample.image), prep);
+at::Tensor load_image(const Sample& sample, const ImagePrep& prep, data::SmallImages* small) {
+  DAUG_CHECK(prep.shape.size() == 3, "image shape must be {C,H,W}, but got ", prep.shape.size(), " dims");
+  at::Tensor gray = data::load_gray(sample.image);
+  static data::SmallImages* const fallback = new data::SmallImages("images");  // never destroyed: no exit report
+  (small ? small : fallback)->note(sample.id, gray.size(1), gray.size(2), prep.shape[1], prep.shape[2]);
+  return prepare_image(gray, prep);
 }
 
 ImageBatcher::ImageBatcher(std::vector<const Sample*> items, ImagePrep prep, bool cache)
-    : items_(std::move(items)), prep_(std::move(prep)), cache_(cache) {
+    : items_(std::move(items)),
+      prep_(std::move(prep)),
+      cache_(cache),
+      small_(std::make_shared<data::SmallImages>(fmt::format("{} images", items_.size()))) {
   if (cache_) cached_.resize(items_.size());
 }
 
@@ -53,10 +60,10 @@ at::Tensor ImageBatcher::batch(const std::vector<int64_t>& indices, const c10::D
                items_.size(), ")");
     if (cache_) {
       auto& slot = cached_[static_cast<size_t>(i)];
-      if (!slot.defined()) slot = load_image(*items_[static_cast<size_t>(i)], prep_);
+      if (!slot.defined()) slot = load_image(*items_[static_cast<size_t>(i)], prep_, small_.get());
       xs.push_back(slot);
     } else {
-      xs.push_back(load_image(*items_[static_cast<size_t>(i)], prep_));
+      xs.push_back(load_image(*items_[static_cast<size_t>(i)], prep_, small_.get()));
     }
   }
   return at::stack(xs).to(device);

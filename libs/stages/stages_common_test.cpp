@@ -4,6 +4,7 @@
 
 #include <daug/checkpoint.h>
 #include <daug/error.h>
+#include <daug/log.h>
 
 #include "test_support.h"
 
@@ -105,4 +106,42 @@ TEST(Images, OptionNamesKeepTheirTomlSpelling) {
   EXPECT_EQ(kResizeFilters.name(daug::data::Filter::bicubic), "bicubic");
   EXPECT_EQ(kNormalizations.names(), (std::vector<std::string>{"minmax", "minmax_pm1", "none"}));
   EXPECT_EQ(kNormalizations.value("minmax_pm1"), Normalize::minmax_pm1);
+}
+
+TEST(Images, SmallImagesAreWarnedAboutOnceWithACount) {
+  // The review's D_one: a 1×1 image was silently upsampled to a meaningless heatmap. Now: one line for the first
+  // small image, one count at the end, nothing per image.
+  daug::testing::TempDir d;
+  std::vector<Sample> samples(4);
+  const int64_t sizes[4][2] = {{1, 1}, {8, 8}, {4, 6}, {8, 7}};
+  for (int k = 0; k < 4; ++k) {
+    samples[k].id = "s" + std::to_string(k);
+    samples[k].image = d / (samples[k].id + ".png");
+    daug::data::save_png(samples[k].image, at::rand({1, sizes[k][0], sizes[k][1]}));
+  }
+  const auto log_file = d / "log.txt";
+  daug::log::add_file_sink(log_file.string());
+  {
+    ImageBatcher batcher(daug::data::pointers(samples), ImagePrep{{1, 8, 8}}, /*cache=*/false);
+    for (int epoch = 0; epoch < 3; ++epoch) batcher.batch({0, 1, 2, 3}, at::kCPU);  // loaded 3 times, counted once
+  }
+  daug::data::SmallImages small("heatmaps");
+  for (const auto& s : samples) load_image(s, ImagePrep{{1, 8, 8}}, &small);
+  EXPECT_EQ(small.count(), 3);  // 1×1, 4×6 and 8×7 (too narrow); not 8×8
+  small.report();
+  small.report();  // nothing new: no second line
+  daug::log::remove_file_sinks();
+  std::ifstream in(log_file);
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = log.find(needle); p != std::string::npos; p = log.find(needle, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("image 's0' is 1x1, smaller than the 8x8 model input"), 2u) << log;  // batcher, then stage
+  EXPECT_EQ(count("4 images: 3 image(s) smaller than the 8x8 model input were upsampled; smallest: 's0' (1x1)"), 1u)
+      << log;
+  EXPECT_EQ(count("heatmaps: 3 image(s) smaller than the 8x8 model input were upsampled; smallest: 's0' (1x1)"), 1u)
+      << log;
+  EXPECT_EQ(count("s2"), 0u) << log;  // not listed one by one
 }

@@ -152,6 +152,8 @@ int EmbedCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
                     S, "] for [", a.backbone, "].image_size = ", S, ", but holds ", px.scalar_type(), " ",
                     px.sizes());
       n_images = px.size(0);
+      DAUG_CHECK_AS(DataError, n_images > 0, "daug embed: --images-npy '", a.images_npy, "' holds no images (shape ",
+                    px.sizes(), "); expected at least one [3,", S, ",", S, "] image");
       px = px.to(at::kFloat);
       emb = run_batches(n_images, [&](int64_t lo, int64_t hi) { return bb->encode_image(px.slice(0, lo, hi)); });
     }
@@ -172,6 +174,9 @@ int EmbedCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
       tokens = bb->tokenize(a.texts.empty() ? read_lines(a.texts_file) : a.texts);
     }
     n_texts = tokens.size(0);
+    DAUG_CHECK_AS(DataError, n_texts > 0, "daug embed: no texts to embed (",
+                  a.tokens_npy.empty() ? "--texts/--texts-file" : "--tokens-npy '" + a.tokens_npy + "'",
+                  " gave none); expected at least one");
     at::Tensor emb =
         run_batches(n_texts, [&](int64_t lo, int64_t hi) { return bb->encode_text(tokens.slice(0, lo, hi)); });
     data::save_npy(out / "tokens.npy", tokens.contiguous());

@@ -172,5 +172,16 @@ TEST_F(ClipEmbedCli, IsListedAndHasHelp) {
   expect_result(run_cli("embed " + cfg() + " --texts hi --frobnicate 1" + out), 1, {"frobnicate"});
 }
 
+TEST_F(ClipEmbedCli, ZeroImagesOrTextsInNpyAreClearErrors) {
+  // The review's N_img_zeroN: shape (0,3,S,S) failed inside LibTorch ("torch.cat(): expected a non-empty list").
+  data::save_npy(dir_ / "none.npy", at::zeros({0, 3, 32, 32}));
+  data::save_npy(dir_ / "notok.npy", at::zeros({0, 16}, at::kLong));
+  const std::string out = " --out '" + (dir_ / "o").string() + "'";
+  expect_result(run_cli("embed " + cfg() + " --images-npy '" + (dir_ / "none.npy").string() + "'" + out), 1,
+                {"none.npy", "holds no images", "[0, 3, 32, 32]"});
+  expect_result(run_cli("embed " + cfg() + " --tokens-npy '" + (dir_ / "notok.npy").string() + "'" + out), 1,
+                {"notok.npy", "no texts to embed"});
+}
+
 }  // namespace
 }  // namespace daug::plugins

@@ -24,6 +24,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -39,12 +41,17 @@ namespace {
 constexpr const char* kUsage =
     "usage: daug evaluate-heatmaps --heatmaps DIR --boxes boxes.csv [--target NAME] [--direction +|-] [--suffix S]\n"
     "                              [--box-image-size 1024] [--threshold 0.5] [--iobb 0.1] [--out DIR] [--strict]\n"
-    "boxes.csv: image,label,x,y,w,h in pixels of the --box-image-size square image (NIH BBox_List_2017.csv works as is).\n"
+    "Boxes must be finite and inside the image (0.5 px slack). Heatmaps with NaN/Inf values are left out and counted\n"
+    "(--strict: an error, as a missing heatmap is).\n"
+    "boxes.csv: image,label,x,y,w,h in pixels of the --box-image-size square image (NIH BBox_List_2017.csv works as "
+    "is).\n"
     "Heatmaps are found through DIR/index.csv (written by the heatmaps stage; --target/--direction pick rows when an\n"
     "id has several), or as DIR/<id><suffix> with --suffix (a directory without an index).\n"
     "Reports per label and overall: pointing-game hit rate, IoBB > --iobb hit rate after thresholding the min-max\n"
     "heatmap at --threshold (IoBB = |detected box ∩ GT box| / |detected box|, ChestX-ray8), and the chance rate.\n"
     "Writes localization.md/.csv/.json into --out (default: the heatmap directory).\n";
+
+constexpr double kBoxSlack = 0.5;  // pixels a box may extend past the image edge
 
 struct Args {
   std::string heatmaps, boxes, suffix, target, direction, out;
@@ -59,10 +66,10 @@ Args parse(const std::vector<std::string>& args) {
       "boxes", po::value(&a.boxes), "boxes CSV")("target", po::value(&a.target), "index.csv target to evaluate")(
       "direction", po::value(&a.direction), "index.csv direction to evaluate (+ or -)")(
       "suffix", po::value(&a.suffix), "read DIR/<id><suffix> instead of DIR/index.csv")(
-      "box-image-size", po::value(&a.box_size), "box image size in pixels")(
-      "threshold", po::value(&a.threshold), "threshold on the min-max heatmap")(
+      "box-image-size", po::value(&a.box_size), "box image size in pixels")("threshold", po::value(&a.threshold),
+                                                                            "threshold on the min-max heatmap")(
       "iobb", po::value(&a.iobb), "IoBB hit threshold")("out", po::value(&a.out), "output directory")(
-      "strict", po::bool_switch(&a.strict), "fail when a boxed image has no heatmap");
+      "strict", po::bool_switch(&a.strict), "fail when a boxed image has no heatmap or one with NaN/Inf values");
   try {
     po::variables_map vm;
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -137,21 +144,23 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
   std::vector<std::string> label_order;
   for (size_t r = 0; r < table.rows(); ++r) {
     auto num = [&](size_t c) {
-      const auto& s = table.at(r, c);
-      try {
-        size_t pos = 0;
-        const double d = std::stod(s, &pos);
-        if (pos == s.size()) return d;
-      } catch (const std::exception&) {
-      }
-      throw DataError(fmt::format("{}:{}: column '{}' must be a number, but got '{}'", a.boxes, table.line_of(r),
-                                  table.header()[c], s));
+      const double d = table.number(r, c);  // "<file>:<line>: column 'x' must be a number, but got '...'"
+      DAUG_CHECK_AS(DataError, std::isfinite(d), a.boxes, ":", table.line_of(r), ": column '", table.header()[c],
+                    "' must be a finite number, but got '", table.at(r, c), "'");
+      return d;
     };
     std::string id = std::filesystem::path(table.at(r, ci)).stem().string();
     const std::string label = table.at(r, cl);
     loc::Box b{num(cx), num(cy), num(cw), num(ch)};
     DAUG_CHECK_AS(DataError, b.w > 0 && b.h > 0, a.boxes, ":", table.line_of(r), ": box width and height must be > 0, "
                   "but got w=", b.w, " h=", b.h);
+    // Half a pixel of slack for boxes rescaled and rounded by whoever drew them.
+    const double lo = -kBoxSlack, hi = a.box_size + kBoxSlack;
+    if (b.x < lo || b.y < lo || b.x + b.w > hi || b.y + b.h > hi)
+      throw DataError(fmt::format(
+          "{}:{}: box x={} y={} w={} h={} (right {}, bottom {}) is not inside the {}x{} image "
+          "(--box-image-size {}); check the coordinates or --box-image-size",
+          a.boxes, table.line_of(r), b.x, b.y, b.w, b.h, b.x + b.w, b.y + b.h, a.box_size, a.box_size, a.box_size));
     boxes[{id, label}].push_back(b);
     if (std::find(label_order.begin(), label_order.end(), label) == label_order.end()) label_order.push_back(label);
   }
@@ -159,8 +168,8 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
 
   std::map<std::string, Tally> per_label;
   Tally overall;
-  int64_t missing = 0;
-  std::vector<std::string> first_missing;
+  int64_t missing = 0, invalid = 0;
+  std::vector<std::string> first_missing, first_invalid;
   for (const auto& [key, bx] : boxes) {
     const auto path = files.find(key.id);
     if (path.empty() || !std::filesystem::exists(path)) {
@@ -173,6 +182,15 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
     DAUG_CHECK_AS(DataError, t.dim() == 2 && t.numel() > 0, path.string(), ": a heatmap must be [H,W] or [C,H,W], "
                   "but the file holds shape ", t.sizes());
     t = t.contiguous();
+    // A NaN/Inf map has no meaningful maximum (NaN compares false, so the argmax stays at pixel 0 and a box there
+    // scores a hit): counted as invalid and left out of every rate.
+    const int64_t bad = t.numel() - at::isfinite(t).sum().item<int64_t>();
+    if (bad > 0) {
+      ++invalid;
+      if (first_invalid.size() < 5)
+        first_invalid.push_back(fmt::format("{} ({} of {} values NaN/Inf)", path.string(), bad, t.numel()));
+      continue;
+    }
     loc::Map m{t.size(0), t.size(1), std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel())};
     const auto r = loc::evaluate(m, bx, a.box_size, a.threshold);
     per_label[key.label].add(r, a.iobb);
@@ -183,6 +201,16 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
     throw DataError(fmt::format("daug evaluate-heatmaps: {} of {} boxed image/label pairs have no heatmap ({}); "
                                 "first missing: {}{}", missing, total, files.describe(),
                                 fmt::join(first_missing, ", "), a.strict ? " (--strict)" : ""));
+  if (invalid > 0 && (a.strict || overall.n == 0))
+    throw DataError(
+        fmt::format("daug evaluate-heatmaps: {} of {} boxed image/label pairs have a heatmap with NaN/Inf "
+                    "values ({}); first: {}{}",
+                    invalid, total, files.describe(), fmt::join(first_invalid, ", "), a.strict ? " (--strict)" : ""));
+  if (invalid > 0)
+    fmt::print(stderr,
+               "daug evaluate-heatmaps: warning: {} of {} heatmaps hold NaN/Inf values and are left out; "
+               "first: {}\n",
+               invalid, total, fmt::join(first_invalid, ", "));
 
   auto rate = [](int64_t k, int64_t n) { return n ? static_cast<double>(k) / static_cast<double>(n) : 0.0; };
   std::string md = fmt::format(
@@ -209,8 +237,13 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
   if (missing > 0)
     md += fmt::format("\n{} of {} boxed image/label pairs were skipped: no heatmap (first: {}).\n", missing, total,
                       fmt::join(first_missing, ", "));
-  js["_info"] = {{"threshold", a.threshold}, {"iobb", a.iobb}, {"box_image_size", a.box_size}, {"missing", missing},
-                 {"pairs", total}};
+  if (invalid > 0)
+    md += fmt::format(
+        "\n{} of {} boxed image/label pairs were left out: their heatmap holds NaN/Inf values (first: "
+        "{}).\n",
+        invalid, total, fmt::join(first_invalid, ", "));
+  js["_info"] = {{"threshold", a.threshold}, {"iobb", a.iobb},     {"box_image_size", a.box_size},
+                 {"missing", missing},       {"invalid", invalid}, {"pairs", total}};
   std::filesystem::create_directories(a.out);
   write_file_atomic(std::filesystem::path(a.out) / "localization.md", md);
   write_file_atomic(std::filesystem::path(a.out) / "localization.csv", csv);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #ifdef DAUG_CLI_BINARY
@@ -163,5 +164,60 @@ TEST(EvaluateHeatmapsCli, OldIndexSuffixModeAndAmbiguousIds) {
   ASSERT_EQ(evaluate("--heatmaps " + (tmp / "both").string() + boxes + " --direction -", tmp / "d.txt"), 0)
       << read(tmp / "d.txt");
   expect_file_has(tmp / "both" / "localization.csv", "Mass,1,0.000000");
+}
+TEST(EvaluateHeatmapsCli, NanHeatmapsAreInvalidAndBadBoxesAreErrors) {
+  daug::testing::TempDir tmp;
+  // The review's H_nan: an all-NaN map with a full-image box scored as a pointing-game hit (argmax stuck at
+  // pixel 0). n: all NaN; i: one +Inf pixel; a: a valid map whose peak misses the box.
+  daug::data::save_npy(tmp / "hm" / "n_+nof.npy", at::full({4, 4}, std::numeric_limits<float>::quiet_NaN()));
+  auto inf = peak_at(0, 0);
+  inf[2][2] = std::numeric_limits<float>::infinity();
+  daug::data::save_npy(tmp / "hm" / "i_+nof.npy", inf);
+  daug::data::save_npy(tmp / "hm" / "a_+nof.npy", peak_at(3, 3));
+  write_index(tmp / "hm",
+              "n,test,n_+nof.npy,No Finding,+\ni,test,i_+nof.npy,No Finding,+\n"
+              "a,test,a_+nof.npy,No Finding,+\n");
+  daug::testing::write_text(tmp / "boxes.csv",
+                            "image,label,x,y,w,h\nn.png,Mass,0,0,1024,1024\n"
+                            "i.png,Mass,0,0,1024,1024\na.png,Mass,0,0,512,512\n");
+  const std::string hm = "--heatmaps " + (tmp / "hm").string();
+  const std::string args = hm + " --boxes " + (tmp / "boxes.csv").string() + " --out " + (tmp / "out").string();
+  ASSERT_EQ(evaluate(args, tmp / "log.txt"), 0) << read(tmp / "log.txt");
+  // Only a counts: 1 pair, pointing 0 (not 2/3 with the NaN and Inf maps scored as hits).
+  expect_file_has(tmp / "out" / "localization.csv", "Mass,1,0.000000");
+  expect_file_has(tmp / "out" / "localization.md", "2 of 3 boxed image/label pairs were left out");
+  expect_file_has(tmp / "out" / "localization.md", "n_+nof.npy (16 of 16 values NaN/Inf)");
+  expect_file_has(tmp / "out" / "localization.json", "\"invalid\": 2");
+  expect_file_has(tmp / "log.txt", "warning: 2 of 3 heatmaps hold NaN/Inf values");
+  EXPECT_NE(evaluate(args + " --strict", tmp / "strict.txt"), 0);
+  expect_file_has(tmp / "strict.txt", "i_+nof.npy (1 of 16 values NaN/Inf)");
+  // Nothing valid at all: an error, not a table of zeros.
+  daug::testing::write_text(tmp / "nan_only.csv", "image,label,x,y,w,h\nn.png,Mass,0,0,1024,1024\n");
+  EXPECT_NE(evaluate(hm + " --boxes " + (tmp / "nan_only.csv").string() + " --out " + (tmp / "o2").string(),
+                     tmp / "none.txt"),
+            0);
+  expect_file_has(tmp / "none.txt", "1 of 1 boxed image/label pairs have a heatmap with NaN/Inf values");
+  // Boxes with non-finite coordinates or outside the image: errors naming file:line.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"a.png,Mass,nan,0,5,5", "bad.csv:3: column 'x' must be a finite number, but got 'nan'"},
+      {"a.png,Mass,0,0,inf,5", "bad.csv:3: column 'w' must be a finite number, but got 'inf'"},
+      {"a.png,Mass,5000,0,10,10",
+       "bad.csv:3: box x=5000 y=0 w=10 h=10 (right 5010, bottom 10) is not inside the "
+       "1024x1024 image"},
+      {"a.png,Mass,-3,0,10,10", "bad.csv:3: box x=-3"},
+      {"a.png,Mass,1000,1000,25,24", "(right 1025, bottom 1024)"}};
+  for (const auto& [row, want] : bad) {
+    daug::testing::write_text(tmp / "bad.csv", "image,label,x,y,w,h\na.png,Mass,0,0,5,5\n" + row + "\n");
+    EXPECT_NE(evaluate(hm + " --boxes " + (tmp / "bad.csv").string(), tmp / "bad.txt"), 0) << row;
+    expect_file_has(tmp / "bad.txt", want);
+  }
+  // Half a pixel past the edge is rounding, not an error.
+  daug::testing::write_text(tmp / "edge.csv", "image,label,x,y,w,h\na.png,Mass,-0.4,0,1024.8,1024\n");
+  EXPECT_EQ(
+      evaluate(hm + " --boxes " + (tmp / "edge.csv").string() + " --out " + (tmp / "o3").string(), tmp / "edge.txt"), 0)
+      << read(tmp / "edge.txt");
+  // --help prints the usage and exits 0 (the review saw exit 1).
+  EXPECT_EQ(evaluate("--help", tmp / "help.txt"), 0);
+  expect_file_has(tmp / "help.txt", "NaN/Inf");
 }
 #endif

@@ -53,6 +53,7 @@ ChexpertSource::ChexpertSource(Options o) : OptionsListSource(std::move(o), "che
     const size_t c_fl = opts_.frontal_only ? t.column("Frontal/Lateral") : 0;
     const size_t c_appa = opts_.views.empty() ? 0 : t.column("AP/PA");
     size_t kept = 0;
+    data::TextCheck text(fmt::format("chexpert({})", t.name()), opts_.common.strict);
     for (size_t r = 0; r < t.rows(); ++r) {
       if (opts_.frontal_only && t.at(r, c_fl) != "Frontal") {
         if (t.at(r, c_fl) != "Lateral")
@@ -77,7 +78,8 @@ ChexpertSource::ChexpertSource(Options o) : OptionsListSource(std::move(o), "che
         s.image = data::resolve_under(root_dir, p);
       }
       // .../patient00001/study1/view1_frontal.jpg → ids from the last three components.
-      std::filesystem::path rel(p);
+      // The ids come from the path's text (the image is opened by its bytes, unchanged).
+      std::filesystem::path rel(text(p, fmt::format("{}:{}: column 'Path'", t.name(), t.line_of(r))));
       const std::string view = rel.stem().string();
       const std::string study = rel.parent_path().filename().string();
       const std::string patient = rel.parent_path().parent_path().filename().string();
@@ -91,6 +93,7 @@ ChexpertSource::ChexpertSource(Options o) : OptionsListSource(std::move(o), "che
       samples_.push_back(std::move(s));
       ++kept;
     }
+    text.report();
     log::info("chexpert: {} → {}: {} of {} rows kept", t.name(), split, kept, t.rows());
   }
   if (dropped_lateral || dropped_view)

@@ -5,6 +5,7 @@
 #include <daug/data/csv.h>
 #include <daug/error.h>
 #include <daug/register.h>
+#include <daug/sources/source_util.h>
 
 #include <fmt/format.h>
 
@@ -37,20 +38,28 @@ ManifestSource::ManifestSource(Options o) : OptionsListSource(std::move(o), "man
   auto optional = [&](const std::string& name) { return t.has_column(name) ? static_cast<long>(t.column(name)) : -1L; };
   const long c_report = optional(opts_.report_column), c_study = optional("study"),
              c_patient = optional("patient"), c_id = optional("id");
+  data::TextCheck text(fmt::format("manifest({})", t.name()), opts_.common.strict);
+  auto cell = [&](size_t r, long c) {
+    return text(t.at(r, static_cast<size_t>(c)),
+                fmt::format("{}:{}: column '{}'", t.name(), t.line_of(r), t.header()[static_cast<size_t>(c)]));
+  };
   for (size_t r = 0; r < t.rows(); ++r) {
     Sample s;
     const std::string& img = t.at(r, c_image);
     DAUG_CHECK_AS(DataError, !img.empty(), t.name(), ":", t.line_of(r), ": column 'image' is empty");
     s.image = data::resolve_under(images, img);
-    s.id = c_id >= 0 ? t.at(r, c_id) : std::filesystem::path(img).stem().string();
+    s.id = c_id >= 0 ? cell(r, c_id)
+                     : text(std::filesystem::path(img).stem().string(),
+                            fmt::format("{}:{}: column 'image' (file stem as id)", t.name(), t.line_of(r)));
     DAUG_CHECK_AS(DataError, !s.id.empty(), t.name(), ":", t.line_of(r), ": empty id");
     s.labels = data::read_chexpert_labels(t, r, c_labels, uncertain, blank);
     s.split = data::normalize_split(t, r, c_split);
-    if (c_report >= 0) s.report = t.at(r, c_report);
-    s.study = c_study >= 0 && !t.at(r, c_study).empty() ? t.at(r, c_study) : s.id;
-    if (c_patient >= 0) s.patient = t.at(r, c_patient);
+    if (c_report >= 0) s.report = cell(r, c_report);
+    s.study = c_study >= 0 && !t.at(r, c_study).empty() ? cell(r, c_study) : s.id;
+    if (c_patient >= 0) s.patient = cell(r, c_patient);
     samples_.push_back(std::move(s));
   }
+  text.report();
   try {
     data::finalize_samples(samples_, opts_.common, fmt::format("manifest({})", t.name()));
   } catch (const DataError& e) {

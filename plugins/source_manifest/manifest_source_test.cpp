@@ -154,4 +154,31 @@ TEST(ManifestSource, IdColumnAndLimit) {
   EXPECT_NE(src.describe().find("2 images: train 2"), std::string::npos) << src.describe();
 }
 
+TEST(ManifestSource, InvalidUtf8IsCaughtAtLoadWithFileRowAndOffset) {
+  // The review's D_report_nonutf8: a 0xFF byte in a report passed loading and training, then [evaluate] died in
+  // the JSON writer ("invalid UTF-8 byte at index 41: 0xFF") naming no file or row.
+  Fixture f;
+  std::vector<std::string> z(14, "0");
+  daug::testing::write_text(
+      f.d / "m.csv", header() + "\n" + row("M\xfcller", "a/img1.png", z, "train", "Heart size normal.\xff", "s1") +
+                         "\n" + row("p2", "img3.png", z, "test", "Clear \xe2\x82.", "s3") + "\n");
+  auto o = f.options();
+  o.csv = "m.csv";
+  ManifestSource src(o);  // strict = false: replaced, counted, logged
+  const std::string R = "\xEF\xBF\xBD";
+  EXPECT_EQ(src.samples()[0].report, "Heart size normal." + R);
+  EXPECT_EQ(src.samples()[0].patient, "M" + R + "ller");   // Latin-1 ü
+  EXPECT_EQ(src.samples()[1].report, "Clear " + R + ".");  // a cut 3-byte sequence is one U+FFFD
+  for (const auto& s : src.samples())
+    for (const auto* t : {&s.report, &s.patient, &s.id, &s.study})
+      EXPECT_EQ(daug::data::first_invalid_utf8(*t), std::string::npos) << *t;
+  o.common.strict = true;
+  expect_error_contains([&] { ManifestSource s(o); },
+                        {"m.csv:2: column 'report': invalid UTF-8 at byte offset 18 (bytes ff)", "strict = true"});
+  daug::testing::write_text(f.d / "m.csv", header() + "\n" + row("p", "a/img1.png", z, "train", "ok", "s1") + "\n" +
+                                               row("M\xfcller", "img3.png", z, "test", "ok", "s3") + "\n");
+  expect_error_contains([&] { ManifestSource s(o); },
+                        {"m.csv:3: column 'patient': invalid UTF-8 at byte offset 1 (bytes fc 6c 6c 65)"});
+}
+
 }  // namespace

@@ -185,6 +185,7 @@ MimicSource::MimicSource(Options o) : OptionsListSource(std::move(o), "mimic_cxr
     std::unordered_map<std::string, std::string> text_of;
     std::map<std::string, size_t> used_counts;
     data::ProblemList missing("report files are missing or unreadable");
+    data::TextCheck utf8(source + " reports", opts_.common.strict);  // offsets are in the report file
     for (auto& s : samples_) {
       auto it = text_of.find(s.study);
       if (it == text_of.end()) {
@@ -204,7 +205,7 @@ MimicSource::MimicSource(Options o) : OptionsListSource(std::move(o), "mimic_cxr
           text.clear();
         } else {
           std::string used;
-          text = mimic::report_text(text, mode, &used);
+          text = mimic::report_text(utf8(std::move(text), path.string()), mode, &used);
           used_counts[used]++;
         }
         it = text_of.emplace(s.study, std::move(text)).first;
@@ -218,6 +219,7 @@ MimicSource::MimicSource(Options o) : OptionsListSource(std::move(o), "mimic_cxr
                                     source, missing.summary(), rroot.string()));
       log::warn("{}: {} (reports = optional: left empty)", source, missing.summary());
     }
+    utf8.report();
     std::vector<std::string> parts;
     for (const auto& [k, n] : used_counts) parts.push_back(fmt::format("{} {}", k, n));
     log::info("{}: report text per study from: {}", source, fmt::join(parts, ", "));

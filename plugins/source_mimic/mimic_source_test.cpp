@@ -229,6 +229,21 @@ TEST(MimicSource, ReportsFromSections) {
   EXPECT_TRUE(MimicSource(o).samples()[0].report.empty());
 }
 
+TEST(MimicSource, InvalidUtf8InAReportFileNamesTheFileAndOffset) {
+  Fixture f;
+  // A Windows-1252 "°" (0xB0) in the report file, at byte 40 of the file.
+  const std::string text = "\n FINDINGS AND IMPRESSION:  Stable at 37\xb0 cardiomegaly.\n";
+  ASSERT_EQ(text.find('\xb0'), 40u);
+  write_text(f.d / "files/p11/p11000011/s51029426.txt", text);
+  MimicSource lenient(f.options());
+  EXPECT_EQ(by_id(lenient, "aaaaaaaa-11111111-22222222-33333333-44444444").report,
+            "Stable at 37\xEF\xBF\xBD cardiomegaly.");
+  auto o = f.options();
+  o.common.strict = true;
+  expect_error_contains([&] { MimicSource s(o); },
+                        {"p11/p11000011/s51029426.txt: invalid UTF-8 at byte offset 40 (bytes b0 20 63 61)"});
+}
+
 TEST(MimicSource, MissingReportsAndFiles) {
   Fixture f;
   std::filesystem::remove(f.d / "files/p11/p11000011/s51029426.txt");

@@ -273,6 +273,7 @@ NihSource::NihSource(Options o) : OptionsListSource(std::move(o), "nih") {
   const int64_t p_train = opts_.split_percent[0], p_val = opts_.split_percent[1];
 
   data::ProblemList not_listed("images in neither split list");
+  data::TextCheck text(fmt::format("nih({})", csv_path_), opts_.common.strict);
   for (size_t r = 0; r < t.rows(); ++r) {
     if (filter_views &&
         std::find(opts_.views.begin(), opts_.views.end(), t.at(r, c_view)) == opts_.views.end())
@@ -280,10 +281,11 @@ NihSource::NihSource(Options o) : OptionsListSource(std::move(o), "nih") {
     Sample s;
     const std::string name = t.at(r, c_image);
     DAUG_CHECK_AS(DataError, !name.empty(), csv_path_, ":", t.line_of(r), ": empty image name");
-    s.id = stem_of(name);
+    s.id = text(stem_of(name), fmt::format("{}:{}: column '{}'", csv_path_, t.line_of(r), t.header()[c_image]));
     s.image = images / name;
     s.study = s.id;
-    std::string patient = t.at(r, c_patient);
+    std::string patient =
+        text(t.at(r, c_patient), fmt::format("{}:{}: column '{}'", csv_path_, t.line_of(r), t.header()[c_patient]));
     // NIH writes patient ids as integers; the file name holds them zero-padded. Keep the decimal form.
     patient.erase(0, std::min(patient.find_first_not_of('0'), patient.size() - 1));
     s.patient = patient;
@@ -346,6 +348,7 @@ NihSource::NihSource(Options o) : OptionsListSource(std::move(o), "nih") {
     }
     samples_.push_back(std::move(s));
   }
+  text.report();
   if (!not_listed.empty())
     log::warn("nih: skipped {} (not in train_val_list or test_list)", not_listed.summary());
   data::finalize_samples(samples_, opts_.common, fmt::format("nih({})", csv_path_));

@@ -16,8 +16,12 @@
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <set>
 
 namespace daug::plugins {
 
@@ -145,6 +149,40 @@ void load_weights(Trainable& model, const std::filesystem::path& file, const std
 
 }  // namespace
 
+std::string HeatmapsStage::check_finished_heatmap(const std::filesystem::path& npy, const std::vector<int64_t>& hw) {
+  data::NpyInfo info;
+  try {
+    info = data::read_npy_info(npy);  // header + exact file size: catches truncation and garbage
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  const auto& s = info.shape;
+  const bool shape_ok = (s.size() == 2 || s.size() == 3) && s[s.size() - 2] == hw[0] && s[s.size() - 1] == hw[1];
+  if (info.dtype != at::kFloat || !shape_ok)
+    return fmt::format("'{}': expected a float32 [{},{}] (or [C,{},{}]) heatmap, but the file holds {} {}",
+                       npy.string(), hw[0], hw[1], hw[0], hw[1], c10::toString(info.dtype), fmt::join(s, "x"));
+  return "";
+}
+
+std::string HeatmapsStage::check_finished_overlay(const std::filesystem::path& png) {
+  // A complete PNG ends with the 12-byte IEND chunk (length 0, "IEND", CRC ae 42 60 82); a cut file does not.
+  static const unsigned char kIend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(png, ec);
+  if (ec) return fmt::format("overlay '{}' is missing", png.string());
+  std::ifstream f(png, std::ios::binary);
+  char head[8] = {0}, tail[12] = {0};
+  f.read(head, 8);
+  if (size >= 20) {
+    f.seekg(static_cast<std::streamoff>(size - 12));
+    f.read(tail, 12);
+  }
+  if (size < 20 || !f || std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) != 0 || std::memcmp(tail, kIend, 12) != 0)
+    return fmt::format("overlay '{}' ({} bytes) is not a complete PNG (signature or IEND chunk missing)", png.string(),
+                       size);
+  return "";
+}
+
 void HeatmapsStage::run(StageContext& ctx) {
   auto& build = ctx.build;
   const auto& src = parts_.data;
@@ -160,12 +198,38 @@ void HeatmapsStage::run(StageContext& ctx) {
   std::vector<int64_t> mine = stages::shard_indices(static_cast<int64_t>(all.size()), ctx.shard_index, ctx.shard_count);
   const int direction = static_cast<int>(opts_.direction);
   auto npy_path = [&](const Sample& s) { return ctx.output_dir / stages::heatmap_file_name(s.id, direction, opts_.tag); };
+  auto overlay_path = [&](const Sample& s) {
+    std::string png = stages::heatmap_file_name(s.id, direction, opts_.tag);
+    png.replace(png.size() - 4, 4, ".png");
+    return ctx.output(artifacts::kOverlays) / png;
+  };
+  // Resume: an image is done only if its outputs pass a cheap check (a kill or a full disk can leave a file that
+  // merely exists); a bad one is redone, so `.complete` (written after run() returns) never covers a bad file.
+  const std::vector<int64_t> hw = {gen->image_shape().at(1), gen->image_shape().at(2)};
   std::vector<int64_t> todo;
-  for (int64_t i : mine)
-    if (!std::filesystem::exists(npy_path(*all[static_cast<size_t>(i)]))) todo.push_back(i);
+  int64_t redo = 0;
+  std::string first_bad;
+  for (int64_t i : mine) {
+    const Sample& smp = *all[static_cast<size_t>(i)];
+    const auto npy = npy_path(smp);
+    if (!std::filesystem::exists(npy)) {
+      todo.push_back(i);
+      continue;
+    }
+    std::string bad = check_finished_heatmap(npy, hw);
+    if (bad.empty() && i < opts_.overlays) bad = check_finished_overlay(overlay_path(smp));
+    if (bad.empty()) continue;
+    if (first_bad.empty()) first_bad = bad;
+    ++redo;
+    todo.push_back(i);
+  }
   const int64_t already = static_cast<int64_t>(mine.size() - todo.size());
-  log::info("heatmaps: {} images selected ('{}'), shard {}/{} owns {}, {} already done, {} to do; {}",
-            all.size(), opts_.split, ctx.shard_index, ctx.shard_count, mine.size(), already, todo.size(), describe());
+  if (redo > 0)
+    log::warn("heatmaps: {} finished heatmap(s) failed verification and will be redone; first: {}", redo, first_bad);
+  log::info(
+      "heatmaps: {} images selected ('{}'), shard {}/{} owns {}, {} already done, {} to do ({} redone after "
+      "failed verification); {}",
+      all.size(), opts_.split, ctx.shard_index, ctx.shard_count, mine.size(), already, todo.size(), redo, describe());
 
   if (!todo.empty()) {
     if (!opts_.diffusion_stage.empty())
@@ -185,14 +249,22 @@ void HeatmapsStage::run(StageContext& ctx) {
   std::filesystem::create_directories(overlay_dir);
 
   at::NoGradGuard no_grad;
+  data::SmallImages small("heatmaps");
   stages::Progress progress("heatmaps", static_cast<int64_t>(mine.size()), already, opts_.log_every_s, "img");
   auto t0 = std::chrono::steady_clock::now();
   int64_t done = already, made = 0;
-  for (size_t s = 0; s < todo.size(); s += static_cast<size_t>(opts_.batch_size)) {
-    std::vector<int64_t> idx(todo.begin() + static_cast<std::ptrdiff_t>(s),
-                             todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), s + static_cast<size_t>(opts_.batch_size))));
+  // Batches are fixed groups of `mine` (not of `todo`): a group with anything to do is translated whole, so every
+  // image sees the same batch and per-batch seed as in an uninterrupted run, and redone files are byte-identical.
+  const std::set<int64_t> todo_set(todo.begin(), todo.end());
+  const size_t bs = static_cast<size_t>(opts_.batch_size);
+  for (size_t s = 0; s < mine.size(); s += bs) {
+    std::vector<int64_t> idx(mine.begin() + static_cast<std::ptrdiff_t>(s),
+                             mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), s + bs)));
+    int64_t wanted = 0;
+    for (int64_t i : idx) wanted += static_cast<int64_t>(todo_set.count(i));
+    if (wanted == 0) continue;
     std::vector<at::Tensor> xs;
-    for (int64_t i : idx) xs.push_back(stages::load_image(*all[static_cast<size_t>(i)], prep));
+    for (int64_t i : idx) xs.push_back(stages::load_image(*all[static_cast<size_t>(i)], prep, &small));
     at::Tensor x0 = at::stack(xs).to(dev);
     const int64_t b = x0.size(0);
     at::manual_seed(stages::mix_seed(seed, static_cast<uint64_t>(idx.front())));
@@ -214,22 +286,24 @@ void HeatmapsStage::run(StageContext& ctx) {
     at::Tensor x0c = x0.to(at::kCPU), xhatc = xhat.to(at::kCPU);
     for (int64_t j = 0; j < b; ++j) {
       const int64_t i = idx[static_cast<size_t>(j)];
+      if (todo_set.count(i) == 0) continue;  // finished and verified: kept as it is
       const Sample& smp = *all[static_cast<size_t>(i)];
       at::Tensor h = heat[j].size(0) == 1 ? heat[j][0] : heat[j];
+      DAUG_CHECK(h.size(-1) == hw[1] && h.size(-2) == hw[0], "[", opts_.composer, "] returned a ", h.sizes(),
+                 " heatmap for a ", hw[0], "x", hw[1], " image");
       if (i < opts_.overlays) {
-        std::string png = stages::heatmap_file_name(smp.id, direction, opts_.tag);
-        png.replace(png.size() - 4, 4, ".png");
         at::Tensor panel = stages::overlay_panel(x0c[j], xhatc[j], heat[j][0]);
         const int64_t f = std::max<int64_t>(1, opts_.overlay_size / panel.size(1));
         if (f > 1) panel = data::resize(panel, panel.size(1) * f, panel.size(2) * f, data::Filter::nearest);
-        data::save_png(overlay_dir / png, panel);
+        data::save_png(overlay_path(smp), panel);
       }
       data::save_npy(npy_path(smp), h.contiguous());  // last: its existence marks the image as done
     }
-    done += b;
-    made += b;
+    done += wanted;
+    made += wanted;
     progress.update(done);
   }
+  small.report();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double rate = secs > 0 && made > 0 ? made / secs : 0.0;
 
@@ -243,19 +317,19 @@ void HeatmapsStage::run(StageContext& ctx) {
   const std::string suffix = ctx.shard_count == 1 ? "" : fmt::format("_shard{}of{}", ctx.shard_index, ctx.shard_count);
   std::string md = fmt::format(
       "### heatmaps\n\n{} heatmaps `<id>_{}{}.npy` ({} selected, shard {}/{}): {} made now in {} ({:.3f} images/s, "
-      "{:.2f} s/image), {} found done. {}{}, L={}, label={}, image {}x{}x{}.\n",
+      "{:.2f} s/image), {} found done ({} redone after failing verification). {}{}, L={}, label={}, image {}x{}x{}.\n",
       mine.size(), kDirections.name(opts_.direction), opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
-      stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, kDirections.name(opts_.direction),
-      opts_.target,
-      opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1], prep.shape[2]);
+      stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, redo,
+      kDirections.name(opts_.direction), opts_.target, opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1],
+      prep.shape[2]);
   auto with_suffix = [&](std::filesystem::path p) {  // summary.md -> summary_shard0of2.md under --shard
     return p.replace_filename(p.stem().string() + suffix + p.extension().string());
   };
   write_file_atomic(with_suffix(ctx.output(artifacts::kSummary)), md);
   write_file_atomic(with_suffix(ctx.output(artifacts::kMetrics)),
-                    fmt::format("{{\"images\": {}, \"made\": {}, \"found_done\": {}, \"seconds\": {}, "
-                                "\"images_per_s\": {}, \"shard\": \"{}/{}\"}}\n",
-                                mine.size(), made, already, stages::json_number(secs), stages::json_number(rate),
+                    fmt::format("{{\"images\": {}, \"made\": {}, \"found_done\": {}, \"redone_bad\": {}, "
+                                "\"seconds\": {}, \"images_per_s\": {}, \"shard\": \"{}/{}\"}}\n",
+                                mine.size(), made, already, redo, stages::json_number(secs), stages::json_number(rate),
                                 ctx.shard_index, ctx.shard_count));
   log::info("{}", md);
 }

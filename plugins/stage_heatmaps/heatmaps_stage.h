@@ -74,6 +74,11 @@ class HeatmapsStage final : public Stage {
 
   /// Index of `target` among the classifier outputs `names`; ConfigError listing the valid names otherwise.
   static int64_t target_index(const std::vector<std::string>& names, const std::string& target);
+  /// Resume checks of one image's finished outputs: "" when usable, otherwise why not. A heatmap must have a
+  /// valid header, exactly the payload it declares, float32 and spatial size `hw` = {H, W}; an overlay must be a
+  /// complete PNG (signature and final IEND chunk).
+  static std::string check_finished_heatmap(const std::filesystem::path& npy, const std::vector<int64_t>& hw);
+  static std::string check_finished_overlay(const std::filesystem::path& png);
 
  private:
   Options opts_;

@@ -7,6 +7,7 @@
 #include <daug/data/npy.h>
 #include <daug/stages/common.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -100,8 +101,9 @@ TEST(HeatmapsStage, WritesAuthorsNamingWithIndependentlyRecomputedValues) {
 
 TEST(HeatmapsStage, ResumeSkipsFinishedImages) {
   Fixture f;
-  at::Tensor sentinel = at::full({2, 2}, 42.0f);
-  data::save_npy(f.out / "img1_+nof.npy", sentinel);
+  at::Tensor sentinel = at::full({8, 8}, 42.0f);  // a valid finished heatmap: float32, the generator's 8×8
+  // img2 and img3 form the second batch of 2 (batches are fixed groups of the selection).
+  data::save_npy(f.out / "img2_+nof.npy", sentinel);
   data::save_npy(f.out / "img3_+nof.npy", sentinel);
   auto stage_ptr = f.make(base_options());
   auto& stage = *stage_ptr;
@@ -109,12 +111,64 @@ TEST(HeatmapsStage, ResumeSkipsFinishedImages) {
   stage.run(ctx);
   int64_t translated = 0;
   for (int64_t b : f.gen->batch_sizes) translated += b;
-  EXPECT_EQ(translated, 3);  // img0, img2, img4
-  EXPECT_EQ(daug::testing::max_abs_diff(data::load_npy(f.out / "img1_+nof.npy"), sentinel), 0.0);
+  EXPECT_EQ(translated, 3);  // img0, img1, img4
+  EXPECT_EQ(daug::testing::max_abs_diff(data::load_npy(f.out / "img2_+nof.npy"), sentinel), 0.0);
   // A second run has nothing left to do.
   f.gen->batch_sizes.clear();
   stage.run(ctx);
   EXPECT_TRUE(f.gen->batch_sizes.empty());
+}
+
+namespace {
+std::string bytes_of(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+void write_bytes(const std::filesystem::path& p, const std::string& b) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << b;
+}
+}  // namespace
+
+TEST(HeatmapsStage, ResumeRedoesOutputsThatFailVerification) {
+  // The uninterrupted run is the reference.
+  Fixture f;
+  auto stage_ptr = f.make(base_options());
+  auto& stage = *stage_ptr;
+  auto ctx = f.ctx(stage);
+  stage.run(ctx);
+  std::map<std::string, std::string> ref;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(f.out.path()))
+    if (e.path().extension() == ".npy" || e.path().extension() == ".png") ref[e.path().string()] = bytes_of(e.path());
+  ASSERT_EQ(ref.size(), 7u);  // 5 heatmaps + 2 overlays
+  // What a kill or a full disk leaves: a heatmap cut to 100 bytes (the review's probe; inside the 128-byte header),
+  // one cut in its payload, an overlay cut in the middle, and an outside file of the wrong shape under a heatmap's
+  // name.
+  const auto cut = f.out / "img1_+nof.npy";
+  write_bytes(cut, ref[cut.string()].substr(0, 100));
+  const auto cut_payload = f.out / "img4_+nof.npy";
+  write_bytes(cut_payload, ref[cut_payload.string()].substr(0, 200));
+  EXPECT_NE(HeatmapsStage::check_finished_heatmap(cut_payload, {8, 8}).find("truncated .npy payload"),
+            std::string::npos);
+  const auto png = f.out / "overlays" / "img0_+nof.png";
+  write_bytes(png, ref[png.string()].substr(0, ref[png.string()].size() / 2));
+  data::save_npy(f.out / "img3_+nof.npy", at::zeros({2, 2}));
+  EXPECT_NE(HeatmapsStage::check_finished_heatmap(cut, {8, 8}).find("truncated .npy header"), std::string::npos);
+  EXPECT_NE(HeatmapsStage::check_finished_overlay(png).find("not a complete PNG"), std::string::npos);
+  EXPECT_NE(HeatmapsStage::check_finished_heatmap(f.out / "img3_+nof.npy", {8, 8}).find("holds Float 2x2"),
+            std::string::npos)
+      << HeatmapsStage::check_finished_heatmap(f.out / "img3_+nof.npy", {8, 8});
+  EXPECT_EQ(HeatmapsStage::check_finished_heatmap(f.out / "img2_+nof.npy", {8, 8}), "");
+
+  f.gen->batch_sizes.clear();
+  stage.run(ctx);  // the resume
+  int64_t translated = 0;
+  for (int64_t b : f.gen->batch_sizes) translated += b;
+  // img0 (its overlay), img1, img3, img4 are redone; batches stay the fixed groups {0,1} {2,3} {4} of the
+  // uninterrupted run, so img2 is translated again with img3 but its good file is kept untouched.
+  EXPECT_EQ(translated, 5);
+  for (const auto& [file, bytes] : ref) EXPECT_EQ(bytes_of(file), bytes) << file;
+  const std::string metrics = stages::read_text_if_exists(f.out / "metrics.json");
+  EXPECT_NE(metrics.find("\"found_done\": 1, \"redone_bad\": 4"), std::string::npos) << metrics;
 }
 
 TEST(HeatmapsStage, ShardSelectsIndexModN) {

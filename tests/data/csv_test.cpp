@@ -8,6 +8,8 @@
 
 #include <zlib.h>
 
+#include <cmath>
+
 namespace {
 
 using daug::data::CsvTable;
@@ -94,3 +96,21 @@ TEST(Csv, GzipFilesAndFallbackName) {
 }
 
 }  // namespace
+
+TEST(Csv, NumberAndIntegerCellsNameFileLineAndColumn) {
+  auto t = CsvTable::parse("id,x,n\na,1.5e3,7\nb,1.5abc,-3\nc, 2,1.0\nd,nan,99999999999999999999\ne,1e999,\n", "t.csv");
+  EXPECT_EQ(t.number(0, 1), 1500.0);
+  EXPECT_EQ(t.integer(0, 2), 7);
+  EXPECT_EQ(t.integer(1, 2), -3);
+  EXPECT_TRUE(std::isnan(t.number(3, 1)));  // syntax is strtod's; finiteness is the caller's rule
+  // std::stod would return 1.5 here and std::stoll 1: trailing characters are an error.
+  expect_error_contains([&] { t.number(1, 1); }, {"t.csv:3: column 'x' must be a number, but got '1.5abc'"});
+  expect_error_contains([&] { t.number(2, 1); }, {"t.csv:4: column 'x' must be a number, but got ' 2'"});
+  expect_error_contains([&] { t.integer(2, 2); }, {"t.csv:4: column 'n' must be an integer, but got '1.0'"});
+  expect_error_contains([&] { t.integer(3, 2); }, {"t.csv:5: column 'n'", "99999999999999999999"});
+  expect_error_contains([&] { t.number(4, 1); }, {"t.csv:6: column 'x' must be a number, but got '1e999'"});
+  expect_error_contains([&] { t.integer(4, 2); }, {"t.csv:6: column 'n' must be an integer, but got ''"});
+  EXPECT_EQ(daug::data::parse_number("1e-320", "w"), 1e-320);  // underflow to a denormal is a number
+  expect_error_contains([&] { daug::data::parse_integer("x", "losses.csv:3: the first column", "an integer step"); },
+                        {"losses.csv:3: the first column must be an integer step, but got 'x'"});
+}

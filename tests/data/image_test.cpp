@@ -15,6 +15,8 @@
 #include <vector>
 
 #include <png.h>
+#include <sys/resource.h>
+#include <zlib.h>
 
 namespace {
 
@@ -288,6 +290,98 @@ TEST(Image, WrongMagicFails) {
                         {"x.png", "not a PNG or JPEG", "47 49 46 38 39 61"});
   daug::testing::write_text(d / "empty.jpg", "");
   expect_error_contains([&] { daug::data::load_gray(d / "empty.jpg"); }, {"empty.jpg", "empty"});
+}
+
+// A PNG assembled byte by byte (zlib for the CRCs and the IDAT stream), so that the IHDR can claim any size.
+std::string png_chunk(const std::string& type, const std::string& data) {
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                       static_cast<char>(v)};
+  };
+  const std::string body = type + data;
+  const auto crc =
+      static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+  return be32(static_cast<uint32_t>(data.size())) + body + be32(crc);
+}
+
+// An 8-bit gray PNG of w×h that claims `w`×`h` in IHDR and holds `rows` all-zero rows of that width in IDAT.
+std::string gray_png_bytes(uint32_t w, uint32_t h, uint32_t rows) {
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                       static_cast<char>(v)};
+  };
+  const std::string ihdr = be32(w) + be32(h) + std::string("\x08\x00\x00\x00\x00", 5);  // depth 8, gray
+  z_stream z{};
+  EXPECT_EQ(deflateInit(&z, 9), Z_OK);
+  std::string idat;
+  std::vector<unsigned char> row(w + 1, 0), out(1 << 16);  // filter byte 0 + w zero samples
+  for (uint32_t y = 0; y <= rows; ++y) {
+    const bool last = y == rows;
+    z.next_in = row.data();
+    z.avail_in = last ? 0 : static_cast<uInt>(row.size());
+    do {
+      z.next_out = out.data();
+      z.avail_out = static_cast<uInt>(out.size());
+      deflate(&z, last ? Z_FINISH : Z_NO_FLUSH);
+      idat.append(reinterpret_cast<const char*>(out.data()), out.size() - z.avail_out);
+    } while (z.avail_out == 0);
+  }
+  deflateEnd(&z);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) + png_chunk("IDAT", idat) +
+         png_chunk("IEND", "");
+}
+
+long max_rss_kb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+TEST(Image, DecompressionBombsAreRejectedFromTheHeader) {
+  TempDir d;
+  // Control: the hand-made writer makes PNGs the decoder reads.
+  daug::testing::write_text(d / "small.png", gray_png_bytes(16, 8, 8));
+  EXPECT_EQ(daug::data::load_gray(d / "small.png").sizes(), (at::IntArrayRef{1, 8, 16}));
+  // The review's D_bomb: a real, complete 10000×10000 PNG of ~100 KB; decoding it allocated 750 MB.
+  const std::string bomb = gray_png_bytes(10000, 10000, 10000);
+  EXPECT_LT(bomb.size(), 200000u);
+  daug::testing::write_text(d / "bomb.png", bomb);
+  const long before = max_rss_kb();
+  expect_error_contains([&] { daug::data::load_gray(d / "bomb.png"); },
+                        {"bomb.png", "10000x10000 = 100000000 pixels", "limit of 67108864", "DAUG_MAX_IMAGE_PIXELS"});
+  EXPECT_LT(max_rss_kb() - before, 50 * 1024) << "the decoder allocated the image before rejecting it";
+  EXPECT_EQ(daug::data::max_image_pixels(), daug::data::kDefaultMaxImagePixels);
+  // Just over the limit (8193² > 2^26) with one row of data: the size, not the missing data, is reported.
+  daug::testing::write_text(d / "over.png", gray_png_bytes(8193, 8193, 1));
+  expect_error_contains([&] { daug::data::load_gray(d / "over.png"); }, {"over.png", "8193x8193", "limit"});
+  // At the limit (8192² = 2^26) the size is accepted: the decoder gets to the (missing) data.
+  daug::testing::write_text(d / "at.png", gray_png_bytes(8192, 8192, 1));
+  try {
+    daug::data::load_gray(d / "at.png");
+    ADD_FAILURE() << "at.png holds 1 of 8192 rows";
+  } catch (const daug::DataError& e) {
+    EXPECT_EQ(std::string(e.what()).find("limit"), std::string::npos) << e.what();
+  }
+
+  // JPEG: a valid 8×8 file whose SOF0 frame header is patched to claim 20000×20000.
+  std::vector<uint8_t> px(8 * 8, 100);
+  write_jpeg(d / "j.jpg", 8, 8, 1, px, 90);
+  std::string jpg;
+  {
+    std::ifstream in(d / "j.jpg", std::ios::binary);
+    jpg.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const size_t sof = jpg.find("\xff\xc0");
+  ASSERT_NE(sof, std::string::npos);
+  // FF C0, length (2), precision (1), height (2), width (2), big-endian
+  jpg[sof + 5] = '\x4e';
+  jpg[sof + 6] = '\x20';
+  jpg[sof + 7] = '\x4e';
+  jpg[sof + 8] = '\x20';
+  daug::testing::write_text(d / "bomb.jpg", jpg);
+  expect_error_contains([&] { daug::data::load_gray(d / "bomb.jpg"); },
+                        {"bomb.jpg", "JPEG header declares 20000x20000 = 400000000 pixels", "limit of 67108864"});
+  expect_error_contains([&] { daug::data::load_gray_reduced(d / "bomb.jpg", 64, 64); }, {"bomb.jpg", "limit"});
 }
 
 TEST(Image, MissingFileFails) {

@@ -156,4 +156,43 @@ TEST(Npy, Errors) {
   expect_error_contains([&] { daug::data::save_npy(d / "h.npy", at::zeros({2}, at::kHalf)); }, {"unsupported dtype"});
 }
 
+TEST(Npy, InfoReadsOnlyTheHeaderAndAgreesWithLoad) {
+  TempDir d;
+  const int32_t vals[6] = {-1, 0, 7, 1, 2, 3};
+  const std::string payload(reinterpret_cast<const char*>(vals), sizeof(vals));
+  for (int major : {1, 2, 3}) {
+    auto p = d / ("v" + std::to_string(major) + ".npy");
+    daug::testing::write_text(p,
+                              npy_bytes(major, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", payload));
+    const auto info = daug::data::read_npy_info(p);
+    EXPECT_EQ(info.shape, (std::vector<int64_t>{2, 3})) << major;
+    EXPECT_EQ(info.dtype, at::kInt) << major;
+  }
+  // Every cut of a valid file, at any byte, and one extra byte, fail in both readers with the same message.
+  const std::string whole = npy_bytes(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", payload);
+  std::vector<std::string> variants;
+  for (size_t n = 0; n < whole.size(); n += 7) variants.push_back(whole.substr(0, n));
+  variants.push_back(whole.substr(0, whole.size() - 1));
+  variants.push_back(whole + "x");
+  variants.push_back(npy_bytes(2, "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }", payload));
+  for (size_t k = 0; k < variants.size(); ++k) {
+    const auto p = d / ("bad" + std::to_string(k) + ".npy");
+    daug::testing::write_text(p, variants[k]);
+    std::string from_info, from_load;
+    try {
+      daug::data::read_npy_info(p);
+    } catch (const daug::DataError& e) {
+      from_info = e.what();
+    }
+    try {
+      daug::data::load_npy(p);
+    } catch (const daug::DataError& e) {
+      from_load = e.what();
+    }
+    EXPECT_FALSE(from_info.empty()) << "variant " << k << " (" << variants[k].size() << " bytes) passed read_npy_info";
+    EXPECT_EQ(from_info, from_load) << "variant " << k;
+  }
+  expect_error_contains([&] { daug::data::read_npy_info(d / "nope.npy"); }, {"nope.npy", "does not exist"});
+}
+
 }  // namespace

@@ -128,6 +128,45 @@ TEST(SourceUtil, RootDirIsAbsolute) {
   expect_error_contains([&] { o.root_dir("src"); }, {"src", "root", "missing", "does not exist"});
 }
 
+TEST(SourceUtil, Utf8ReplacementMatchesPython) {
+  // Expected values from CPython 3: b.decode("utf-8", "replace").encode("utf-8") and the count of U+FFFD; Python
+  // implements Unicode's "maximal subpart" substitution (one U+FFFD per maximal ill-formed subsequence).
+  const std::string R = "\xEF\xBF\xBD";
+  struct Case {
+    std::string in, out;
+    size_t n, first;
+  };
+  const std::vector<Case> cases = {
+      {"a\xff"
+       "b",
+       "a" + R + "b", 1, 1},
+      {"\xe2\x82x", R + "x", 1, 0},               // truncated 3-byte sequence: one U+FFFD
+      {"\xed\xa0\x80", R + R + R, 3, 0},          // a UTF-16 surrogate
+      {"\xc0\xaf", R + R, 2, 0},                  // overlong '/'
+      {"\xf4\x90\x80\x80", R + R + R + R, 4, 0},  // above U+10FFFF
+      {"\xf0\x9f\x98", R, 1, 0},                  // an emoji cut short
+      {"\xe0\x80\x80", R + R + R, 3, 0},          // overlong 3-byte NUL
+      {"\xf1\x80\x80\xe1\x80\xc2", R + R + R, 3, 0},
+      {"\x80\x80", R + R, 2, 0},
+      {"ok\xc3", "ok" + R, 1, 2},
+      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 0, std::string::npos},
+  };
+  for (const auto& c : cases) {
+    size_t n = 99;
+    EXPECT_EQ(replace_invalid_utf8(c.in, &n), c.out) << c.in;
+    EXPECT_EQ(n, c.n) << c.in;
+    EXPECT_EQ(first_invalid_utf8(c.in), c.first) << c.in;
+  }
+  TextCheck lenient("src", false);
+  EXPECT_EQ(lenient("fine \xc3\xa9", "a.csv:2: column 'report'"), "fine \xc3\xa9");
+  EXPECT_EQ(lenient("bad \xff\xfe", "a.csv:3: column 'report'"), "bad " + R + R);
+  EXPECT_EQ(lenient.fields(), 1u);
+  EXPECT_EQ(lenient.sequences(), 2u);
+  TextCheck strict("src", true);
+  expect_error_contains([&] { strict("Heart size normal.\xff", "m.csv:4: column 'report'"); },
+                        {"m.csv:4: column 'report': invalid UTF-8 at byte offset 18 (bytes ff)", "strict = true"});
+}
+
 TEST(Dataset, TensorsFromSamples) {
   daug::testing::TempDir d;
   save_png(d / "a.png", at::full({1, 8, 8}, 1.0f));

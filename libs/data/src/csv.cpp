@@ -7,6 +7,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cctype>
+#include <cmath>
+
+#include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -171,6 +176,36 @@ size_t CsvTable::column(const std::string& name) const {
   for (size_t i = 0; i < header_.size(); ++i)
     if (header_[i] == name) return i;
   throw DataError(fmt::format("{}: missing column '{}'; columns: {}", name_, name, fmt::join(header_, ", ")));
+}
+
+double CsvTable::number(size_t row, size_t col) const {
+  return parse_number(at(row, col), fmt::format("{}:{}: column '{}'", name_, line_of(row), header_.at(col)));
+}
+
+int64_t CsvTable::integer(size_t row, size_t col) const {
+  return parse_integer(at(row, col), fmt::format("{}:{}: column '{}'", name_, line_of(row), header_.at(col)));
+}
+
+double parse_number(const std::string& text, const std::string& where, const std::string& what) {
+  // strtod, not std::stod: no exception without context, and the end pointer rejects "1.5abc" (stod accepts it).
+  if (!text.empty() && !std::isspace(static_cast<unsigned char>(text[0]))) {
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(text.c_str(), &end);
+    // ERANGE with a finite result is underflow to a denormal or 0: a valid tiny number, kept.
+    if (end == text.c_str() + text.size() && !(errno == ERANGE && std::isinf(v))) return v;
+  }
+  throw DataError(fmt::format("{} must be {}, but got '{}'", where, what, text));
+}
+
+int64_t parse_integer(const std::string& text, const std::string& where, const std::string& what) {
+  if (!text.empty() && !std::isspace(static_cast<unsigned char>(text[0]))) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(text.c_str(), &end, 10);
+    if (end == text.c_str() + text.size() && errno != ERANGE) return static_cast<int64_t>(v);
+  }
+  throw DataError(fmt::format("{} must be {}, but got '{}'", where, what, text));
 }
 
 bool CsvTable::has_column(const std::string& name) const {

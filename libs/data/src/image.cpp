@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +40,15 @@ std::string read_bytes(const std::filesystem::path& path) {
   return data;
 }
 
+[[noreturn]] void throw_too_large(const std::filesystem::path& path, const char* format, uint64_t w, uint64_t h,
+                                  int64_t limit) {
+  throw DataError(
+      fmt::format("'{}': the {} header declares {}x{} = {} pixels, more than the limit of {} "
+                  "(daug::data::kDefaultMaxImagePixels; set DAUG_MAX_IMAGE_PIXELS to raise it for "
+                  "genuinely large images)",
+                  path.string(), format, w, h, w * h, limit));
+}
+
 // ------------------------------------------------------------------------------------------------ PNG
 struct PngState {
   const unsigned char* data = nullptr;
@@ -52,6 +62,8 @@ struct PngState {
   int bit_depth = 0;  // 8 or 16
   int color_type = 0; // as stored in the file
   int file_bit_depth = 0;
+  int64_t max_pixels = 0;
+  bool too_large = false;  // width × height > max_pixels (width/height hold the header's size)
 };
 
 void png_read_cb(png_structp png, png_bytep out, png_size_t n) {
@@ -87,6 +99,13 @@ bool png_decode(PngState* s) {
   }
   png_set_read_fn(png, s, png_read_cb);
   png_read_info(png, info);
+  // The IHDR size, checked before anything is allocated for the pixels.
+  s->width = png_get_image_width(png, info);
+  s->height = png_get_image_height(png, info);
+  if (static_cast<int64_t>(s->width) * static_cast<int64_t>(s->height) > s->max_pixels) {
+    s->too_large = true;
+    png_error(png, "image too large");
+  }
   s->color_type = png_get_color_type(png, info);
   s->file_bit_depth = png_get_bit_depth(png, info);
   if (s->color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -115,11 +134,13 @@ at::Tensor decode_png(const std::string& bytes, const std::filesystem::path& pat
   PngState s;
   s.data = reinterpret_cast<const unsigned char*>(bytes.data());
   s.size = bytes.size();
+  s.max_pixels = max_image_pixels();
   bool ok = png_decode(&s);
   struct Free {
     PngState& s;
     ~Free() { std::free(s.pixels); std::free(s.rows); }
   } free_guard{s};
+  if (s.too_large) throw_too_large(path, "PNG", s.width, s.height, s.max_pixels);
   if (!ok) throw DataError(fmt::format("'{}': corrupt or truncated PNG ({})", path.string(), s.msg));
   if (s.channels != 1 && s.channels != 3)
     throw DataError(fmt::format("'{}': unsupported PNG layout ({} channels after expansion; expected gray, gray+alpha, "
@@ -177,6 +198,8 @@ struct JpegState {
   int channels = 0;
   bool unsupported_colour = false;
   unsigned min_w = 0, min_h = 0;  // > 0: DCT-scaled decode to the smallest size still >= these
+  int64_t max_pixels = 0;
+  bool too_large = false;  // the SOF header's width × height > max_pixels (width/height hold it)
 };
 
 bool jpeg_decode(JpegState* s) {
@@ -195,6 +218,13 @@ bool jpeg_decode(JpegState* s) {
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, s->data, static_cast<unsigned long>(s->size));
   jpeg_read_header(&cinfo, TRUE);
+  if (static_cast<int64_t>(cinfo.image_width) * static_cast<int64_t>(cinfo.image_height) > s->max_pixels) {
+    s->too_large = true;
+    s->width = cinfo.image_width;
+    s->height = cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   if (cinfo.jpeg_color_space == JCS_GRAYSCALE) {
     cinfo.out_color_space = JCS_GRAYSCALE;
   } else if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
@@ -244,11 +274,13 @@ at::Tensor decode_jpeg(const std::string& bytes, const std::filesystem::path& pa
   s.size = bytes.size();
   s.min_h = static_cast<unsigned>(std::max<int64_t>(min_h, 0));
   s.min_w = static_cast<unsigned>(std::max<int64_t>(min_w, 0));
+  s.max_pixels = max_image_pixels();
   bool ok = jpeg_decode(&s);
   struct Free {
     JpegState& s;
     ~Free() { std::free(s.pixels); }
   } free_guard{s};
+  if (s.too_large) throw_too_large(path, "JPEG", s.width, s.height, s.max_pixels);
   if (!ok && s.unsupported_colour)
     throw DataError(fmt::format("'{}': unsupported JPEG colour space (CMYK/YCCK); expected grayscale or YCbCr/RGB",
                                 path.string()));
@@ -341,6 +373,20 @@ void check_image_dims(const at::Tensor& image, const char* what) {
 }
 
 }  // namespace
+
+int64_t max_image_pixels() {
+  static const int64_t limit = [] {
+    const char* env = std::getenv("DAUG_MAX_IMAGE_PIXELS");
+    if (env == nullptr || *env == '\0') return kDefaultMaxImagePixels;
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(env, &end, 10);
+    if (*end != '\0' || errno == ERANGE || v <= 0)
+      throw ConfigError(fmt::format("DAUG_MAX_IMAGE_PIXELS must be a positive integer (pixels), but is '{}'", env));
+    return static_cast<int64_t>(v);
+  }();
+  return limit;
+}
 
 at::Tensor load_gray(const std::filesystem::path& path) { return to_gray(decode_any(path)).contiguous(); }
 

@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -190,20 +191,25 @@ void save_npy(const std::filesystem::path& path, const at::Tensor& tensor) {
   write_file_atomic(path, out);
 }
 
-at::Tensor load_npy(const std::filesystem::path& path) {
-  const std::string file = path.string();
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw DataError(fmt::format(".npy file '{}' does not exist", file));
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw DataError(fmt::format("cannot open .npy file '{}' for reading", file));
-  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+namespace {
 
+// The parsed header of a .npy file and where its payload starts.
+struct Parsed {
+  NpyInfo info;
+  size_t data_offset = 0;
+  size_t data_bytes = 0;
+};
+
+// Checks everything but reads only the header: `bytes` is the start of the file (at least the header when the
+// file has one), `file_size` its full size.
+Parsed parse_npy(const std::string& bytes, size_t file_size, const std::string& file) {
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
     std::string first;
     for (size_t i = 0; i < bytes.size() && i < 6; ++i) first += fmt::format("{}{:02x}", i ? " " : "", (unsigned char)bytes[i]);
-    throw DataError(fmt::format("'{}': not a .npy file: expected the magic \\x93NUMPY (93 4e 55 4d 50 59), but the file "
-                                "starts with {} ({} bytes)",
-                                file, first.empty() ? "nothing" : first, bytes.size()));
+    throw DataError(
+        fmt::format("'{}': not a .npy file: expected the magic \\x93NUMPY (93 4e 55 4d 50 59), but the file "
+                    "starts with {} ({} bytes)",
+                    file, first.empty() ? "nothing" : first, file_size));
   }
   const int major = static_cast<unsigned char>(bytes[6]);
   const int minor = static_cast<unsigned char>(bytes[7]);
@@ -213,7 +219,7 @@ at::Tensor load_npy(const std::filesystem::path& path) {
   size_t prefix = major == 1 ? 10 : 12;
   if (bytes.size() < prefix)
     throw DataError(fmt::format("'{}': truncated .npy file: {} bytes, the header length field alone needs {}", file,
-                                bytes.size(), prefix));
+                                file_size, prefix));
   size_t hlen = 0;
   if (major == 1) {
     hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
@@ -221,9 +227,10 @@ at::Tensor load_npy(const std::filesystem::path& path) {
     for (int k = 0; k < 4; ++k) hlen |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
   }
   if (bytes.size() < prefix + hlen)
-    throw DataError(fmt::format("'{}': truncated .npy header: it declares {} header bytes, but the file has only {} "
-                                "after the length field",
-                                file, hlen, bytes.size() - prefix));
+    throw DataError(
+        fmt::format("'{}': truncated .npy header: it declares {} header bytes, but the file has only {} "
+                    "after the length field",
+                    file, hlen, file_size - prefix));
   const std::string header = bytes.substr(prefix, hlen);
   std::string descr;
   bool fortran = false;
@@ -242,13 +249,65 @@ at::Tensor load_npy(const std::filesystem::path& path) {
   int64_t numel = 1;
   for (int64_t s : shape) numel *= s;
   const size_t expected = static_cast<size_t>(numel) * d->itemsize;
-  const size_t found = bytes.size() - prefix - hlen;
+  const size_t found = file_size - prefix - hlen;
   if (found != expected)
     throw DataError(fmt::format("'{}': {} .npy payload: shape {} of {} needs {} data bytes, but the file has {}", file,
                                 found < expected ? "truncated" : "oversized", shape_repr(shape), descr, expected,
                                 found));
-  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(d->type));
-  if (expected) std::memcpy(out.data_ptr(), bytes.data() + prefix + hlen, expected);
+  return {{shape, d->type}, prefix + hlen, expected};
+}
+
+void check_exists(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw DataError(fmt::format(".npy file '{}' does not exist", path.string()));
+}
+
+}  // namespace
+
+NpyInfo read_npy_info(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  check_exists(path);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw DataError(fmt::format("cannot open .npy file '{}' for reading", file));
+  f.seekg(0, std::ios::end);
+  const auto end = f.tellg();
+  if (end < 0) throw DataError(fmt::format("cannot determine the size of .npy file '{}'", file));
+  const auto size = static_cast<size_t>(end);
+  f.seekg(0);
+  // The fixed prefix first, then exactly the header it declares (at most 4 GiB by the format, far less in practice).
+  std::string bytes(std::min<size_t>(size, 12), '\0');
+  f.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (bytes.size() >= 10 && bytes.compare(0, 6, "\x93NUMPY") == 0) {
+    const int major = static_cast<unsigned char>(bytes[6]);
+    size_t hlen =
+        static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    size_t prefix = 10;
+    if (major != 1 && bytes.size() >= 12) {
+      prefix = 12;
+      hlen = 0;
+      for (int k = 0; k < 4; ++k) hlen |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
+    }
+    const size_t want = std::min(size, prefix + hlen);
+    if (want > bytes.size()) {
+      const size_t have = bytes.size();
+      bytes.resize(want);
+      f.seekg(static_cast<std::streamoff>(have));
+      f.read(bytes.data() + have, static_cast<std::streamsize>(want - have));
+    }
+  }
+  if (f.bad()) throw DataError(fmt::format("error while reading .npy file '{}'", file));
+  return parse_npy(bytes, size, file).info;
+}
+
+at::Tensor load_npy(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  check_exists(path);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw DataError(fmt::format("cannot open .npy file '{}' for reading", file));
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const Parsed p = parse_npy(bytes, bytes.size(), file);
+  at::Tensor out = at::empty(p.info.shape, at::TensorOptions().dtype(p.info.dtype));
+  if (p.data_bytes) std::memcpy(out.data_ptr(), bytes.data() + p.data_offset, p.data_bytes);
   return out;
 }
 

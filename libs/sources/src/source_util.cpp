@@ -31,7 +31,8 @@ void SourceCommonOptions::visit(OptionVisitor& v) {
   v("root", root, "dataset root directory (${config_dir} is expanded by the config loader)",
     Check::required_non_empty());
   v("strict", strict,
-    "missing image files: false = skip them and log the count and the first paths; true = fail with a DataError");
+    "missing image files and invalid UTF-8 text: false = skip the images and replace invalid sequences with U+FFFD, "
+    "logging counts and first examples; true = fail with a DataError");
   v("limit", limit, "keep at most this many items in all, in file order (0 = no limit; for smoke runs)",
     Check::at_least(0));
   v("max_per_split", max_per_split, "keep at most this many items of each split, in file order (0 = no limit)",
@@ -234,6 +235,96 @@ std::string collapse_whitespace(const std::string& text) {
     }
   }
   return out;
+}
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at text[i], or 0 with `bad` = the length of its maximal ill-formed
+// subpart (>= 1): Unicode Table 3-7 gives the allowed range of each byte after the lead byte.
+size_t utf8_sequence(const std::string& text, size_t i, size_t& bad) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) len = 2;
+  else if (c == 0xE0) len = 3, lo = 0xA0;
+  else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) len = 3;
+  else if (c == 0xED) len = 3, hi = 0x9F;  // no surrogates
+  else if (c == 0xF0) len = 4, lo = 0x90;
+  else if (c >= 0xF1 && c <= 0xF3) len = 4;
+  else if (c == 0xF4) len = 4, hi = 0x8F;  // <= U+10FFFF
+  if (len == 0) {                          // 80..C1, F5..FF: never a lead byte
+    bad = 1;
+    return 0;
+  }
+  for (size_t k = 1; k < len; ++k) {
+    const bool ok = i + k < text.size() && (k == 1 ? b(i + k) >= lo && b(i + k) <= hi : (b(i + k) & 0xC0) == 0x80);
+    if (!ok) {
+      bad = k;
+      return 0;
+    }
+  }
+  return len;
+}
+
+}  // namespace
+
+size_t first_invalid_utf8(const std::string& text) {
+  size_t i = 0, bad = 0;
+  while (i < text.size()) {
+    const size_t n = utf8_sequence(text, i, bad);
+    if (n == 0) return i;
+    i += n;
+  }
+  return std::string::npos;
+}
+
+std::string replace_invalid_utf8(const std::string& text, size_t* replaced) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0, bad = 0, count = 0;
+  while (i < text.size()) {
+    const size_t n = utf8_sequence(text, i, bad);
+    if (n > 0) {
+      out.append(text, i, n);
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++count;
+      i += bad;
+    }
+  }
+  if (replaced) *replaced = count;
+  return out;
+}
+
+std::string TextCheck::operator()(std::string text, const std::string& where) {
+  const size_t at = first_invalid_utf8(text);
+  if (at == std::string::npos) return text;
+  std::string bytes;
+  for (size_t k = at; k < text.size() && k < at + 4; ++k)
+    bytes += fmt::format("{}{:02x}", k > at ? " " : "", static_cast<unsigned char>(text[k]));
+  const std::string what = fmt::format("{}: invalid UTF-8 at byte offset {} (bytes {})", where, at, bytes);
+  if (strict_)
+    throw DataError(
+        fmt::format("{}; text must be UTF-8 (strict = true; set strict = false to replace invalid "
+                    "sequences with U+FFFD)",
+                    what));
+  size_t n = 0;
+  std::string fixed = replace_invalid_utf8(text, &n);
+  if (fields_ == 0) first_ = what;
+  ++fields_;
+  sequences_ += n;
+  return fixed;
+}
+
+void TextCheck::report() const {
+  if (fields_ == 0) return;
+  log::warn(
+      "{}: {} text field(s) held invalid UTF-8; {} invalid sequence(s) replaced with U+FFFD; first: {} (set "
+      "strict = true to make this an error)",
+      source_, fields_, sequences_, first_);
 }
 
 }  // namespace daug::data

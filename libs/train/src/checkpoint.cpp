@@ -8,6 +8,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <mutex>
 
 namespace daug::train {
@@ -58,11 +61,15 @@ TrainCheckpoint load_checkpoint(const std::filesystem::path& path) {
   ck.info.stage = meta_of(f.metadata, "stage", src);
   auto seed = f.metadata.find("seed");
   if (seed != f.metadata.end()) {
-    try {
-      ck.info.seed = static_cast<uint64_t>(std::stoull(seed->second));
-    } catch (const std::exception&) {
-      throw DataError(fmt::format("{}: metadata key 'seed' must be an integer, but is '{}'", src, seed->second));
-    }
+    // strtoull with an end check: std::stoull read "12abc" as 12 and "-1" as 2^64 - 1.
+    const std::string& v = seed->second;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long x = v.empty() || v[0] == '-' ? 0 : std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || v[0] == '-' || !std::isdigit(static_cast<unsigned char>(v[0])) || end != v.c_str() + v.size() ||
+        errno == ERANGE)
+      throw DataError(fmt::format("{}: metadata key 'seed' must be a non-negative integer, but is '{}'", src, v));
+    ck.info.seed = static_cast<uint64_t>(x);
   }
   auto complete = f.metadata.find("complete");
   ck.info.complete = complete != f.metadata.end() && complete->second == "true";

@@ -2,6 +2,7 @@
 #include <daug/train/losses_csv.h>
 
 #include <daug/checkpoint.h>
+#include <daug/data/csv.h>
 #include <daug/error.h>
 
 #include <fmt/format.h>
@@ -22,15 +23,8 @@ std::vector<std::string> split_commas(const std::string& line) {
 }
 
 int64_t step_of(const std::string& line, const std::filesystem::path& csv, int lineno) {
-  const std::string first = line.substr(0, line.find(','));
-  try {
-    size_t used = 0;
-    const int64_t s = std::stoll(first, &used);
-    if (used == first.size()) return s;
-  } catch (const std::exception&) {
-  }
-  throw DataError(fmt::format("{}:{}: expected an integer step in the first column, but got '{}'", csv.string(),
-                              lineno, first));
+  return data::parse_integer(line.substr(0, line.find(',')),
+                             fmt::format("{}:{}: the first column", csv.string(), lineno), "an integer step");
 }
 
 }  // namespace
@@ -98,12 +92,11 @@ std::vector<double> read_column(const std::filesystem::path& csv, const std::str
       col = static_cast<size_t>(it - cells.begin());
       continue;
     }
-    try {
-      out.push_back(std::stod(cells.at(col)));
-    } catch (const std::exception&) {
-      throw DataError(fmt::format("{}:{}: expected a number in column {} ({}), but got '{}'", csv.string(), lineno,
-                                  col + 1, name, line));
-    }
+    if (col >= cells.size())
+      throw DataError(fmt::format("{}:{}: expected a number in column {} ({}), but the line has only {} columns: '{}'",
+                                  csv.string(), lineno, col + 1, name, cells.size(), line));
+    out.push_back(
+        data::parse_number(cells[col], fmt::format("{}:{}: column {} ({})", csv.string(), lineno, col + 1, name)));
   }
   return out;
 }

@@ -265,6 +265,16 @@ TEST(Trainer, TruncatedOrForeignCheckpointsAreDataErrors) {
     daug::testing::expect_error_contains([&] { Trainer(a, reseeding(d.path())).run(fn(a)); },
                                          {"checkpoint.safetensors", "optim.exp_avg_sq.1"});
   }
+  // Seed metadata that std::stoull used to read partly ("12abc" → 12) or wrap ("-1" → 2^64 - 1).
+  for (const char* bad : {"12abc", "-1", "", "99999999999999999999999"}) {
+    std::ofstream(ck, std::ios::binary | std::ios::trunc) << bytes;
+    auto f = load_safetensors(ck);
+    f.metadata["seed"] = bad;
+    save_safetensors(ck, f.tensors, f.metadata);
+    daug::testing::expect_error_contains(
+        [&] { load_checkpoint(ck); },
+        {"checkpoint.safetensors", "'seed' must be a non-negative integer", "'" + std::string(bad) + "'"});
+  }
   // Truncated at several points: always a DataError naming the file, never a crash.
   for (size_t cut : {size_t{0}, size_t{5}, size_t{9}, bytes.size() / 2, bytes.size() - 1}) {
     {
@@ -344,6 +354,23 @@ TEST(LossesCsv, KeepsFinishedRowsAndRejectsOtherFiles) {
   daug::testing::expect_error_contains([&] { LossesCsv(p, 1); }, {"losses.csv:2", "integer step"});
   LossesCsv fresh(p, 0);  // a fresh run starts a new file
   EXPECT_TRUE(read_losses(p).empty());
+}
+
+TEST(LossesCsv, MalformedRowsNameFileLineAndWhatWasExpected) {
+  // The review's probe: a line of garbage in a resumed losses.csv gave a bare "daug: error: stoll".
+  daug::testing::TempDir d;
+  const auto p = d / "losses.csv";
+  const std::string header = "step,epoch,lr,loss,grad_norm,elapsed_s\n";
+  daug::testing::write_text(p, header + "0,0,1,2,3,4\ngarbage line\n");
+  daug::testing::expect_error_contains(
+      [&] { LossesCsv(p, 2); }, {"losses.csv:3: the first column must be an integer step, but got 'garbage line'"});
+  daug::testing::write_text(p, header + "0,0,1,2,3,4\n12abc,0,1,2,3,4\n");  // stoll would read 12
+  daug::testing::expect_error_contains([&] { LossesCsv(p, 2); }, {"losses.csv:3", "'12abc'"});
+  daug::testing::write_text(p, header + "0,0,1,2.5x,3,4\n");  // stod would read 2.5
+  daug::testing::expect_error_contains([&] { read_losses(p); },
+                                       {"losses.csv:2: column 4 (loss) must be a number, but got '2.5x'"});
+  daug::testing::write_text(p, header + "0,0,1\n");
+  daug::testing::expect_error_contains([&] { read_losses(p); }, {"losses.csv:2", "only 3 columns"});
 }
 
 TEST(Progress, FormatsDurations) {

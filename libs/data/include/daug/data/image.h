@@ -10,9 +10,21 @@
 
 namespace daug::data {
 
+/// The most pixels (width × height) a decoder accepts by default: 2^26 = 67,108,864 (e.g. 8192 × 8192; the
+/// largest chest radiographs are about 4300 × 4300). The size is read from the PNG IHDR / JPEG SOF header before
+/// any pixel buffer is allocated, so a small file that claims a huge image (a "decompression bomb": a 97 KB PNG
+/// of 10000 × 10000 allocated 750 MB) is a DataError naming the file, its dimensions and the limit.
+/// The environment variable DAUG_MAX_IMAGE_PIXELS overrides it (a positive integer, read once).
+inline constexpr int64_t kDefaultMaxImagePixels = int64_t{1} << 26;
+
+/// The limit in force: DAUG_MAX_IMAGE_PIXELS when set (ConfigError if it is not a positive integer), otherwise
+/// kDefaultMaxImagePixels.
+int64_t max_image_pixels();
+
 /// Decodes a PNG or JPEG (detected from the magic bytes, not the extension): 8- or 16-bit; gray, gray+alpha,
 /// RGB or RGBA, converted to gray with ITU-R 601 luma (alpha ignored). Returns float32 [1,H,W] in [0,1].
-/// A missing, truncated or unsupported file throws daug::DataError naming the file and what was found.
+/// A missing, truncated or unsupported file, or one larger than max_image_pixels(), throws daug::DataError naming
+/// the file and what was found.
 at::Tensor load_gray(const std::filesystem::path& path);
 
 /// As load_gray, but a JPEG is decoded with libjpeg's DCT-domain scaling (1/8, 1/4 or 1/2) to the smallest size

@@ -74,6 +74,34 @@ std::string normalize_split_value(const std::string& value);
 /// As normalize_split_value, but throws DataError "<file>:<line>: column 'split': ..." for an unknown value.
 std::string normalize_split(const CsvTable& table, size_t row, size_t col);
 
+/// Byte offset of the first byte of `text` that is not part of a well-formed UTF-8 sequence (Unicode 3.9 D92:
+/// no overlong forms, surrogates or code points above U+10FFFF), or std::string::npos when it is all valid.
+size_t first_invalid_utf8(const std::string& text);
+/// `text` with every maximal ill-formed subsequence replaced by U+FFFD (Unicode §3.9 "U+FFFD substitution of
+/// maximal subparts", as Python's bytes.decode("utf-8", "replace")); `replaced` (if given) gets their number.
+std::string replace_invalid_utf8(const std::string& text, size_t* replaced = nullptr);
+
+/// Validates the text a Source reads (reports, ids, patient and study fields) when it loads it, so that invalid
+/// UTF-8 fails there, with file, row and byte offset, not later inside a JSON writer. strict: DataError;
+/// otherwise invalid sequences become U+FFFD, counted, and report() logs one warning per source.
+class TextCheck {
+ public:
+  /// `source` starts the summary line, e.g. "manifest(<file>)".
+  TextCheck(std::string source, bool strict) : source_(std::move(source)), strict_(strict) {}
+  /// Returns `text` as it is when valid. `where` names it, e.g. "labels.csv:7: column 'report'" or a file path.
+  std::string operator()(std::string text, const std::string& where);
+  /// Logs "<source>: N text field(s) held invalid UTF-8 ..." once, if any were replaced.
+  void report() const;
+  size_t fields() const { return fields_; }
+  size_t sequences() const { return sequences_; }
+
+ private:
+  std::string source_;
+  bool strict_;
+  size_t fields_ = 0, sequences_ = 0;
+  std::string first_;
+};
+
 /// Up to `keep` examples of a problem plus the total count, for one message at the end of a build.
 class ProblemList {
  public:

@@ -4,17 +4,19 @@
 /// optimizer, EMA, progress line and seed mixing live in libs/train (daug/train/*.h).
 ///
 /// Light header: SDK headers and <ATen/core/Tensor.h> only. Not a plugin; linked statically into each stage.
+#include <daug/data/dataset.h>
 #include <daug/data/image.h>
 #include <daug/options.h>
+#include <daug/seed.h>
 #include <daug/source.h>
 #include <daug/tensor.h>
-#include <daug/trainable.h>
 #include <daug/train/progress.h>
-#include <daug/seed.h>
 #include <daug/train/trainer.h>
+#include <daug/trainable.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,8 +45,9 @@ struct ImagePrep {
 
 /// Resizes a decoded gray image [1,h,w] (values in [0,1]) to prep.shape and normalises it → [C,H,W] float32.
 at::Tensor prepare_image(const at::Tensor& gray, const ImagePrep& prep);
-/// daug::data::load_gray(sample.image) followed by prepare_image. Throws DataError naming the file.
-at::Tensor load_image(const Sample& sample, const ImagePrep& prep);
+/// daug::data::load_gray(sample.image) followed by prepare_image. Throws DataError naming the file. An image
+/// smaller than prep.shape is noted in `small` (see data::SmallImages; null = the process-wide one).
+at::Tensor load_image(const Sample& sample, const ImagePrep& prep, data::SmallImages* small = nullptr);
 
 /// Loads batches of prepared images, optionally keeping every prepared image in memory (cheap at 64²,
 /// 1 MiB/image at 512²: turn it off for large data sets).
@@ -63,6 +66,7 @@ class ImageBatcher {
   ImagePrep prep_;
   bool cache_;
   std::vector<at::Tensor> cached_;
+  std::shared_ptr<data::SmallImages> small_;  ///< reports its count when the last copy of the batcher goes
 };
 
 // ------------------------------------------------------------------------------------------------ progress, seeds
