@@ -1,6 +1,8 @@
 // CLIP weight readers; see clip_weights.h.
 #include "clip_weights.h"
 
+#include "pickle_check.h"
+
 #include <daug/checkpoint.h>
 #include <daug/error.h>
 #include <daug/log.h>
@@ -85,6 +87,7 @@ NamedTensors read_torch_pickle(const std::string& path) {
 
 // OpenAI's ViT-B-32.pt is a TorchScript archive; a torch.save'd state dict is accepted too.
 NamedTensors read_torch_zip(const std::string& path) {
+  check_torch_zip(path);  // LibTorch's unpickler can crash on a malformed pickle: refuse those first
   NamedTensors out;
   std::string jit_error;
   try {
