@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <png.h>
+#include <zlib.h>
 
 namespace {
 
@@ -279,6 +280,40 @@ TEST(Image, TruncatedJpegFails) {
   write_jpeg(d / "t.jpg", 64, 64, 1, px, 90);
   truncate_file(d / "t.jpg", 0.6);
   expect_error_contains([&] { daug::data::load_gray(d / "t.jpg"); }, {"t.jpg", "truncated JPEG"});
+}
+
+// A PNG / JPEG header declaring 10000×10000 pixels is refused before any pixel buffer is allocated (the
+// decompression-bomb limit; fuzz/regressions/image holds the JPEG the image fuzz target produced).
+TEST(Image, HugeDeclaredSizeIsRefusedBeforeDecoding) {
+  TempDir d;
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                       static_cast<char>(v)};
+  };
+  auto chunk = [&](const std::string& type, const std::string& data) {
+    const std::string td = type + data;
+    return be32(static_cast<uint32_t>(data.size())) + td +
+           be32(static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(td.data()), td.size())));
+  };
+  const std::string ihdr = be32(10000) + be32(10000) + std::string("\x08\x00\x00\x00\x00", 5);  // 8-bit gray
+  daug::testing::write_text(d / "bomb.png",
+                            std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) +
+                                chunk("IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8)) +
+                                chunk("IEND", ""));
+  expect_error_contains([&] { daug::data::load_gray(d / "bomb.png"); },
+                        {"bomb.png", "PNG of 10000×10000 = 100000000 pixels exceeds the limit of 67108864"});
+
+  std::vector<uint8_t> px(64, 128);
+  write_jpeg(d / "bomb.jpg", 8, 8, 1, px, 90);
+  std::ifstream in(d / "bomb.jpg", std::ios::binary);
+  std::string jpg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t sof = jpg.find("\xff\xc0");
+  ASSERT_NE(sof, std::string::npos);
+  jpg.replace(sof + 5, 4, std::string("\x27\x10\x27\x10", 4));  // height, width = 10000
+  daug::testing::write_text(d / "bomb.jpg", jpg);
+  expect_error_contains([&] { daug::data::load_gray(d / "bomb.jpg"); },
+                        {"bomb.jpg", "JPEG of 10000×10000", "exceeds the limit"});
+  expect_error_contains([&] { daug::data::load_rgb(d / "bomb.jpg"); }, {"bomb.jpg", "exceeds the limit"});
 }
 
 TEST(Image, WrongMagicFails) {

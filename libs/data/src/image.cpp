@@ -26,6 +26,15 @@
 namespace daug::data {
 namespace {
 
+// Decompression-bomb guard: a 97 KB PNG can declare 10000×10000 pixels (750 MB once decoded and converted).
+// 2^26 pixels (8192²) is far above any chest X-ray (MIMIC-CXR-JPG's largest are about 3000×3500).
+constexpr uint64_t kMaxImagePixels = uint64_t{1} << 26;
+
+std::string too_large(const std::filesystem::path& path, const char* format, uint64_t w, uint64_t h) {
+  return fmt::format("'{}': {} of {}×{} = {} pixels exceeds the limit of {} pixels per image (8192×8192); is it a "
+                     "decompression bomb or a corrupt header?", path.string(), format, w, h, w * h, kMaxImagePixels);
+}
+
 std::string read_bytes(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec))
@@ -52,6 +61,7 @@ struct PngState {
   int bit_depth = 0;  // 8 or 16
   int color_type = 0; // as stored in the file
   int file_bit_depth = 0;
+  bool too_large = false;  // the header declares more than kMaxImagePixels
 };
 
 void png_read_cb(png_structp png, png_bytep out, png_size_t n) {
@@ -87,6 +97,12 @@ bool png_decode(PngState* s) {
   }
   png_set_read_fn(png, s, png_read_cb);
   png_read_info(png, info);
+  s->width = png_get_image_width(png, info);
+  s->height = png_get_image_height(png, info);
+  if (static_cast<uint64_t>(s->width) * s->height > kMaxImagePixels) {
+    s->too_large = true;
+    png_error(png, "image too large");
+  }
   s->color_type = png_get_color_type(png, info);
   s->file_bit_depth = png_get_bit_depth(png, info);
   if (s->color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -120,6 +136,7 @@ at::Tensor decode_png(const std::string& bytes, const std::filesystem::path& pat
     PngState& s;
     ~Free() { std::free(s.pixels); std::free(s.rows); }
   } free_guard{s};
+  if (!ok && s.too_large) throw DataError(too_large(path, "PNG", s.width, s.height));
   if (!ok) throw DataError(fmt::format("'{}': corrupt or truncated PNG ({})", path.string(), s.msg));
   if (s.channels != 1 && s.channels != 3)
     throw DataError(fmt::format("'{}': unsupported PNG layout ({} channels after expansion; expected gray, gray+alpha, "
@@ -176,6 +193,7 @@ struct JpegState {
   unsigned width = 0, height = 0;
   int channels = 0;
   bool unsupported_colour = false;
+  bool too_large = false;  // the header declares more than kMaxImagePixels
   unsigned min_w = 0, min_h = 0;  // > 0: DCT-scaled decode to the smallest size still >= these
 };
 
@@ -195,6 +213,13 @@ bool jpeg_decode(JpegState* s) {
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, s->data, static_cast<unsigned long>(s->size));
   jpeg_read_header(&cinfo, TRUE);
+  if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > kMaxImagePixels) {
+    s->too_large = true;
+    s->width = cinfo.image_width;
+    s->height = cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   if (cinfo.jpeg_color_space == JCS_GRAYSCALE) {
     cinfo.out_color_space = JCS_GRAYSCALE;
   } else if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
@@ -249,6 +274,7 @@ at::Tensor decode_jpeg(const std::string& bytes, const std::filesystem::path& pa
     JpegState& s;
     ~Free() { std::free(s.pixels); }
   } free_guard{s};
+  if (!ok && s.too_large) throw DataError(too_large(path, "JPEG", s.width, s.height));
   if (!ok && s.unsupported_colour)
     throw DataError(fmt::format("'{}': unsupported JPEG colour space (CMYK/YCCK); expected grayscale or YCbCr/RGB",
                                 path.string()));
