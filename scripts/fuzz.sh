@@ -48,20 +48,21 @@ for t in "${targets[@]}"; do
      -artifact_prefix="$OLDPWD/$crashes/" "${dirs[@]}" > /dev/null 2>&1) || true
   log="$run/fuzz-0.log"
   # Final stats when the run ends normally; otherwise (a finding) the last status line.
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' ||
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' ||
           grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || true)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' ||
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' ||
          grep -o 'exec/s: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
   cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 || true)
   corp=$(grep -o 'corp: [0-9]*/[0-9A-Za-z]*' "$log" | tail -1 || true)
+  rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
   new=$(( $(count) - before ))
   if [ "$new" -gt 0 ] || grep -q 'ERROR: \|FINDING\|==ERROR\|runtime error' "$log"; then
     found=1
     echo "   FINDING: see $log and $crashes/"
     grep -m3 'FINDING\|ERROR:\|runtime error' "$log" | sed 's/^/   /' || true
   fi
-  line=$(printf '%-13s %6s s  execs %-9s exec/s %-6s %-18s %-16s findings %s' "$t" "$secs" "${execs:-?}" \
-         "${rate:-?}" "${cov:-cov: ?}" "${corp:-corp: ?}" "$new")
+  line=$(printf '%-13s %5s s  execs %-9s exec/s %-5s %-19s %-16s rss %5s MB  findings %s' "$t" "$secs" \
+         "${execs:-?}" "${rate:-?}" "${cov:-cov: ?}" "${corp:-corp: ?}" "${rss:-?}" "$new")
   echo "   $line"
   summary+=("$line")
 done
