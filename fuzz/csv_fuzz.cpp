@@ -5,9 +5,9 @@
 
 DAUG_FUZZ_TARGET(csv) {
   const bool gz = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
-  daug::data::CsvTable t = gz ? daug::data::CsvTable::read(daug::fuzz::write_scratch("table.csv.gz", data, size))
-                              : daug::data::CsvTable::parse(std::string(reinterpret_cast<const char*>(data), size),
-                                                            "fuzz.csv");
+  daug::data::CsvTable t =
+      gz ? daug::data::CsvTable::read(daug::fuzz::write_scratch("table.csv.gz", data, size))
+         : daug::data::CsvTable::parse(std::string(reinterpret_cast<const char*>(data), size), "fuzz.csv");
   // Every row has the header's width and a line number inside the text.
   int last_line = 0;
   for (size_t r = 0; r < t.rows(); ++r) {

@@ -39,22 +39,22 @@ std::vector<std::string> split_parts(const uint8_t* data, size_t size);
 
 }  // namespace daug::fuzz
 
-#define DAUG_FUZZ_ASSERT(cond, target)                                                \
-  do {                                                                                \
-    if (!(cond)) ::daug::fuzz::invariant_failed(target, #cond, __FILE__, __LINE__);   \
+#define DAUG_FUZZ_ASSERT(cond, target)                                              \
+  do {                                                                              \
+    if (!(cond)) ::daug::fuzz::invariant_failed(target, #cond, __FILE__, __LINE__); \
   } while (0)
 
 #ifdef DAUG_LIBFUZZER
-#define DAUG_FUZZ_TARGET(name)                                                              \
-  static void daug_fuzz_body_##name(const uint8_t* data, size_t size);                    \
-  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {                \
-    return ::daug::fuzz::run_input(#name, daug_fuzz_body_##name, data, size);              \
-  }                                                                                         \
+#define DAUG_FUZZ_TARGET(name)                                                \
+  static void daug_fuzz_body_##name(const uint8_t* data, size_t size);        \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {   \
+    return ::daug::fuzz::run_input(#name, daug_fuzz_body_##name, data, size); \
+  }                                                                           \
   static void daug_fuzz_body_##name(const uint8_t* data, size_t size)
 #else
-#define DAUG_FUZZ_TARGET(name)                                                              \
-  static void daug_fuzz_body_##name(const uint8_t* data, size_t size);                    \
-  [[maybe_unused]] static const bool daug_fuzz_registered_##name =                         \
-      ::daug::fuzz::register_target(#name, daug_fuzz_body_##name);                          \
+#define DAUG_FUZZ_TARGET(name)                                         \
+  static void daug_fuzz_body_##name(const uint8_t* data, size_t size); \
+  [[maybe_unused]] static const bool daug_fuzz_registered_##name =     \
+      ::daug::fuzz::register_target(#name, daug_fuzz_body_##name);     \
   static void daug_fuzz_body_##name(const uint8_t* data, size_t size)
 #endif

@@ -15,7 +15,7 @@ namespace {
 
 // Listed here (not taken from the registry) because gtest instantiates the suite before every translation
 // unit's static registration is guaranteed to have run; RegistryMatchesTheList keeps both in step.
-const std::vector<std::string> kTargets = {"clip_weights", "config",    "csv",      "image",
+const std::vector<std::string> kTargets = {"clip_weights", "config",      "csv",       "image",
                                            "npy",          "safetensors", "tokenizer", "torch_pickle"};
 
 const std::filesystem::path kFuzzDir = std::filesystem::path(DAUG_SOURCE_DIR) / "fuzz";
@@ -50,14 +50,13 @@ TEST_P(FuzzReplay, CorpusAndRegressionsGiveNoFinding) {
         ++rejected;
       } catch (const std::exception& e) {
         const std::string what = e.what();  // c10::Error appends a long C++ backtrace: keep its first line
-        ADD_FAILURE() << file.string() << ": an exception other than daug::Error escaped: "
-                      << what.substr(0, what.find('\n'));
+        ADD_FAILURE() << file.string()
+                      << ": an exception other than daug::Error escaped: " << what.substr(0, what.find('\n'));
       }
     }
   }
   // The seeds exist to reach deep code: at least one must be a valid file the parser accepts.
-  EXPECT_GT(accepted, 0u) << "no seed of fuzz/corpus/" << GetParam() << "/ was accepted (" << rejected
-                          << " rejected)";
+  EXPECT_GT(accepted, 0u) << "no seed of fuzz/corpus/" << GetParam() << "/ was accepted (" << rejected << " rejected)";
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, FuzzReplay, ::testing::ValuesIn(kTargets),

@@ -32,8 +32,8 @@ class PickleChecker {
       switch (op) {
         case '.':  // STOP
           if (!frames_.empty() || stack_.size() != 1)
-            fail(op_at_, fmt::format("STOP with {} values and {} open MARKs; expected 1 value, no MARK",
-                                     stack_.size(), frames_.size()));
+            fail(op_at_, fmt::format("STOP with {} values and {} open MARKs; expected 1 value, no MARK", stack_.size(),
+                                     frames_.size()));
           return;
         case '(':  // MARK
           frames_.push_back(stack_.size());
@@ -44,31 +44,59 @@ class PickleChecker {
         case '1':  // POP_MARK
           pop_mark();
           break;
-        case 'N': case 0x88: case 0x89:  // NONE, NEWTRUE, NEWFALSE
+        case 'N':   // NONE
+        case 0x88:  // NEWTRUE
+        case 0x89:  // NEWFALSE
           push(0);
           break;
-        case 'J': skip(4); push(0); break;  // BININT
-        case 'K': skip(1); push(0); break;  // BININT1
-        case 'M': skip(2); push(0); break;  // BININT2
-        case 'G': skip(8); push(0); break;  // BINFLOAT
-        case 0x8a: skip(u8()); push(0); break;  // LONG1
-        case 'X': skip(u32()); push(0); break;  // BINUNICODE
-        case 'U': skip(u8()); push(0); break;   // SHORT_BINSTRING
+        case 'J':  // BININT
+          skip(4);
+          push(0);
+          break;
+        case 'K':  // BININT1
+          skip(1);
+          push(0);
+          break;
+        case 'M':  // BININT2
+          skip(2);
+          push(0);
+          break;
+        case 'G':  // BINFLOAT
+          skip(8);
+          push(0);
+          break;
+        case 0x8a:  // LONG1
+          skip(u8());
+          push(0);
+          break;
+        case 'X':  // BINUNICODE
+          skip(u32());
+          push(0);
+          break;
+        case 'U':  // SHORT_BINSTRING
+          skip(u8());
+          push(0);
+          break;
         case 'c':  // GLOBAL module\nname\n
           line();
           line();
           push(0);
           break;
-        case ')': case ']': case '}':  // EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT
+        case ')':
+        case ']':
+        case '}':  // EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT
           push(1);
           break;
-        case 't': case 'l':  // TUPLE, LIST
+        case 't':
+        case 'l':  // TUPLE, LIST
           push(1 + pop_mark());
           break;
         case 'd':  // DICT
           push(1 + pop_mark(true));
           break;
-        case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           const int k = op - 0x84;
           push(1 + pop(static_cast<size_t>(k)));
           break;
@@ -95,7 +123,9 @@ class PickleChecker {
           grow_top(kv);
           break;
         }
-        case 'R': case 'b': case 0x81: {  // REDUCE, BUILD, NEWOBJ: x y -> z
+        case 'R':
+        case 'b':
+        case 0x81: {  // REDUCE, BUILD, NEWOBJ: x y -> z
           need(2);
           const int arg = pop(1);
           grow_top(arg);
@@ -104,10 +134,18 @@ class PickleChecker {
         case 'Q':  // BINPERSID: pid -> obj
           need(1);
           break;
-        case 'q': memo_put(u8()); break;    // BINPUT
-        case 'r': memo_put(u32()); break;   // LONG_BINPUT
-        case 'h': memo_get(u8()); break;    // BINGET
-        case 'j': memo_get(u32()); break;   // LONG_BINGET
+        case 'q':
+          memo_put(u8());
+          break;  // BINPUT
+        case 'r':
+          memo_put(u32());
+          break;  // LONG_BINPUT
+        case 'h':
+          memo_get(u8());
+          break;  // BINGET
+        case 'j':
+          memo_get(u32());
+          break;  // LONG_BINGET
         default:
           fail(op_at_, fmt::format("opcode 0x{:02x} is not one a torch.save pickle uses", op));
       }
@@ -191,8 +229,8 @@ class PickleChecker {
     else memo_[id] = stack_.back();
   }
   void memo_get(uint64_t id) {
-    if (id >= memo_.size()) fail(op_at_, fmt::format("memo id {} read before it was stored ({} stored)", id,
-                                                     memo_.size()));
+    if (id >= memo_.size())
+      fail(op_at_, fmt::format("memo id {} read before it was stored ({} stored)", id, memo_.size()));
     push(memo_[id]);
   }
 
@@ -200,16 +238,14 @@ class PickleChecker {
   size_t n_;
   std::string where_;
   size_t i_ = 0, op_at_ = 0;
-  std::vector<int> stack_;     // nesting depth of each value
+  std::vector<int> stack_;      // nesting depth of each value
   std::vector<size_t> frames_;  // stack size at each open MARK
   std::vector<int> memo_;
 };
 
 }  // namespace
 
-void check_pickle(const char* bytes, size_t size, const std::string& where) {
-  PickleChecker(bytes, size, where).run();
-}
+void check_pickle(const char* bytes, size_t size, const std::string& where) { PickleChecker(bytes, size, where).run(); }
 
 void check_torch_zip(const std::string& path) {
   std::vector<std::string> records;
@@ -219,9 +255,10 @@ void check_torch_zip(const std::string& path) {
     records = reader->getAllRecords();
   } catch (const std::exception& e) {
     const std::string what = e.what();
-    throw DataError(fmt::format("'{}': not a readable zip archive, so neither a TorchScript archive nor a "
-                                "torch.save'd state dict: {}", path,
-                                what.substr(0, what.find('\n'))));
+    throw DataError(
+        fmt::format("'{}': not a readable zip archive, so neither a TorchScript archive nor a "
+                    "torch.save'd state dict: {}",
+                    path, what.substr(0, what.find('\n'))));
   }
   for (const auto& name : records) {
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;

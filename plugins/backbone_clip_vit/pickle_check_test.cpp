@@ -43,8 +43,13 @@ TEST(PickleCheck, RejectsStackUnderflowMarksAndMemoAbuseWithOffset) {
                         {"byte 3", "memo id 4294967295 skips ids", "next free one is 0"});
   expect_error_contains([] { check("\x80\x02h\x00."); }, {"memo id 0 read before it was stored"});
   expect_error_contains([] { check("\x80\x02(NNNu."); }, {"odd number of values (3)"});
-  expect_error_contains([] { check("\x80\x02X\xff\x00\x00\x00" "ab."); },
-                        {"opcode 0x58 needs 255 more bytes"});
+  expect_error_contains(
+      [] {
+        check(
+            "\x80\x02X\xff\x00\x00\x00"
+            "ab.");
+      },
+      {"opcode 0x58 needs 255 more bytes"});
   expect_error_contains([] { check("\x80\x02NN."); }, {"STOP with 2 values"});
   expect_error_contains([] { check("\x80\x03N."); }, {"protocol-2"});
   expect_error_contains([] { check("\x80\x02N"); }, {"ends before its STOP"});
@@ -52,7 +57,9 @@ TEST(PickleCheck, RejectsStackUnderflowMarksAndMemoAbuseWithOffset) {
   // 2000 nested lists: LibTorch would destroy them recursively.
   const std::string deep = std::string("\x80\x02", 2) + std::string(2000, ']') + std::string(1999, 'a') + ".";
   expect_error_contains([&] { check_pickle(deep.data(), deep.size(), "t.pkl"); }, {"nested deeper than 1000"});
-  EXPECT_NO_THROW(check("\x80\x02]q\x00(K\x01K\x02" "e0h\x00\x85."));  // ([1, 2], ) with memo
+  EXPECT_NO_THROW(
+      check("\x80\x02]q\x00(K\x01K\x02"
+            "e0h\x00\x85."));  // ([1, 2], ) with memo
 }
 
 TEST(PickleCheck, NotAZipIsADataErrorNamingTheFile) {

@@ -296,10 +296,9 @@ TEST(Image, HugeDeclaredSizeIsRefusedBeforeDecoding) {
            be32(static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(td.data()), td.size())));
   };
   const std::string ihdr = be32(10000) + be32(10000) + std::string("\x08\x00\x00\x00\x00", 5);  // 8-bit gray
-  daug::testing::write_text(d / "bomb.png",
-                            std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) +
-                                chunk("IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8)) +
-                                chunk("IEND", ""));
+  daug::testing::write_text(d / "bomb.png", std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) +
+                                                chunk("IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8)) +
+                                                chunk("IEND", ""));
   expect_error_contains([&] { daug::data::load_gray(d / "bomb.png"); },
                         {"bomb.png", "PNG of 10000×10000 = 100000000 pixels exceeds the limit of 67108864"});
 

@@ -31,8 +31,10 @@ namespace {
 constexpr uint64_t kMaxImagePixels = uint64_t{1} << 26;
 
 std::string too_large(const std::filesystem::path& path, const char* format, uint64_t w, uint64_t h) {
-  return fmt::format("'{}': {} of {}×{} = {} pixels exceeds the limit of {} pixels per image (8192×8192); is it a "
-                     "decompression bomb or a corrupt header?", path.string(), format, w, h, w * h, kMaxImagePixels);
+  return fmt::format(
+      "'{}': {} of {}×{} = {} pixels exceeds the limit of {} pixels per image (8192×8192); is it a "
+      "decompression bomb or a corrupt header?",
+      path.string(), format, w, h, w * h, kMaxImagePixels);
 }
 
 std::string read_bytes(const std::filesystem::path& path) {
@@ -193,7 +195,7 @@ struct JpegState {
   unsigned width = 0, height = 0;
   int channels = 0;
   bool unsupported_colour = false;
-  bool too_large = false;  // the header declares more than kMaxImagePixels
+  bool too_large = false;         // the header declares more than kMaxImagePixels
   unsigned min_w = 0, min_h = 0;  // > 0: DCT-scaled decode to the smallest size still >= these
 };
 

@@ -243,8 +243,8 @@ at::Tensor load_npy(const std::filesystem::path& path) {
   uint64_t expected = d->itemsize;
   for (int64_t s : shape)
     if (__builtin_mul_overflow(expected, static_cast<uint64_t>(s), &expected))
-      throw DataError(fmt::format("'{}': shape {} of {} has more elements than fit in memory", file,
-                                  shape_repr(shape), descr));
+      throw DataError(
+          fmt::format("'{}': shape {} of {} has more elements than fit in memory", file, shape_repr(shape), descr));
   const size_t found = bytes.size() - prefix - hlen;
   if (found != expected)
     throw DataError(fmt::format("'{}': {} .npy payload: shape {} of {} needs {} data bytes, but the file has {}", file,
