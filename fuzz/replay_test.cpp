@@ -15,8 +15,8 @@ namespace {
 
 // Listed here (not taken from the registry) because gtest instantiates the suite before every translation
 // unit's static registration is guaranteed to have run; RegistryMatchesTheList keeps both in step.
-const std::vector<std::string> kTargets = {"clip_weights", "config",      "csv",       "image",
-                                           "npy",          "safetensors", "tokenizer", "torch_pickle"};
+const std::vector<std::string> kTargets = {"clip_weights", "config",    "csv",          "image",     "npy",
+                                           "safetensors",  "tokenizer", "torch_pickle", "torch_save"};
 
 const std::filesystem::path kFuzzDir = std::filesystem::path(DAUG_SOURCE_DIR) / "fuzz";
 

@@ -188,6 +188,7 @@ def seeds_torch():
     for name, buf in [("state_dict.pt", plain), ("state_dict_metadata.pt", with_meta), ("nested.pt", nested),
                       ("hf_names.bin", hf), ("torchscript.pt", script)]:
         put("clip_weights", name, buf.getvalue())
+        put("torch_save", name, buf.getvalue())
         # torch_pickle: the same archive as its records (data.pkl, then data/0, data/1, ...).
         if name != "torchscript.pt":
             z = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
@@ -200,6 +201,7 @@ def seeds_torch():
         "visual_projection.weight": np.ones((2, 4), np.float32)}))
     put("clip_weights", "daug.safetensors", safetensors_bytes({"visual.proj": np.ones((4, 2), np.float32)}))
     put("clip_weights", "truncated_zip.pt", plain.getvalue()[:200])
+    put("torch_save", "truncated_zip.pt", plain.getvalue()[:200])
 
 
 if __name__ == "__main__":

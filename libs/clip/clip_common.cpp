@@ -22,7 +22,7 @@ const std::vector<std::string>& released_prompts() {
       "A chest-xray image of pleural effusion",
       "A chest-xray image of other pleural diseases",
       "A chest-xray image of rib fracture",
-      "A chest-xray image of support devices.",
+      "A chest-xray image of support devices",
       "A healthy chest-xray image with no findings.",
   };
   return prompts;
@@ -57,6 +57,17 @@ at::Tensor resize_heatmap(const at::Tensor& heat, int64_t size) {
   auto lo = h.min(), hi = h.max();
   auto r = resize_bicubic_aa(h.view({1, 1, h.size(0), h.size(1)}), size);
   r = at::max(at::min(r, hi), lo);  // bicubic overshoot clamped to the input's range (PIL-like)
+  return r.squeeze(0);
+}
+
+at::Tensor quantize_resize_heatmap(const at::Tensor& heat, int64_t size) {
+  at::Tensor h = heat;
+  if (h.dim() == 3) h = h.select(0, 0);
+  DAUG_CHECK(h.dim() == 2, "a heatmap must be [H,W], [1,H,W] or [C,H,W], but got shape ", heat.sizes());
+  // Quantise first, at the native size, as the released loader; the resize then works on the 8-bit image.
+  auto q = minmax_uint8(h.to(at::kFloat).contiguous().view({1, 1, h.size(0), h.size(1)})) * 255.0;
+  auto r = resize_bicubic_aa(q, size);
+  r = r.round().clamp(0.0, 255.0) / 255.0;  // PIL returns uint8
   return r.squeeze(0);
 }
 
@@ -97,6 +108,31 @@ at::Tensor class_bce_loss(const at::Tensor& image_emb, const at::Tensor& class_e
              "labels must be [B,K] = [", image_emb.size(0), ",", class_emb.size(0), "], but got ", labels.sizes());
   auto logits = scale * image_emb.mm(class_emb.t());
   return at::binary_cross_entropy_with_logits(logits, labels.to(logits.dtype()));
+}
+
+CriterionOutput grouped_criterion(Criterion& criterion, const CriterionInput& in, int64_t group) {
+  const int64_t b = in.image_emb.size(0);
+  if (group <= 0 || group == b) return criterion.compute(in);
+  DAUG_CHECK(b % group == 0, "the contrastive batch of ", b, " rows is not a multiple of contrastive_group = ",
+             group);
+  const int64_t n = b / group;
+  CriterionOutput out;
+  for (int64_t g = 0; g < n; ++g) {
+    const auto img = in.image_emb.narrow(0, g * group, group), txt = in.text_emb.narrow(0, g * group, group);
+    const auto y = in.labels.defined() ? in.labels.narrow(0, g * group, group) : in.labels;
+    auto part = criterion.compute({img, txt, in.class_emb, y, in.logit_scale});
+    out.loss = g == 0 ? part.loss : out.loss + part.loss;
+    if (g == 0) {
+      out.parts = std::move(part.parts);
+    } else {
+      DAUG_CHECK(part.parts.size() == out.parts.size(), "criterion ", criterion.describe(),
+                 " returned a different number of loss parts for group ", g);
+      for (size_t i = 0; i < out.parts.size(); ++i) out.parts[i].second += part.parts[i].second;
+    }
+  }
+  out.loss = out.loss / static_cast<double>(n);
+  for (auto& p : out.parts) p.second /= static_cast<double>(n);
+  return out;
 }
 
 at::Tensor labels_tensor(const std::vector<const std::vector<float>*>& labels, int64_t* nan_count) {

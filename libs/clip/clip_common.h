@@ -6,6 +6,7 @@
 ///
 /// References: DAug (Jin et al.) and drjinying/DAug `daug/model.py`, `daug/mimic.py`, `daug/main.py`
 /// (REFERENCE.md §1.3).
+#include <daug/criterion.h>
 #include <daug/tensor.h>
 #include <daug/trainable.h>
 
@@ -35,6 +36,12 @@ at::Tensor preprocess_pixels(const at::Tensor& rgb, int64_t size);
 /// steps are the composer's job (composer_channel).
 at::Tensor resize_heatmap(const at::Tensor& heat, int64_t size);
 
+/// The released heatmap loading (daug/mimic.py:191-199 + CLIPImageProcessor): channel 0 of a raw heatmap
+/// ([H,W], [1,H,W] or [C,H,W]) min-maxed at its native size (a constant map → 0), truncated to uint8 as
+/// `np.uint8(x*255)`, then resized to size×size with bicubic antialiasing as PIL does on the 8-bit image
+/// (rounded and clamped to 0..255). Returns [1,size,size] float32 in [0,1] on the 1/255 grid.
+at::Tensor quantize_resize_heatmap(const at::Tensor& heat, int64_t size);
+
 /// Per-image min-max of [N,1,H,W] (a constant map → 0) followed by uint8 truncation as
 /// `np.uint8(x*255)` does, returned in [0,1] on the 1/255 grid.
 at::Tensor minmax_uint8(const at::Tensor& maps);
@@ -46,6 +53,11 @@ at::Tensor clip_loss(const at::Tensor& image_emb, const at::Tensor& text_emb, co
 at::Tensor class_bce_loss(const at::Tensor& image_emb, const at::Tensor& class_emb, const at::Tensor& labels,
                           const at::Tensor& scale);
 
+/// The criterion evaluated on consecutive groups of `group` rows of the batch (the image, text and label rows; the
+/// class embeddings are shared) and averaged: loss = mean over groups of the per-group loss, each part likewise.
+/// This is what DDP does with a per-GPU contrastive loss (released: 8 GPUs × 32, gradients averaged), in one
+/// process. `group` = 0 or the batch size = one group (the plain loss). The batch must be a multiple of `group`.
+CriterionOutput grouped_criterion(Criterion& criterion, const CriterionInput& in, int64_t group);
 
 /// L2-normalises the rows of [N,D].
 at::Tensor l2_normalize(const at::Tensor& x);

@@ -23,6 +23,10 @@ void visit_heatmap_options(OptionVisitor& v, HeatmapOptions& o) {
     "composer map (the authors' naming: _+nof.npy)");
   v("on_missing_heatmap", o.on_missing_heatmap, "images without heatmaps: \"error\" (default, lists them) or "
     "\"skip\" (dropped and counted; refused under --strict)", Check::choice({"error", "skip"}));
+  v("heatmap_prep", o.heatmap_prep, "\"released\": min-max and uint8-truncate each heatmap at its native size, then "
+    "resize (bicubic, antialiased, rounded to 8 bits) as the released loader; the composer then takes the maps as "
+    "they are (channel: quantize = false). \"resize\": resize the raw float map only (the composer quantises)",
+    Check::choice({"released", "resize"}));
 }
 
 bool uses_heatmap_stage(const HeatmapOptions& o, const HeatmapComposer* composer) {
@@ -49,6 +53,7 @@ std::map<std::string, std::filesystem::path> read_heatmap_index(const std::files
 HeatmapSpec resolve_heatmaps(const HeatmapOptions& o, const HeatmapComposer* composer, StageContext& ctx,
                              const std::string& where) {
   HeatmapSpec spec;
+  spec.quantize_first = o.heatmap_prep == "released";
   if (!composer || composer->num_maps() == 0) return spec;
   if (o.heatmap_dir.empty()) {
     DAUG_CHECK_AS(ConfigError, composer->num_maps() == 1, where, ": the composer (", composer->describe(),
@@ -125,7 +130,7 @@ at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, Hea
       auto h = data::load_npy(p);
       DAUG_CHECK_AS(DataError, h.dim() >= 2 && h.dim() <= 3, p.string(), ": a heatmap must be [H,W] or [C,H,W], "
                     "but the file holds shape ", h.sizes());
-      hs.push_back(resize_heatmap(h, size));
+      hs.push_back(spec.quantize_first ? quantize_resize_heatmap(h, size) : resize_heatmap(h, size));
     }
     maps.push_back(at::stack(hs).to(device));
   }

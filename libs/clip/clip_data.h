@@ -21,6 +21,7 @@ struct HeatmapOptions {
   std::string heatmap_dir;                  ///< external directory of <id><suffix> files (the authors' own); wins
   std::vector<std::string> heatmap_suffix = {"_+nof.npy"};  ///< with heatmap_dir: one suffix per composed map
   std::string on_missing_heatmap = "error";  ///< "error" or "skip" (skip is refused with --strict)
+  std::string heatmap_prep = "released";     ///< "released" (min-max + uint8 at native size, then resize) or "resize"
 };
 void visit_heatmap_options(OptionVisitor& v, HeatmapOptions& o);
 
@@ -28,6 +29,7 @@ void visit_heatmap_options(OptionVisitor& v, HeatmapOptions& o);
 struct HeatmapSpec {
   std::string origin;  ///< for messages: the index file or directory the files come from
   std::vector<std::map<std::string, std::filesystem::path>> maps;
+  bool quantize_first = true;  ///< heatmap_prep = "released" (quantize_resize_heatmap), else resize_heatmap
   /// File of image `id` for map `m`, or an empty path if the source has none.
   std::filesystem::path file(const std::string& id, size_t m) const;
 };
@@ -47,8 +49,9 @@ std::map<std::string, std::filesystem::path> read_heatmap_index(const std::files
 std::vector<const Sample*> require_heatmaps(const std::vector<const Sample*>& samples, const HeatmapSpec& spec,
                                             const std::string& on_missing, bool strict, const std::string& where);
 
-/// CLIP input for a batch: images CLIP-preprocessed at `size` (preprocess_pixels), heatmaps loaded, resized to
-/// `size` and composed (composer may be nullptr: plain image). Returns [N,3,size,size] on `device`.
+/// CLIP input for a batch: images CLIP-preprocessed at `size` (preprocess_pixels), heatmaps loaded, brought to
+/// `size` (spec.quantize_first: quantize_resize_heatmap, the released order; else resize_heatmap) and composed
+/// (composer may be nullptr: plain image). Returns [N,3,size,size] on `device`.
 at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, HeatmapComposer* composer,
                       const HeatmapSpec& spec, const at::Device& device);
 

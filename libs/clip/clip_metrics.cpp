@@ -125,6 +125,17 @@ double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels
   return u / (static_cast<double>(n_pos) * static_cast<double>(n_neg));
 }
 
+at::Tensor class_scores(const at::Tensor& image_emb, const at::Tensor& class_emb, double log_scale, bool released) {
+  DAUG_CHECK(image_emb.dim() == 2 && class_emb.dim() == 2 && image_emb.size(1) == class_emb.size(1),
+             "class scores need image [N,D] and class [C,D] embeddings, but got ", image_emb.sizes(), " and ",
+             class_emb.sizes());
+  if (!released) return image_emb.to(at::kDouble).mm(class_emb.to(at::kDouble).t()) * std::exp(log_scale);
+  // float32 throughout, as the released forward: exp(logit_scale) · x @ tcᵀ, then .sigmoid().
+  const auto scale = static_cast<float>(std::exp(static_cast<float>(log_scale)));
+  auto logits = image_emb.to(at::kFloat).mm(class_emb.to(at::kFloat).t()) * scale;
+  return at::sigmoid(logits).to(at::kDouble);
+}
+
 ClassRow classification_auc(const at::Tensor& scores, const at::Tensor& labels, const std::string& metric_name) {
   DAUG_CHECK(scores.dim() == 2 && scores.sizes() == labels.sizes(),
              "classification_auc: scores and labels must both be [N,C], but got ", scores.sizes(), " and ",

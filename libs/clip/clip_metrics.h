@@ -50,6 +50,14 @@ double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels
 /// Support = #positives (sklearn average='weighted'). Classes with no positives or no negatives are NaN.
 ClassRow classification_auc(const at::Tensor& scores, const at::Tensor& labels, const std::string& metric_name);
 
+/// Classification scores of L2-normalised image embeddings [N,D] against class-prompt embeddings [C,D], [N,C]
+/// double, with s = exp(log_scale):
+///  * released = true: sigmoid(s·cos) computed in float32, as the released model returns probabilities
+///    (daug/model.py:134) and sklearn ranks them. Above a logit of ≈16.6 the float32 sigmoid is exactly 1.0, so
+///    confident scores tie (the released AUC);
+///  * released = false: the logits s·cos in double (exact ranks; the same AUC up to those ties).
+at::Tensor class_scores(const at::Tensor& image_emb, const at::Tensor& class_emb, double log_scale, bool released);
+
 /// Markdown table: | Metric | <class names...> | Avg | wAvg |, values with `digits` decimals, "n/a" cells,
 /// and a footnote when any cell is n/a.
 std::string markdown_table(const std::vector<ClassRow>& rows, const std::vector<std::string>& class_names,

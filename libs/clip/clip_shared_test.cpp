@@ -4,9 +4,11 @@
 #include "clip_metrics.h"
 
 #include <daug/error.h>
+#include <daug/labels.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -101,6 +103,28 @@ TEST(ClassificationAuc, PerClassWithNaAndWeights) {
   EXPECT_NE(csv.find("AUC,0.750000,,1.000000,0.875000,0.833333"), std::string::npos) << csv;
 }
 
+TEST(ClassificationAuc, ReleasedFloat32SigmoidTiesSaturatedScores) {
+  // One class prompt c = e0 and four images at cos θ to it, s = exp(4.602) ≈ 99.69:
+  //   positives cos 0.30 (logit ≈ 29.9) and 0.05 (≈ 5.0); negatives cos 0.20 (≈ 19.9) and 0.00 (0).
+  // Exact ranks: pairs (0.30>0.20, 0.30>0.00, 0.05<0.20, 0.05>0.00) → AUC = 3/4.
+  // Released: float32 sigmoid(29.9) = sigmoid(19.9) = 1.0 exactly (1 − e^-19.9 ≈ 1 − 2e-9 rounds to 1 in float32,
+  // whose spacing below 1 is 6e-8), so that pair ties and counts 1/2 → AUC = (0.5 + 1 + 0 + 1)/4 = 0.625.
+  const std::vector<double> cosines = {0.30, 0.20, 0.05, 0.00};
+  auto img = at::zeros({4, 2}, at::kFloat);
+  for (int64_t i = 0; i < 4; ++i) {
+    img[i][0] = cosines[static_cast<size_t>(i)];
+    img[i][1] = std::sqrt(1 - cosines[static_cast<size_t>(i)] * cosines[static_cast<size_t>(i)]);
+  }
+  auto cls = at::tensor({1.f, 0.f}).view({1, 2});
+  auto labels = at::tensor({1.0, 0.0, 1.0, 0.0}, at::kDouble).view({4, 1});
+  auto released = class_scores(img, cls, 4.602, true), exact = class_scores(img, cls, 4.602, false);
+  EXPECT_EQ(released[0][0].item<double>(), 1.0);
+  EXPECT_EQ(released[1][0].item<double>(), 1.0);
+  EXPECT_NEAR(exact[0][0].item<double>(), 0.30 * std::exp(4.602), 1e-5);
+  EXPECT_NEAR(classification_auc(exact, labels, "AUC (exact)").values[0], 0.75, 1e-12);
+  EXPECT_NEAR(classification_auc(released, labels, "AUC").values[0], 0.625, 1e-12);
+}
+
 TEST(Losses, ClipLossClosedForm) {
   const double s = 2.0;
   auto eye = at::eye(2, at::kFloat);
@@ -126,6 +150,72 @@ TEST(Losses, ClassBceClosedForm) {
                                        {"labels must be [B,K] = [1,2]", "[1, 3]"});
 }
 
+namespace {
+// w·CLIP + (1−w)·class BCE with a fixed scale, as criterion_hybrid (which is a MODULE plugin, not linkable here).
+struct TestHybrid final : daug::Criterion {
+  double w, s;
+  TestHybrid(double w_, double s_) : w(w_), s(s_) {}
+  daug::CriterionOutput compute(const daug::CriterionInput& in) override {
+    auto sc = at::scalar_tensor(s);
+    auto a = clip_loss(in.image_emb, in.text_emb, sc);
+    auto b = in.class_emb.defined() ? class_bce_loss(in.image_emb, in.class_emb, in.labels, sc) : at::zeros_like(a);
+    return {w * a + (1 - w) * b, {{"clip", a.item<double>()}, {"i2c_bce", b.item<double>()}}};
+  }
+  std::string describe() const override { return "test_hybrid"; }
+};
+}  // namespace
+
+TEST(GroupedCriterion, ClosedFormPerGroupContrastiveBatch) {
+  // B = 4 orthonormal identity pairs, scale s = 1. One contrastive batch of 4: every CE row is
+  // log(e^s / (e^s + 3)) → L = log(1 + 3e^{-s}). In groups of 2 each row only sees 1 negative: log(1 + e^{-s}).
+  auto eye = at::eye(4, at::kFloat);
+  TestHybrid crit(1.0, 1.0);
+  at::Tensor none, y = at::zeros({4, 14});
+  const auto ls = at::scalar_tensor(0.0);
+  EXPECT_NEAR(grouped_criterion(crit, {eye, eye, none, y, ls}, 0).loss.item<double>(), std::log1p(3 * std::exp(-1.0)),
+              1e-6);
+  EXPECT_NEAR(grouped_criterion(crit, {eye, eye, none, y, ls}, 4).loss.item<double>(), std::log1p(3 * std::exp(-1.0)),
+              1e-6);
+  auto g2 = grouped_criterion(crit, {eye, eye, none, y, ls}, 2);
+  EXPECT_NEAR(g2.loss.item<double>(), std::log1p(std::exp(-1.0)), 1e-6);
+  ASSERT_EQ(g2.parts.size(), 2u);
+  EXPECT_NEAR(g2.parts[0].second, std::log1p(std::exp(-1.0)), 1e-6);
+  daug::testing::expect_error_contains([&] { grouped_criterion(crit, {eye, eye, none, y, ls}, 3); },
+                                       {"4 rows", "not a multiple of contrastive_group = 3"});
+}
+
+TEST(GroupedCriterion, EqualsTheMeanOfTheLossesOfEachSliceWithGradients) {
+  at::manual_seed(3);
+  auto img = l2_normalize(at::randn({6, 8})).requires_grad_(), txt = l2_normalize(at::randn({6, 8}));
+  auto cls = l2_normalize(at::randn({14, 8})).requires_grad_();
+  auto y = (at::rand({6, 14}) > 0.5).to(at::kFloat);
+  const auto ls = at::scalar_tensor(0.0);
+  TestHybrid crit(0.7, 10.0);
+  auto g = grouped_criterion(crit, {img, txt, cls, y, ls}, 2);
+  const auto gv = torch::autograd::grad({g.loss}, {img, cls});
+  const auto& gi = gv[0];
+  const auto& gc = gv[1];
+  // The same three slices evaluated one by one (what each of 3 DDP ranks computes), averaged.
+  double want = 0, want_clip = 0;
+  at::Tensor want_gi = at::zeros_like(img), want_gc = at::zeros_like(cls);
+  for (int64_t k = 0; k < 3; ++k) {
+    auto i = img.detach().narrow(0, 2 * k, 2).clone().requires_grad_();
+    auto c = cls.detach().clone().requires_grad_();
+    auto out = crit.compute({i, txt.narrow(0, 2 * k, 2), c, y.narrow(0, 2 * k, 2), ls});
+    auto v = torch::autograd::grad({out.loss}, {i, c});
+    want += out.loss.item<double>() / 3;
+    want_clip += out.parts[0].second / 3;
+    want_gi.narrow(0, 2 * k, 2).copy_(v[0] / 3);
+    want_gc += v[1] / 3;  // DDP averages the ranks' gradients of the shared class embeddings
+  }
+  EXPECT_NEAR(g.loss.item<double>(), want, 1e-5);
+  EXPECT_NEAR(g.parts[0].second, want_clip, 1e-5);
+  EXPECT_LT((gi - want_gi).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((gc - want_gc).abs().max().item<double>(), 1e-5);
+  // and it is not the loss of the whole batch as one contrastive batch
+  EXPECT_GT(std::abs(crit.compute({img, txt, cls, y, ls}).loss.item<double>() - want), 1e-3);
+}
+
 TEST(Preprocess, MinmaxUint8Truncates) {
   auto m = at::tensor({0.f, 1.f, 2.f, 4.f}).view({1, 1, 2, 2});
   auto r = minmax_uint8(m).flatten();
@@ -146,6 +236,31 @@ TEST(Preprocess, PixelsResizedQuantisedNormalised) {
   EXPECT_EQ(h.sizes(), (at::IntArrayRef{1, 5, 5}));
 }
 
+TEST(Preprocess, HeatmapQuantisedAtNativeSizeThenResizedAsReleased) {
+  // An 8×8 heatmap with one spike, prepared for a 4×4 CLIP input. The expected 8-bit values were written by the
+  // released steps in Python (numpy 1.24, Pillow 9.4):
+  //   x = (h - h.min()) / (h.max() - h.min()); x = np.uint8(x * 255)                       # daug/mimic.py:191-199
+  //   Image.fromarray(x).convert('RGB').resize((4, 4), resample=Image.BICUBIC, reducing_gap=None)  # CLIPImageProcessor
+  auto h = at::zeros({8, 8}, at::kFloat);
+  for (int64_t i = 0; i < 8; ++i)
+    for (int64_t j = 0; j < 8; ++j) h[i][j] = static_cast<float>((i * 8 + j) * 37 % 64) / 64.0f;
+  h[2][5] = 10.0f;
+  const std::vector<int> pil = {9, 12, 28, 12, 13, 9, 59, 27, 9, 12, 7, 12, 15, 13, 9, 13};
+  auto got = quantize_resize_heatmap(h, 4);
+  ASSERT_EQ(got.sizes(), (at::IntArrayRef{1, 4, 4}));
+  for (int64_t k = 0; k < 16; ++k) {
+    const double v = got[0][k / 4][k % 4].item<double>() * 255.0;
+    EXPECT_NEAR(v, std::round(v), 1e-3) << "pixel " << k << " is not on the 8-bit grid";
+    // PIL resizes in fixed point; the float kernel may round the other way on a half.
+    EXPECT_NEAR(v, pil[static_cast<size_t>(k)], 1.0 + 1e-6) << "pixel " << k;
+  }
+  // The spike pixel: 59/255 as released. Resizing first and min-maxing after (the old order) stretched it to 1.
+  EXPECT_NEAR(got[0][1][2].item<double>() * 255.0, 59.0, 1.0 + 1e-6);
+  EXPECT_EQ(minmax_uint8(resize_heatmap(h, 4).unsqueeze(0)).max().item<double>(), 1.0);
+  // [C,H,W] uses channel 0; a constant map is 0 everywhere.
+  EXPECT_EQ(quantize_resize_heatmap(at::full({2, 8, 8}, 3.0), 4).abs().max().item<double>(), 0.0);
+}
+
 TEST(Labels, NanBecomesNegativeAndIsCounted) {
   std::vector<float> a = {1, NAN, 0}, b = {0, 1, NAN};
   int64_t nans = 0;
@@ -153,6 +268,29 @@ TEST(Labels, NanBecomesNegativeAndIsCounted) {
   EXPECT_EQ(nans, 2);
   EXPECT_EQ(t[0][1].item<float>(), 0.f);
   EXPECT_EQ(t[1][1].item<float>(), 1.f);
-  EXPECT_EQ(released_prompts().size(), 14u);
-  EXPECT_EQ(released_prompts()[2], "A chest-xray image of lung opacity");  // no '.', as released
+}
+
+// The 14 prompts, character for character, as REFERENCE.md §1.3 lists them from the released daug/main.py:37-55
+// (label_bce=True). The trailing '.' is inconsistent in the release and is kept verbatim: it changes the BPE ids.
+TEST(Prompts, EqualTheReleasedListCharacterForCharacter) {
+  const std::vector<std::string> expected = {
+      "A chest-xray image of enlarged cardiomediastinum.",
+      "A chest-xray image of cardiomegaly.",
+      "A chest-xray image of lung opacity",
+      "A chest-xray image of lung lesion.",
+      "A chest-xray image of edema",
+      "A chest-xray image of consolidation",
+      "A chest-xray image of pneumonia",
+      "A chest-xray image of atelectasis",
+      "A chest-xray image of pneumothorax",
+      "A chest-xray image of pleural effusion",
+      "A chest-xray image of other pleural diseases",
+      "A chest-xray image of rib fracture",
+      "A chest-xray image of support devices",
+      "A healthy chest-xray image with no findings.",
+  };
+  const auto& got = released_prompts();
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt " << i << " (" << daug::kChexpertClasses[i] << ")";
 }

@@ -83,6 +83,22 @@ TEST(Images, PrepareResizesNormalisesAndReplicates) {
   EXPECT_NEAR(prepare_image(gray, prep)[0][0][1].item<double>(), 4.5 / 15.0, 1e-6);
 }
 
+TEST(Images, DefaultFilterIsPilAntialiasedBilinear) {
+  // The released diffusion transform is torchvision Resize on a PIL image = PIL bilinear, whose triangle widens by
+  // the scale when shrinking. 4 → 2 (scale 2): output 0 is centred at input 1.0 with support 2, so input pixels
+  // 0,1,2 weigh tri(−0.25), tri(0.25), tri(0.75) = 0.75, 0.75, 0.25 (sum 1.75). Values v = 4r + c (÷15):
+  // out[0][0] = 5·(0.75·0 + 0.75·1 + 0.25·2)/1.75 / 15 = 5·(5/7)/15 = 5/21 (area would give 2.5/15 = 1/6).
+  ImagePrep prep;
+  EXPECT_EQ(prep.filter, daug::data::Filter::bilinear);
+  prep.shape = {1, 2, 2};
+  prep.normalize = Normalize::none;
+  at::Tensor gray = at::arange(16, at::kFloat).view({1, 4, 4}) / 15.0;
+  at::Tensor x = prepare_image(gray, prep);
+  EXPECT_NEAR(x[0][0][0].item<double>(), 5.0 / 21.0, 1e-6);
+  // out[1][1] = 5·(0.25·1 + 0.75·2 + 0.75·3)/1.75 / 15 = 5·(16/7)/15 = 16/21
+  EXPECT_NEAR(x[0][1][1].item<double>(), 16.0 / 21.0, 1e-6);
+}
+
 TEST(Images, OptionNamesKeepTheirTomlSpelling) {
   EXPECT_EQ(kResizeFilters.names(), (std::vector<std::string>{"bilinear", "bicubic", "area", "nearest"}));
   EXPECT_EQ(kResizeFilters.value("area"), daug::data::Filter::area);

@@ -13,9 +13,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 #include <map>
+#include <string>
 
 namespace daug::plugins::clip {
 namespace {
@@ -51,107 +54,245 @@ std::string read_maybe_gzip(const std::string& path) {
   return out;
 }
 
-// Windows-1252 replacements Python's html.unescape applies to numeric references 0x80..0x9F.
-const std::map<int, UChar32>& cp1252() {
-  static const std::map<int, UChar32> m = {
-      {0x80, 0x20ac}, {0x82, 0x201a}, {0x83, 0x0192}, {0x84, 0x201e}, {0x85, 0x2026}, {0x86, 0x2020},
-      {0x87, 0x2021}, {0x88, 0x02c6}, {0x89, 0x2030}, {0x8a, 0x0160}, {0x8b, 0x2039}, {0x8c, 0x0152},
-      {0x8e, 0x017d}, {0x91, 0x2018}, {0x92, 0x2019}, {0x93, 0x201c}, {0x94, 0x201d}, {0x95, 0x2022},
-      {0x96, 0x2013}, {0x97, 0x2014}, {0x98, 0x02dc}, {0x99, 0x2122}, {0x9a, 0x0161}, {0x9b, 0x203a},
-      {0x9c, 0x0153}, {0x9e, 0x017e}, {0x9f, 0x0178}, {0x81, 0x81}, {0x8d, 0x8d}, {0x8f, 0x8f},
-      {0x90, 0x90}, {0x9d, 0x9d}};
-  return m;
+// The tables of the `openai` cleaning, generated from Python's html module and ftfy (tools/gen_clean_tables.py).
+#include "clean_tables.inc"
+
+using U32 = std::u32string;
+
+U32 to_u32(const std::string& utf8) {
+  icu::UnicodeString u = icu::UnicodeString::fromUTF8(utf8);  // invalid bytes become U+FFFD
+  U32 out;
+  out.reserve(static_cast<size_t>(u.length()));
+  for (int32_t i = 0; i < u.length();) {
+    const UChar32 c = u.char32At(i);
+    i += U16_LENGTH(c);
+    out.push_back(static_cast<char32_t>(c));
+  }
+  return out;
 }
 
-// Named entities handled (HTML5 names, with ';'). The legacy ones Python also accepts without ';'.
-const std::map<std::string, UChar32>& named_entities() {
-  static const std::map<std::string, UChar32> m = {
-      {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
-      {"nbsp", 0xa0},    {"copy", 0xa9},     {"reg", 0xae},     {"deg", 0xb0},     {"plusmn", 0xb1},
-      {"micro", 0xb5},   {"middot", 0xb7},   {"times", 0xd7},   {"divide", 0xf7},  {"frac12", 0xbd},
-      {"frac14", 0xbc},  {"frac34", 0xbe},   {"sup2", 0xb2},    {"sup3", 0xb3},    {"para", 0xb6},
-      {"sect", 0xa7},    {"laquo", 0xab},    {"raquo", 0xbb},   {"eacute", 0xe9},  {"egrave", 0xe8},
-      {"aacute", 0xe1},  {"agrave", 0xe0},   {"uuml", 0xfc},    {"ouml", 0xf6},    {"auml", 0xe4},
-      {"szlig", 0xdf},   {"ccedil", 0xe7},   {"iuml", 0xef},    {"ndash", 0x2013}, {"mdash", 0x2014},
-      {"lsquo", 0x2018}, {"rsquo", 0x2019},  {"ldquo", 0x201c}, {"rdquo", 0x201d}, {"hellip", 0x2026},
-      {"bull", 0x2022},  {"trade", 0x2122},  {"le", 0x2264},    {"ge", 0x2265},    {"ne", 0x2260},
-      {"asymp", 0x2248}, {"rarr", 0x2192},   {"larr", 0x2190},  {"uarr", 0x2191},  {"darr", 0x2193},
-      {"alpha", 0x3b1},  {"beta", 0x3b2},    {"gamma", 0x3b3},  {"delta", 0x3b4},  {"mu", 0x3bc},
-      {"euro", 0x20ac},  {"pound", 0xa3},    {"yen", 0xa5},     {"cent", 0xa2},    {"shy", 0xad}};
-  return m;
-}
-bool is_legacy_entity(const std::string& name) {
-  static const char* legacy[] = {"amp", "lt", "gt", "quot", "nbsp", "copy", "reg", "deg", "plusmn", "micro",
-                                 "middot", "times", "divide", "frac12", "frac14", "frac34", "sup2", "sup3",
-                                 "para", "sect", "laquo", "raquo", "eacute", "egrave", "aacute", "agrave",
-                                 "uuml", "ouml", "auml", "szlig", "ccedil", "iuml", "pound", "yen", "cent", "shy"};
-  for (const char* l : legacy)
-    if (name == l) return true;
-  return false;
-}
-
-// Python html.unescape for numeric references and the named entities above.
-std::string html_unescape(const std::string& s) {
-  if (s.find('&') == std::string::npos) return s;
+std::string to_utf8(const U32& s) {
+  icu::UnicodeString u;
+  for (char32_t c : s) u.append(static_cast<UChar32>(c));
   std::string out;
+  u.toUTF8String(out);
+  return out;
+}
+
+template <size_t N>
+const char* find_entity(const EntityEntry (&table)[N], const std::string& name) {
+  auto it = std::lower_bound(std::begin(table), std::end(table), name, [](const EntityEntry& e, const std::string& n) {
+    return std::strcmp(e.name, n.c_str()) < 0;
+  });
+  return it != std::end(table) && name == it->name ? it->utf8 : nullptr;
+}
+
+template <size_t N>
+const char* find_code_point(const WidthEntry (&table)[N], char32_t c) {
+  auto it = std::lower_bound(std::begin(table), std::end(table), c,
+                             [](const WidthEntry& e, char32_t v) { return static_cast<char32_t>(e.code_point) < v; });
+  return it != std::end(table) && static_cast<char32_t>(it->code_point) == c ? it->utf8 : nullptr;
+}
+
+bool ascii_digit(char32_t c) { return c >= '0' && c <= '9'; }
+bool ascii_hex(char32_t c) { return ascii_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool ascii_alnum(char32_t c) { return ascii_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// Python html._invalid_charrefs for 0x80..0x9F: Windows-1252 (undefined bytes stay C1 controls). ftfy's
+// fix_c1_controls ("sloppy-windows-1252") maps the same way.
+char32_t cp1252_of_c1(char32_t c) {
+  static const char16_t m[32] = {0x20ac, 0x81,   0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160,
+                                 0x2039, 0x0152, 0x8d,   0x017d, 0x8f,   0x90,   0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
+                                 0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x9d,   0x017e, 0x0178};
+  return m[c - 0x80];
+}
+
+// Python's html.unescape (Lib/html/__init__.py): the regex
+//   &(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)
+// with _replace_charref: numeric references (invalid ones replaced or dropped as Python does) and the longest
+// html5 name (names without ';' only for the legacy entities, which html5 lists without ';').
+U32 python_html_unescape(const U32& s) {
+  if (s.find(U'&') == U32::npos) return s;
+  U32 out;
   size_t i = 0;
   while (i < s.size()) {
-    if (s[i] != '&') {
-      out += s[i++];
+    if (s[i] != U'&') {
+      out.push_back(s[i++]);
       continue;
     }
-    size_t j = i + 1;
-    if (j < s.size() && s[j] == '#') {
-      bool hex = j + 1 < s.size() && (s[j + 1] == 'x' || s[j + 1] == 'X');
+    const size_t j = i + 1;
+    if (j < s.size() && s[j] == U'#') {
+      const bool hex = j + 1 < s.size() && (s[j + 1] == U'x' || s[j + 1] == U'X');
       size_t k = j + (hex ? 2 : 1);
-      size_t start = k;
-      while (k < s.size() && (hex ? std::isxdigit(static_cast<unsigned char>(s[k]))
-                                  : std::isdigit(static_cast<unsigned char>(s[k]))))
+      const size_t start = k;
+      uint64_t num = 0;
+      while (k < s.size() && (hex ? ascii_hex(s[k]) : ascii_digit(s[k]))) {
+        const char32_t c = s[k];
+        const uint64_t d = ascii_digit(c) ? c - U'0' : (c | 0x20) - U'a' + 10;
+        num = std::min<uint64_t>(num * (hex ? 16 : 10) + d, 0x110000);  // saturate: only "> 0x10FFFF" matters
         ++k;
-      if (k == start) {
-        out += s[i++];
+      }
+      if (k > start) {
+        if (k < s.size() && s[k] == U';') ++k;
+        if (num == 0) out.push_back(0xfffd);
+        else if (num == 0x0d) out.push_back(U'\r');
+        else if (num >= 0x80 && num <= 0x9f) out.push_back(cp1252_of_c1(static_cast<char32_t>(num)));
+        else if ((num >= 0xd800 && num <= 0xdfff) || num > 0x10ffff) out.push_back(0xfffd);
+        else if ((num >= 0x1 && num <= 0x8) || (num >= 0xe && num <= 0x1f) || num == 0x7f || num == 0xb ||
+                 (num >= 0xfdd0 && num <= 0xfdef) || (num & 0xfffe) == 0xfffe) {
+          // _invalid_codepoints: dropped
+        } else {
+          out.push_back(static_cast<char32_t>(num));
+        }
+        i = k;
         continue;
       }
-      std::string digits = s.substr(start, k - start);
-      long long num = 0;
-      bool overflow = false;
-      for (char c : digits) {
-        int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (std::tolower(c) - 'a' + 10);
-        num = num * (hex ? 16 : 10) + d;
-        if (num > 0x10ffff) overflow = true, num = 0x110000;
-      }
-      if (k < s.size() && s[k] == ';') ++k;
-      UChar32 cp;
-      auto it = cp1252().find(static_cast<int>(num));
-      if (!overflow && it != cp1252().end()) cp = it->second;
-      else if (overflow || num == 0 || (num >= 0xd800 && num <= 0xdfff) || num > 0x10ffff) cp = 0xfffd;
-      else cp = static_cast<UChar32>(num);
-      out += utf8_of(cp);
-      i = k;
+      // "&#" without digits: no match at this '&' (the name branch excludes '#').
+      out.push_back(s[i++]);
       continue;
     }
     size_t k = j;
-    while (k < s.size() && k - j < 32 && std::isalnum(static_cast<unsigned char>(s[k]))) ++k;
-    std::string name = s.substr(j, k - j);
-    if (k < s.size() && s[k] == ';') {
-      auto it = named_entities().find(name);
-      if (it != named_entities().end()) {
-        out += utf8_of(it->second);
+    while (k < s.size() && k - j < 32 && s[k] != U'\t' && s[k] != U'\n' && s[k] != U'\f' && s[k] != U' ' &&
+           s[k] != U'<' && s[k] != U'&' && s[k] != U'#' && s[k] != U';')
+      ++k;
+    if (k == j) {
+      out.push_back(s[i++]);
+      continue;
+    }
+    if (k < s.size() && s[k] == U';') ++k;
+    const U32 name = s.substr(j, k - j);
+    const std::string name8 = to_utf8(name);
+    if (const char* v = find_entity(kHtml5Entities, name8)) {
+      out += to_u32(v);
+    } else {
+      bool done = false;
+      for (size_t x = name.size() - 1; x > 1 && !done; --x) {
+        if (const char* v = find_entity(kHtml5Entities, to_utf8(name.substr(0, x)))) {
+          out += to_u32(v);
+          out += name.substr(x);
+          done = true;
+        }
+      }
+      if (!done) out += U'&' + name;
+    }
+    i = k;
+  }
+  return out;
+}
+
+// ftfy.fixes.unescape_html: "&#?[0-9A-Za-z]{1,24};" replaced by ftfy's HTML_ENTITIES (html5 names ending in ';' and
+// all-caps variants) or, for "&#...;", by html.unescape unless that leaves a ';'.
+U32 ftfy_unescape_html(const U32& s) {
+  U32 out;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s[i] == U'&') {
+      size_t k = i + 1;
+      const bool numeric = k < s.size() && s[k] == U'#';
+      if (numeric) ++k;
+      const size_t start = k;
+      while (k < s.size() && ascii_alnum(s[k])) ++k;
+      if (k > start && k - start <= 24 && k < s.size() && s[k] == U';') {
+        const U32 match = s.substr(i, k + 1 - i);
+        const std::string name = to_utf8(s.substr(start, k - start));
+        const char* v = numeric ? nullptr : find_entity(kHtml5Entities, name + ";");
+        if (!numeric && !v) v = find_entity(kFtfyUpperEntities, name);
+        if (v) {
+          out += to_u32(v);
+        } else if (numeric) {
+          const U32 u = python_html_unescape(match);
+          out += u.find(U';') == U32::npos ? u : match;
+        } else {
+          out += match;
+        }
         i = k + 1;
         continue;
       }
     }
-    // Without ';': the longest legacy entity that prefixes the name.
-    bool done = false;
-    for (size_t len = name.size(); len >= 2 && !done; --len) {
-      std::string pre = name.substr(0, len);
-      if (is_legacy_entity(pre)) {
-        out += utf8_of(named_entities().at(pre));
-        i = j + len;
-        done = true;
+    out.push_back(s[i++]);
+  }
+  return out;
+}
+
+U32 nfc(const U32& s) {
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::Normalizer2* n = icu::Normalizer2::getNFCInstance(status);
+  DAUG_CHECK(U_SUCCESS(status), "ICU NFC normaliser unavailable: ", u_errorName(status));
+  icu::UnicodeString u;
+  for (char32_t c : s) u.append(static_cast<UChar32>(c));
+  icu::UnicodeString normed = n->normalize(u, status);
+  DAUG_CHECK(U_SUCCESS(status), "ICU NFC normalisation failed: ", u_errorName(status));
+  std::string out;
+  normed.toUTF8String(out);
+  return to_u32(out);
+}
+
+// One pass of ftfy.fix_and_explain's fixers after unescape_html, in its order (fix_encoding, the mojibake repair,
+// is not reproduced; fix_surrogates has nothing to do on UTF-8 input).
+U32 ftfy_fixers(const U32& s) {
+  U32 t;
+  t.reserve(s.size());
+  for (char32_t c : s) {  // fix_c1_controls, fix_latin_ligatures, fix_character_width, uncurl_quotes
+    if (c >= 0x80 && c <= 0x9f) c = cp1252_of_c1(c);
+    if (const char* v = find_code_point(kFtfyLigatures, c)) {
+      t += to_u32(v);
+    } else if (const char* w = find_code_point(kFtfyWidthMap, c)) {
+      t += to_u32(w);
+    } else if (c == 0x02bc || (c >= 0x2018 && c <= 0x201b)) {
+      t.push_back(U'\'');
+    } else if (c >= 0x201c && c <= 0x201f) {
+      t.push_back(U'"');
+    } else {
+      t.push_back(c);
+    }
+  }
+  U32 u;  // fix_line_breaks: \r\n, \r, U+2028, U+2029, U+0085 -> \n
+  for (size_t i = 0; i < t.size(); ++i) {
+    const char32_t c = t[i];
+    if (c == U'\r' && i + 1 < t.size() && t[i + 1] == U'\n') continue;
+    u.push_back(c == U'\r' || c == 0x2028 || c == 0x2029 || c == 0x85 ? U'\n' : c);
+  }
+  U32 v;  // remove_terminal_escapes: \033\[((?:\d|;)*)([a-zA-Z])
+  for (size_t i = 0; i < u.size();) {
+    if (u[i] == 0x1b && i + 1 < u.size() && u[i + 1] == U'[') {
+      size_t k = i + 2;
+      while (k < u.size() && (u_isdigit(static_cast<UChar32>(u[k])) || u[k] == U';')) ++k;
+      if (k < u.size() && ((u[k] >= U'a' && u[k] <= U'z') || (u[k] >= U'A' && u[k] <= U'Z'))) {
+        i = k + 1;
+        continue;
       }
     }
-    if (!done) out += s[i++];
+    v.push_back(u[i++]);
+  }
+  U32 w;  // remove_control_chars
+  for (char32_t c : v) {
+    const bool drop = c <= 0x08 || c == 0x0b || (c >= 0x0e && c <= 0x1f) || c == 0x7f || (c >= 0x206a && c <= 0x206f) ||
+                      c == 0xfeff || (c >= 0xfff9 && c <= 0xfffc);
+    if (!drop) w.push_back(c);
+  }
+  return nfc(w);
+}
+
+// ftfy.fix_text with its default configuration, minus fix_encoding: the text is fixed one line at a time (each
+// segment keeps its '\n'); from the first line that contains '<' on, HTML entities are left alone (the text is
+// taken for real HTML); each segment is fixed until a pass changes nothing.
+U32 ftfy_fix_text(const U32& text) {
+  U32 out;
+  bool unescape = true;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t brk = text.find(U'\n', pos);
+    brk = brk == U32::npos ? text.size() : brk + 1;
+    U32 seg = text.substr(pos, brk - pos);
+    if (seg.find(U'<') != U32::npos) unescape = false;
+    for (;;) {
+      const U32 before = seg;
+      if (unescape) seg = ftfy_unescape_html(seg);
+      seg = ftfy_fixers(seg);
+      if (seg == before) break;
+    }
+    out += seg;
+    pos = brk;
   }
   return out;
 }
@@ -231,16 +372,14 @@ ClipTokenizer::ClipTokenizer(const std::string& vocab_path, Cleaning cleaning)
 ClipTokenizer::~ClipTokenizer() = default;
 
 std::string ClipTokenizer::clean(const std::string& text, Cleaning cleaning) {
-  UErrorCode status = U_ZERO_ERROR;
-  // ftfy.fix_text's normalisation step (NFC).
-  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(status);
-  DAUG_CHECK(U_SUCCESS(status), "ICU NFC normaliser unavailable: ", u_errorName(status));
-  icu::UnicodeString u = icu::UnicodeString::fromUTF8(text);
-  icu::UnicodeString normed = nfc->normalize(u, status);
-  DAUG_CHECK(U_SUCCESS(status), "ICU NFC normalisation failed: ", u_errorName(status));
   std::string s;
-  normed.toUTF8String(s);
-  if (cleaning == Cleaning::openai) s = html_unescape(html_unescape(s));
+  if (cleaning == Cleaning::openai) {
+    // simple_tokenizer.basic_clean: ftfy.fix_text, then html.unescape twice.
+    s = to_utf8(python_html_unescape(python_html_unescape(ftfy_fix_text(to_u32(text)))));
+  } else {
+    // CLIPTokenizerFast's normaliser: NFC.
+    s = to_utf8(nfc(to_u32(text)));
+  }
   // whitespace_clean: runs of whitespace -> ' ', strip (basic_clean's strip is subsumed).
   icu::UnicodeString w = icu::UnicodeString::fromUTF8(s);
   icu::UnicodeString collapsed;

@@ -1,10 +1,10 @@
 #pragma once
 /// CLIP's byte-level BPE tokenizer (OpenAI `clip/simple_tokenizer.py`), producing the same ids.
 ///
-/// Pipeline per text: NFC (the normalisation step of ftfy.fix_text; the rest of ftfy's mojibake repair is not
-/// reproduced), html-unescape twice (OpenAI's basic_clean; skipped with Cleaning::hf, as Hugging Face's
-/// CLIPTokenizerFast, which DAug uses, does not unescape), whitespace runs -> ' ', strip, lowercase (ICU root
-/// locale); then the pre-tokenisation regex
+/// Pipeline per text (Cleaning::openai): ftfy.fix_text with its defaults except the mojibake repair (fix_encoding),
+/// then Python's html.unescape twice (simple_tokenizer's basic_clean); Cleaning::hf (Hugging Face's
+/// CLIPTokenizerFast, which DAug uses): NFC only. Then whitespace runs -> ' ', strip, lowercase (ICU root locale,
+/// as Python's str.lower); then the pre-tokenisation regex
 ///   <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+   (ICU, case-insensitive)
 /// each piece's UTF-8 bytes mapped through bytes_to_unicode, BPE with the first 48,894 merges of
 /// bpe_simple_vocab_16e6.txt.gz (cached per piece), ids from the 49,408-entry vocabulary.
@@ -26,8 +26,8 @@ class ClipTokenizer {
   static constexpr int64_t kVocabSize = 49408;
   static constexpr int64_t kNumMerges = 49152 - 256 - 2;  // 48,894
 
-  /// Text cleaning: openai = simple_tokenizer.py (with html.unescape twice); hf = CLIPTokenizerFast's
-  /// normaliser (NFC, whitespace collapse, lowercase; no unescape). They differ only on HTML entities.
+  /// Text cleaning: openai = simple_tokenizer.py (ftfy.fix_text, html.unescape twice); hf = CLIPTokenizerFast's
+  /// normaliser (NFC, whitespace collapse, lowercase; no ftfy, no unescape).
   enum class Cleaning { openai, hf };
 
   /// Loads the merges from a gzip-compressed (or plain) bpe_simple_vocab file. A missing or malformed file

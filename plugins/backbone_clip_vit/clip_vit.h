@@ -54,13 +54,13 @@ struct ClipVitOptions {
       "text context in tokens; checkpoint positions are resampled to it (DAug: 154 = 77 x 2)", Check::at_least(2));
     v("weights", weights, "pretrained weights file; empty = random init with CLIP's init scheme");
     v("weights_format", weights_format,
-      "auto (detect), openai (TorchScript ViT-B-32.pt or a torch.save'd state dict, e.g. pytorch_model.bin), "
-      "hf (CLIPModel safetensors), daug (own safetensors)",
+      "auto (detect), openai (TorchScript ViT-B-32.pt or a torch.save'd state dict or checkpoint, e.g. "
+      "pytorch_model.bin), hf (CLIPModel safetensors), daug (own safetensors or training checkpoint)",
       Check::choice({"auto", "openai", "hf", "daug"}));
     v("vocab", vocab, "bpe_simple_vocab_16e6.txt.gz; empty = the copy shipped with daug");
     v("text_cleaning", text_cleaning,
-      "hf (CLIPTokenizerFast, as DAug: NFC, whitespace, lowercase) or openai (simple_tokenizer.py: also "
-      "html-unescapes twice); they differ only on HTML entities such as &amp;",
+      "hf (CLIPTokenizerFast, as DAug: NFC, whitespace, lowercase) or openai (simple_tokenizer.py: ftfy's fix_text "
+      "without its mojibake repair, then html-unescape twice)",
       Check::choice({"hf", "openai"}));
     v("pad_token", pad_token, "padding id: eot (49407, Hugging Face / DAug) or zero (0, OpenAI clip.tokenize)",
       Check::choice({"eot", "zero"}));

@@ -6,13 +6,16 @@
 #include <daug/checkpoint.h>
 #include <daug/error.h>
 #include <daug/log.h>
+#include <daug/torch_zip.h>
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -45,11 +48,26 @@ const char* weights_format_name(WeightsFormat f) {
 WeightsFormat detect_weights_format(const std::string& path) {
   DAUG_CHECK_AS(DataError, std::filesystem::is_regular_file(path), "CLIP weights file not found: '", path, "'");
   std::ifstream f(path, std::ios::binary);
-  char magic[4] = {0, 0, 0, 0};
-  f.read(magic, 4);
-  DAUG_CHECK_AS(DataError, f.gcount() == 4, "CLIP weights file '", path, "' is too short (", f.gcount(),
+  unsigned char magic[9] = {0};
+  f.read(reinterpret_cast<char*>(magic), 9);
+  const auto got = f.gcount();
+  DAUG_CHECK_AS(DataError, got >= 4, "CLIP weights file '", path, "' is too short (", got,
                 " bytes) to be a TorchScript archive or a safetensors file");
   if (magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4) return WeightsFormat::openai;
+  // safetensors: an 8-byte header length, then the JSON header, which starts with '{'.
+  if (got < 9 || magic[8] != '{') {
+    std::string head;
+    for (std::streamsize i = 0; i < got; ++i) head += fmt::format("{}{:02x}", i ? " " : "", magic[i]);
+    const bool legacy_torch = magic[0] == 0x80 && magic[1] == 0x02 && magic[2] == 0x8a;
+    throw DataError(fmt::format(
+        "CLIP weights file '{}' is neither a zip archive (TorchScript or torch.save; starts with 50 4b 03 04 'PK') "
+        "nor a safetensors file (8-byte header length, then a JSON header starting with '{{' at byte 8); its first "
+        "bytes are {}{}",
+        path, head,
+        legacy_torch ? ": the legacy (pre-1.6, non-zip) torch.save format, which is not supported; load it in Python "
+                       "and save it again with torch.save(obj, path)"
+                     : ""));
+  }
   SafetensorsFile st = load_safetensors(path);
   for (const auto& [k, t] : st.tensors)
     if (k.rfind("vision_model.", 0) == 0 || k.rfind("text_model.", 0) == 0) return WeightsFormat::hf;
@@ -58,6 +76,8 @@ WeightsFormat detect_weights_format(const std::string& path) {
 
 namespace {
 
+constexpr const char* kTrainModelPrefix = "model.";
+
 const std::set<std::string>& ignored_scalars() {
   static const std::set<std::string> s = {"input_resolution", "context_length", "vocab_size"};
   return s;
@@ -65,53 +85,66 @@ const std::set<std::string>& ignored_scalars() {
 
 std::string first_line(const std::string& what) { return what.substr(0, what.find('\n')); }
 
-// A torch.save'd state dict (zip format): OpenAI/open_clip `state_dict()` or HF `pytorch_model.bin`.
-NamedTensors read_torch_pickle(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  c10::IValue v = torch::jit::pickle_load(bytes);
-  DAUG_CHECK_AS(DataError, v.isGenericDict(), "'", path, "' holds a ", v.tagKind(),
-                ", but a state dict (name -> tensor) was expected");
-  NamedTensors out;
-  for (const auto& e : v.toGenericDict()) {
-    DAUG_CHECK_AS(DataError, e.key().isString(), "'", path, "': state dict keys must be strings, but got a ",
-                  e.key().tagKind());
-    const std::string key = e.key().toStringRef();
-    if (ignored_scalars().count(key)) continue;
-    DAUG_CHECK_AS(DataError, e.value().isTensor(), "'", path, "': entry '", key, "' is a ", e.value().tagKind(),
-                  ", not a tensor");
-    out.emplace_back(key, e.value().toTensor().detach().to(at::kFloat).contiguous());
-  }
-  return out;
-}
-
-// OpenAI's ViT-B-32.pt is a TorchScript archive; a torch.save'd state dict is accepted too.
+// OpenAI's ViT-B-32.pt is a TorchScript archive (read by LibTorch); any other zip is a torch.save'd state dict
+// (OpenAI/open_clip state_dict(), HF pytorch_model.bin, training checkpoints), read by daug's own strict reader.
 NamedTensors read_torch_zip(const std::string& path) {
-  check_torch_zip(path);  // LibTorch's unpickler can crash on a malformed pickle: refuse those first
-  NamedTensors out;
-  std::string jit_error;
-  try {
-    torch::jit::Module m = torch::jit::load(path, c10::Device(c10::kCPU));
-    for (const auto& p : m.named_parameters(/*recurse=*/true))
-      if (!ignored_scalars().count(p.name)) out.emplace_back(p.name, p.value.detach().to(at::kFloat).contiguous());
-    for (const auto& b : m.named_buffers(/*recurse=*/true))
-      if (!ignored_scalars().count(b.name)) out.emplace_back(b.name, b.value.detach().to(at::kFloat).contiguous());
-  } catch (const std::exception& e) {
-    jit_error = first_line(e.what());
-  }
-  if (!jit_error.empty()) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  DAUG_CHECK_AS(DataError, f.good(), "cannot open CLIP weights file '", path, "'");
+  std::vector<uint8_t> bytes(static_cast<size_t>(f.tellg()));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  DAUG_CHECK_AS(DataError, f.good() || bytes.empty(), "cannot read CLIP weights file '", path, "'");
+  if (bytes.size() < 4 || std::memcmp(bytes.data(), "PK\3\4", 4) != 0) {
     try {
-      out = read_torch_pickle(path);
-    } catch (const DataError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw DataError("cannot read '" + path + "' as an OpenAI CLIP TorchScript archive (" + jit_error +
-                      ") nor as a torch.save'd state dict (" + first_line(e.what()) + ")");
+      parse_torch_zip(bytes.data(), bytes.size(), path);  // says why (legacy torch.save format, not a zip)
+    } catch (const DataError& e) {
+      throw DataError(std::string(e.what()) +
+                      "; so it is neither an OpenAI CLIP TorchScript archive nor a torch.save'd state dict");
     }
+  }
+  NamedTensors out;
+  if (is_torchscript_zip(bytes.data(), bytes.size())) {
+    check_torch_zip(path);  // LibTorch's unpickler can crash on a malformed pickle: refuse those first
+    try {
+      torch::jit::Module m = torch::jit::load(path, c10::Device(c10::kCPU));
+      for (const auto& p : m.named_parameters(/*recurse=*/true))
+        if (!ignored_scalars().count(p.name)) out.emplace_back(p.name, p.value.detach().to(at::kFloat).contiguous());
+      for (const auto& b : m.named_buffers(/*recurse=*/true))
+        if (!ignored_scalars().count(b.name)) out.emplace_back(b.name, b.value.detach().to(at::kFloat).contiguous());
+    } catch (const std::exception& e) {
+      throw DataError("cannot read '" + path + "' as an OpenAI CLIP TorchScript archive: " + first_line(e.what()));
+    }
+  } else {
+    TorchStateDict sd = parse_torch_zip(bytes.data(), bytes.size(), path);
+    std::string notes;
+    if (!sd.container.empty()) notes += ", entry '" + sd.container + "'";
+    if (!sd.stripped_prefix.empty()) notes += ", prefix '" + sd.stripped_prefix + "' removed";
+    for (const auto& loc : sd.locations)
+      if (loc != "cpu") notes += ", storages saved on " + loc + " loaded on the CPU";
+    log::info("clip_vit: torch.save state dict with {} tensors{} ({})", sd.tensors.size(), notes, path);
+    for (auto& [k, t] : sd.tensors)
+      if (!ignored_scalars().count(k)) out.emplace_back(k, t.to(at::kFloat).contiguous());
   }
   DAUG_CHECK_AS(DataError, !out.empty(), "'", path, "' holds no tensors");
   for (const auto& [k, t] : out)
     if (k.rfind("vision_model.", 0) == 0 || k.rfind("text_model.", 0) == 0) return hf_to_openai(out, path);
+  return out;
+}
+
+// daug's training checkpoints (libs/train checkpoint.h: model.<key>, optim.*, ema.*, rng.cpu and a "step" entry
+// in the metadata) hold the weights under "model."; plain daug weight files hold state() names.
+NamedTensors daug_weights(SafetensorsFile st) {
+  const bool training_checkpoint =
+      st.metadata.count("step") && std::any_of(st.tensors.begin(), st.tensors.end(),
+                                               [](const auto& e) { return e.first.rfind(kTrainModelPrefix, 0) == 0; });
+  NamedTensors out;
+  for (auto& [k, v] : st.tensors) {
+    if (!training_checkpoint) {
+      out.emplace_back(k, v.to(at::kFloat));
+    } else if (k.rfind(kTrainModelPrefix, 0) == 0) {
+      out.emplace_back(k.substr(std::strlen(kTrainModelPrefix)), v.to(at::kFloat));
+    }
+  }
   return out;
 }
 
@@ -198,11 +231,8 @@ NamedTensors read_clip_weights(const std::string& path, WeightsFormat fmt, Weigh
   switch (fmt) {
     case WeightsFormat::openai: return read_torch_zip(path);
     case WeightsFormat::hf: return hf_to_openai(load_safetensors(path).tensors, path);
-    case WeightsFormat::daug: {
-      NamedTensors t = load_safetensors(path).tensors;
-      for (auto& [k, v] : t) v = v.to(at::kFloat);
-      return t;
-    }
+    case WeightsFormat::daug:
+      return daug_weights(load_safetensors(path));
     case WeightsFormat::automatic: break;
   }
   throw DataError("unreachable weights format");

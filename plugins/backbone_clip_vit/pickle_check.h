@@ -1,8 +1,9 @@
 #pragma once
-/// A structural check of the pickles inside a torch.save / TorchScript zip, run before the bytes reach LibTorch:
-/// LibTorch 1.13's unpickler trusts the stack discipline of its input (an opcode that pops from an empty stack or
-/// mark list reads out of bounds, a LONG_BINPUT of 2^32-1 allocates 4 billion memo slots), so a malformed file
-/// could crash the process instead of giving an error (found by fuzz/torch_pickle).
+/// A structural check of the pickles inside a TorchScript zip (OpenAI's ViT-B-32.pt), run before torch::jit::load
+/// sees the bytes (torch.save files are read by daug's own strict reader, daug/torch_zip.h). LibTorch 1.13's
+/// unpickler trusts the stack discipline of its input (an opcode that pops from an empty stack or mark list reads
+/// out of bounds, a LONG_BINPUT of 2^32-1 allocates 4 billion memo slots), so a malformed file could crash the
+/// process instead of giving an error (fuzz/regressions/torch_pickle).
 #include <cstddef>
 #include <string>
 

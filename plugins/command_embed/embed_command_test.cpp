@@ -8,6 +8,7 @@
 #include <daug/core/plugin_loader.h>
 #include <daug/data/image.h>
 #include <daug/data/npy.h>
+#include <daug/train/checkpoint.h>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -123,6 +124,30 @@ TEST_F(ClipEmbedCli, WritesEmbeddingsEqualToTheModelInProcess) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_LT(testing::max_abs_diff(data::load_npy(out2 / "image_embeds.npy"), want_img), 1e-5);
   EXPECT_LT(testing::max_abs_diff(data::load_npy(out2 / "text_embeds.npy"), want_txt), 1e-5);
+}
+
+// train_clip's checkpoint.safetensors, written by the training toolkit's save_checkpoint as the stage writes it:
+// the weights under "model.", optimizer state, the RNG state and step metadata. The README says embed reads it.
+TEST_F(ClipEmbedCli, ReadsTheCheckpointsTrainClipWrites) {
+  train::CheckpointInfo info;
+  info.step = 2;
+  info.total_steps = 2;
+  info.stage = "train_clip";
+  info.complete = true;
+  const NamedTensors optim = {{"optim.step", at::tensor(2L)}, {"optim.exp_avg.0", at::ones({3})}};
+  train::save_checkpoint(dir_ / "checkpoint.safetensors", info, source_->state(), optim, {}, train::cpu_rng_state());
+  testing::write_text(dir_ / "ckpt.toml", std::string("[run]\ndevice = \"cpu\"\n\n") + kTinyClip + "weights = \"" +
+                                              (dir_ / "checkpoint.safetensors").string() + "\"\n");
+  const at::Tensor px = at::linspace(-1.5, 1.5, 2 * 3 * 32 * 32).reshape({2, 3, 32, 32});
+  data::save_npy(dir_ / "px.npy", px);
+  const auto out = dir_ / "ckpt_out";
+  CliResult r = run_cli("embed '" + (dir_ / "ckpt.toml").string() + "' --images-npy '" + (dir_ / "px.npy").string() +
+                        "' --texts 'No acute cardiopulmonary process.' --out '" + out.string() + "'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  at::NoGradGuard ng;
+  EXPECT_LT(testing::max_abs_diff(data::load_npy(out / "image_embeds.npy"), source_->encode_image(px)), 1e-5);
+  const at::Tensor txt = source_->encode_text(source_->tokenize({"No acute cardiopulmonary process."}));
+  EXPECT_LT(testing::max_abs_diff(data::load_npy(out / "text_embeds.npy"), txt), 1e-5);
 }
 
 TEST_F(ClipEmbedCli, BadInputsGiveClearErrors) {

@@ -19,7 +19,8 @@ void ChannelComposerOptions::visit(OptionVisitor& v) {
     "image channel replaced by each heatmap, in map order: [0] released code, [2] paper, [] plain image "
     "(baseline); several entries take several heatmaps",
     Check::range(0, 2));
-  v("quantize", quantize, "min-max each heatmap and truncate to uint8 as the released loader does");
+  v("quantize", quantize, "min-max and uint8-truncate each (already resized) heatmap here; false (default) when the "
+    "stage already did it at the native size (train_clip/evaluate heatmap_prep = \"released\")");
 }
 
 ChannelComposer::ChannelComposer(Options opts, const std::string& table) : opts_(std::move(opts)) {

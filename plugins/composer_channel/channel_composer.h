@@ -19,8 +19,9 @@ struct ChannelComposerOptions {
   /// Channel replaced by each heatmap, in map order. [0] = released code; [2] = the paper's
   /// [image, image, heatmap]; [] = the plain image (baseline, no heatmap).
   std::vector<int64_t> channels = {0};
-  /// Released heatmap preprocessing: per-map min-max, then uint8 truncation (np.uint8(x*255)).
-  bool quantize = true;
+  /// Per-map min-max, then uint8 truncation (np.uint8(x*255)) here, on the already resized maps. Off by default:
+  /// train_clip/evaluate already quantise at the native size before resizing (heatmap_prep = "released").
+  bool quantize = false;
   void visit(OptionVisitor& v);
 };
 

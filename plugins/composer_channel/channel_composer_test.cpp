@@ -16,7 +16,7 @@ TEST(ChannelComposer, PutsExactlyTheNormalisedHeatmapInChannel0) {
   const auto img_copy = img.clone();
   // map values 0..15 → min-max → k/15 → floor(255·k/15)/255 = 17k/255 (exact), then (x − mean0)/std0
   auto map = at::arange(16, at::kFloat).view({1, 1, 4, 4}).repeat({2, 1, 1, 1});
-  ChannelComposer comp({});
+  ChannelComposer comp({{0}, /*quantize=*/true});
   auto out = comp.compose(img, {map});
   auto expect = (at::arange(16, at::kFloat).view({4, 4}) * 17.0 / 255.0 - daug::clip::kClipMean[0]) /
                 daug::clip::kClipStd[0];
@@ -25,6 +25,15 @@ TEST(ChannelComposer, PutsExactlyTheNormalisedHeatmapInChannel0) {
   EXPECT_EQ(daug::testing::max_abs_diff(out.narrow(1, 1, 2), img.narrow(1, 1, 2)), 0.0);  // others untouched
   EXPECT_EQ(daug::testing::max_abs_diff(img, img_copy), 0.0);                             // input not modified
   EXPECT_EQ(comp.num_maps(), 1);
+}
+
+TEST(ChannelComposer, ByDefaultTakesTheMapsAsTheStagesQuantisedThem) {
+  // The stages hand over maps already min-maxed and put on the 8-bit grid at the native size (released order);
+  // re-normalising here would stretch a resized map whose peak fell below 1.
+  auto img = at::zeros({1, 3, 2, 2});
+  auto map = at::tensor({0.f, 59.f / 255, 9.f / 255, 12.f / 255}).view({1, 1, 2, 2});
+  auto out = ChannelComposer({}).compose(img, {map});
+  EXPECT_NEAR(out[0][0][0][1].item<double>(), (59.0 / 255 - daug::clip::kClipMean[0]) / daug::clip::kClipStd[0], 1e-6);
 }
 
 TEST(ChannelComposer, PaperChannel2UsesThatChannelsStats) {

@@ -19,6 +19,11 @@ std::string SigmoidGuidance::describe() const {
   return fmt::format("sigmoid(scale={}, classifier={})", opts_.scale, opts_.classifier);
 }
 
+at::Tensor SigmoidGuidance::prepare_logits(at::Tensor logits) const {
+  // float64 stays as it is; anything narrower is computed in float32.
+  return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
+}
+
 at::Tensor SigmoidGuidance::log_prob(const at::Tensor& logits, const at::Tensor& y, int64_t) const {
   return at::log_sigmoid(logits.gather(1, y.view({-1, 1})).squeeze(1));
 }

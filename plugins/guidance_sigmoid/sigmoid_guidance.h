@@ -30,6 +30,8 @@ class SigmoidGuidance final : public guidance::ClassifierGuidance<SigmoidGuidanc
   std::string describe() const override;
 
  private:
+  /// Reduced-precision logits (half, bfloat16) are promoted to float32 before log σ, as the softmax guidance does.
+  at::Tensor prepare_logits(at::Tensor logits) const override;
   at::Tensor log_prob(const at::Tensor& logits, const at::Tensor& y, int64_t ymin) const override;
 };
 

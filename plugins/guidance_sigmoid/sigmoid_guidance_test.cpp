@@ -82,3 +82,26 @@ TEST(SigmoidGuidance, BadTargetsNameTheClasses) {
   daug::testing::TestContext ctx;
   expect_error_contains([&] { SigmoidGuidance::create(SigmoidGuidanceOptions{}, ctx); }, {"classifier"});
 }
+
+TEST(SigmoidGuidance, HalfPrecisionLogitsAreComputedInFloat32) {
+  // A classifier run in half precision returns half logits; log σ on them is not even implemented for Half on CPU,
+  // and would lose precision elsewhere. The guidance promotes them to float32 first (as the softmax guidance does).
+  struct HalfToy : daug::testing::ToyClassifier {
+    using ToyClassifier::ToyClassifier;
+    at::Tensor logits(const at::Tensor& x, const at::Tensor& t) override {
+      return ToyClassifier::logits(x, t).to(at::kHalf);
+    }
+  };
+  const std::vector<std::string> names = {"No Finding", "a", "b", "c"};
+  auto half = std::make_shared<HalfToy>(4, 8, 5, 321, names);
+  SigmoidGuidanceOptions o;
+  o.scale = 7.0;
+  at::manual_seed(4);
+  at::Tensor x = at::randn({3, 2, 2, 2}, at::kDouble), t = at::tensor(std::vector<int64_t>{0, 480, 999});
+  at::Tensor y = at::tensor(std::vector<int64_t>{0, 2, 3});
+  at::Tensor g_half = SigmoidGuidance(o, half).gradient({x, t, y, 1});
+  at::Tensor g_ref = SigmoidGuidance(o, toy()).gradient({x, t, y, 1});  // same weights (seed 321), float64
+  EXPECT_EQ(g_half.sizes(), g_ref.sizes());
+  // half rounding of the logits and of the gradient through the cast: ~1e-3 relative.
+  EXPECT_LT(daug::testing::max_abs_diff(g_half.to(at::kDouble), g_ref), 2e-2 * g_ref.abs().max().item<double>());
+}

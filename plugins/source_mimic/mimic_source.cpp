@@ -32,7 +32,8 @@ void MimicSourceOptions::visit(OptionVisitor& v) {
     Check::required_non_empty());
   v("images_dir", images_dir, "folder holding pXX/pSUBJECT/sSTUDY/DICOM.jpg, relative to root",
     Check::required_non_empty());
-  v("views", views, "keep only images with these ViewPosition values; empty = all views");
+  v("views", views, "keep only images with these ViewPosition values (released frontal set: PA, and AP = 'AP' or "
+    "'AP AXIAL', datasets/mimic.py); empty = all views");
   v("items", items,
     "image: one item per image (DAug by_view); study: one item per study, the first image by `views` order",
     Check::choice({"image", "study"}));

@@ -26,7 +26,7 @@ struct MimicSourceOptions {
   std::string split_csv = "mimic-cxr-2.0.0-split.csv";
   std::string metadata_csv = "mimic-cxr-2.0.0-metadata.csv";
   std::string images_dir = "files";
-  std::vector<std::string> views = {"PA", "AP"};  ///< ViewPosition filter; empty = all
+  std::vector<std::string> views = {"PA", "AP", "AP AXIAL"};  ///< ViewPosition filter (released); empty = all
   std::string items = "image";                    ///< image | study (one image per study, first by `views` order)
   std::string reports = "required";               ///< required | optional | none
   std::string reports_root;                       ///< folder holding files/pXX/...; "" = root

@@ -84,7 +84,7 @@ const Image kImages[] = {
     {"10000032", "53189527", "2a2277a9-b0ded155-c0de8eb9-c124d10e-82c5caab", "PA", "train"},
     {"10000032", "53189527", "e084de3b-be89b11e-20fe3f9f-9c8d8dfe-4cfd202c", "LATERAL", "train"},
     {"10000032", "53911762", "68b5c4b1-227d0485-9cc38c3f-7b84ab51-4b472714", "AP", "train"},
-    {"10000032", "53911762", "fffabebf-74fd3a1f-673b6b41-96ec0ac9-2ab69818", "AP", "train"},
+    {"10000032", "53911762", "fffabebf-74fd3a1f-673b6b41-96ec0ac9-2ab69818", "AP AXIAL", "train"},
     {"10000032", "56699142", "ea030e7a-2e3b1346-bc518786-7a8fd698-f673b44c", "AP", "train"},
     {"11000011", "51029426", "aaaaaaaa-11111111-22222222-33333333-44444444", "AP", "validate"},
     {"19999987", "58971208", "bbbbbbbb-11111111-22222222-33333333-44444444", "AP", "test"},
@@ -172,6 +172,9 @@ TEST(MimicSource, ImagesViewsSplitsLabels) {
   EXPECT_NE(src.describe().find("7 images: train 5, val 1, test 1"), std::string::npos) << src.describe();
 
   auto o = f.options();
+  EXPECT_EQ(o.views, (std::vector<std::string>{"PA", "AP", "AP AXIAL"}));  // released: AP = 'AP' or 'AP AXIAL'
+  o.views = {"PA", "AP"};
+  EXPECT_EQ(MimicSource(o).samples().size(), 6u);  // the AP AXIAL image fffabebf… is left out
   o.views = {};
   EXPECT_EQ(MimicSource(o).samples().size(), 9u);
   o.views = {"PA"};

@@ -27,7 +27,6 @@
 namespace daug::plugins {
 
 namespace {
-const auto kAucInputs = choices<AucInput>({{"logit", AucInput::logit}, {"sigmoid_f32", AucInput::sigmoid_f32}});
 const auto kMissingLabels =
     choices<MissingLabels>({{"negative", MissingLabels::negative}, {"exclude", MissingLabels::exclude}});
 }  // namespace
@@ -48,8 +47,6 @@ void EvaluateOptions::visit(OptionVisitor& v) {
   v("prompts", prompts, "14 class prompts; [] = those stored in the checkpoint, else the released prompts");
   v("class_logit_scale", class_logit_scale, "classification probs = sigmoid(exp(this)·cos(image, prompt)) "
     "(released 4.602)");
-  v("auc_input", auc_input, "scores ranked by the AUC: \"logit\" (exact, double) or \"sigmoid_f32\" (float32 "
-    "probabilities as released; saturation ties at 1.0 lower the AUC)", kAucInputs);
   v("missing_labels", missing_labels, "NaN labels: \"negative\" (released) or \"exclude\" (left out of that "
     "class's AUC; never relevant in retrieval)", kMissingLabels);
   v("batch_size", batch_size, "embedding batch size", Check::at_least(1));
@@ -212,9 +209,12 @@ void EvaluateStage::run(StageContext& ctx) {
     rows.push_back(clip::retrieval_map(r2i, ql, gl, kind, fmt::format("R→I mAP@{}", k)));
     rows.push_back(clip::retrieval_map(i2i, ql, gl, kind, fmt::format("I→I mAP@{}", k)));
   }
-  auto logits = q_img.to(at::kDouble).mm(cls.to(at::kDouble).t()) * std::exp(opts_.class_logit_scale);
-  auto scores = opts_.auc_input == AucInput::logit ? logits : at::sigmoid(logits.to(at::kFloat)).to(at::kDouble);
-  rows.push_back(clip::classification_auc(scores, ql_auc, "AUC"));
+  // Both AUCs: "AUC" ranks float32 sigmoid probabilities as released (saturated scores tie at 1.0), "AUC (exact)"
+  // the double logits.
+  rows.push_back(clip::classification_auc(clip::class_scores(q_img, cls, opts_.class_logit_scale, true), ql_auc,
+                                          "AUC"));
+  rows.push_back(clip::classification_auc(clip::class_scores(q_img, cls, opts_.class_logit_scale, false), ql_auc,
+                                          "AUC (exact)"));
 
   std::vector<std::string> names(kChexpertClasses.begin(), kChexpertClasses.end());
   const std::string md_table = clip::markdown_table(rows, names);
@@ -226,6 +226,7 @@ void EvaluateStage::run(StageContext& ctx) {
     for (const char* from : {"R→I mAP@", "I→I mAP@"})
       if (key.rfind(from, 0) == 0) key = (from[0] == 'R' ? "r2i_map@" : "i2i_map@") + key.substr(std::strlen(from));
     if (key == "AUC") key = "auc";
+    if (key == "AUC (exact)") key = "auc_exact";
     metrics[key]["Avg"] = tables[r.metric]["Avg"];
     metrics[key]["wAvg"] = tables[r.metric]["wAvg"];
   }
@@ -264,9 +265,10 @@ void EvaluateStage::run(StageContext& ctx) {
   std::string md = fmt::format(
       "### evaluate\n\nQueries: {} {} images/reports; gallery: {} {} images; AP: {}; weights: {}.\n\n{}", queries.size(),
       opts_.query_split, gallery.size(), opts_.gallery_split, clip::kApKinds.name(opts_.ap), weights, md_table);
-  md += fmt::format("\nR→I: test report → gallery images; I→I: test image → gallery images; AUC: sigmoid(s·cos(image, "
-                    "class prompt)) per class (ranked by {}). Avg = mean over classes, wAvg = weighted by #positive "
-                    "queries (retrieval) or #positives (AUC).\n", kAucInputs.name(opts_.auc_input));
+  md += "\nR→I: test report → gallery images; I→I: test image → gallery images; AUC: sigmoid(s·cos(image, class "
+        "prompt)) per class, ranked in float32 as released (scores that saturate at 1.0 tie); AUC (exact): the same "
+        "ranked by the exact logits. Avg = mean over classes, wAvg = weighted by #positive queries (retrieval) or "
+        "#positives (AUC).\n";
   if (generated)
     md += "\nNote: the reports of this dataset are generated from its labels (NIH ChestX-ray14 has no report text), so "
           "report→image retrieval measures label matching, not free-text understanding.\n";

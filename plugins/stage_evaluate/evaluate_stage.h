@@ -17,8 +17,6 @@
 
 namespace daug::plugins {
 
-/// Scores the classification AUC ranks: the exact double logits, or float32 sigmoid probabilities as released.
-enum class AucInput { logit, sigmoid_f32 };
 /// NaN labels: negative (released) or left out of that class's AUC (never relevant in retrieval).
 enum class MissingLabels { negative, exclude };
 
@@ -35,7 +33,6 @@ struct EvaluateOptions {
   clip::ApKind ap = clip::ApKind::released;
   std::vector<std::string> prompts;        ///< [] = from the checkpoint's metadata, else the released prompts
   double class_logit_scale = 4.602;        ///< probs = sigmoid(exp(this)·cos)
-  AucInput auc_input = AucInput::logit;                  ///< TOML "logit" or "sigmoid_f32"
   MissingLabels missing_labels = MissingLabels::negative;  ///< TOML "negative" or "exclude"
   int64_t batch_size = 64;
   int64_t examples = 8;                    ///< retrieval examples written for the report

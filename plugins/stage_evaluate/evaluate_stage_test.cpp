@@ -91,7 +91,7 @@ TEST(Evaluate, OracleEmbeddingsGivePerfectRetrievalAndAuc) {
   plugins::EvaluateStage st(o, f.src, std::make_shared<OracleBackbone>(), nullptr, "cpu");
   f.run(st, f.tmp / "out");
   auto metrics = nlohmann::json::parse(read(f.tmp / "out" / "metrics.json"));
-  for (const char* k : {"r2i_map@1", "r2i_map@2", "i2i_map@1", "i2i_map@2", "auc"}) {
+  for (const char* k : {"r2i_map@1", "r2i_map@2", "i2i_map@1", "i2i_map@2", "auc", "auc_exact"}) {
     EXPECT_NEAR(metrics[k]["Avg"].get<double>(), 1.0, 1e-9) << k;
     EXPECT_NEAR(metrics[k]["wAvg"].get<double>(), 1.0, 1e-9) << k;
   }
@@ -105,6 +105,8 @@ TEST(Evaluate, OracleEmbeddingsGivePerfectRetrievalAndAuc) {
   EXPECT_NE(md.find("n/a (no positives)"), std::string::npos);
   EXPECT_NE(md.find("excluded from Avg and wAvg"), std::string::npos);
   EXPECT_NE(md.find("generated from its labels"), std::string::npos);
+  EXPECT_NE(md.find("| AUC (exact) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("ranked in float32 as released"), std::string::npos) << md;
   EXPECT_EQ(st.summary(f.tmp / "out"), md);
   auto ex = nlohmann::json::parse(read(f.tmp / "out" / "retrieval_examples.json"));
   ASSERT_EQ(ex.size(), 3u);

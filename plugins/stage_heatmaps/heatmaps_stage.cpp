@@ -41,7 +41,8 @@ void HeatmapsOptions::visit(OptionVisitor& v) {
     "stage table whose output holds the trained generator ('' = use the generator as built)");
   v("classifier_stage", classifier_stage,
     "stage table whose output holds the trained classifier ('' = use the classifier as built)");
-  v("generator_weights", generator_weights, "which trained generator weights to load", kGeneratorWeights);
+  v("generator_weights", generator_weights, "which trained generator weights to load: \"model\" (raw, as the released "
+    "sampler loads mimic2update*.pt) or \"ema\"", kGeneratorWeights);
   v("split", split, "images to process: all, train, val, test, or a '+' join (CLIP needs train and test)",
     Check::required_non_empty());
   v("encode", encode, "how x0 is taken to noise level L: ddim = DDIM inversion (released code), qsample = "

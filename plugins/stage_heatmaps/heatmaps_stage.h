@@ -32,7 +32,7 @@ struct HeatmapsOptions {
   std::string data = "data";
   std::string diffusion_stage = "train_diffusion";
   std::string classifier_stage = "train_classifier";
-  GeneratorWeights generator_weights = GeneratorWeights::ema;
+  GeneratorWeights generator_weights = GeneratorWeights::model;  ///< released sampler: raw weights (mimic2update*.pt)
   std::string split = "all";
   EncodeMode encode = EncodeMode::ddim_inversion;
   int64_t noise_level = 500;
@@ -46,7 +46,7 @@ struct HeatmapsOptions {
   int64_t limit = 0;
   int64_t seed = -1;
   double log_every_s = 10.0;
-  data::Filter resize_filter = data::Filter::area;
+  data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
 
   void visit(OptionVisitor& v);

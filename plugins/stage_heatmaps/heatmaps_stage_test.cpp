@@ -58,7 +58,7 @@ TEST(HeatmapsStage, WritesAuthorsNamingWithIndependentlyRecomputedValues) {
   Fixture f;
   auto stage_ptr = f.run(base_options());
   auto& stage = *stage_ptr;
-  stages::ImagePrep prep{{1, 8, 8}, data::Filter::area, stages::Normalize::minmax};
+  stages::ImagePrep prep{{1, 8, 8}, data::Filter::bilinear, stages::Normalize::minmax};
   for (const auto& s : f.src->samples()) {
     auto file = f.out / (s.id + "_+nof.npy");
     ASSERT_TRUE(std::filesystem::exists(file)) << file;
@@ -171,10 +171,10 @@ TEST(HeatmapsStage, BadTagAndGuidanceWithoutClassifierAreConfigErrors) {
 TEST(HeatmapsStage, ChoiceOptionsKeepTheirTomlNames) {
   // The enum options are read by name; a wrong name is rejected by the SDK reader (tests/core/options_test.cpp).
   std::map<std::string, std::pair<std::string, std::string>> want = {
-      {"generator_weights", {"'ema'", "one of: ema, model"}},
+      {"generator_weights", {"'model'", "one of: ema, model"}},  // released: raw weights
       {"encode", {"'ddim'", "one of: ddim, qsample"}},
       {"direction", {"'+'", "one of: +, -"}},
-      {"resize_filter", {"'area'", "one of: bilinear, bicubic, area, nearest"}},
+      {"resize_filter", {"'bilinear'", "one of: bilinear, bicubic, area, nearest"}},
       {"normalize", {"'minmax'", "one of: minmax, minmax_pm1, none"}}};
   for (const auto& info : daug::describe_options<HeatmapsOptions>()) {
     auto it = want.find(info.key);
@@ -187,9 +187,9 @@ TEST(HeatmapsStage, ChoiceOptionsKeepTheirTomlNames) {
   auto o = base_options();
   o.direction = Direction::away;
   o.encode = EncodeMode::q_sample;
-  o.generator_weights = GeneratorWeights::model;
+  o.generator_weights = GeneratorWeights::ema;
   const std::string dump = daug::dump_options(o);
-  for (const char* line : {"direction = '-'\n", "encode = 'qsample'\n", "generator_weights = 'model'\n"})
+  for (const char* line : {"direction = '-'\n", "encode = 'qsample'\n", "generator_weights = 'ema'\n"})
     EXPECT_NE(dump.find(line), std::string::npos) << line << " in\n" << dump;
   Fixture f;
   const auto described = f.make(o)->describe();
@@ -202,6 +202,8 @@ TEST(HeatmapsStage, LoadsTrainedWeightsFromUpstreamStages) {
   std::filesystem::create_directories(f.upstream / "train_classifier");
   save_safetensors(f.upstream / "train_diffusion" / "ema.safetensors",
                    {{"a", at::full({2}, 3.0f)}, {"b", at::full({1}, -1.0f)}});
+  save_safetensors(f.upstream / "train_diffusion" / "model.safetensors",
+                   {{"a", at::full({2}, 5.0f)}, {"b", at::full({1}, -1.0f)}});
   save_safetensors(f.upstream / "train_classifier" / "model.safetensors",
                    {{"w", at::full({7}, 2.0f)}, {"c", at::arange(7, at::kFloat)}});
   auto o = base_options();
@@ -212,7 +214,7 @@ TEST(HeatmapsStage, LoadsTrainedWeightsFromUpstreamStages) {
   auto& stage = *stage_ptr;
   auto ctx = f.ctx(stage);
   stage.run(ctx);
-  EXPECT_EQ(f.gen->a_[0].item<float>(), 3.0f);
+  EXPECT_EQ(f.gen->a_[0].item<float>(), 5.0f);  // the raw weights by default, as the released sampler
   EXPECT_EQ(f.clf->c_[6].item<float>(), 6.0f);
   EXPECT_TRUE(std::filesystem::exists(f.out / "img0_+nof.npy"));
   EXPECT_FALSE(std::filesystem::exists(f.out / "img1_+nof.npy"));  // limit = 1
@@ -222,11 +224,12 @@ TEST(HeatmapsStage, LoadsTrainedWeightsFromUpstreamStages) {
   auto o2 = base_options();
   o2.diffusion_stage = "nowhere";
   g.build.add("nowhere", std::make_shared<daug::testing::StubStage>(
-                             std::vector<Artifact>{{artifacts::kWeightsEma, "ema.safetensors", ""}}));
+                             std::vector<Artifact>{{artifacts::kWeights, "model.safetensors", ""},
+                                                   {artifacts::kWeightsEma, "ema.safetensors", ""}}));
   auto s2_ptr = g.make(o2);
   auto& s2 = *s2_ptr;
   auto ctx2 = g.ctx(s2);
-  daug::testing::expect_error_contains([&] { s2.run(ctx2); }, {"nowhere", "ema.safetensors", "do not exist"});
+  daug::testing::expect_error_contains([&] { s2.run(ctx2); }, {"nowhere", "model.safetensors", "do not exist"});
 }
 
 TEST(HeatmapsStage, CreateRequestsEveryTableThatShapesTheOutput) {

@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace daug::plugins {
@@ -31,7 +32,13 @@ void TrainClassifierOptions::visit(OptionVisitor& v) {
   v("lr", lr, "AdamW learning rate (released: 1e-4)", Check::greater_than(0));
   v("weight_decay", weight_decay, "AdamW weight decay (released: 0)", Check::at_least(0));
   v("anneal_lr", anneal_lr, "anneal the learning rate linearly to 0 over the run (released: true)");
+  v("anneal", anneal, "with anneal_lr: \"per_epoch\" = lr·(1 − epoch/epochs), constant within an epoch (released "
+    "classifier_train2.py), or \"per_step\" = lr·(1 − step/steps) (guided-diffusion anneal_lr)",
+    Check::choice({"per_epoch", "per_step"}));
   v("pos_weight", pos_weight, "BCE pos_weight = #neg/#pos per super-class on the training split (released: true)");
+  v("drop_no_positive", drop_no_positive, "leave out images with no positive super-class (e.g. only Lung Opacity "
+    "or Fracture, or all negative) from training, pos_weight and evaluation, as the released by_pathology loader "
+    "(datasets/mimic.py: `if max(conditions) < 1: continue`)");
   v("max_t", max_t, "draw t from U{0..max_t-1}; 0 = T of the generator (released: T)", Check::at_least(0));
   v("checkpoint_every", checkpoint_every, "steps between checkpoints (0 = only at the end)", Check::at_least(0));
   v("resume", resume, "resume from <output_dir>/checkpoint.safetensors if present");
@@ -147,6 +154,25 @@ EvalResult evaluate(Classifier& clf, Generator& gen, stages::ImageBatcher& batch
   return r;
 }
 
+// The samples of `split` with their super-labels; with `drop`, those without a positive super-class are left out
+// (counted in *dropped).
+std::vector<const Sample*> labelled(const Source& src, const std::string& split, bool drop,
+                                    std::vector<std::vector<float>>& labels, int64_t* dropped) {
+  const SuperClassGrouping& grouping = src.superclasses();
+  std::vector<const Sample*> kept;
+  *dropped = 0;
+  for (const Sample* s : src.split(split)) {
+    auto row = grouping.pool(s->labels);
+    if (drop && std::none_of(row.begin(), row.end(), [](float v) { return v > 0.5f; })) {
+      ++*dropped;
+      continue;
+    }
+    kept.push_back(s);
+    labels.push_back(std::move(row));
+  }
+  return kept;
+}
+
 double mean_defined(const std::vector<double>& v) {
   double s = 0;
   int n = 0;
@@ -171,9 +197,15 @@ void TrainClassifierStage::run(StageContext& ctx) {
   const int64_t max_t = opts_.max_t > 0 ? std::min(opts_.max_t, T) : T;
 
   // Training split, super-labels and pos_weight.
-  std::vector<const Sample*> train = src->split(opts_.train_split);
   std::vector<std::vector<float>> labels;
-  for (const Sample* s : train) labels.push_back(grouping.pool(s->labels));
+  int64_t train_dropped = 0;
+  std::vector<const Sample*> train =
+      labelled(*src, opts_.train_split, opts_.drop_no_positive, labels, &train_dropped);
+  if (opts_.drop_no_positive)
+    log::info("train_classifier: left out {} of {} '{}' images with no positive super-class (drop_no_positive)",
+              train_dropped, train.size() + static_cast<size_t>(train_dropped), opts_.train_split);
+  DAUG_CHECK_AS(DataError, !train.empty(), "[train_classifier]: no image of '", opts_.train_split,
+                "' has a positive super-class (", train_dropped, " left out by drop_no_positive = true)");
   std::vector<int64_t> positives;
   std::vector<double> pw = stages::pos_weights(labels, &positives);
   for (int j = 0; j < grouping.size(); ++j)
@@ -192,6 +224,7 @@ void TrainClassifierStage::run(StageContext& ctx) {
   train::TrainerOptions lo =
       stages::guided_trainer_options(opts_, "train_classifier", static_cast<int64_t>(train.size()), seed,
                                      ctx.output(artifacts::kCheckpoint), ctx.output(artifacts::kLosses));
+  if (opts_.anneal_lr && opts_.anneal == "per_epoch") lo.schedule.kind = train::Schedule::linear_per_epoch;
   train::Trainer trainer(*clf, lo);
   log::info("train_classifier: {} training images, {} steps of batch {}, t ~ U{{0..{}}}, image {}x{}x{}, device {}",
             train.size(), trainer.total_steps(), trainer.batch_size(), max_t - 1, prep.shape[0], prep.shape[1],
@@ -223,17 +256,30 @@ void TrainClassifierStage::run(StageContext& ctx) {
       res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
       res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "");
   std::string json = fmt::format(
-      "{{\n  \"stage\": \"train_classifier\",\n  \"steps\": {},\n  \"train_images\": {},\n  \"loss_first\": {},\n"
+      "{{\n  \"stage\": \"train_classifier\",\n  \"steps\": {},\n  \"train_images\": {},\n"
+      "  \"train_dropped_no_positive\": {},\n  \"loss_first\": {},\n"
       "  \"loss_last\": {},\n  \"loss_last10pct\": {},\n  \"pos_weight\": [{}]",
-      res.total_steps, train.size(), stages::json_number(res.first_loss), stages::json_number(res.last_loss),
-      stages::json_number(res.mean_last_loss), fmt::join(pw, ", "));
+      res.total_steps, train.size(), train_dropped, stages::json_number(res.first_loss),
+      stages::json_number(res.last_loss), stages::json_number(res.mean_last_loss), fmt::join(pw, ", "));
+  if (opts_.drop_no_positive)
+    md += fmt::format("\nLeft out (no positive super-class, as released): {} '{}' images.\n", train_dropped,
+                      opts_.train_split);
   if (!opts_.eval_split.empty()) {
-    std::vector<const Sample*> test = src->split(opts_.eval_split);
     std::vector<std::vector<float>> test_labels;
-    for (const Sample* s : test) test_labels.push_back(grouping.pool(s->labels));
+    int64_t test_dropped = 0;
+    std::vector<const Sample*> test =
+        labelled(*src, opts_.eval_split, opts_.drop_no_positive, test_labels, &test_dropped);
+    if (opts_.drop_no_positive)
+      log::info("train_classifier: left out {} of {} '{}' images with no positive super-class (drop_no_positive)",
+                test_dropped, test.size() + static_cast<size_t>(test_dropped), opts_.eval_split);
+    DAUG_CHECK_AS(DataError, !test.empty(), "[train_classifier]: no image of '", opts_.eval_split,
+                  "' has a positive super-class (", test_dropped, " left out by drop_no_positive = true)");
     stages::ImageBatcher eval_batcher(test, prep, false);
     EvalResult ev = evaluate(*clf, *gen, eval_batcher, test_labels, opts_.eval_batch_size, opts_.eval_clean, seed,
                              dev, opts_.log_every_s);
+    if (opts_.drop_no_positive)
+      md += fmt::format("\nLeft out (no positive super-class, as released): {} '{}' images.\n", test_dropped,
+                        opts_.eval_split);
     md += fmt::format("\nAP per super-class on '{}' ({} images), noisy inputs x_t with t ~ U{{0..{}}} "
                       "(paper Table 4 protocol){}:\n\n| super-class | positives | AP (noisy t) |{}\n|---|---:|---:|{}\n",
                       opts_.eval_split, ev.n, T - 1, opts_.eval_clean ? "; clean = t 0" : "",
@@ -248,9 +294,11 @@ void TrainClassifierStage::run(StageContext& ctx) {
     }
     md += fmt::format("| mean (classes with positives) | | {} |{}\n", ap_cell(mean_defined(ev.ap_noisy)),
                       opts_.eval_clean ? " " + ap_cell(mean_defined(ev.ap_clean)) + " |" : "");
-    json += fmt::format(",\n  \"eval\": {{\"split\": {}, \"images\": {}, \"protocol\": \"x_t, t ~ U{{0..T-1}}\", "
-                        "\"mean_ap\": {}, \"mean_ap_clean\": {}, \"classes\": [\n    {}\n  ]}}",
-                        stages::json_string(opts_.eval_split), ev.n, stages::json_number(mean_defined(ev.ap_noisy)),
+    json += fmt::format(",\n  \"eval\": {{\"split\": {}, \"images\": {}, \"dropped_no_positive\": {}, "
+                        "\"protocol\": \"x_t, t ~ U{{0..T-1}}\", \"mean_ap\": {}, \"mean_ap_clean\": {}, "
+                        "\"classes\": [\n    {}\n  ]}}",
+                        stages::json_string(opts_.eval_split), ev.n, test_dropped,
+                        stages::json_number(mean_defined(ev.ap_noisy)),
                         stages::json_number(mean_defined(ev.ap_clean)), fmt::join(rows, ",\n    "));
   }
   json += "\n}\n";

@@ -27,12 +27,14 @@ struct TrainClassifierOptions {
   double weight_decay = 0.0;
   bool anneal_lr = true;
   bool pos_weight = true;
+  bool drop_no_positive = true;  ///< leave out images with no positive super-class (released by_pathology)
+  std::string anneal = "per_epoch";  ///< with anneal_lr: "per_epoch" (released) or "per_step" (guided-diffusion)
   int64_t max_t = 0;
   int64_t checkpoint_every = 1000;
   bool resume = true;
   int64_t seed = -1;
   double log_every_s = 10.0;
-  data::Filter resize_filter = data::Filter::area;
+  data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
   int64_t eval_batch_size = 32;

@@ -16,11 +16,12 @@ namespace {
 struct Fixture : stages::fakes::StageFixture<TrainClassifierStage> {
   std::shared_ptr<stages::fakes::FakeClassifier> clf;
 
-  explicit Fixture(std::shared_ptr<stages::fakes::FakeClassifier> c = std::make_shared<stages::fakes::FakeClassifier>())
+  explicit Fixture(std::shared_ptr<stages::fakes::FakeClassifier> c = std::make_shared<stages::fakes::FakeClassifier>(),
+                   const stages::fakes::FakeItems& extra = {})
       : clf(std::move(c)) {
     // Train: 6 images. Super-classes: No Finding 3/6 → pos_weight 1; ECM+Cardiomegaly 2/6 (Cardiomegaly, and
     // ECM) → 2; Lung Lesion 1/6 → 5; Atelectasis+Pneumothorax 1/6 → 5; others 0 positives → 1 (neutral).
-    add_data({
+    stages::fakes::FakeItems items = {
         {"a", "train", labels_with({"No Finding"})},
         {"b", "train", labels_with({"No Finding"})},
         {"c", "train", labels_with({"No Finding", "Fracture"})},
@@ -30,7 +31,9 @@ struct Fixture : stages::fakes::StageFixture<TrainClassifierStage> {
         {"g", "test", labels_with({"No Finding"})},
         {"h", "test", labels_with({"Cardiomegaly"})},
         {"i", "test", labels_with({"No Finding"})},
-    });
+    };
+    items.insert(items.end(), extra.begin(), extra.end());
+    add_data(items);
     build.add("classifier", clf);
   }
 };
@@ -109,10 +112,60 @@ TEST(TrainClassifierStage, ClassifierOutputsMustMatchTheGrouping) {
 TEST(TrainClassifierStage, OptionsAreChecked) {
   // resize_filter/normalize are enums read by name (a wrong name is the SDK reader's ConfigError); pin the names.
   for (const auto& info : daug::describe_options<TrainClassifierStage::Options>()) {
-    if (info.key == "resize_filter") EXPECT_EQ(info.constraint, "one of: bilinear, bicubic, area, nearest");
+    if (info.key == "resize_filter") {
+      EXPECT_EQ(info.constraint, "one of: bilinear, bicubic, area, nearest");
+      EXPECT_EQ(info.default_value, "'bilinear'");  // PIL antialiased bilinear, the released transform
+    }
     if (info.key == "normalize") EXPECT_EQ(info.constraint, "one of: minmax, minmax_pm1, none");
   }
   Fixture g;
   g.make(small());
   EXPECT_EQ(g.build.requests(), (std::vector<std::string>{"data", "generator", "classifier"}));
+}
+
+TEST(TrainClassifierStage, ImagesWithoutAPositiveSuperClassAreLeftOutAsReleased) {
+  // Released by_pathology (datasets/mimic.py): `if max(conditions) < 1: continue`, before pos_weight. Two extra
+  // training images have no positive super-class (only Lung Opacity, which no super-class holds; all negative)
+  // and one extra test image (only Fracture).
+  const stages::fakes::FakeItems extra = {{"x", "train", labels_with({"Lung Opacity"})},
+                                          {"y", "train", labels_with({})},
+                                          {"z", "test", labels_with({"Fracture"})}};
+  Fixture dropped(std::make_shared<stages::fakes::FakeClassifier>(), extra);
+  dropped.run(small());
+  std::string json = stages::read_text_if_exists(dropped.out / "metrics.json");
+  // The same 6 training images as the base fixture, so the same hand-computed pos_weight.
+  EXPECT_NE(json.find("\"pos_weight\": [1, 2, 5, 1, 5, 1, 1]"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"train_images\": 6,\n  \"train_dropped_no_positive\": 2"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"split\": \"test\", \"images\": 3, \"dropped_no_positive\": 1"), std::string::npos) << json;
+  const std::string md = stages::read_text_if_exists(dropped.out / "summary.md");
+  EXPECT_NE(md.find("Left out (no positive super-class, as released): 2 'train' images."), std::string::npos) << md;
+  EXPECT_NE(md.find("Left out (no positive super-class, as released): 1 'test' images."), std::string::npos) << md;
+
+  // Kept (drop_no_positive = false): 8 images; No Finding 3/8 → 5/3, ECM+Cardiomegaly 2/8 → 3, Lung Lesion and
+  // Atelectasis+Pneumothorax 1/8 → 7.
+  Fixture kept(std::make_shared<stages::fakes::FakeClassifier>(), extra);
+  auto o = small();
+  o.drop_no_positive = false;
+  kept.run(o);
+  json = stages::read_text_if_exists(kept.out / "metrics.json");
+  EXPECT_NE(json.find("\"pos_weight\": [1.6666666666666667, 3, 7, 1, 7, 1, 1]"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"split\": \"test\", \"images\": 4, \"dropped_no_positive\": 0"), std::string::npos) << json;
+}
+
+TEST(TrainClassifierStage, PerEpochAnnealingHoldsTheLrWithinAnEpoch) {
+  // 6 training images, batch 3 → 2 steps per epoch, 2 epochs. Released (classifier_train2.py): lr·(1 − e/2) at the
+  // start of epoch e → 0.05, 0.05, 0.025, 0.025. Per step: lr·(1 − s/4) → 0.05, 0.0375, 0.025, 0.0125.
+  auto o = small();
+  o.steps = 0;
+  o.epochs = 2;
+  o.eval_split = "";
+  Fixture per_epoch;
+  per_epoch.run(o);
+  EXPECT_EQ(train::read_column(per_epoch.out / "losses.csv", "lr"), (std::vector<double>{0.05, 0.05, 0.025, 0.025}));
+  o.anneal = "per_step";
+  Fixture per_step;
+  per_step.run(o);
+  EXPECT_EQ(train::read_column(per_step.out / "losses.csv", "lr"), (std::vector<double>{0.05, 0.0375, 0.025, 0.0125}));
+  for (const auto& info : daug::describe_options<TrainClassifierOptions>())
+    if (info.key == "anneal") EXPECT_EQ(info.default_value, "'per_epoch'");
 }

@@ -29,7 +29,10 @@ void TrainClipOptions::visit(OptionVisitor& v) {
   v("split", split, "training split(s), '+'-joined (released: train+val)", Check::required_non_empty());
   v("prompts", prompts, "14 class prompts in CheXbert order; [] = the released prompts verbatim");
   v("epochs", epochs, "training epochs (released 10)", Check::at_least(1));
-  v("batch_size", batch_size, "pairs per step; the contrastive batch (released 32 per GPU)", Check::at_least(2));
+  v("batch_size", batch_size, "pairs per optimizer step (released 256 = 8 GPUs × 32)", Check::at_least(2));
+  v("contrastive_group", contrastive_group, "rows per contrastive loss: the loss is the mean over batch_size / "
+    "contrastive_group groups of the per-group CLIP + class loss, as DDP with a per-GPU loss (released 32); "
+    "0 = the whole batch is one group", Check::at_least(0));
   v("lr", lr, "peak learning rate (released 2e-5)", Check::greater_than(0));
   v("weight_decay", weight_decay, "AdamW decoupled weight decay (released 0.01)", Check::at_least(0));
   v("no_decay", no_decay, "parameters whose name contains one of these substrings get no weight decay "
@@ -62,6 +65,9 @@ TrainClipStage::TrainClipStage(Options opts, std::shared_ptr<Source> data, std::
       device_(std::move(device)),
       seed_(opts_.seed >= 0 ? static_cast<uint64_t>(opts_.seed) : run_seed) {
   if (opts_.prompts.empty()) opts_.prompts = clip::released_prompts();
+  const int64_t g = opts_.contrastive_group;
+  DAUG_CHECK_AS(ConfigError, g == 0 || (g >= 2 && opts_.batch_size % g == 0), "[train_clip].contrastive_group = ",
+                g, " must be 0 (the whole batch) or a divisor ≥ 2 of batch_size = ", opts_.batch_size);
   DAUG_CHECK_AS(ConfigError, opts_.prompts.size() == 14, "[train_clip].prompts must hold 14 class prompts (CheXbert "
                 "order), but got ", opts_.prompts.size());
 }
@@ -132,10 +138,11 @@ void TrainClipStage::run(StageContext& ctx) {
   at::Tensor prompt_tokens;
   if (criterion_->needs_class_embeddings()) prompt_tokens = backbone_->tokenize(opts_.prompts).to(device);
 
-  log::info("{} {} images ({}), batch {}, {} steps/epoch, {} steps; {} of {} parameter tensors without decay; "
-            "criterion {}; composer {}; device {}",
-            where, n, opts_.split, bs, per_epoch, total, n_nodecay, params.size(), criterion_->describe(),
-            composer_ ? composer_->describe() : "none", device_);
+  const int64_t group = opts_.contrastive_group > 0 ? opts_.contrastive_group : bs;
+  log::info("{} {} images ({}), batch {} as {} contrastive group(s) of {}, {} steps/epoch, {} steps; {} of {} "
+            "parameter tensors without decay; criterion {}; composer {}; device {}",
+            where, n, opts_.split, bs, bs / group, group, per_epoch, total, n_nodecay, params.size(),
+            criterion_->describe(), composer_ ? composer_->describe() : "none", device_);
   auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     std::vector<const Sample*> batch;
     for (int64_t i : idx) batch.push_back(samples[static_cast<size_t>(i)]);
@@ -154,23 +161,23 @@ void TrainClipStage::run(StageContext& ctx) {
     at::Tensor cls;
     if (prompt_tokens.defined()) cls = clip::l2_normalize(backbone_->encode_text(prompt_tokens));
     auto ls = backbone_->logit_scale();
-    auto out = criterion_->compute({img, txt, cls, y, ls});
+    auto out = clip::grouped_criterion(*criterion_, {img, txt, cls, y, ls}, opts_.contrastive_group);
     return {out.loss, std::move(out.parts)};
   });
   backbone_->set_training(false);
 
   std::string md = fmt::format(
-      "### train_clip\n\n{} steps ({} epochs × {} steps, batch {}) on {} images of '{}'; criterion {}; composer {}; "
-      "final loss {:.4f}. Checkpoint: `{}`; losses: `{}`.\n",
-      total, opts_.epochs, per_epoch, bs, n, opts_.split, criterion_->describe(),
+      "### train_clip\n\n{} steps ({} epochs × {} steps, batch {} in contrastive groups of {}) on {} images of '{}'; "
+      "criterion {}; composer {}; final loss {:.4f}. Checkpoint: `{}`; losses: `{}`.\n",
+      total, opts_.epochs, per_epoch, bs, group, n, opts_.split, criterion_->describe(),
       composer_ ? composer_->describe() : "none", res.steps_run > 0 ? res.last_step_loss : 0.0,
       to.checkpoint_path.string(), to.losses_path.filename().string());
   write_file_atomic(ctx.output(artifacts::kSummary), md);
 }
 
 std::string TrainClipStage::describe() const {
-  return fmt::format("train_clip(split={}, epochs={}, batch={}, lr={}, criterion={})", opts_.split, opts_.epochs,
-                     opts_.batch_size, opts_.lr, opts_.criterion);
+  return fmt::format("train_clip(split={}, epochs={}, batch={}, group={}, lr={}, criterion={})", opts_.split,
+                     opts_.epochs, opts_.batch_size, opts_.contrastive_group, opts_.lr, opts_.criterion);
 }
 
 }  // namespace daug::plugins

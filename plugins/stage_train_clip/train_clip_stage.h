@@ -26,6 +26,7 @@ struct TrainClipOptions {
   std::vector<std::string> prompts;     ///< empty = the 14 released prompts (set in the constructor)
   int64_t epochs = 10;
   int64_t batch_size = 32;
+  int64_t contrastive_group = 0;        ///< rows per contrastive loss; 0 = the whole batch
   double lr = 2e-5;
   double weight_decay = 0.01;
   std::vector<std::string> no_decay = {"bias"};

@@ -152,3 +152,22 @@ TEST(TrainClip, BaselineNeedsNoHeatmapsAndRejectsTinySplits) {
   o.prompts = {"only one"};
   expect_error_contains([&] { f.stage(bb, o, false); }, {"14 class prompts"});
 }
+
+TEST(TrainClip, ContrastiveGroupSplitsTheLossNotTheStep) {
+  Fixture f;
+  f.src->write_heatmaps(f.heat_dir);
+  auto o = Fixture::small();
+  auto run_with = [&](int64_t group, const char* dir) {
+    o.contrastive_group = group;
+    f.run(*f.stage(std::make_shared<daug::testing::FakeBackbone>(), o), f.tmp / dir);
+    return train::read_column(f.tmp / dir / "losses.csv", "loss");
+  };
+  const auto whole = run_with(0, "g0"), same = run_with(4, "g4"), pairs = run_with(2, "g2");
+  EXPECT_EQ(whole, same);           // one group of the whole batch is the plain loss
+  ASSERT_EQ(pairs.size(), 4u);      // still 2 optimizer steps/epoch of 4 pairs: the step count does not change
+  EXPECT_NE(whole.front(), pairs.front());  // 2 groups of 2: each CE row sees 1 negative instead of 3
+  EXPECT_NE(read(f.tmp / "g2" / "summary.md").find("batch 4 in contrastive groups of 2"), std::string::npos);
+  o.contrastive_group = 3;
+  expect_error_contains([&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
+                        {"[train_clip].contrastive_group = 3", "divisor", "batch_size = 4"});
+}

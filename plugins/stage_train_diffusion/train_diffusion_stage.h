@@ -31,7 +31,7 @@ struct TrainDiffusionOptions {
   bool resume = true;
   int64_t seed = -1;
   double log_every_s = 10.0;
-  data::Filter resize_filter = data::Filter::area;
+  data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
 

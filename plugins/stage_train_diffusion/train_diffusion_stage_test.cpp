@@ -102,3 +102,14 @@ TEST(TrainDiffusionStage, BadLabelClassListsValidNames) {
   auto ctx = f.ctx(s2);
   daug::testing::expect_error_contains([&] { s2.run(ctx); }, {"Healthy", "No Finding"});
 }
+
+TEST(TrainDiffusionStage, DefaultResizeFilterIsTheReleasedPilBilinear) {
+  // torchvision Resize on PIL images (released datasets/mimic.py:90-93) = antialiased bilinear, not a box filter.
+  bool seen = false;
+  for (const auto& info : daug::describe_options<TrainDiffusionOptions>())
+    if (info.key == "resize_filter") {
+      EXPECT_EQ(info.default_value, "'bilinear'");
+      seen = true;
+    }
+  EXPECT_TRUE(seen);
+}

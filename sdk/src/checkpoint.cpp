@@ -167,7 +167,31 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
       throw DataError(fmt::format("{}: malformed header entry for tensor '{}': {}", p, name, e.what()));
     }
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.b < b.b; });
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.b != b.b ? a.b < b.b : a.e < b.e; });
+  // The format requires the tensors to tile the data section: no overlaps, no gaps, nothing after the last one
+  // (as the reference reader's validation does).
+  uint64_t expect = 0;
+  const Entry* prev = nullptr;
+  for (const auto& en : entries) {
+    if (en.b < expect)
+      throw DataError(
+          fmt::format("{}: tensor '{}' [{}, {}) overlaps tensor '{}' [{}, {}) in the data section; "
+                      "safetensors tensors must not share bytes",
+                      p, en.name, en.b, en.e, prev->name, prev->b, prev->e));
+    if (en.b > expect)
+      throw DataError(
+          fmt::format("{}: {} unused bytes [{}, {}) before tensor '{}' in the data section; "
+                      "safetensors tensors must be contiguous",
+                      p, en.b - expect, expect, en.b, en.name));
+    expect = en.e;
+    prev = &en;
+  }
+  if (expect != data_size)
+    throw DataError(
+        fmt::format("{}: the tensors end at byte {} of the data section, but it holds {} bytes; "
+                    "{} trailing bytes belong to no tensor",
+                    p, expect, data_size, data_size - expect));
   for (const auto& en : entries) {
     at::Tensor t = at::empty(en.shape, at::TensorOptions().dtype(en.type));
     f.seekg(static_cast<std::streamoff>(8 + n + en.b));

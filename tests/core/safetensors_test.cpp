@@ -79,3 +79,38 @@ TEST(Safetensors, CopyStateCheckedNamesKeyAndShapes) {
   daug::copy_state_checked(dst, {{"w", at::ones({2, 3}, at::kDouble)}}, "ckpt");
   EXPECT_EQ(w.sum().item<double>(), 6.0);
 }
+
+// Writes a safetensors file by hand: `header` (JSON) and `data_bytes` zero bytes of data.
+static void write_raw_safetensors(const std::filesystem::path& p, const std::string& header, size_t data_bytes) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  out += header + std::string(data_bytes, '\0');
+  daug::testing::write_text(p, out);
+}
+
+// The format (and the reference reader) requires the tensors to tile the data section exactly.
+TEST(Safetensors, OverlapsGapsAndTrailingBytesAreRejected) {
+  TempDir d;
+  const std::string a = R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+  write_raw_safetensors(d / "ok.safetensors", "{" + a + R"(,"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                        12);
+  EXPECT_EQ(daug::load_safetensors(d / "ok.safetensors").tensors.size(), 2u);
+  write_raw_safetensors(d / "overlap.safetensors",
+                        "{" + a + R"(,"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8);
+  expect_error_contains([&] { daug::load_safetensors(d / "overlap.safetensors"); },
+                        {"overlap.safetensors", "overlaps tensor", "[0, 8)", "must not share bytes"});
+  write_raw_safetensors(d / "partial.safetensors",
+                        "{" + a + R"(,"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8);
+  expect_error_contains([&] { daug::load_safetensors(d / "partial.safetensors"); },
+                        {"partial.safetensors", "tensor 'b' [4, 8) overlaps tensor 'a' [0, 8)"});
+  write_raw_safetensors(d / "gap.safetensors", "{" + a + R"(,"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})",
+                        16);
+  expect_error_contains([&] { daug::load_safetensors(d / "gap.safetensors"); },
+                        {"gap.safetensors", "4 unused bytes [8, 12) before tensor 'b'"});
+  write_raw_safetensors(d / "trailing.safetensors", "{" + a + "}", 12);
+  expect_error_contains([&] { daug::load_safetensors(d / "trailing.safetensors"); },
+                        {"trailing.safetensors", "4 trailing bytes"});
+  write_raw_safetensors(d / "oob.safetensors", "{" + a + "}", 4);
+  expect_error_contains([&] { daug::load_safetensors(d / "oob.safetensors"); },
+                        {"oob.safetensors", "tensor 'a' ends at byte 8", "holds only 4"});
+}

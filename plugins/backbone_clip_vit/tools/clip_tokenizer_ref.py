@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Independent reference for the C++ CLIP tokenizer test ids (plugins/backbone_clip_vit/clip_tokenizer_test.cpp).
 
+Used now for the `hf` cleaning ids (--hf). The `openai` cleaning's expected ids come from OpenAI's real
+simple_tokenizer.py with ftfy (tools/openai_cleaning_corpus.py), since this stand-in applies only ftfy's NFC step.
+
 Follows openai/CLIP clip/simple_tokenizer.py literally, using only the standard library:
   * ftfy is not available: only its NFC step is applied (unicodedata.normalize), as the C++ code does;
   * the `regex` module is not available: the pattern

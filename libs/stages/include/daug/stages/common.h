@@ -37,7 +37,7 @@ extern const Choices<Normalize> kNormalizations;
 /// How a stage turns an image file into a model input.
 struct ImagePrep {
   std::vector<int64_t> shape;                ///< {C,H,W} (the Generator's image_shape()); gray is replicated to C
-  data::Filter filter = data::Filter::area;  ///< resize filter
+  data::Filter filter = data::Filter::bilinear;  ///< resize filter (PIL antialiased bilinear, as released)
   Normalize normalize = Normalize::minmax;   ///< value normalisation
 };
 
