@@ -1,6 +1,8 @@
 // CLIP weight readers; see clip_weights.h.
 #include "clip_weights.h"
 
+#include "pickle_check.h"
+
 #include <daug/checkpoint.h>
 #include <daug/error.h>
 #include <daug/log.h>
@@ -102,6 +104,7 @@ NamedTensors read_torch_zip(const std::string& path) {
   }
   NamedTensors out;
   if (is_torchscript_zip(bytes.data(), bytes.size())) {
+    check_torch_zip(path);  // LibTorch's unpickler can crash on a malformed pickle: refuse those first
     try {
       torch::jit::Module m = torch::jit::load(path, c10::Device(c10::kCPU));
       for (const auto& p : m.named_parameters(/*recurse=*/true))

@@ -148,12 +148,14 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
       if (offs.size() != 2) throw DataError(fmt::format("{}: tensor '{}': data_offsets must have 2 entries", p, name));
       en.b = offs[0];
       en.e = offs[1];
-      uint64_t numel = 1;
+      // Overflow-checked: a forged shape must not wrap the byte count around to the span (fuzz/regressions/safetensors).
+      uint64_t want = c10::elementSize(en.type);
       for (auto s : en.shape) {
         if (s < 0) throw DataError(fmt::format("{}: tensor '{}' has a negative dimension", p, name));
-        numel *= static_cast<uint64_t>(s);
+        if (__builtin_mul_overflow(want, static_cast<uint64_t>(s), &want))
+          throw DataError(fmt::format("{}: tensor '{}' {} {} has more elements than fit in memory", p, name, dt,
+                                      shape_str(en.shape)));
       }
-      uint64_t want = numel * c10::elementSize(en.type);
       if (en.e < en.b || en.e - en.b != want)
         throw DataError(fmt::format("{}: tensor '{}' {} {} needs {} bytes, but its data_offsets [{}, {}] span {}", p,
                                     name, dt, shape_str(en.shape), want, en.b, en.e, en.e - en.b));

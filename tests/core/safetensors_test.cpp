@@ -58,6 +58,13 @@ TEST(Safetensors, TruncatedAndCorruptFilesGiveClearErrors) {
   daug::testing::write_text(d / "z.safetensors", "abc");
   expect_error_contains([&] { daug::load_safetensors(d / "z.safetensors"); }, {"z.safetensors", "truncated"});
   expect_error_contains([&] { daug::load_safetensors(d / "none.safetensors"); }, {"none.safetensors", "cannot open"});
+  // 2^62 float32 elements: the byte count wraps around 2^64 to the empty span (fuzz/regressions/safetensors).
+  const std::string h = R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})";
+  std::string len(8, '\0');
+  for (size_t i = 0; i < 8; ++i) len[i] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
+  daug::testing::write_text(d / "wrap.safetensors", len + h);
+  expect_error_contains([&] { daug::load_safetensors(d / "wrap.safetensors"); },
+                        {"wrap.safetensors", "tensor 'w'", "more elements than fit"});
 }
 
 TEST(Safetensors, CopyStateCheckedNamesKeyAndShapes) {

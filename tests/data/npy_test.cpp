@@ -150,6 +150,14 @@ TEST(Npy, Errors) {
   daug::testing::write_text(d / "garbled.npy", npy_bytes(1, "{'descr': '<f4', 'shape': [2], }", payload));
   expect_error_contains([&] { daug::data::load_npy(d / "garbled.npy"); }, {"garbled.npy", "malformed .npy header"});
 
+  // A shape whose byte count wraps around 2^64 to the (empty) payload size (fuzz/regressions/npy).
+  daug::testing::write_text(d / "wrap.npy", npy_bytes(1,
+                                                      "{'descr': '<f4', 'fortran_order': False, "
+                                                      "'shape': (4294967296, 4294967296), }",
+                                                      ""));
+  expect_error_contains([&] { daug::data::load_npy(d / "wrap.npy"); },
+                        {"wrap.npy", "(4294967296, 4294967296)", "more elements than fit"});
+
   expect_error_contains([&] { daug::data::load_npy(d / "missing.npy"); }, {"missing.npy", "does not exist"});
   EXPECT_THROW(daug::data::load_npy(d / "short.npy"), daug::DataError);
 

@@ -246,9 +246,12 @@ Parsed parse_npy(const std::string& bytes, size_t file_size, const std::string& 
   const DtypeInfo* d = dtype_for(descr);
   if (d == nullptr)
     throw DataError(fmt::format("'{}': unsupported dtype '{}'; supported: {}", file, descr, kSupported));
-  int64_t numel = 1;
-  for (int64_t s : shape) numel *= s;
-  const size_t expected = static_cast<size_t>(numel) * d->itemsize;
+  // Overflow-checked: a forged shape must not wrap the byte count around to the payload size (fuzz/regressions/npy).
+  uint64_t expected = d->itemsize;
+  for (int64_t s : shape)
+    if (__builtin_mul_overflow(expected, static_cast<uint64_t>(s), &expected))
+      throw DataError(
+          fmt::format("'{}': shape {} of {} has more elements than fit in memory", file, shape_repr(shape), descr));
   const size_t found = file_size - prefix - hlen;
   if (found != expected)
     throw DataError(fmt::format("'{}': {} .npy payload: shape {} of {} needs {} data bytes, but the file has {}", file,
