@@ -170,6 +170,12 @@ std::vector<const Sample*> labelled(const Source& src, const std::string& split,
     kept.push_back(s);
     labels.push_back(std::move(row));
   }
+  if (drop)
+    log::info("train_classifier: left out {} of {} '{}' images with no positive super-class (drop_no_positive)",
+              *dropped, kept.size() + static_cast<size_t>(*dropped), split);
+  DAUG_CHECK_AS(DataError, !kept.empty(), "[train_classifier]: no image of '", split,
+                "' has a positive super-class (", *dropped, " left out by drop_no_positive = ",
+                drop ? "true" : "false", ")");
   return kept;
 }
 
@@ -201,11 +207,6 @@ void TrainClassifierStage::run(StageContext& ctx) {
   int64_t train_dropped = 0;
   std::vector<const Sample*> train =
       labelled(*src, opts_.train_split, opts_.drop_no_positive, labels, &train_dropped);
-  if (opts_.drop_no_positive)
-    log::info("train_classifier: left out {} of {} '{}' images with no positive super-class (drop_no_positive)",
-              train_dropped, train.size() + static_cast<size_t>(train_dropped), opts_.train_split);
-  DAUG_CHECK_AS(DataError, !train.empty(), "[train_classifier]: no image of '", opts_.train_split,
-                "' has a positive super-class (", train_dropped, " left out by drop_no_positive = true)");
   std::vector<int64_t> positives;
   std::vector<double> pw = stages::pos_weights(labels, &positives);
   for (int j = 0; j < grouping.size(); ++j)
@@ -269,11 +270,6 @@ void TrainClassifierStage::run(StageContext& ctx) {
     int64_t test_dropped = 0;
     std::vector<const Sample*> test =
         labelled(*src, opts_.eval_split, opts_.drop_no_positive, test_labels, &test_dropped);
-    if (opts_.drop_no_positive)
-      log::info("train_classifier: left out {} of {} '{}' images with no positive super-class (drop_no_positive)",
-                test_dropped, test.size() + static_cast<size_t>(test_dropped), opts_.eval_split);
-    DAUG_CHECK_AS(DataError, !test.empty(), "[train_classifier]: no image of '", opts_.eval_split,
-                  "' has a positive super-class (", test_dropped, " left out by drop_no_positive = true)");
     stages::ImageBatcher eval_batcher(test, prep, false);
     EvalResult ev = evaluate(*clf, *gen, eval_batcher, test_labels, opts_.eval_batch_size, opts_.eval_clean, seed,
                              dev, opts_.log_every_s);
