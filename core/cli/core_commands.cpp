@@ -10,6 +10,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include <charconv>
 #include <iostream>
 
 namespace po = boost::program_options;
@@ -111,14 +112,19 @@ int run_cmd(const std::vector<std::string>& args) {
   opts.dry_run = vm.count("dry-run") > 0;
   if (vm.count("shard")) {
     const auto s = vm["shard"].as<std::string>();
-    auto slash = s.find('/');
-    try {
-      if (slash == std::string::npos) throw std::invalid_argument("no slash");
-      opts.shard_index = std::stoi(s.substr(0, slash));
-      opts.shard_count = std::stoi(s.substr(slash + 1));
-    } catch (const std::exception&) {
-      throw ConfigError("--shard must look like k/N (e.g. 0/4), but got '" + s + "'");
-    }
+    // Whole-string parse: std::stoi read "1/2x" as 1/2 and "-1/2" as a negative shard.
+    auto whole_int = [](const std::string& t, int& out) {
+      const char* end = t.data() + t.size();
+      auto [p, ec] = std::from_chars(t.data(), end, out);
+      return ec == std::errc() && p == end && !t.empty();
+    };
+    const auto slash = s.find('/');
+    int k = -1, n = 0;
+    if (slash == std::string::npos || !whole_int(s.substr(0, slash), k) || !whole_int(s.substr(slash + 1), n) ||
+        n < 1 || k < 0 || k >= n)
+      throw ConfigError("--shard must be k/N with integers 0 <= k < N (e.g. 0/4), but got '" + s + "'");
+    opts.shard_index = k;
+    opts.shard_count = n;
   }
   const std::string file = vm["file"].as<std::string>();
   auto doc = core::load_config(file, sets);
