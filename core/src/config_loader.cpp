@@ -3,6 +3,7 @@
 #include <daug/error.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join lives here from fmt 11 (current LibTorch wheels ship fmt 11+ headers)
 
 #include <cstdlib>
 #include <set>

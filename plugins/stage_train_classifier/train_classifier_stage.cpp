@@ -13,6 +13,7 @@
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join lives here from fmt 11 (current LibTorch wheels ship fmt 11+ headers)
 
 #include <algorithm>
 #include <cmath>
