@@ -19,8 +19,9 @@ for t in "${targets[@]}"; do
   [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz.sh: unknown target '$t'; known: ${ALL[*]}" >&2; exit 2; }
 done
 
-./scripts/setup.sh
-./scripts/setup_fuzz.sh
+# clang and libFuzzer/sanitizer runtimes (Debian 12: libclang_rt.fuzzer in libclang-rt-14-dev); not in the normal
+# setup: the default build and CI use g++ only.
+./scripts/setup.sh clang libclang-rt-14-dev
 B=${DAUG_FUZZ_BUILD_DIR:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDAUG_FUZZ=ON \
   -DDAUG_BUILD_TESTS=OFF -DDAUG_BUILD_BENCHMARKS=OFF -DDAUG_BUILD_EXAMPLES=OFF > "$B.configure.log" 2>&1 ||

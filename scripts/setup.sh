@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs every system package daug needs on Debian 12 (idempotent: re-running is a no-op when all are present).
+# Extra package names given as arguments are installed the same way (scripts/fuzz.sh adds clang and its runtimes).
 set -euo pipefail
 PKGS=(
   g++ cmake ninja-build ccache pkg-config
@@ -10,6 +11,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg-dev zlib1g-dev libicu-dev
   chromium                     # headless rendering check of the HTML report (tests/report)
+  "$@"
 )
 missing=()
 for p in "${PKGS[@]}"; do
