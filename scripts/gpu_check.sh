@@ -186,11 +186,15 @@ EOF
   cmd=${cmd%% -MD *}                     # and the dependency-file flags (they come last in CMake's rule)
   cmd=${cmd/\/usr\/bin\/ccache /}
   echo "flags: $cmd" | cut -c1-2000
-  (cd "$B" && eval "$cmd -fsyntax-only -H $ROOT/tmp/gpu_preflight.cpp") 2>&1 |
-    grep -E '^\.+ .*/(fmt/(core|format|base)|spdlog/spdlog|torch/version)\.h$' | head -6
+  local rc
+  (cd "$B" && eval "$cmd -fsyntax-only -H $ROOT/tmp/gpu_preflight.cpp") >"$W-preflight.txt" 2>&1
+  rc=$?
+  grep -E '^\.+ .*/(fmt/(core|format|base)|spdlog/spdlog|torch/version)\.h$' "$W-preflight.txt" | head -6
   (cd "$B" && eval "$cmd -E -dM $ROOT/tmp/gpu_preflight.cpp") |
     grep -E '#define (FMT_VERSION|TORCH_VERSION|SPDLOG_VER_(MAJOR|MINOR)|_GLIBCXX_USE_CXX11_ABI) |#define __cplusplus'
-  (cd "$B" && eval "$cmd -fsyntax-only $ROOT/tmp/gpu_preflight.cpp") && echo "preflight: compiles with fmt 9 first"
+  if [ $rc = 0 ]; then echo "preflight: compiles, with fmt 9 ahead of LibTorch's bundled fmt"; else
+    grep -m 10 -E 'error' "$W-preflight.txt"; fi
+  return $rc
 }
 p_build() {
   local rc
