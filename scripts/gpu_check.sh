@@ -6,7 +6,8 @@
 #   first call : bash scripts/gpu_check.sh                     device tool: carry [".debs"], timeout_s 560
 #   warm rerun : PHASES=smoke,perf BUDGET=200 bash scripts/gpu_check.sh     (build-gpu/ is kept while warm)
 #   here       : GPU_CHECK_DRY=1 scripts/gpu_check.sh          Debian's CPU LibTorch, sysroot from .debs/: runs
-#                env, sysroot, configure and preflight (BUILD=1 also builds and runs `daug version`)
+#                env, sysroot, configure and preflight (BUILD=1 also builds, BUILD_TARGETS="daug" only that,
+#                and runs `daug version`)
 #
 # Phases (PHASES, comma-separated; each is skipped when less than its minimum of BUDGET seconds is left):
 #   env        GPU, torch, compilers; LibTorch's bundled headers         sysroot   unpack .debs/ into tmp/gpu-sysroot
@@ -198,7 +199,8 @@ EOF
 }
 p_build() {
   local rc
-  nice ninja -C "$B" -j"$J" >"$W-ninja.log" 2>&1
+  # shellcheck disable=SC2086 # BUILD_TARGETS: a space-separated list of ninja targets (default: everything)
+  nice ninja -C "$B" -j"$J" ${BUILD_TARGETS:-} >"$W-ninja.log" 2>&1
   rc=$?
   grep -E 'error|warning: .*deprecated' "$W-ninja.log" | head -40
   tail -n 30 "$W-ninja.log"
