@@ -162,12 +162,11 @@ macro(daug_check_torch)
                  "_GLIBCXX_USE_CXX11_ABI=${DAUG_TORCH_CXX11_ABI}, C++${CMAKE_CXX_STANDARD}")
 endmacro()
 
-# The names under LibTorch's include folders that may shadow a dependency's headers of the same name.
-set(DAUG_SHADOWABLE_HEADERS fmt spdlog nlohmann toml++ boost gtest gmock benchmark png.h jpeglib.h unicode zlib.h)
-
 # Pure part of daug_include_before_torch: for each name in DAUG_SHADOWABLE_HEADERS present both in one of
 # `torch_dirs` and in one of `dep_dirs` (a different folder), "<name>=<dep dir>/<name>" in `out`.
 function(daug_shadowed_headers torch_dirs dep_dirs out)
+  # The names under LibTorch's include folders that may shadow a dependency's headers of the same name.
+  set(DAUG_SHADOWABLE_HEADERS fmt spdlog nlohmann toml++ boost gtest gmock benchmark png.h jpeglib.h unicode zlib.h)
   set(res "")
   set(done "")
   foreach(name IN LISTS DAUG_SHADOWABLE_HEADERS)
