@@ -16,6 +16,7 @@
 #include <torch/optim/adam.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -94,15 +95,27 @@ daug::TranslateRequest request(const at::Tensor& x0, const std::string& device, 
 }  // namespace
 
 TEST(CudaSupport, UnavailableCudaIsReportedAndTheTestDeviceFallsBackToCpu) {
-  // Runs everywhere: the skip path of this file (and DAUG_TEST_DEVICE's fallback) is what CPU machines exercise.
+  // Runs everywhere: on a CPU machine this is the path every other test of this file takes (skip with the reason).
   const std::string why = daug::testing::cuda_unavailable_reason("cuda");
-  EXPECT_EQ(why.empty(), at::hasCUDA() && at::getNumGPUs() > 0) << why;
-  EXPECT_NE(daug::testing::cuda_unavailable_reason("cuda:999999").find("not among"), std::string::npos);
-  daug::testing::expect_error_contains([] { daug::testing::cuda_unavailable_reason("gpu0"); },
+  const bool have_cuda = at::hasCUDA() && at::getNumGPUs() > 0;
+  EXPECT_EQ(why.empty(), have_cuda) << why;
+  const std::string far = daug::testing::cuda_unavailable_reason("cuda:999999");
+  EXPECT_NE(far.find(have_cuda ? "is not among the" : "has no CUDA"), std::string::npos) << far;
+  daug::testing::expect_error_contains([] { (void)daug::testing::cuda_unavailable_reason("gpu0"); },
                                        {"DAUG_TEST_DEVICE", "\"gpu0\""});
-  daug::testing::TestContext ctx;
-  if (why.empty()) GTEST_SKIP() << "CUDA is available: TestContext::device() is DAUG_TEST_DEVICE as given";
-  EXPECT_EQ(ctx.device(), "cpu") << "without CUDA the device-aware tests stay on the CPU";
+  // DAUG_TEST_DEVICE=cuda: the device-aware tests' TestContext runs on CUDA when there is one, else on the CPU.
+  const char* saved = std::getenv("DAUG_TEST_DEVICE");
+  const std::string saved_value = saved ? saved : "";
+  setenv("DAUG_TEST_DEVICE", "cuda", 1);
+  EXPECT_EQ(daug::testing::test_device(), have_cuda ? "cuda" : "cpu");
+  EXPECT_EQ(daug::testing::TestContext().device(), have_cuda ? "cuda" : "cpu");
+  EXPECT_EQ(daug::testing::cuda_test_device(), "cuda");
+  setenv("DAUG_TEST_DEVICE", "cuda:7x", 1);
+  daug::testing::expect_error_contains([] { (void)daug::testing::test_device(); }, {"\"cuda:7x\""});
+  unsetenv("DAUG_TEST_DEVICE");
+  EXPECT_EQ(daug::testing::test_device(), "cpu");
+  EXPECT_EQ(daug::testing::TestContext().device(), "cpu") << "unset: the CPU, as before";
+  if (saved) setenv("DAUG_TEST_DEVICE", saved_value.c_str(), 1);
 }
 
 TEST(CudaParity, GuidanceClassifierLogitsMatchCpu) {
