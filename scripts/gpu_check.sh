@@ -116,7 +116,8 @@ p_env() {
 p_sysroot() {
   rm -rf "$SR" && mkdir -p "$SR"
   if [ -f .debs/sysroot.tar.xz ]; then
-    tar -C "$SR" -xJf .debs/sysroot.tar.xz
+    if command -v xz >/dev/null; then tar -C "$SR" -xJf .debs/sysroot.tar.xz
+    else $PY -c 'import sys,tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .debs/sysroot.tar.xz "$SR"; fi
   else
     local f d
     for f in .debs/*.deb; do
