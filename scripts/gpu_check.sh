@@ -213,7 +213,7 @@ p_version() {
   readelf -d "$B/bin/daug" | grep -E 'RUNPATH|RPATH'
 }
 p_cudatest() {
-  DAUG_TEST_DEVICE=cuda rl ctest --test-dir "$B" -L cuda --output-on-failure --timeout 300 2>&1 | tail -n 80
+  rl env DAUG_TEST_DEVICE=cuda ctest --test-dir "$B" -L cuda --output-on-failure --timeout 300 2>&1 | tail -n 80
   rl ctest --test-dir "$B" -R 'LoadedLibTorch|cli\.version|RangeChecks.Cuda' --output-on-failure 2>&1 | tail -n 20
 }
 p_smoke() {  # the smoke pipelines on CUDA; heatmaps in fp32, bf16, fp16 compared with each other
@@ -277,11 +277,11 @@ p_bench() {  # every benchmark binary that exists, on CUDA; each bounded in time
   local b
   for b in $(find "$B" -maxdepth 3 -type f -name '*_bench' -perm -u+x | sort); do
     echo "--- $(basename "$b") ($(date -u +%T))"
-    DAUG_BENCH_DEVICE=cuda rl timeout 120 "$b" --benchmark_min_time=1 2>&1 | grep -vE '^\*\*\*|^-+$' | tail -n 25
+    rl env DAUG_BENCH_DEVICE=cuda timeout 120 "$b" --benchmark_min_time=1 2>&1 | grep -vE '^\*\*\*|^-+$' | tail -n 25
   done
 }
 p_ctest() {  # the CPU suite on this LibTorch (chromium and the install test are not there)
-  OMP_NUM_THREADS=1 rl ctest --test-dir "$B" -j"$J" --timeout 300 --output-on-failure \
+  rl env OMP_NUM_THREADS=1 ctest --test-dir "$B" -j"$J" --timeout 300 --output-on-failure \
     -E '^(smoke\.clip_report|examples\..*|report\..*)$' 2>&1 | tail -n 60
 }
 export -f p_env p_sysroot p_configure p_preflight p_build p_version p_cudatest p_smoke p_perf p_bench p_ctest
