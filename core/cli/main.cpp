@@ -7,6 +7,8 @@
 #include <daug/error.h>
 #include <daug/log.h>
 
+#include <ATen/Context.h>
+#include <ATen/Version.h>
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <torch/version.h>
@@ -60,7 +62,12 @@ std::string usage() {
 }
 
 int version_cmd(const std::vector<std::string>&) {
-  fmt::print("daug {}\nSDK ABI version {}\nLibTorch {}\n", DAUG_VERSION_STRING, DAUG_SDK_ABI_VERSION, TORCH_VERSION);
+  fmt::print("daug {}\nSDK ABI version {}\nLibTorch {} ({})\n", DAUG_VERSION_STRING, DAUG_SDK_ABI_VERSION, TORCH_VERSION,
+             daug::core::built_libtorch().cuda ? "CUDA" : "CPU-only");
+  const auto loaded = daug::core::parse_torch_config(at::show_config());
+  fmt::print("LibTorch loaded: {} ({}){}\n", loaded.version.empty() ? "?" : loaded.version,
+             loaded.cuda ? "CUDA" : "CPU-only", at::hasCUDA() ? ", CUDA available" : "");
+  daug::core::check_loaded_libtorch();  // a mismatch is an error here too (exit code 1)
   return 0;
 }
 DAUG_CLI_COMMAND("version", "print the daug, SDK ABI and LibTorch versions", version_cmd);

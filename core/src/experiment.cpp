@@ -57,13 +57,7 @@ class CpuRngGuard {
 /// A CUDA device that this LibTorch cannot use is a config error now, not a dispatcher message from the first
 /// tensor a plugin creates ("Could not run 'aten::empty.memory_format' with arguments from the 'CUDA' backend").
 void check_cuda_device(const std::string& device, const std::string& where) {
-  // The CUDA device guard is registered by libtorch_cuda: absent means a CPU-only LibTorch.
-  if (!c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA))
-    throw ConfigError(
-        fmt::format("{}: [run].device = \"{}\", but this LibTorch ({}) was built without CUDA; use "
-                    "device = \"cpu\", or rebuild daug against a CUDA build of LibTorch",
-                    where, device, TORCH_VERSION));
-  const int64_t count = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->deviceCount();
+  // The spelling first: "cuda:x" is a typo whatever the LibTorch build.
   int64_t index = 0;
   if (device != "cuda") {
     const std::string n = device.substr(device.find(':') == std::string::npos ? device.size() : device.find(':') + 1);
@@ -73,6 +67,13 @@ void check_cuda_device(const std::string& device, const std::string& where) {
           fmt::format("{}: [run].device must be \"cpu\", \"cuda\" or \"cuda:N\", but got \"{}\"", where, device));
     index = std::stoll(n);
   }
+  // The CUDA device guard is registered by libtorch_cuda: absent means a CPU-only LibTorch.
+  if (!c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA))
+    throw ConfigError(
+        fmt::format("{}: [run].device = \"{}\", but this LibTorch ({}) was built without CUDA; use "
+                    "device = \"cpu\", or rebuild daug against a CUDA build of LibTorch",
+                    where, device, TORCH_VERSION));
+  const int64_t count = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->deviceCount();
   if (index >= count)
     throw ConfigError(fmt::format("{}: [run].device = \"{}\", but {} CUDA device(s) are visible{}", where, device,
                                   count, count == 0 ? " (no GPU, or CUDA_VISIBLE_DEVICES hides them)" : ""));

@@ -2,6 +2,7 @@
 #include <daug/core/plugin_loader.h>
 #include <daug/error.h>
 
+#include <ATen/Version.h>
 #include <boost/dll/shared_library.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -14,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <regex>
 
 namespace daug::core {
 namespace {
@@ -123,6 +126,54 @@ std::filesystem::path own_plugin_dir() {
 
 }  // namespace
 
+LibTorchBuild parse_torch_config(const std::string& show_config) {
+  LibTorchBuild b;
+  // Only the "Build settings:" line: "KEY=value, KEY=value, ..." (CXX_FLAGS holds spaces, never ", ").
+  const size_t at = show_config.find("Build settings:");
+  const std::string settings = at == std::string::npos ? std::string() : show_config.substr(at);
+  std::smatch m;
+  if (std::regex_search(settings, m, std::regex(R"((?:^|[ ,:])TORCH_VERSION=([^,\s]+))"))) b.version = m[1].str();
+  if (std::regex_search(settings, m, std::regex(R"((?:^|[ ,:])USE_CUDA=([^,\s]+))"))) {
+    const std::string v = m[1].str();
+    b.cuda = v == "ON" || v == "1" || v == "TRUE" || v == "True" || v == "true";
+  }
+  if (std::regex_search(settings, m, std::regex(R"(-D_GLIBCXX_USE_CXX11_ABI=([0-9]+))")))
+    b.cxx11_abi = std::stoi(m[1].str());
+  return b;
+}
+
+std::string libtorch_mismatch(const LibTorchBuild& loaded, const std::string& built_version, bool built_cuda,
+                              int built_abi) {
+  auto describe = [](const std::string& v, bool cuda) { return fmt::format("{} ({})", v, cuda ? "CUDA" : "CPU-only"); };
+  std::vector<std::string> diffs;
+  if (!loaded.version.empty() && loaded.version != built_version)
+    diffs.push_back(fmt::format("version {} instead of {}", loaded.version, built_version));
+  if (!loaded.version.empty() && loaded.cuda != built_cuda)
+    diffs.push_back(loaded.cuda ? "a CUDA build instead of a CPU-only one" : "a CPU-only build instead of a CUDA one");
+  if (loaded.cxx11_abi >= 0 && loaded.cxx11_abi != built_abi)
+    diffs.push_back(fmt::format("_GLIBCXX_USE_CXX11_ABI={} instead of {}", loaded.cxx11_abi, built_abi));
+  if (diffs.empty()) return {};
+  return fmt::format(
+      "the LibTorch loaded at run time is not the one daug and its plugins were built against: built for LibTorch "
+      "{}, but the loaded library (at::show_config()) is {}{}: {}. Rebuild daug against the LibTorch you run with "
+      "(for a pip torch: -DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')), "
+      "or make LD_LIBRARY_PATH/RPATH point at the one it was built with",
+      describe(built_version, built_cuda), loaded.version.empty() ? "(unknown version)" : loaded.version,
+      loaded.version.empty() ? "" : loaded.cuda ? " (CUDA)" : " (CPU-only)", fmt::join(diffs, "; "));
+}
+
+LibTorchBuild built_libtorch() { return LibTorchBuild{TORCH_VERSION, DAUG_TORCH_CUDA != 0, _GLIBCXX_USE_CXX11_ABI}; }
+
+void check_loaded_libtorch() {
+  static std::once_flag once;
+  static std::string problem;
+  std::call_once(once, [] {
+    const LibTorchBuild b = built_libtorch();
+    problem = libtorch_mismatch(parse_torch_config(at::show_config()), b.version, b.cuda, b.cxx11_abi);
+  });
+  if (!problem.empty()) throw PluginError(problem);
+}
+
 PluginLoader::PluginLoader(std::vector<std::filesystem::path> extra) : paths_(std::move(extra)) {
   for (size_t i = 0; i < paths_.size(); ++i) origins_.emplace_back("--plugin-path");
   if (const char* env = std::getenv("DAUG_PLUGIN_PATH")) {
@@ -144,6 +195,7 @@ PluginLoader::PluginLoader(std::vector<std::filesystem::path> extra) : paths_(st
 }
 
 const PluginInfo& PluginLoader::load_library(const std::filesystem::path& file) {
+  check_loaded_libtorch();  // before any plugin's static initialisers run against a foreign LibTorch
   const std::string path = canonical_string(file);
   for (const auto& p : plugins_)
     if (p.library.string() == path) return p;
@@ -186,6 +238,7 @@ const PluginInfo& PluginLoader::load_library(const std::filesystem::path& file) 
 
 void PluginLoader::load_all() {
   if (scanned_) return;
+  check_loaded_libtorch();
   scanned_ = true;
   std::vector<std::string> seen_dirs;
   for (size_t i = 0; i < paths_.size(); ++i) {

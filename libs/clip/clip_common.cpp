@@ -31,7 +31,7 @@ const std::vector<std::string>& released_prompts() {
 namespace {
 at::Tensor resize_bicubic_aa(const at::Tensor& x4, int64_t size) {
   if (x4.size(2) == size && x4.size(3) == size) return x4;
-  return at::_upsample_bicubic2d_aa(x4, {size, size}, /*align_corners=*/false, c10::nullopt, c10::nullopt);
+  return at::_upsample_bicubic2d_aa(x4, {size, size}, /*align_corners=*/false);  // scales: default (none)
 }
 }  // namespace
 

@@ -242,8 +242,9 @@ void TrainClassifierStage::run(StageContext& ctx) {
     DAUG_CHECK(logits.dim() == 2 && logits.size(0) == b && logits.size(1) == k, "[", opts_.classifier,
                "] logits must be [", b, ",", k, "], but got ", logits.sizes());
     at::Tensor y = y_all.index_select(0, at::tensor(idx, at::kLong)).to(dev);
-    return {at::binary_cross_entropy_with_logits(logits, y, {}, use_pw ? c10::optional<at::Tensor>(pw_t)
-                                                                          : c10::optional<at::Tensor>()),
+    // Two calls rather than an optional<Tensor> argument: its type is c10's own in 1.13 and std:: in 2.x.
+    return {use_pw ? at::binary_cross_entropy_with_logits(logits, y, {}, pw_t)
+                   : at::binary_cross_entropy_with_logits(logits, y),
             {}};
   });
   save_safetensors(ctx.output(artifacts::kWeights), res.final_state,

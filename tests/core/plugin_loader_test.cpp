@@ -164,3 +164,82 @@ TEST(PluginLoader, PluginPathThatDoesNotExistIsAnError) {
   ::unsetenv("DAUG_PLUGIN_PATH");
   expect_error_contains([&] { from_env.load_all(); }, {"DAUG_PLUGIN_PATH " + (dir / "gone").string()});
 }
+
+// The start-up check that the LibTorch loaded at run time is the one daug was built against (issue 10 item 7).
+namespace {
+// Debian's python3-torch / libtorch 1.13.1 on this machine: torch.__config__.show() (= at::show_config()),
+// the CXX_FLAGS shortened.
+const char* kDebian113 =
+    "PyTorch built with:\n"
+    "  - GCC 12.2\n"
+    "  - C++ Version: 201402\n"
+    "  - Intel(R) MKL-DNN v2.6.3 (Git Hash N/A)\n"
+    "  - OpenMP 201511 (a.k.a. OpenMP 4.5)\n"
+    "  - LAPACK is enabled (usually provided by MKL)\n"
+    "  - CPU capability usage: AVX2\n"
+    "  - Build settings: BLAS_INFO=generic, BUILD_TYPE=RelWithDebInfo, CXX_COMPILER=/usr/bin/c++, CXX_FLAGS=-Wdate-time "
+    "-D_FORTIFY_SOURCE=2 -g -O2 -fopenmp -DUSE_PYTORCH_QNNPACK -O2 -fPIC -Wno-narrowing, LAPACK_INFO=generic, "
+    "PERF_WITH_AVX=1, PERF_WITH_AVX2=1, PERF_WITH_AVX512=1, TORCH_VERSION=1.13.0, USE_CUDA=OFF, USE_CUDNN=OFF, "
+    "USE_EXCEPTION_PTR=1, USE_GFLAGS=ON, USE_GLOG=ON, USE_MKLDNN=ON, USE_MPI=OFF, USE_NCCL=OFF, USE_NNPACK=OFF, "
+    "USE_OPENMP=ON, USE_ROCM=OFF, \n";
+// The layout of a pip CUDA wheel's text (2.x: "CUDA Runtime", "CuDNN", CUDA_VERSION, the ABI flag in CXX_FLAGS),
+// with the values of the device machine's 2.11.0+cu130; not captured from that machine (none was available).
+const char* kPip211Cuda =
+    "PyTorch built with:\n"
+    "  - GCC 13.3\n"
+    "  - C++ Version: 201703\n"
+    "  - Intel(R) oneAPI Math Kernel Library Version 2024.2-Product Build 20240605 for Intel(R) 64 architecture\n"
+    "  - OpenMP 201511 (a.k.a. OpenMP 4.5)\n"
+    "  - CPU capability usage: AVX512\n"
+    "  - CUDA Runtime 13.0\n"
+    "  - NVCC architecture flags: -gencode;arch=compute_90,code=sm_90;-gencode;arch=compute_100,code=sm_100\n"
+    "  - CuDNN 91.5\n"
+    "  - Build settings: BLAS_INFO=mkl, BUILD_TYPE=Release, COMMIT_SHA=0123abcd, CUDA_VERSION=13.0, "
+    "CUDNN_VERSION=9.15.0, CXX_COMPILER=/opt/rh/gcc-toolset-13/root/usr/bin/c++, CXX_FLAGS= -D_GLIBCXX_USE_CXX11_ABI=1 "
+    "-fabi-version=11 -fvisibility-inlines-hidden -DUSE_PTHREADPOOL -O2 -fPIC, LAPACK_INFO=mkl, "
+    "TORCH_VERSION=2.11.0, USE_CUDA=ON, USE_CUDNN=ON, USE_CUSPARSELT=1, USE_NCCL=1, USE_ROCM=OFF, \n";
+}  // namespace
+
+TEST(LoadedLibTorch, ParsesDebian113AndPip2xShowConfigTexts) {
+  const auto deb = daug::core::parse_torch_config(kDebian113);
+  EXPECT_EQ(deb.version, "1.13.0");
+  EXPECT_FALSE(deb.cuda);
+  EXPECT_EQ(deb.cxx11_abi, -1) << "Debian's CXX_FLAGS do not state the ABI";
+  const auto pip = daug::core::parse_torch_config(kPip211Cuda);
+  EXPECT_EQ(pip.version, "2.11.0");
+  EXPECT_TRUE(pip.cuda);
+  EXPECT_EQ(pip.cxx11_abi, 1);
+  // Old wheels wrote USE_CUDA=True; a text without build settings states nothing.
+  EXPECT_TRUE(daug::core::parse_torch_config("  - Build settings: TORCH_VERSION=1.4.0, USE_CUDA=True, ").cuda);
+  const auto none = daug::core::parse_torch_config("PyTorch built with:\n  - GCC 9\n");
+  EXPECT_EQ(none.version, "");
+  EXPECT_FALSE(none.cuda);
+  EXPECT_EQ(none.cxx11_abi, -1);
+}
+
+TEST(LoadedLibTorch, MismatchSaysBuiltForWhatAndLoadedWhat) {
+  using daug::core::libtorch_mismatch;
+  const auto pip = daug::core::parse_torch_config(kPip211Cuda);
+  EXPECT_EQ(libtorch_mismatch(pip, "2.11.0", true, 1), "");
+  // A pip upgrade under the build: same sonames, newer library.
+  const std::string upgraded = libtorch_mismatch(pip, "2.10.0", true, 1);
+  for (const char* needle : {"built for LibTorch 2.10.0 (CUDA)", "is 2.11.0 (CUDA)", "version 2.11.0 instead of 2.10.0",
+                             "cmake_prefix_path"})
+    EXPECT_NE(upgraded.find(needle), std::string::npos) << upgraded << "\nmissing: " << needle;
+  EXPECT_NE(libtorch_mismatch(pip, "2.11.0", false, 1).find("a CUDA build instead of a CPU-only one"), std::string::npos);
+  EXPECT_NE(libtorch_mismatch(pip, "2.11.0", true, 0).find("_GLIBCXX_USE_CXX11_ABI=1 instead of 0"), std::string::npos);
+  const auto deb = daug::core::parse_torch_config(kDebian113);
+  EXPECT_EQ(libtorch_mismatch(deb, "1.13.0", false, 1), "");
+  EXPECT_NE(libtorch_mismatch(deb, "1.13.0", true, 1).find("a CPU-only build instead of a CUDA one"), std::string::npos);
+  EXPECT_EQ(libtorch_mismatch(daug::core::parse_torch_config(""), "2.11.0", true, 1), "")
+      << "nothing stated, nothing to refuse";
+}
+
+TEST(LoadedLibTorch, TheLibraryLoadedHereIsTheOneDaugWasBuiltFor) {
+  const auto loaded = daug::core::parse_torch_config(at::show_config());
+  const auto built = daug::core::built_libtorch();
+  EXPECT_EQ(loaded.version, built.version) << at::show_config();
+  EXPECT_EQ(loaded.cuda, built.cuda);
+  EXPECT_EQ(built.cxx11_abi, 1);
+  EXPECT_NO_THROW(daug::core::check_loaded_libtorch());
+}

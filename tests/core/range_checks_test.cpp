@@ -72,6 +72,14 @@ TEST(RangeChecks, CudaDeviceOnLibTorchWithoutCudaSaysSo) {
   expect_has(m, "was built without CUDA");
 }
 
+TEST(RangeChecks, MisspelledCudaDeviceIsAFormatErrorOnAnyBuild) {
+  for (const char* d : {"cuda:x", "cuda:", "cudax", "cuda:-1"}) {
+    const auto m = config_error(std::string("device = \"") + d + "\"\n", "");
+    expect_has(m, std::string("x.toml:6:10: [run].device must be \"cpu\", \"cuda\" or \"cuda:N\", but got \"") + d +
+                      "\"");
+  }
+}
+
 TEST(RangeChecks, Float16OnCpuIsRefusedWithLocation) {
   const auto m = config_error("", "[generator]\ncompute_dtype = \"float16\"\n");
   expect_has(m, "x.toml:7:17: [generator].compute_dtype = \"float16\" needs a CUDA device, but [run].device = \"cpu\"");

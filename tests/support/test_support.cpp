@@ -3,12 +3,42 @@
 #include <daug/error.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <torch/version.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <unistd.h>
 
 namespace daug::testing {
+
+std::string cuda_unavailable_reason(const std::string& device) {
+  int64_t index = 0;
+  if (device != "cuda") {
+    const std::string n = device.rfind("cuda:", 0) == 0 ? device.substr(5) : std::string();
+    if (n.empty() || n.size() > 6 || n.find_first_not_of("0123456789") != std::string::npos)
+      throw ConfigError("DAUG_TEST_DEVICE must be \"cpu\", \"cuda\" or \"cuda:N\", but got \"" + device + "\"");
+    index = std::stoll(n);
+  }
+  if (!at::hasCUDA()) return "this LibTorch (" TORCH_VERSION ") has no CUDA, or no CUDA driver/GPU is present";
+  const auto count = static_cast<int64_t>(at::getNumGPUs());
+  if (index >= count) return device + " is not among the " + std::to_string(count) + " visible CUDA device(s)";
+  return {};
+}
+
+std::string test_device() {
+  const char* env = std::getenv("DAUG_TEST_DEVICE");
+  const std::string d = env && *env ? env : "cpu";
+  if (d == "cpu") return d;
+  return cuda_unavailable_reason(d).empty() ? d : "cpu";
+}
+
+std::string cuda_test_device() {
+  const char* env = std::getenv("DAUG_TEST_DEVICE");
+  const std::string d = env ? env : "";
+  return d.rfind("cuda", 0) == 0 ? d : "cuda";
+}
 
 TestContext::TestContext() {
   static int counter = 0;

@@ -14,6 +14,24 @@
 
 namespace daug::testing {
 
+/// The device of the device-aware tests: DAUG_TEST_DEVICE ("cpu" when unset; "cuda" or "cuda:N"). A CUDA device
+/// this LibTorch or machine cannot use falls back to "cpu", so CPU tests run unchanged; tests that need CUDA use
+/// DAUG_REQUIRE_CUDA(). A value that is not a device throws daug::ConfigError.
+std::string test_device();
+/// The CUDA device the `cuda` tests use: DAUG_TEST_DEVICE when it names one, else "cuda".
+std::string cuda_test_device();
+/// "" when tensors can be placed on CUDA device `device` ("cuda" or "cuda:N") here; else why not (this LibTorch
+/// has no CUDA, or fewer GPUs are visible).
+std::string cuda_unavailable_reason(const std::string& device);
+
+/// First statement of a test that needs CUDA: skips it (GTEST_SKIP, with the reason) when there is none.
+#define DAUG_REQUIRE_CUDA()                                                                                      \
+  do {                                                                                                           \
+    const std::string daug_cuda_why = ::daug::testing::cuda_unavailable_reason(::daug::testing::cuda_test_device()); \
+    if (!daug_cuda_why.empty()) GTEST_SKIP() << "needs CUDA (" << ::daug::testing::cuda_test_device()               \
+                                             << "): " << daug_cuda_why;                                          \
+  } while (0)
+
 /// A BuildContext whose components are registered by the test (no TOML, no plugin loading).
 class TestContext : public BuildContext {
  public:
@@ -22,7 +40,9 @@ class TestContext : public BuildContext {
   void add(const std::string& table, std::shared_ptr<Component> c) { components_[table] = std::move(c); }
   /// Every table requested through component<T>() so far, in order (a plugin's declared dependencies).
   const std::vector<std::string>& requests() const { return requests_; }
-  std::string device() const override { return "cpu"; }
+  /// test_device() unless set_device() chose another (parity tests build CPU and CUDA components side by side).
+  std::string device() const override { return device_; }
+  void set_device(std::string d) { device_ = std::move(d); }
   uint64_t seed() const override { return 0; }
   std::filesystem::path run_dir() const override { return dir_; }
   ConfigView config(const std::string& table) const override;
@@ -35,6 +55,7 @@ class TestContext : public BuildContext {
 
  private:
   std::filesystem::path dir_;
+  std::string device_ = test_device();
   std::string table_;
   std::vector<std::string> requests_;
   std::map<std::string, std::shared_ptr<Component>> components_;

@@ -26,6 +26,26 @@ struct PluginInfo {
   std::string build_id;
 };
 
+/// What at::show_config() says about a LibTorch build.
+struct LibTorchBuild {
+  std::string version;  ///< TORCH_VERSION of its build settings ("1.13.0", "2.11.0"); "" when not stated
+  bool cuda = false;    ///< USE_CUDA=ON (or 1/TRUE/True) in its build settings
+  int cxx11_abi = -1;   ///< -D_GLIBCXX_USE_CXX11_ABI=N in its CXX_FLAGS; -1 when not stated
+};
+/// The LibTorch daug was built against (TORCH_VERSION, whether CMake found a CUDA build, the C++ ABI flag).
+LibTorchBuild built_libtorch();
+/// Parses the text of at::show_config() (its "Build settings:" line).
+LibTorchBuild parse_torch_config(const std::string& show_config);
+/// "" when `loaded` is the LibTorch daug was built for (TORCH_VERSION `built_version`, CUDA `built_cuda`, C++ ABI
+/// `built_abi`); else a message saying what was expected, what was found, and what to do. Fields `loaded` does
+/// not state are not compared.
+std::string libtorch_mismatch(const LibTorchBuild& loaded, const std::string& built_version, bool built_cuda,
+                              int built_abi);
+/// Throws PluginError when the LibTorch loaded in this process (at::show_config()) is not the one daug and its
+/// plugins were built for: a pip `torch` upgraded under a build keeps the unversioned sonames, so the dynamic
+/// loader takes the new library and nothing else would notice. Checked once per process (load_all() calls it).
+void check_loaded_libtorch();
+
 class PluginLoader {
  public:
   /// Search order: `extra` (--plugin-path), then DAUG_PLUGIN_PATH (':'-separated), then the plugins of this
