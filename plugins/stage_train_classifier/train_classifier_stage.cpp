@@ -236,12 +236,14 @@ void TrainClassifierStage::run(StageContext& ctx) {
   auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     at::Tensor x0 = batcher.batch(idx, dev);
     const int64_t b = x0.size(0);
-    at::Tensor t = at::randint(0, max_t, {b}, at::TensorOptions().dtype(at::kLong).device(dev));
+    // t drawn on the host (CPU generator): q_sample range-checks host timesteps for free, and a CUDA run draws the
+    // same t as a CPU run.
+    at::Tensor t = at::randint(0, max_t, {b}, at::TensorOptions().dtype(at::kLong));
     at::Tensor xt = gen->q_sample(x0, t, at::randn_like(x0));
     at::Tensor logits = clf->logits(xt, t);
     DAUG_CHECK(logits.dim() == 2 && logits.size(0) == b && logits.size(1) == k, "[", opts_.classifier,
                "] logits must be [", b, ",", k, "], but got ", logits.sizes());
-    at::Tensor y = y_all.index_select(0, at::tensor(idx, at::kLong)).to(dev);
+    at::Tensor y = y_all.index_select(0, at::tensor(idx, at::kLong)).to(dev, /*non_blocking=*/true);
     return {at::binary_cross_entropy_with_logits(logits, y, {}, use_pw ? c10::optional<at::Tensor>(pw_t)
                                                                           : c10::optional<at::Tensor>()),
             {}};
