@@ -236,8 +236,8 @@ void TrainClassifierStage::run(StageContext& ctx) {
   auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     at::Tensor x0 = batcher.batch(idx, dev);
     const int64_t b = x0.size(0);
-    // t drawn on the host (CPU generator): q_sample range-checks host timesteps for free, and a CUDA run draws the
-    // same t as a CPU run.
+    // t drawn on the host (the CPU generator; the same draws as before on a CPU run): q_sample and the classifier
+    // take host timesteps without reading anything back from the device.
     at::Tensor t = at::randint(0, max_t, {b}, at::TensorOptions().dtype(at::kLong));
     at::Tensor xt = gen->q_sample(x0, t, at::randn_like(x0));
     at::Tensor logits = clf->logits(xt, t);

@@ -18,6 +18,7 @@
 #include <fmt/ranges.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -74,6 +75,7 @@ class ClassifierGuidance : public Guidance {
   /// target is checked once and remembered (same tensor, same version): a target on a device is read back once
   /// per translate call, not once per step; a host target costs nothing.
   int64_t checked_target_min(const at::Tensor& target, int64_t k) {
+    std::lock_guard<std::mutex> lock(checked_mu_);
     if (checked_.defined() && checked_.is_same(target) && checked_version_ == target._version() && checked_k_ == k)
       return checked_min_;
     const IntRange r = int_range(target);
@@ -88,6 +90,7 @@ class ClassifierGuidance : public Guidance {
     checked_min_ = r.min;
     return r.min;
   }
+  std::mutex checked_mu_;  // gradient() may be called from several threads
   at::Tensor checked_;
   int64_t checked_version_ = -1;
   int64_t checked_k_ = -1, checked_min_ = 0;
