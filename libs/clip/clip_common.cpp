@@ -122,16 +122,19 @@ CriterionOutput grouped_criterion(Criterion& criterion, const CriterionInput& in
     const auto y = in.labels.defined() ? in.labels.narrow(0, g * group, group) : in.labels;
     auto part = criterion.compute({img, txt, in.class_emb, y, in.logit_scale});
     out.loss = g == 0 ? part.loss : out.loss + part.loss;
+    // Parts are summed and averaged in float64 on the device (as the former host doubles), read by the trainer.
     if (g == 0) {
       out.parts = std::move(part.parts);
+      for (auto& p : out.parts) p.second = p.second.detach().to(at::kDouble);
     } else {
       DAUG_CHECK(part.parts.size() == out.parts.size(), "criterion ", criterion.describe(),
                  " returned a different number of loss parts for group ", g);
-      for (size_t i = 0; i < out.parts.size(); ++i) out.parts[i].second += part.parts[i].second;
+      for (size_t i = 0; i < out.parts.size(); ++i)
+        out.parts[i].second = out.parts[i].second + part.parts[i].second.detach().to(at::kDouble);
     }
   }
   out.loss = out.loss / static_cast<double>(n);
-  for (auto& p : out.parts) p.second /= static_cast<double>(n);
+  for (auto& p : out.parts) p.second = p.second / static_cast<double>(n);
   return out;
 }
 

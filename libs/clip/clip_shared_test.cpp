@@ -159,7 +159,7 @@ struct TestHybrid final : daug::Criterion {
     auto sc = at::scalar_tensor(s);
     auto a = clip_loss(in.image_emb, in.text_emb, sc);
     auto b = in.class_emb.defined() ? class_bce_loss(in.image_emb, in.class_emb, in.labels, sc) : at::zeros_like(a);
-    return {w * a + (1 - w) * b, {{"clip", a.item<double>()}, {"i2c_bce", b.item<double>()}}};
+    return {w * a + (1 - w) * b, {{"clip", a.detach()}, {"i2c_bce", b.detach()}}};
   }
   std::string describe() const override { return "test_hybrid"; }
 };
@@ -179,7 +179,7 @@ TEST(GroupedCriterion, ClosedFormPerGroupContrastiveBatch) {
   auto g2 = grouped_criterion(crit, {eye, eye, none, y, ls}, 2);
   EXPECT_NEAR(g2.loss.item<double>(), std::log1p(std::exp(-1.0)), 1e-6);
   ASSERT_EQ(g2.parts.size(), 2u);
-  EXPECT_NEAR(g2.parts[0].second, std::log1p(std::exp(-1.0)), 1e-6);
+  EXPECT_NEAR(g2.parts[0].second.item<double>(), std::log1p(std::exp(-1.0)), 1e-6);
   daug::testing::expect_error_contains([&] { grouped_criterion(crit, {eye, eye, none, y, ls}, 3); },
                                        {"4 rows", "not a multiple of contrastive_group = 3"});
 }
@@ -204,12 +204,12 @@ TEST(GroupedCriterion, EqualsTheMeanOfTheLossesOfEachSliceWithGradients) {
     auto out = crit.compute({i, txt.narrow(0, 2 * k, 2), c, y.narrow(0, 2 * k, 2), ls});
     auto v = torch::autograd::grad({out.loss}, {i, c});
     want += out.loss.item<double>() / 3;
-    want_clip += out.parts[0].second / 3;
+    want_clip += out.parts[0].second.item<double>() / 3;
     want_gi.narrow(0, 2 * k, 2).copy_(v[0] / 3);
     want_gc += v[1] / 3;  // DDP averages the ranks' gradients of the shared class embeddings
   }
   EXPECT_NEAR(g.loss.item<double>(), want, 1e-5);
-  EXPECT_NEAR(g.parts[0].second, want_clip, 1e-5);
+  EXPECT_NEAR(g.parts[0].second.item<double>(), want_clip, 1e-5);
   EXPECT_LT((gi - want_gi).abs().max().item<double>(), 1e-5);
   EXPECT_LT((gc - want_gc).abs().max().item<double>(), 1e-5);
   // and it is not the loss of the whole batch as one contrastive batch

@@ -3,6 +3,7 @@
 
 #include <daug/checkpoint.h>
 #include <daug/error.h>
+#include <daug/int_range.h>
 #include <daug/log.h>
 #include <daug/register.h>
 
@@ -89,12 +90,12 @@ at::Tensor ClipVit::encode_text(const at::Tensor& tokens) {
                 tokens.defined() ? tokens.sizes() : c10::IntArrayRef{});
   DAUG_CHECK_AS(DataError, at::isIntegralType(tokens.scalar_type(), /*includeBool=*/false),
                 "clip_vit.encode_text expects integer token ids, but got ", tokens.scalar_type());
-  at::Tensor ids = tokens.to(device_, at::kLong);
-  if (ids.numel() > 0) {
-    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
-    DAUG_CHECK_AS(DataError, lo >= 0 && hi < model_->arch.vocab_size, "clip_vit.encode_text: token ids must be in [0, ",
-                  model_->arch.vocab_size, "), but got values in [", lo, ", ", hi, "]");
-  }
+  // Checked before the upload: free for host tokens (what tokenize() returns; train_clip passes them every step),
+  // one read-back for tokens already on a device.
+  const IntRange r = int_range(tokens);
+  DAUG_CHECK_AS(DataError, r.within(0, model_->arch.vocab_size - 1), "clip_vit.encode_text: token ids must be in [0, ",
+                model_->arch.vocab_size, "), but got values in [", r.min, ", ", r.max, "]");
+  at::Tensor ids = tokens.to(device_, at::kLong, /*non_blocking=*/true);
   return model_->encode_text(ids, opts_.text_pooling == "first_eot" ? TextPooling::first_eot : TextPooling::argmax);
 }
 

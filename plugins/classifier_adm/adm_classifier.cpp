@@ -85,7 +85,7 @@ at::Tensor AdmClassifier::logits(const at::Tensor& x_t, const at::Tensor& t) {
   DAUG_CHECK(t.defined() && t.dim() == 1 && t.size(0) == x_t.size(0), "adm_classifier: t must be [", x_t.size(0),
              "] (original timesteps), but got ", t.defined() ? shape_str(t.sizes()) : std::string("none"));
   at::Tensor x = x_t.device() == device_ ? x_t : x_t.to(device_);
-  return net_->forward(x.to(at::kFloat), t.to(device_, at::kLong)).to(at::kFloat);
+  return net_->forward(x.to(at::kFloat), t.to(device_, at::kLong, /*non_blocking=*/true)).to(at::kFloat);
 }
 
 void AdmClassifier::load_state(const NamedTensors& state) {

@@ -28,7 +28,7 @@ std::shared_ptr<Criterion> ClipCriterion::create(Options opts, BuildContext&) {
 CriterionOutput ClipCriterion::compute(const CriterionInput& in) {
   auto s = clip::contrastive_scale(opts_.scale, opts_.logit_scale, in.logit_scale, in.image_emb);
   auto loss = clip::clip_loss(in.image_emb, in.text_emb, s);
-  return {loss, {{"clip", loss.item<double>()}}};
+  return {loss, {{"clip", loss.detach()}}};
 }
 
 std::string ClipCriterion::describe() const {

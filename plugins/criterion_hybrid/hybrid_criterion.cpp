@@ -40,7 +40,7 @@ CriterionOutput HybridCriterion::compute(const CriterionInput& in) {
   auto l_clip = clip::clip_loss(in.image_emb, in.text_emb, s);
   auto l_cls = clip::class_bce_loss(in.image_emb, in.class_emb, in.labels, sc);
   auto loss = opts_.w * l_clip + (1.0 - opts_.w) * l_cls;
-  return {loss, {{"clip", l_clip.item<double>()}, {"i2c_bce", l_cls.item<double>()}}};
+  return {loss, {{"clip", l_clip.detach()}, {"i2c_bce", l_cls.detach()}}};
 }
 
 std::string HybridCriterion::describe() const {

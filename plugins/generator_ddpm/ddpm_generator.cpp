@@ -6,6 +6,7 @@
 #include <daug/checkpoint.h>
 #include <daug/error.h>
 #include <daug/guidance.h>
+#include <daug/int_range.h>
 #include <daug/log.h>
 #include <daug/register.h>
 
@@ -151,10 +152,12 @@ at::Tensor DdpmGenerator::labels_for(const at::Tensor& label, int64_t n, const c
   DAUG_CHECK(label.defined() && label.dim() == 1 && label.size(0) == n, "ddpm ", what,
              ": the UNet is class-conditional (num_classes = ", k, "), so label must be [", n, "] int64, but got ",
              label.defined() ? shape_str(label.sizes()) : std::string("none"));
-  at::Tensor y = label.to(device_, at::kLong);
-  DAUG_CHECK(y.min().item<int64_t>() >= 0 && y.max().item<int64_t>() < k, "ddpm ", what, ": labels must be in [0, ",
-             k - 1, "], but got values in [", y.min().item<int64_t>(), ", ", y.max().item<int64_t>(), "]");
-  return y;
+  // Checked before the upload: free for host labels (train_diffusion passes them every step); labels already on a
+  // device are read back once per call.
+  const IntRange r = int_range(label);
+  DAUG_CHECK(r.within(0, k - 1), "ddpm ", what, ": labels must be in [0, ", k - 1, "], but got values in [", r.min,
+             ", ", r.max, "]");
+  return label.to(device_, at::kLong, /*non_blocking=*/true);
 }
 
 at::Tensor DdpmGenerator::model_output(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
@@ -164,8 +167,10 @@ at::Tensor DdpmGenerator::model_output(const at::Tensor& x, const at::Tensor& t,
 at::Tensor DdpmGenerator::q_sample(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) {
   DAUG_CHECK(t.dim() == 1 && t.size(0) == x0.size(0), "ddpm q_sample: t must be [", x0.size(0), "], but got ",
              shape_str(t.sizes()));
-  DAUG_CHECK(t.numel() == 0 || (t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < opts_.diffusion_steps),
-             "ddpm q_sample: timesteps must be in [0, ", opts_.diffusion_steps - 1, "]");
+  // Free for host timesteps (train_classifier draws them on the host every step); once per call on a device.
+  const IntRange r = int_range(t);
+  DAUG_CHECK(r.within(0, opts_.diffusion_steps - 1), "ddpm q_sample: timesteps must be in [0, ",
+             opts_.diffusion_steps - 1, "], but got values in [", r.min, ", ", r.max, "]");
   return base_->q_sample(x0, t, noise);
 }
 

@@ -271,6 +271,12 @@ TEST(DdpmGenerator, BadRequestsGiveClearErrors) {
   r.x0 = images(2);
   r.label = at::Tensor();
   expect_error_contains([&] { g.translate(r); }, {"class-conditional", "label"});
+  // Labels and timesteps are range-checked on the host before their upload (no device read-back per step).
+  r.label = at::tensor(std::vector<int64_t>{0, 3});
+  expect_error_contains([&] { g.translate(r); }, {"labels must be in [0, 1], but got values in [0, 3]"});
+  expect_error_contains([&] { g.training_loss(images(2), r.label); }, {"training_loss: labels must be in [0, 1]"});
+  expect_error_contains([&] { g.q_sample(images(2), at::tensor(std::vector<int64_t>{5, 1000}), at::zeros({2, 1, 32, 32})); },
+                        {"q_sample: timesteps must be in [0, 999], but got values in [5, 1000]"});
   EXPECT_THROW(DdpmGenerator([] { auto o = tiny("ddim300"); return o; }(), "cpu"), daug::ConfigError);
   EXPECT_THROW(DdpmGenerator([] { auto o = tiny(); o.variance = "fixed_small"; return o; }(), "cpu"),
                daug::ConfigError);

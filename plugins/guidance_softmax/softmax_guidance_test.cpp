@@ -118,6 +118,19 @@ TEST(SoftmaxGuidance, BadTargetsNameTheProblem) {
   EXPECT_THROW(SoftmaxGuidance(neg, clf), daug::ConfigError);
 }
 
+TEST(SoftmaxGuidance, ATargetIsCheckedOnceUntilItChanges) {
+  // The sampler passes one target tensor at every step: it is range-checked once (a read-back on a device) and
+  // remembered; writing into it makes the next step check it again.
+  auto clf = toy();
+  SoftmaxGuidance g(SoftmaxGuidanceOptions{}, clf);
+  at::Tensor x = at::randn({2, 2, 3, 3}, at::kDouble), t = at::zeros({2}, at::kLong);
+  at::Tensor target = at::tensor(std::vector<int64_t>{1, 6});
+  EXPECT_EQ(g.gradient({x, t, target, 1}).sizes(), x.sizes());
+  EXPECT_EQ(g.gradient({x, t, target, 1}).sizes(), x.sizes());
+  target[1] = 9;
+  expect_error_contains([&] { g.gradient({x, t, target, 1}); }, {"targets must be in [0, 6]", "values in [1, 9]"});
+}
+
 namespace {
 struct EncoderClassifier : daug::testing::StatelessClassifier {
   daug::adm::EncoderUNetModel net;

@@ -236,12 +236,14 @@ void TrainClassifierStage::run(StageContext& ctx) {
   auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     at::Tensor x0 = batcher.batch(idx, dev);
     const int64_t b = x0.size(0);
-    at::Tensor t = at::randint(0, max_t, {b}, at::TensorOptions().dtype(at::kLong).device(dev));
+    // t drawn on the host (the CPU generator; the same draws as before on a CPU run): q_sample and the classifier
+    // take host timesteps without reading anything back from the device.
+    at::Tensor t = at::randint(0, max_t, {b}, at::TensorOptions().dtype(at::kLong));
     at::Tensor xt = gen->q_sample(x0, t, at::randn_like(x0));
     at::Tensor logits = clf->logits(xt, t);
     DAUG_CHECK(logits.dim() == 2 && logits.size(0) == b && logits.size(1) == k, "[", opts_.classifier,
                "] logits must be [", b, ",", k, "], but got ", logits.sizes());
-    at::Tensor y = y_all.index_select(0, at::tensor(idx, at::kLong)).to(dev);
+    at::Tensor y = y_all.index_select(0, at::tensor(idx, at::kLong)).to(dev, /*non_blocking=*/true);
     // Two calls rather than an optional<Tensor> argument: its type is c10's own in 1.13 and std:: in 2.x.
     return {use_pw ? at::binary_cross_entropy_with_logits(logits, y, {}, pw_t)
                    : at::binary_cross_entropy_with_logits(logits, y),

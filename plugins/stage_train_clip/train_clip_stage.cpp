@@ -135,8 +135,9 @@ void TrainClipStage::run(StageContext& ctx) {
   const int64_t per_epoch = trainer.steps_per_epoch(), total = trainer.total_steps();
   const auto n_nodecay = std::count(to.decay.begin(), to.decay.end(), false);
 
+  // Token ids stay on the host: the backbone range-checks them there (free) and uploads them (no host sync).
   at::Tensor prompt_tokens;
-  if (criterion_->needs_class_embeddings()) prompt_tokens = backbone_->tokenize(opts_.prompts).to(device);
+  if (criterion_->needs_class_embeddings()) prompt_tokens = backbone_->tokenize(opts_.prompts);
 
   const int64_t group = opts_.contrastive_group > 0 ? opts_.contrastive_group : bs;
   log::info("{} {} images ({}), batch {} as {} contrastive group(s) of {}, {} steps/epoch, {} steps; {} of {} "
@@ -153,8 +154,8 @@ void TrainClipStage::run(StageContext& ctx) {
       labels.push_back(&s->labels);
     }
     auto pixels = clip::clip_batch(batch, backbone_->image_size(), composer_.get(), spec, device);
-    auto tokens = backbone_->tokenize(reports).to(device);
-    auto y = clip::labels_tensor(labels).to(device);
+    auto tokens = backbone_->tokenize(reports);
+    auto y = clip::labels_tensor(labels).to(device, /*non_blocking=*/true);
 
     auto img = clip::l2_normalize(backbone_->encode_image(pixels));
     auto txt = clip::l2_normalize(backbone_->encode_text(tokens));

@@ -35,7 +35,7 @@ struct HybridLoss final : Criterion {
   CriterionOutput compute(const CriterionInput& in) override {
     auto s = at::scalar_tensor(std::exp(4.602));
     auto a = clip::clip_loss(in.image_emb, in.text_emb, s), b = clip::class_bce_loss(in.image_emb, in.class_emb, in.labels, s);
-    return {0.7 * a + 0.3 * b, {{"clip", a.item<double>()}, {"i2c_bce", b.item<double>()}}};
+    return {0.7 * a + 0.3 * b, {{"clip", a.detach()}, {"i2c_bce", b.detach()}}};
   }
   bool needs_class_embeddings() const override { return true; }
   std::string describe() const override { return "hybrid"; }

@@ -129,7 +129,8 @@ void TrainDiffusionStage::run(StageContext& ctx) {
 
   auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
     at::Tensor x0 = batcher.batch(idx, dev);
-    at::Tensor y = conditional ? label_all.index_select(0, at::tensor(idx, at::kLong)).to(dev) : at::Tensor();
+    // Host labels: the generator range-checks them before its upload without a host sync.
+    at::Tensor y = conditional ? label_all.index_select(0, at::tensor(idx, at::kLong)) : at::Tensor();
     return {gen->training_loss(x0, y), {}};
   });
   std::map<std::string, std::string> meta{{"stage", "train_diffusion"},

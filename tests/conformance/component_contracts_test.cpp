@@ -284,7 +284,10 @@ TEST_P(CriterionContract, FiniteScalarLossAndGradients) {
   ASSERT_TRUE(out.loss.defined());
   EXPECT_EQ(out.loss.dim(), 0);
   EXPECT_TRUE(std::isfinite(out.loss.item<double>()));
-  for (const auto& [name, v] : out.parts) EXPECT_TRUE(std::isfinite(v)) << "part " << name;
+  for (const auto& [name, v] : out.parts) {
+    EXPECT_TRUE(v.defined() && v.numel() == 1 && !v.requires_grad()) << "part " << name << " must be a detached scalar";
+    if (v.defined() && v.numel() == 1) EXPECT_TRUE(std::isfinite(v.item<double>())) << "part " << name;
+  }
   auto again = c->compute({img_n, txt_n, class_emb, labels, scale});
   EXPECT_TRUE(at::allclose(out.loss, again.loss)) << "not deterministic";
   out.loss.backward();

@@ -2,13 +2,17 @@
 #include <daug/adm/diffusion.h>
 
 #include <daug/error.h>
+#include <daug/int_range.h>
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <cfenv>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <set>
+#include <tuple>
 
 namespace daug::adm {
 
@@ -136,9 +140,16 @@ VarianceType parse_variance_type(const std::string& name) {
   throw ConfigError("variance type must be one of: learned_range, fixed_large, fixed_small, but got '" + name + "'");
 }
 
+struct GaussianDiffusion::DeviceTables {
+  std::mutex mu;
+  // (device type, device index, dtype, table) → the table on that device as that dtype; table -1 = timestep_map.
+  std::map<std::tuple<int, int, int, int>, at::Tensor> tables;
+};
+
 GaussianDiffusion::GaussianDiffusion(const std::vector<double>& betas, std::vector<int64_t> use_timesteps,
                                      VarianceType var_type)
-    : original_T_(static_cast<int64_t>(betas.size())), var_type_(var_type) {
+    : original_T_(static_cast<int64_t>(betas.size())), var_type_(var_type),
+      device_(std::make_shared<DeviceTables>()) {
   DAUG_CHECK_AS(ConfigError, betas.size() >= 2, "a diffusion process needs >= 2 steps, but got ", betas.size());
   for (size_t i = 0; i < betas.size(); ++i)
     DAUG_CHECK_AS(ConfigError, betas[i] > 0.0 && betas[i] <= 1.0, "beta[", i, "] must be in (0, 1], but got ",
@@ -206,25 +217,56 @@ int64_t GaussianDiffusion::index_of(int64_t t_orig) const {
   return static_cast<int64_t>(it - timestep_map_.begin());
 }
 
+at::Tensor GaussianDiffusion::device_table(const std::vector<double>& arr, const at::Device& device,
+                                           at::ScalarType dtype) const {
+  const std::vector<double>* mine[] = {&betas_,   &ac_,         &ac_prev_,     &ac_next_,         &sqrt_ac_,
+                                       &sqrt_1m_ac_, &sqrt_recip_ac_, &sqrt_recipm1_ac_, &post_var_, &post_logvar_,
+                                       &coef1_,   &coef2_,      &log_betas_,   &fixed_large_var_, &fixed_large_logvar_};
+  auto build = [&] {  // copy=true: never alias `arr` (a float64 CPU table would otherwise be the vector's memory)
+    return at::from_blob(const_cast<double*>(arr.data()), {static_cast<int64_t>(arr.size())}, at::kDouble)
+        .to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+  };
+  const auto it = std::find(std::begin(mine), std::end(mine), &arr);
+  if (it == std::end(mine)) return build();  // not one of ours: nothing to key a cache entry on
+  const auto key = std::make_tuple(static_cast<int>(device.type()), static_cast<int>(device.index()),
+                                   static_cast<int>(dtype), static_cast<int>(it - std::begin(mine)));
+  std::lock_guard<std::mutex> lock(device_->mu);
+  at::Tensor& t = device_->tables[key];
+  if (!t.defined()) t = build();
+  return t;
+}
+
 at::Tensor GaussianDiffusion::extract(const std::vector<double>& arr, const at::Tensor& t,
                                       const at::Tensor& like) const {
   DAUG_CHECK(t.dim() == 1 && t.size(0) == like.size(0), "timesteps must be [N] with N = ", like.size(0),
              ", but got ", shape_str(t.sizes()));
-  at::Tensor idx = t.to(at::kCPU, at::kLong);
   const int64_t S = static_cast<int64_t>(arr.size());
-  DAUG_CHECK(idx.numel() == 0 || (idx.min().item<int64_t>() >= 0 && idx.max().item<int64_t>() < S),
-             "timestep index out of range [0, ", S - 1, "]");
-  at::Tensor table = at::from_blob(const_cast<double*>(arr.data()), {S}, at::kDouble);
-  at::Tensor v = table.index_select(0, idx).to(like.device(), like.scalar_type());
+  if (t.is_cpu())  // free on the host; device indices come from checked host values (see the header)
+    DAUG_CHECK(int_range(t).within(0, S - 1), "timestep index out of range [0, ", S - 1, "]");
+  // Casting the float64 table once and then indexing gives the same values as indexing, then casting.
+  at::Tensor v = device_table(arr, like.device(), like.scalar_type())
+                     .index_select(0, t.to(like.device(), at::kLong, /*non_blocking=*/true));
   std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
   shape[0] = like.size(0);
   return v.view(shape);
 }
 
 at::Tensor GaussianDiffusion::map_timesteps(const at::Tensor& t) const {
-  at::Tensor table = at::from_blob(const_cast<int64_t*>(timestep_map_.data()),
-                                   {static_cast<int64_t>(timestep_map_.size())}, at::kLong);
-  return table.index_select(0, t.to(at::kCPU, at::kLong)).to(t.device());
+  const int64_t S = static_cast<int64_t>(timestep_map_.size());
+  if (t.is_cpu())
+    DAUG_CHECK(int_range(t).within(0, S - 1), "timestep index out of range [0, ", S - 1, "]");
+  const auto key = std::make_tuple(static_cast<int>(t.device().type()), static_cast<int>(t.device().index()),
+                                   static_cast<int>(at::kLong), -1);
+  at::Tensor table;
+  {
+    std::lock_guard<std::mutex> lock(device_->mu);
+    at::Tensor& cached = device_->tables[key];
+    if (!cached.defined())
+      cached = at::from_blob(const_cast<int64_t*>(timestep_map_.data()), {S}, at::kLong)
+                   .to(t.device(), at::kLong, /*non_blocking=*/false, /*copy=*/true);
+    table = cached;
+  }
+  return table.index_select(0, t.to(at::kLong));
 }
 
 at::Tensor GaussianDiffusion::q_sample(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) const {

@@ -38,15 +38,34 @@ at::Tensor translate(const GaussianDiffusion& diffusion, const ModelFn& model, c
   DAUG_CHECK_AS(DataError, at::isfinite(x0).all().item<bool>(), opts.what, ": the input batch contains NaN/Inf");
   const int64_t n = x0.size(0);
   auto idx = [&](int64_t j) { return at::full({n}, j, at::TensorOptions().dtype(at::kLong).device(x0.device())); };
-  auto check = [&](const at::Tensor& x, int64_t j, const char* phase) {
-    at::Tensor bad = (~at::isfinite(x)).flatten(1).any(1);
-    if (!bad.any().item<bool>()) return;
-    at::Tensor which = bad.nonzero().flatten().cpu();
-    std::vector<int64_t> items(which.data_ptr<int64_t>(), which.data_ptr<int64_t>() + which.numel());
+  // NaN/Inf record kept on the device (reading it every step would wait for the device every step): per batch
+  // item, the position in `steps` of its first non-finite step, or -1. Read once at the end of each phase.
+  at::Tensor first_bad;
+  std::vector<int64_t> steps;  // the step index j of each recorded step of this phase
+  auto record = [&](const at::Tensor& x, int64_t j) {
+    if (!first_bad.defined()) first_bad = at::full({n}, -1, at::TensorOptions().dtype(at::kLong).device(x.device()));
+    const at::Tensor bad = (~at::isfinite(x)).flatten(1).any(1);
+    first_bad.masked_fill_(bad & first_bad.lt(0), static_cast<int64_t>(steps.size()));
+    steps.push_back(j);
+  };
+  auto check = [&](const char* phase) {  // one device-to-host read per phase
+    if (steps.empty()) return;
+    const at::Tensor f = first_bad.to(at::kCPU).contiguous();
+    const int64_t* p = f.data_ptr<int64_t>();
+    int64_t first = -1;
+    for (int64_t i = 0; i < n; ++i)
+      if (p[i] >= 0 && (first < 0 || p[i] < first)) first = p[i];
+    first_bad = at::Tensor();
+    const std::vector<int64_t> phase_steps = std::move(steps);
+    steps.clear();
+    if (first < 0) return;
+    std::vector<int64_t> items;  // the items that went bad at the first bad step, as the per-step check named them
+    for (int64_t i = 0; i < n; ++i)
+      if (p[i] == first) items.push_back(i);
     throw DataError(fmt::format(
         "{}: NaN/Inf in batch item(s) [{}] after the {} step at original timestep {} (noise_level {}, "
         "respacing '{}'); check the checkpoint, the guidance scale and the input range",
-        opts.what, fmt::join(items, ", "), phase, diffusion.timestep_map()[j], L, opts.respacing));
+        opts.what, fmt::join(items, ", "), phase, diffusion.timestep_map()[phase_steps[first]], L, opts.respacing));
   };
   const bool released = opts.pattern == IndexPattern::released;
   at::Tensor x;
@@ -54,20 +73,23 @@ at::Tensor translate(const GaussianDiffusion& diffusion, const ModelFn& model, c
     x = released ? diffusion.q_sample(x0, idx(0), at::randn_like(x0)) : x0;
     for (int64_t j = released ? 1 : 0; j <= J - 1; ++j) {
       x = diffusion.ddim_reverse_sample(model, x, idx(j), opts.clip_denoised);
-      check(x, j, "DDIM inversion");
+      record(x, j);
     }
+    check("DDIM inversion");
     for (int64_t j = released ? J - 2 : J; j >= (released ? 0 : 1); --j) {
       at::Tensor noise = opts.eta > 0 ? at::randn_like(x) : at::Tensor();
       x = diffusion.ddim_sample(model, x, idx(j), opts.clip_denoised, grad, opts.eta, noise);
-      check(x, j, "guided DDIM");
+      record(x, j);
     }
+    check("guided DDIM");
   } else {
     const int64_t start = released ? J - 1 : J;
     x = diffusion.q_sample(x0, idx(start), at::randn_like(x0));
     for (int64_t j = start; j >= 0; --j) {
       x = diffusion.p_sample(model, x, idx(j), opts.clip_denoised, grad, at::randn_like(x));
-      check(x, j, "guided DDPM");
+      record(x, j);
     }
+    check("guided DDPM");
   }
   return x;
 }

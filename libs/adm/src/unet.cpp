@@ -2,6 +2,7 @@
 #include <daug/adm/unet.h>
 
 #include <daug/error.h>
+#include <daug/int_range.h>
 
 #include <ATen/ATen.h>
 
@@ -13,10 +14,13 @@ namespace daug::adm {
 namespace {
 
 
-/// Collects parameters by name; every tensor is created on the model device and made a leaf requiring grad.
+/// Collects parameters by name. Initial values are drawn on the CPU from the CPU generator (`host`), then moved to
+/// the model device (`opt`) and made leaves requiring grad: CPU and CUDA runs with one seed start from the same
+/// weights.
 struct Params {
   NamedTensors list;
   at::TensorOptions opt;
+  const at::TensorOptions host = at::TensorOptions().dtype(at::kFloat).device(at::kCPU);
   bool training = false;
   at::ScalarType compute = at::kFloat;  // dtype of the torso (input/middle/output blocks); heads stay float32
 
@@ -28,9 +32,9 @@ struct Params {
   }
   // PyTorch default init for Conv/Linear: U(−1/√fan_in, 1/√fan_in) for weight and bias.
   at::Tensor uniform(const std::string& name, at::IntArrayRef shape, int64_t fan_in, bool zero) {
-    if (zero) return add(name, at::zeros(shape, opt));
+    if (zero) return add(name, at::zeros(shape, host));
     const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-    return add(name, at::empty(shape, opt).uniform_(-bound, bound));
+    return add(name, at::empty(shape, host).uniform_(-bound, bound));
   }
   // The accessors UNetModel and EncoderUNetModel share.
   std::vector<at::Tensor> tensors() const {
@@ -97,8 +101,8 @@ struct GroupNorm32 {
   at::Tensor w, b;
   GroupNorm32() = default;
   GroupNorm32(Params& P, const std::string& name, int64_t ch) {
-    w = P.add(name + ".weight", at::ones({ch}, P.opt));
-    b = P.add(name + ".bias", at::zeros({ch}, P.opt));
+    w = P.add(name + ".weight", at::ones({ch}, P.host));
+    b = P.add(name + ".bias", at::zeros({ch}, P.host));
   }
   at::Tensor operator()(const at::Tensor& x) const {
     return at::group_norm(x.to(at::kFloat), 32, w.to(at::kFloat), b.to(at::kFloat), 1e-5).to(x.scalar_type());
@@ -467,7 +471,7 @@ struct UNetModel::Impl : Trunk {
   Impl(const UNetConfig& c, const at::Device& device) : Trunk(c, device) {
     cfg.validate("UNet", false);
     if (cfg.num_classes > 0)
-      label_emb = P.add("label_emb.weight", at::randn({cfg.num_classes, time_embed_dim}, P.opt));
+      label_emb = P.add("label_emb.weight", at::randn({cfg.num_classes, time_embed_dim}, P.host));
     build_encoder_half();
     const auto attn = cfg.attention_ds();
     auto has_attn = [&](int64_t d) { return std::find(attn.begin(), attn.end(), d) != attn.end(); };
@@ -514,9 +518,12 @@ at::Tensor UNetModel::forward(const at::Tensor& x, const at::Tensor& t, const at
     DAUG_CHECK(y.defined() && y.dim() == 1 && y.size(0) == x.size(0),
                "the UNet is class-conditional (num_classes = ", m.cfg.num_classes, "): labels y must have shape [",
                x.size(0), "]", y.defined() ? std::string(", but got a tensor of another shape") : ", but got none");
-    at::Tensor yl = y.to(x.device(), at::kLong);
-    DAUG_CHECK(yl.numel() == 0 || (yl.min().item<int64_t>() >= 0 && yl.max().item<int64_t>() < m.cfg.num_classes),
-               "UNet labels must be in [0, ", m.cfg.num_classes - 1, "]");
+    // Host labels are checked here for free; labels already on a device are the caller's to check (the ddpm
+    // generator checks them once per call): reading them back would make every step wait for the device.
+    if (y.is_cpu())
+      DAUG_CHECK(int_range(y).within(0, m.cfg.num_classes - 1), "UNet labels must be in [0, ", m.cfg.num_classes - 1,
+                 "]");
+    at::Tensor yl = y.to(x.device(), at::kLong, /*non_blocking=*/true);
     emb = emb + at::embedding(m.label_emb, yl);
   } else {
     DAUG_CHECK(!y.defined(), "the UNet is unconditional (num_classes = 0), but labels y were given");
@@ -563,7 +570,7 @@ struct EncoderUNetModel::Impl : Trunk {
     if (cfg.pool == "attention") {
       const int64_t spatial = cfg.image_size / ds;
       pos_emb = P.add("out.2.positional_embedding",
-                      at::randn({ch, spatial * spatial + 1}, P.opt) / std::sqrt(static_cast<double>(ch)));
+                      at::randn({ch, spatial * spatial + 1}, P.host) / std::sqrt(static_cast<double>(ch)));
       qkv_proj = Conv1x1(P, "out.2.qkv_proj", ch, 3 * ch);
       c_proj = Conv1x1(P, "out.2.c_proj", ch, cfg.out_channels);
       pool_heads = ch / cfg.num_head_channels;

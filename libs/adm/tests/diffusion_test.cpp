@@ -272,3 +272,36 @@ TEST(Losses, TrainingLossIsMsePlusVb) {
   EXPECT_EQ(out.grad().narrow(1, 0, 1).abs().max().item<double>(), 0.0);
   EXPECT_GT(out.grad().narrow(1, 1, 1).abs().max().item<double>(), 0.0);
 }
+
+TEST(Diffusion, DeviceTablesGiveTheValuesOfIndexThenCastAndCheckHostIndices) {
+  // extract() casts each float64 table to x's dtype once (cached per device/dtype) and indexes that copy: the
+  // values must be those of the former index-then-cast, bit for bit, on every call.
+  const GaussianDiffusion d(daug::adm::beta_schedule("linear", 1000), daug::adm::space_timesteps(1000, "ddim10"),
+                            VarianceType::learned_range);
+  const at::Tensor t = at::tensor({9, 0, 4, 4}, at::kLong);
+  for (auto dtype : {at::kFloat, at::kDouble, at::kBFloat16}) {
+    const at::Tensor like = at::zeros({4, 1, 2, 2}, dtype);
+    for (const auto* arr : {&d.alphas_cumprod(), &d.posterior_log_variance_clipped(), &d.posterior_mean_coef2()}) {
+      const at::Tensor want = at::tensor(*arr, at::kDouble).index_select(0, t).to(dtype).view({4, 1, 1, 1});
+      for (int call = 0; call < 2; ++call) {
+        const at::Tensor got = d.extract(*arr, t, like);
+        EXPECT_EQ(got.scalar_type(), dtype);
+        EXPECT_TRUE(at::equal(got, want)) << "dtype " << dtype << " call " << call;
+      }
+    }
+  }
+  // A caller's own array (not one of the process's tables) works too, uncached.
+  const std::vector<double> mine(10, 0.25);
+  EXPECT_TRUE(at::equal(d.extract(mine, t, at::zeros({4, 3})), at::full({4, 1}, 0.25)));
+  // Writing into a result must not change the cached table.
+  at::Tensor got = d.extract(d.alphas_cumprod(), t, at::zeros({4}, at::kDouble));
+  got.fill_(7.0);
+  EXPECT_EQ(d.extract(d.alphas_cumprod(), at::tensor({0}, at::kLong), at::zeros({1}, at::kDouble)).item<double>(),
+            d.alphas_cumprod()[0]);
+  // The original timesteps of the indices, on the indices' device.
+  EXPECT_TRUE(at::equal(d.map_timesteps(t), at::tensor({900, 0, 400, 400}, at::kLong)));
+  // Host indices are range-checked on the host.
+  expect_error_contains([&] { d.extract(d.betas(), at::tensor({3, 10}, at::kLong), at::zeros({2})); },
+                        {"timestep index out of range [0, 9]"});
+  expect_error_contains([&] { d.map_timesteps(at::tensor({-1}, at::kLong)); }, {"timestep index out of range [0, 9]"});
+}

@@ -160,3 +160,23 @@ TEST(Translate, BadNoiseLevelsAndNonFiniteValuesGiveClearErrors) {
   expect_error_contains([&] { daug::adm::translate(d, nan_at_200, x0, 500, nullptr, o); },
                         {"batch item(s) [2]", "DDIM inversion", "timestep 200", "noise_level 500"});
 }
+
+TEST(Translate, NonFiniteDecodeNamesTheFirstBadStepAndItsItems) {
+  // The NaN record is read once per phase: the error must still name the first step that went bad and only the
+  // items that went bad there (decode runs 500, 400, ..., 100: item 0 goes bad at 300, items 1 and 2 at 200).
+  const auto d = ddim10();
+  const auto o = options(EncodeMode::ddim_inversion, IndexPattern::matched);
+  daug::adm::ModelFn model = [](const at::Tensor& x, const at::Tensor&) { return at::zeros_like(x); };
+  int64_t calls = 0;
+  daug::adm::GradFn grad = [&](const at::Tensor& x, const at::Tensor& t) {
+    ++calls;
+    at::Tensor g = at::zeros_like(x);
+    const int64_t tt = t[0].item<int64_t>();  // test double; the real guidance does not read t
+    if (tt == 300) g[0].fill_(INFINITY);
+    if (tt == 200) g.narrow(0, 1, 2).fill_(NAN);
+    return g;
+  };
+  expect_error_contains([&] { daug::adm::translate(d, model, images(3), 500, &grad, o); },
+                        {"batch item(s) [0]", "guided DDIM step at original timestep 300"});
+  EXPECT_EQ(calls, 5);  // the decode ran to its end; the record was read once
+}

@@ -239,3 +239,41 @@ TEST(UNetConfig, ValidationNamesTheProblem) {
   expect_error_contains([&] { e.validate("[classifier]", true); }, {"num_head_channels"});
   EXPECT_THROW(daug::adm::unet_preset("huge"), daug::ConfigError);
 }
+
+namespace {
+/// Builds `M` with `seed` on `device` and returns the CPU generator's next draw afterwards.
+template <class M>
+double build_and_next_draw(const UNetConfig& cfg, const at::Device& device, std::unique_ptr<M>* out) {
+  at::manual_seed(123);
+  *out = std::make_unique<M>(cfg, device);
+  return at::rand({1}).item<double>();
+}
+}  // namespace
+
+TEST(UNetInit, WeightsAreDrawnFromTheCpuGeneratorThenMovedToTheDevice) {
+  // Built on "meta" (shapes only, no generator of its own): the parameters end up on the device, and the CPU
+  // generator advanced exactly as for a CPU build, so every initial value was drawn on the CPU. Hence a CUDA run
+  // starts from the weights of a CPU run with the same seed (checked directly when CUDA is present).
+  const UNetConfig ucfg = daug::adm::unet_preset("tiny");
+  UNetConfig ecfg = daug::adm::encoder_preset("tiny");
+  std::unique_ptr<UNetModel> u_cpu, u_meta, u_cpu2;
+  std::unique_ptr<EncoderUNetModel> e_cpu, e_meta;
+  const double after_cpu = build_and_next_draw(ucfg, at::kCPU, &u_cpu);
+  const double after_meta = build_and_next_draw(ucfg, at::Device(at::kMeta), &u_meta);
+  EXPECT_EQ(after_meta, after_cpu) << "the meta build did not draw its weights from the CPU generator";
+  EXPECT_EQ(build_and_next_draw(ecfg, at::Device(at::kMeta), &e_meta), build_and_next_draw(ecfg, at::kCPU, &e_cpu));
+  for (const auto& [k, v] : u_meta->named_parameters()) EXPECT_TRUE(v.is_meta() && v.is_leaf() && v.requires_grad()) << k;
+  for (const auto& [k, v] : e_meta->named_parameters()) EXPECT_TRUE(v.is_meta()) << k;
+  EXPECT_EQ(shapes(u_meta->named_parameters()), shapes(u_cpu->named_parameters()));
+  // Same seed, same device: the same bytes.
+  build_and_next_draw(ucfg, at::kCPU, &u_cpu2);
+  const auto a = u_cpu->named_parameters(), b = u_cpu2->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
+  if (at::hasCUDA()) {
+    std::unique_ptr<UNetModel> u_cuda;
+    build_and_next_draw(ucfg, at::Device(at::kCUDA), &u_cuda);
+    const auto c = u_cuda->named_parameters();
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, c[i].second.cpu())) << a[i].first;
+  }
+}

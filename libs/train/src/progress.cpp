@@ -31,6 +31,11 @@ double Progress::rate() const {
   return e > 0 ? static_cast<double>(done_ - start_done_) / e : 0.0;
 }
 
+bool Progress::due(int64_t done, bool force) const {
+  return force || done >= total_ ||
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - last_log_).count() >= every_s_;
+}
+
 bool Progress::update(int64_t done, const std::string& extra, bool force) {
   done_ = done;
   auto now = std::chrono::steady_clock::now();

@@ -42,6 +42,8 @@ Trainer::Trainer(Trainable& model, TrainerOptions options)
   DAUG_CHECK_AS(ConfigError, total_ >= 1, opts_.what, ": the run has no optimizer step (",
                 sampler_.steps_per_epoch(), " steps per epoch)");
   DAUG_CHECK_AS(ConfigError, opts_.grad_clip >= 0, opts_.what, ": grad_clip must be >= 0, but got ", opts_.grad_clip);
+  DAUG_CHECK_AS(ConfigError, opts_.read_every_steps >= 1, opts_.what, ": read_every_steps must be >= 1, but got ",
+                opts_.read_every_steps);
   DAUG_CHECK(!opts_.checkpoint_path.empty() && !opts_.losses_path.empty(), opts_.what,
              ": the trainer needs a checkpoint path and a losses.csv path");
   if (opts_.ema_rate > 0.0) ema_ = std::make_unique<Ema>(params_, opts_.ema_rate);
@@ -51,14 +53,18 @@ Trainer::~Trainer() = default;
 
 void Trainer::backward(const at::Tensor& loss) { loss.backward(); }
 
-double Trainer::clip_gradients() {
-  double total = 0;
+at::Tensor Trainer::clip_gradients() {
+  std::vector<at::Tensor> sums;
   for (const auto& p : params_)
-    if (p.grad().defined()) total += p.grad().pow(2).sum().item<double>();
-  total = std::sqrt(total);
+    if (p.grad().defined()) sums.push_back(p.grad().pow(2).sum());
+  if (sums.empty()) return at::zeros({}, at::TensorOptions().dtype(at::kDouble));
+  // Σ‖g‖² in float64, in parameter order: the CPU cumsum is a sequential scan, so these are the sums of a host loop
+  // `total += s_i`, bit for bit, without reading anything back.
+  const at::Tensor total = at::stack(sums).to(at::kDouble).cumsum(0).select(0, -1).sqrt();
   const double max_norm = opts_.grad_clip;
-  if (max_norm > 0 && total > max_norm) {
-    const double f = max_norm / (total + 1e-6);
+  if (max_norm > 0) {
+    // factor max_norm / (norm + 1e-6) exactly when norm > max_norm, else 1 (g·1 = g): the host rule, on the device.
+    const at::Tensor f = at::where(total > max_norm, max_norm / (total + 1e-6), at::ones_like(total));
     at::NoGradGuard g;
     for (const auto& p : params_)
       if (p.grad().defined()) p.grad().mul_(f);
@@ -72,16 +78,14 @@ StepRecord Trainer::train_step(const std::vector<int64_t>& batch, int64_t step, 
   StepOutput out = fn(batch, step);
   DAUG_CHECK(out.loss.defined() && out.loss.numel() == 1, opts_.what, ": the loss must be a scalar tensor");
   StepRecord rec;
-  rec.loss = out.loss.item<double>();
-  DAUG_CHECK(std::isfinite(rec.loss), opts_.what, ": loss became ", rec.loss, " at step ", step, " (lr=", lr,
-             "); lower the learning rate or check the inputs");
+  rec.loss = out.loss.detach();  // checked for NaN/Inf when the loop reads it (run())
   opt_.zero_grad();
   backward(out.loss);
   for (auto& hook : after_backward) hook(*this);
   rec.grad_norm = clip_gradients();
   optimizer_step(lr);
   if (ema_) ema_->update();
-  rec.parts = std::move(out.parts);
+  for (auto& [name, v] : out.parts) rec.parts.emplace_back(std::move(name), v.detach());
   return rec;
 }
 
@@ -141,6 +145,36 @@ TrainResult Trainer::run(const StepFn& fn) {
 
   Progress progress(opts_.what, total_, start, opts_.log_every_s, "it");
   const auto t0 = std::chrono::steady_clock::now();
+  // Rows whose values are still on the device; read in one transfer (the only host sync of the loop) by flush_rows.
+  struct Pending {
+    LossRow row;
+    StepRecord rec;
+  };
+  std::vector<Pending> pending;
+  auto flush_rows = [&] {
+    if (pending.empty()) return;
+    std::vector<at::Tensor> values;
+    const at::Device dev = pending.front().rec.loss.device();
+    auto add = [&](const at::Tensor& v) { values.push_back(v.reshape({}).to(dev, at::kDouble)); };
+    for (const auto& p : pending) {
+      add(p.rec.loss);
+      add(p.rec.grad_norm);
+      for (const auto& part : p.rec.parts) add(part.second);
+    }
+    const at::Tensor host = at::stack(values).to(at::kCPU).contiguous();
+    const double* v = host.data_ptr<double>();
+    for (auto& p : pending) {
+      LossRow& row = p.row;
+      row.loss = *v++;
+      DAUG_CHECK(std::isfinite(row.loss), opts_.what, ": loss became ", row.loss, " at step ", row.step, " (lr=",
+                 row.lr, "); lower the learning rate or check the inputs");
+      row.grad_norm = *v++;
+      for (const auto& part : p.rec.parts) row.parts.emplace_back(part.first, *v++);
+      csv.append(row);
+      res.last_step_loss = row.loss;
+    }
+    pending.clear();
+  };
   int64_t step = start;
   for (; step < total_; ++step) {
     if (opts_.stop_after >= 0 && res.steps_run >= opts_.stop_after) break;
@@ -148,30 +182,36 @@ TrainResult Trainer::run(const StepFn& fn) {
     const double lr = opts_.lr * lr_factor(opts_.schedule, step, total_, per_epoch);
     const std::vector<int64_t> batch = sampler_.batch(step);
     StepRecord rec = train_step(batch, step, lr, fn);
+    DAUG_CHECK(rec.loss.defined() && rec.grad_norm.defined(), opts_.what, ": train_step returned no loss or norm");
     ++res.steps_run;
-    res.last_step_loss = rec.loss;
 
-    LossRow row;
-    row.step = step;
-    row.epoch = step / per_epoch;
-    row.lr = lr;
-    row.loss = rec.loss;
-    row.grad_norm = rec.grad_norm;
-    row.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    row.parts = std::move(rec.parts);
-    csv.append(row);
+    Pending p;
+    p.row.step = step;
+    p.row.epoch = step / per_epoch;
+    p.row.lr = lr;
+    p.row.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    p.rec = std::move(rec);
+    pending.push_back(std::move(p));
     const bool forced = opts_.log_every_steps > 0 && ((step + 1) % opts_.log_every_steps == 0 || step == start);
-    progress.update(step + 1, fmt::format("epoch {} loss={:.4f} lr={:.3g}", row.epoch, rec.loss, lr), forced);
+    const bool log_now = progress.due(step + 1, forced);
+    if (log_now || static_cast<int64_t>(pending.size()) >= opts_.read_every_steps) flush_rows();
+    if (log_now)
+      progress.update(step + 1, fmt::format("epoch {} loss={:.4f} lr={:.3g}", step / per_epoch, res.last_step_loss,
+                                            lr), /*force=*/true);
+    else
+      progress.advance(step + 1);
 
     const bool more = step + 1 < total_;
     const bool every = opts_.checkpoint_every > 0 && (step + 1) % opts_.checkpoint_every == 0;
     const bool epoch_end = opts_.checkpoint_each_epoch && (step + 1) % per_epoch == 0;
     if (more && (every || epoch_end)) {
+      flush_rows();
       csv.flush();
       save(step + 1);
     }
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  flush_rows();
   csv.flush();
   save(step);
 

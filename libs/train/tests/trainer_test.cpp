@@ -8,6 +8,7 @@
 #include <daug/checkpoint.h>
 #include <daug/error.h>
 
+#include "sync_counter.h"
 #include "test_support.h"
 
 #include <ATen/ATen.h>
@@ -39,7 +40,7 @@ class TinyRegression : public Trainable {
     at::Tensor x = at::randn({n, 4});
     at::Tensor target = x.matmul(at::arange(8, at::kFloat).view({4, 2}) / 8.0);
     at::Tensor l = (x.matmul(w_) + b_ - target).pow(2).mean();
-    return {l, {{"half", 0.5 * l.item<double>()}}};
+    return {l, {{"half", 0.5 * l.detach()}}};
   }
   at::Tensor w_, b_, buf_;
 };
@@ -378,4 +379,97 @@ TEST(Progress, FormatsDurations) {
   EXPECT_EQ(format_duration(245), "4m05s");
   EXPECT_EQ(format_duration(3723), "1h02m03s");
   EXPECT_EQ(format_duration(-1), "?");
+}
+
+namespace {
+// Exposes clip_gradients() on a model of many tensors of mixed sizes.
+class ManyParams : public Trainable {
+ public:
+  ManyParams() {
+    at::manual_seed(5);
+    for (int i = 0; i < 40; ++i) p_.push_back(at::randn({1 + (i * 7) % 13, 1 + i % 5}).requires_grad_(true));
+  }
+  std::vector<at::Tensor> parameters() override { return p_; }
+  NamedTensors state() override { return {}; }
+  void load_state(const NamedTensors&) override {}
+  void set_training(bool) override {}
+  std::vector<at::Tensor> p_;
+};
+struct ClipProbe : Trainer {
+  using Trainer::Trainer;
+  using Trainer::clip_gradients;
+};
+}  // namespace
+
+TEST(Trainer, ClipGradientsOnTheDeviceIsTheHostRuleBitForBit) {
+  // The former host code: Σ (‖g_i‖² as float, read as double) in parameter order, sqrt, and g·f with
+  // f = max / (norm + 1e-6) only when norm > max. The device version must give the same norm and the same
+  // gradients, bit for bit, including at the boundary norm == max (no clipping).
+  daug::testing::TempDir d;
+  ManyParams m;
+  for (double scale : {0.0, 1.0, 1e6}) {  // 0: "max" is the exact norm, so no clipping
+    for (size_t i = 0; i < m.p_.size(); ++i) m.p_[i].mutable_grad() = at::randn(m.p_[i].sizes()) * (1.0 + i);
+    double host = 0;
+    for (const auto& p : m.p_) host += p.grad().pow(2).sum().item<double>();
+    host = std::sqrt(host);
+    TrainerOptions o = rng_carrying(d.path());
+    o.decay = {};
+    o.grad_clip = scale == 0.0 ? host : host / scale * 0.999;
+    const bool clips = host > o.grad_clip;
+    EXPECT_EQ(clips, scale != 0.0);
+    std::vector<at::Tensor> want;
+    for (const auto& p : m.p_) want.push_back(clips ? p.grad().mul(o.grad_clip / (host + 1e-6)) : p.grad().clone());
+    ClipProbe t(m, o);
+    daug::testing::SyncCounter c;
+    const at::Tensor norm = t.clip_gradients();
+    EXPECT_EQ(c.total(), 0) << c.summary();
+    EXPECT_EQ(norm.scalar_type(), at::kDouble);
+    EXPECT_EQ(norm.item<double>(), host) << "scale " << scale;
+    for (size_t i = 0; i < m.p_.size(); ++i) EXPECT_TRUE(bit_equal(m.p_[i].grad(), want[i])) << i << " scale " << scale;
+  }
+}
+
+TEST(Trainer, ReadsStepValuesEveryNStepsWithoutHostSyncsAndTheSameRows) {
+  // read_every_steps only changes when the per-step values come back to the host: the rows are the same, and the
+  // steps in between make no host sync (counted from inside the step function: step k+1 starts with as many
+  // syncs as step k).
+  daug::testing::TempDir a, b;
+  std::vector<int64_t> at_step;
+  {
+    TinyRegression m;
+    auto o = rng_carrying(a.path());
+    o.read_every_steps = 1;
+    Trainer(m, o).run([&](const std::vector<int64_t>& bt, int64_t) { return m.loss(static_cast<int64_t>(bt.size())); });
+  }
+  TinyRegression m;
+  auto o = rng_carrying(b.path());
+  o.read_every_steps = 1000;
+  o.checkpoint_each_epoch = false;
+  daug::testing::SyncCounter c;
+  auto res = Trainer(m, o).run([&](const std::vector<int64_t>& bt, int64_t) {
+    at_step.push_back(c.total());
+    return m.loss(static_cast<int64_t>(bt.size()));
+  });
+  expect_same_losses(a / "l.csv", b / "l.csv");
+  ASSERT_EQ(at_step.size(), 9u);
+  for (size_t i = 1; i < at_step.size(); ++i) EXPECT_EQ(at_step[i], at_step[0]) << "step " << i << ": " << c.summary();
+  EXPECT_NEAR(res.last_step_loss, read_losses(b / "l.csv").back(), 1e-5 * std::abs(res.last_step_loss));
+}
+
+TEST(Trainer, NanLossLaterInABlockNamesItsStepAndWritesNoLaterCheckpoint) {
+  daug::testing::TempDir d;
+  TinyRegression m;
+  auto o = reseeding(d.path());  // checkpoint every 3 steps
+  o.read_every_steps = 100;
+  daug::testing::expect_error_contains(
+      [&] {
+        Trainer(m, o).run([&](const std::vector<int64_t>&, int64_t step) {
+          auto out = m.loss(2);
+          if (step == 4) out.loss = out.loss * NAN;
+          return out;
+        });
+      },
+      {"loss became nan", "at step 4"});
+  EXPECT_EQ(load_checkpoint(d / "checkpoint.safetensors").info.step, 3);  // the step-6 checkpoint was never written
+  EXPECT_EQ(read_losses(d / "losses.csv").size(), 4u);                   // rows of steps 0..3
 }

@@ -20,7 +20,9 @@ struct CriterionInput {
 
 struct CriterionOutput {
   at::Tensor loss;                                      ///< scalar, differentiable
-  std::vector<std::pair<std::string, double>> parts;    ///< named components for logging
+  /// Named components for logging, as 0-dim tensors (detached; the trainer reads them every N steps, so a
+  /// criterion never waits for the device to produce them).
+  std::vector<std::pair<std::string, at::Tensor>> parts;
 };
 
 class DAUG_SDK_API Criterion : public Component {

@@ -9,10 +9,15 @@
 ///  * the model and the guidance are always called with ORIGINAL timesteps, timestep_map()[t]
 ///    (guided-diffusion's _WrappedModel; for the guidance this fixes Wolleb's condition_score2 latent bug).
 ///  * schedule arrays are float64; per-step coefficients are cast to x's dtype and broadcast to [N,1,1,1].
+///  * no host syncs per step: each table is copied to a device (cast to a dtype) once, on first use, and indexed
+///    there. Index tensors on the CPU are range-checked on the host; indices on a device are not checked (that
+///    would wait for the device every step): callers build them from host values they checked (the sampler's step
+///    index, the training sampler's draw in [0, S)).
 #include <daug/tensor.h>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -81,6 +86,7 @@ class GaussianDiffusion {
   /// Index of ORIGINAL timestep `t_orig` in this process, or -1 if it is not kept.
   int64_t index_of(int64_t t_orig) const;
   /// arr[t] as x's dtype/device, shaped [N,1,...,1] for broadcasting against x (guided-diffusion _extract_into_tensor).
+  /// `arr` is one of this process's tables (cached on like's device and dtype) or any array of length S.
   at::Tensor extract(const std::vector<double>& arr, const at::Tensor& t, const at::Tensor& like) const;
   /// ORIGINAL timesteps for indices t (int64, on t's device).
   at::Tensor map_timesteps(const at::Tensor& t) const;
@@ -125,6 +131,9 @@ class GaussianDiffusion {
   std::vector<int64_t> timestep_map_;
   int64_t original_T_ = 0;
   VarianceType var_type_;
+  struct DeviceTables;                     // the tables above on each device/dtype used so far (thread-safe)
+  std::shared_ptr<DeviceTables> device_;
+  at::Tensor device_table(const std::vector<double>& arr, const at::Device& device, at::ScalarType dtype) const;
 };
 
 /// 0.5·(−1 + logvar2 − logvar1 + exp(logvar1 − logvar2) + (mean1 − mean2)²·exp(−logvar2)) (losses.py normal_kl).

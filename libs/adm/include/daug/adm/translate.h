@@ -14,8 +14,9 @@
 ///     DDPM:  x = q_sample(x0, index J, noise); guided p_sample at J..0
 ///
 /// Random draws come from the global ATen generator, in this order: the q_sample noise (randn_like(x0)), then per
-/// decode step the DDPM noise, or the DDIM noise when eta > 0. Every step is followed by a NaN/Inf check that names
-/// the batch items and the step.
+/// decode step the DDPM noise, or the DDIM noise when eta > 0. Every step records NaN/Inf per batch item on the
+/// device; the record is read at the end of each phase (encode, decode: no host sync per step) and a non-finite
+/// result names the batch items and the first step at which they went bad.
 ///
 /// Example:
 ///   adm::TranslateOptions o;            // DDIM inversion, matched pattern, clip_denoised, eta 0

@@ -8,6 +8,7 @@
 #include <daug/classifier.h>
 #include <daug/error.h>
 #include <daug/guidance.h>
+#include <daug/int_range.h>
 #include <daug/options.h>
 
 #include <ATen/ATen.h>
@@ -17,6 +18,7 @@
 #include <fmt/ranges.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -46,13 +48,8 @@ class ClassifierGuidance : public Guidance {
     DAUG_CHECK(logits.dim() == 2 && logits.size(0) == n, name_, " guidance: the classifier returned ",
                fmt::format("[{}]", fmt::join(logits.sizes(), ", ")), " logits for ", n, " images");
     const int64_t k = logits.size(1);
-    at::Tensor y = in.target.to(logits.device(), at::kLong);
-    const int64_t ymin = y.min().item<int64_t>(), ymax = y.max().item<int64_t>();
-    if (ymin < 0 || ymax >= k) {
-      const auto names = classifier_->class_names();
-      throw Error(fmt::format("{} guidance: targets must be in [0, {}] (classes: {}), but got values in [{}, {}]",
-                              name_, k - 1, fmt::join(names, ", "), ymin, ymax));
-    }
+    const int64_t ymin = checked_target_min(in.target, k);
+    at::Tensor y = in.target.to(logits.device(), at::kLong, /*non_blocking=*/true);
     at::Tensor g = torch::autograd::grad({log_prob(logits, y, ymin).sum()}, {x})[0];
     return (g * (opts_.scale * in.direction)).to(in.x_t.scalar_type());
   }
@@ -72,6 +69,31 @@ class ClassifierGuidance : public Guidance {
   Options opts_;
   std::shared_ptr<Classifier> classifier_;
   std::string name_;
+
+ private:
+  /// min(target) after checking 0 <= target < k. The sampler passes the same target tensor at every step, so a
+  /// target is checked once and remembered (same tensor, same version): a target on a device is read back once
+  /// per translate call, not once per step; a host target costs nothing.
+  int64_t checked_target_min(const at::Tensor& target, int64_t k) {
+    std::lock_guard<std::mutex> lock(checked_mu_);
+    if (checked_.defined() && checked_.is_same(target) && checked_version_ == target._version() && checked_k_ == k)
+      return checked_min_;
+    const IntRange r = int_range(target);
+    if (!r.within(0, k - 1)) {
+      const auto names = classifier_->class_names();
+      throw Error(fmt::format("{} guidance: targets must be in [0, {}] (classes: {}), but got values in [{}, {}]",
+                              name_, k - 1, fmt::join(names, ", "), r.min, r.max));
+    }
+    checked_ = target;
+    checked_version_ = target._version();
+    checked_k_ = k;
+    checked_min_ = r.min;
+    return r.min;
+  }
+  std::mutex checked_mu_;  // gradient() may be called from several threads
+  at::Tensor checked_;
+  int64_t checked_version_ = -1;
+  int64_t checked_k_ = -1, checked_min_ = 0;
 };
 
 }  // namespace daug::guidance

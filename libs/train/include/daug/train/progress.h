@@ -18,6 +18,10 @@ class Progress {
            std::string unit = "it");
   /// Reports `done` items finished in total; `force` logs regardless of the interval. Returns true if it logged.
   bool update(int64_t done, const std::string& extra = {}, bool force = false);
+  /// Whether update(done, ..., force) would log now (e.g. to fetch the values for `extra` only then).
+  bool due(int64_t done, bool force = false) const;
+  /// Records `done` without logging.
+  void advance(int64_t done) { done_ = done; }
   double elapsed_s() const;
   /// Items per second since construction (0 before any progress).
   double rate() const;

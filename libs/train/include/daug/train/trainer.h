@@ -6,13 +6,18 @@
 ///   2. batch = sampler.batch(s); lr = lr · lr_factor(schedule, s, total, steps_per_epoch)
 ///   3. train_step(batch, s, lr, fn), by default:
 ///        out = fn(batch, s)                     the caller's forward: scalar loss tensor + named parts
-///        check the loss is a finite scalar
+///        check the loss is a scalar
 ///        optimizer.zero_grad(); backward(out.loss)
 ///        for hook in after_backward: hook(*this)
 ///        grad_norm = clip_gradients()           global L2 norm (Σ‖g‖² accumulated in double); scaled if > grad_clip
 ///        optimizer_step(lr)                     AdamW
 ///        ema.update()                           if ema_rate > 0
 ///   4. one losses.csv row; a checkpoint every `checkpoint_every` steps and/or at each epoch end, and at the end.
+///
+/// No host syncs per step: loss, gradient norm and loss parts stay on the device as 0-dim tensors (clipping too is
+/// done on the device) and are read in one transfer every `read_every_steps` steps, before each checkpoint, when a
+/// progress line is due, and at the end. losses.csv gets the same rows either way; a non-finite loss is reported
+/// (step, lr) when its row is read, before any later checkpoint is written.
 ///
 /// Seams for what will be added once, here (not in the stages):
 ///   * mixed precision: a subclass overrides backward() to scale the loss, registers an after_backward hook that
@@ -49,10 +54,10 @@
 namespace daug::train {
 
 /// What the step function returns: the scalar, differentiable loss and named parts for losses.csv (e.g.
-/// {"clip", 0.71}, {"i2c_bce", 0.12}; the same names every step).
+/// {"clip", 0.71}, {"i2c_bce", 0.12} as 0-dim tensors, on any device; the same names every step).
 struct StepOutput {
   at::Tensor loss;
-  std::vector<std::pair<std::string, double>> parts;
+  std::vector<std::pair<std::string, at::Tensor>> parts;
 };
 
 /// The caller's forward pass on the item indices of one optimizer step (`step` is 0-based).
@@ -88,6 +93,7 @@ struct TrainerOptions {
   // Logging.
   double log_every_s = 10.0;    ///< progress line at most this often
   int64_t log_every_steps = 0;  ///< > 0: also a progress line every N steps
+  int64_t read_every_steps = 50;  ///< read the per-step loss/grad-norm/parts from the device every N steps (>= 1)
   int64_t stop_after = -1;      ///< testing aid: stop (with a checkpoint) after this many steps of this call
 };
 
@@ -104,11 +110,12 @@ struct TrainResult {
   NamedTensors final_ema;       ///< model state with EMA parameters (empty without EMA)
 };
 
-/// Per-step values the loop logs (returned by train_step).
+/// Per-step values the loop logs (returned by train_step): 0-dim tensors, detached, left on the device until the
+/// loop reads a block of them.
 struct StepRecord {
-  double loss = 0.0;
-  double grad_norm = 0.0;
-  std::vector<std::pair<std::string, double>> parts;
+  at::Tensor loss;
+  at::Tensor grad_norm;
+  std::vector<std::pair<std::string, at::Tensor>> parts;
 };
 
 class Trainer {
@@ -137,8 +144,9 @@ class Trainer {
   /// One optimizer step; see the header comment for the default order.
   virtual StepRecord train_step(const std::vector<int64_t>& batch, int64_t step, double lr, const StepFn& fn);
   virtual void backward(const at::Tensor& loss);
-  /// Global L2 norm of the gradients before clipping; scales them by grad_clip / (norm + 1e-6) if norm > grad_clip.
-  virtual double clip_gradients();
+  /// Global L2 norm of the gradients before clipping (0-dim float64 on the device, not read); scales them by
+  /// grad_clip / (norm + 1e-6) if norm > grad_clip, on the device.
+  virtual at::Tensor clip_gradients();
   virtual void optimizer_step(double lr);
   /// Extra checkpoint tensors of a subclass (e.g. a grad scaler) and their restoration.
   virtual NamedTensors state_extra() const { return {}; }
