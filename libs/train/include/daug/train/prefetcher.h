@@ -34,7 +34,7 @@ namespace daug::train {
 class Trainer;
 
 struct LoaderOptions {
-  int64_t workers = 0;   ///< loader threads; 0 = load each batch on the calling thread when it is asked for
+  int64_t workers = 2;   ///< loader threads; 0 = load each batch on the calling thread when it is asked for
   int64_t prefetch = 2;  ///< with workers > 0: batches loaded ahead of the one being consumed (>= 1)
 };
 /// Declares `loader_workers` and `prefetch` in a stage's table.
