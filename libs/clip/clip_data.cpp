@@ -116,14 +116,13 @@ std::vector<const Sample*> require_heatmaps(const std::vector<const Sample*>& sa
 
 std::vector<at::Tensor> clip_item(const Sample& sample, int64_t size, bool with_maps, const HeatmapSpec& spec) {
   std::vector<at::Tensor> parts;
-  parts.push_back(
-      preprocess_pixels(data::load_sample_image(sample, size, size, data::Filter::bicubic, true), size));
+  parts.push_back(preprocess_pixels(data::load_sample_image(sample, size, size, data::Filter::bicubic, true), size));
   if (!with_maps) return parts;
   for (size_t m = 0; m < spec.maps.size(); ++m) {
     auto p = spec.file(sample.id, m);
     auto h = data::load_npy(p);
-    DAUG_CHECK_AS(DataError, h.dim() >= 2 && h.dim() <= 3, p.string(), ": a heatmap must be [H,W] or [C,H,W], "
-                  "but the file holds shape ", h.sizes());
+    DAUG_CHECK_AS(DataError, h.dim() >= 2 && h.dim() <= 3, p.string(),
+                  ": a heatmap must be [H,W] or [C,H,W], but the file holds shape ", h.sizes());
     parts.push_back(spec.quantize_first ? quantize_resize_heatmap(h, size) : resize_heatmap(h, size));
   }
   return parts;

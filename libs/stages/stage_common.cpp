@@ -53,8 +53,8 @@ ImageBatcher::ImageBatcher(std::vector<const Sample*> items, ImagePrep prep, boo
 }
 
 at::Tensor ImageBatcher::image(int64_t i) {
-  DAUG_CHECK(i >= 0 && static_cast<size_t>(i) < items_.size(), "batch index ", i, " out of range [0, ",
-             items_.size(), ")");
+  DAUG_CHECK(i >= 0 && static_cast<size_t>(i) < items_.size(), "batch index ", i, " out of range [0, ", items_.size(),
+             ")");
   const auto u = static_cast<size_t>(i);
   if (!cache_) return load_image(*items_[u], prep_, small_.get());
   {

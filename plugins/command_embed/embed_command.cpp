@@ -64,13 +64,14 @@ EmbedArgs parse(const std::vector<std::string>& args) {
   desc.add_options()("help,h", "show help")("config", po::value(&a.config), "experiment config (TOML)")(
       "set", po::value(&a.sets)->composing(), "override, e.g. --set backbone.weights=...")(
       "backbone", po::value(&a.backbone), "table of the Backbone (default: backbone)")(
-      "images", po::value(&a.images)->multitoken(), "image files")(
-      "images-npy", po::value(&a.images_npy), "preprocessed float pixels [N,3,S,S]")(
-      "texts", po::value(&a.texts)->multitoken(), "texts")("texts-file", po::value(&a.texts_file),
-                                                          "one text per line")(
-      "tokens-npy", po::value(&a.tokens_npy), "int64/int32 token ids [N,L]")(
-      "batch-size", po::value(&a.batch_size), "batch size (default 32)")(
-      "workers", po::value(&a.workers), "image loader threads (0 = decode on the main thread; default: that of the stages' loader_workers)")("out", po::value(&a.out), "output directory");
+      "images", po::value(&a.images)->multitoken(), "image files")("images-npy", po::value(&a.images_npy),
+                                                                   "preprocessed float pixels [N,3,S,S]")(
+      "texts", po::value(&a.texts)->multitoken(), "texts")("texts-file", po::value(&a.texts_file), "one text per line")(
+      "tokens-npy", po::value(&a.tokens_npy), "int64/int32 token ids [N,L]")("batch-size", po::value(&a.batch_size),
+                                                                             "batch size (default 32)")(
+      "workers", po::value(&a.workers),
+      "image loader threads (0 = decode on the main thread; default: that of the stages' loader_workers)")(
+      "out", po::value(&a.out), "output directory");
   po::positional_options_description pos;
   pos.add("config", 1);
   try {

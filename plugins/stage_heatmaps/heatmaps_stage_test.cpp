@@ -343,7 +343,9 @@ TEST(HeatmapsStage, LoaderWorkersWriteByteIdenticalHeatmaps) {
     f.run(o);
     EXPECT_EQ(output_bytes(f.out.path()), got[workers]) << "workers " << workers;
   }
-  EXPECT_EQ(std::count_if(got[0].begin(), got[0].end(), [](const auto& kv) { return kv.first.find(".npy") != std::string::npos; }), 9);
+  EXPECT_EQ(std::count_if(got[0].begin(), got[0].end(),
+                          [](const auto& kv) { return kv.first.find(".npy") != std::string::npos; }),
+            9);
   EXPECT_EQ(got[0], got[2]);
 }
 

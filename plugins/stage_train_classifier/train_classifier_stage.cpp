@@ -282,8 +282,8 @@ void TrainClassifierStage::run(StageContext& ctx) {
     std::vector<const Sample*> test =
         labelled(*src, opts_.eval_split, opts_.drop_no_positive, test_labels, &test_dropped);
     stages::ImageBatcher eval_batcher(test, prep, false);
-    EvalResult ev = evaluate(*clf, *gen, eval_batcher, test_labels, opts_.eval_batch_size, opts_.eval_clean, seed,
-                             dev, opts_.log_every_s, opts_.loader);
+    EvalResult ev = evaluate(*clf, *gen, eval_batcher, test_labels, opts_.eval_batch_size, opts_.eval_clean, seed, dev,
+                             opts_.log_every_s, opts_.loader);
     if (opts_.drop_no_positive)
       md += fmt::format("\nLeft out (no positive super-class, as released): {} '{}' images.\n", test_dropped,
                         opts_.eval_split);

@@ -116,7 +116,8 @@ loader_workers = {}
 prefetch = 2
 )",
                                        workers);
-  auto doc = daug::core::parse_config(text, "loader_bench.toml", {}, std::filesystem::path(DAUG_SOURCE_DIR) / "configs");
+  auto doc =
+      daug::core::parse_config(text, "loader_bench.toml", {}, std::filesystem::path(DAUG_SOURCE_DIR) / "configs");
   daug::core::Experiment exp(loader(), doc, root);
   at::set_num_threads(1);
   auto stage = exp.component<daug::Stage>("train_classifier");
@@ -129,7 +130,11 @@ prefetch = 2
                            [](const std::string& t, const std::string&) -> std::filesystem::path {
                              throw daug::ConfigError("loader_bench: no upstream stage [" + t + "]");
                            },
-                           exp, 0, 1, false, stage->outputs()};
+                           exp,
+                           0,
+                           1,
+                           false,
+                           stage->outputs()};
     const auto t0 = std::chrono::steady_clock::now();
     stage->run(ctx);  // a fresh output directory: no checkpoint to resume, the whole epoch runs
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -31,7 +31,8 @@ void single_threaded_aten() {
 }  // namespace
 
 void visit_loader_options(OptionVisitor& v, LoaderOptions& o) {
-  v("loader_workers", o.workers, "threads that decode and resize the next batches while the current one is "
+  v("loader_workers", o.workers,
+    "threads that decode and resize the next batches while the current one is "
     "processed (0 = load on the main thread, synchronously); results are identical for every value",
     Check::at_least(0));
   v("prefetch", o.prefetch, "with loader_workers > 0: batches loaded ahead (memory: this many batches of images)",
@@ -41,7 +42,8 @@ void visit_loader_options(OptionVisitor& v, LoaderOptions& o) {
 std::vector<at::Tensor> to_device(const std::vector<at::Tensor>& parts, const c10::Device& device) {
   std::vector<at::Tensor> out;
   out.reserve(parts.size());
-  for (const auto& p : parts) out.push_back(device.is_cuda() ? p.to(device, /*non_blocking=*/p.is_pinned()) : p.to(device));
+  for (const auto& p : parts)
+    out.push_back(device.is_cuda() ? p.to(device, /*non_blocking=*/p.is_pinned()) : p.to(device));
   return out;
 }
 
@@ -195,8 +197,8 @@ struct StepLoader::State {
   std::vector<at::Tensor> cur_parts;  ///< on the device
 };
 
-StepLoader::StepLoader(const Trainer& trainer, std::function<std::vector<at::Tensor>(int64_t)> item,
-                       LoaderOptions opts, const c10::Device& device) {
+StepLoader::StepLoader(const Trainer& trainer, std::function<std::vector<at::Tensor>(int64_t)> item, LoaderOptions opts,
+                       const c10::Device& device) {
   const TrainerOptions& o = trainer.options();
   s_.reset(new State{BatchSampler(o.dataset_size, o.batch_size, o.drop_last, o.seed, o.seed_policy),
                      trainer.total_steps(), std::move(item), opts, device});

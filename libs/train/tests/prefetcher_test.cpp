@@ -27,8 +27,8 @@ namespace {
 // The first n images of the embedded NIH sample, sorted by name.
 std::vector<std::filesystem::path> nih_images(size_t n) {
   std::vector<std::filesystem::path> out;
-  for (const auto& e :
-       std::filesystem::directory_iterator(std::filesystem::path(DAUG_SOURCE_DIR) / "examples/data/nih-cxr14-sample/images"))
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(DAUG_SOURCE_DIR) /
+                                                           "examples/data/nih-cxr14-sample/images"))
     if (e.path().extension() == ".png") out.push_back(e.path());
   std::sort(out.begin(), out.end());
   out.resize(std::min(n, out.size()));
@@ -76,8 +76,7 @@ TEST(Prefetcher, MatchesSynchronousLoadingForEveryWorkerCount) {
   for (int64_t workers : {0, 1, 2, 4})
     for (int64_t prefetch : {1, 3}) {
       SCOPED_TRACE(::testing::Message() << "workers " << workers << ", prefetch " << prefetch);
-      Prefetcher pf({batches, [&](int64_t k) { return batch_indices(k, n); }, image_item(files)},
-                    {workers, prefetch});
+      Prefetcher pf({batches, [&](int64_t k) { return batch_indices(k, n); }, image_item(files)}, {workers, prefetch});
       auto got = drain(pf);
       ASSERT_EQ(static_cast<int64_t>(got.size()), batches);
       for (int64_t k = 0; k < batches; ++k) {
@@ -164,8 +163,7 @@ TEST(Prefetcher, DestructionMidStreamJoinsWithoutWaitingForTheRest) {
 TEST(Prefetcher, WorkersRunAtenSingleThreadedAndLeaveTheCallerAlone) {
   at::set_num_threads(2);
   std::atomic<int> seen{-1};
-  Prefetcher pf({1,
-                 [](int64_t) { return std::vector<int64_t>{0}; },
+  Prefetcher pf({1, [](int64_t) { return std::vector<int64_t>{0}; },
                  [&](int64_t) -> std::vector<at::Tensor> {
                    seen = at::get_num_threads();
                    return {at::zeros({1})};
@@ -184,10 +182,16 @@ TEST(Prefetcher, WorkersRunAtenSingleThreadedAndLeaveTheCallerAlone) {
 TEST(Prefetcher, RejectsBadOptions) {
   auto indices = [](int64_t) { return std::vector<int64_t>{0}; };
   auto item = [](int64_t) { return std::vector<at::Tensor>{at::zeros({1})}; };
-  daug::testing::expect_error_contains([&] { Prefetcher pf({1, indices, item}, {-1, 2}); },
-                                 {"loader_workers must be >= 0, but got -1"});
-  daug::testing::expect_error_contains([&] { Prefetcher pf({1, indices, item}, {2, 0}); },
-                                 {"prefetch must be >= 1, but got 0"});
+  daug::testing::expect_error_contains(
+      [&] {
+        Prefetcher pf({1, indices, item}, {-1, 2});
+      },
+      {"loader_workers must be >= 0, but got -1"});
+  daug::testing::expect_error_contains(
+      [&] {
+        Prefetcher pf({1, indices, item}, {2, 0});
+      },
+      {"prefetch must be >= 1, but got 0"});
   EXPECT_THROW(Prefetcher({1, indices, item}, {2, 0}), ConfigError);
 }
 
