@@ -114,27 +114,37 @@ std::vector<const Sample*> require_heatmaps(const std::vector<const Sample*>& sa
   return kept;
 }
 
+std::vector<at::Tensor> clip_item(const Sample& sample, int64_t size, bool with_maps, const HeatmapSpec& spec) {
+  std::vector<at::Tensor> parts;
+  parts.push_back(preprocess_pixels(data::load_sample_image(sample, size, size, data::Filter::bicubic, true), size));
+  if (!with_maps) return parts;
+  for (size_t m = 0; m < spec.maps.size(); ++m) {
+    auto p = spec.file(sample.id, m);
+    auto h = data::load_npy(p);
+    DAUG_CHECK_AS(DataError, h.dim() >= 2 && h.dim() <= 3, p.string(),
+                  ": a heatmap must be [H,W] or [C,H,W], but the file holds shape ", h.sizes());
+    parts.push_back(spec.quantize_first ? quantize_resize_heatmap(h, size) : resize_heatmap(h, size));
+  }
+  return parts;
+}
+
+at::Tensor clip_compose(const std::vector<at::Tensor>& parts, HeatmapComposer* composer) {
+  if (!composer) return parts.at(0);
+  return composer->compose(parts.at(0), std::vector<at::Tensor>(parts.begin() + 1, parts.end()));
+}
+
 at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, HeatmapComposer* composer,
                       const HeatmapSpec& spec, const at::Device& device) {
-  std::vector<at::Tensor> imgs;
-  imgs.reserve(batch.size());
-  for (const auto* s : batch)
-    imgs.push_back(preprocess_pixels(data::load_sample_image(*s, size, size, data::Filter::bicubic, true), size));
-  auto pixels = at::stack(imgs).to(device);
-  if (!composer) return pixels;
-  std::vector<at::Tensor> maps;
-  for (size_t m = 0; m < spec.maps.size(); ++m) {
-    std::vector<at::Tensor> hs;
-    for (const auto* s : batch) {
-      auto p = spec.file(s->id, m);
-      auto h = data::load_npy(p);
-      DAUG_CHECK_AS(DataError, h.dim() >= 2 && h.dim() <= 3, p.string(), ": a heatmap must be [H,W] or [C,H,W], "
-                    "but the file holds shape ", h.sizes());
-      hs.push_back(spec.quantize_first ? quantize_resize_heatmap(h, size) : resize_heatmap(h, size));
-    }
-    maps.push_back(at::stack(hs).to(device));
+  std::vector<std::vector<at::Tensor>> items;
+  items.reserve(batch.size());
+  for (const auto* s : batch) items.push_back(clip_item(*s, size, composer != nullptr, spec));
+  std::vector<at::Tensor> parts;
+  for (size_t p = 0; p < items.front().size(); ++p) {
+    std::vector<at::Tensor> xs;
+    for (const auto& it : items) xs.push_back(it[p]);
+    parts.push_back(at::stack(xs).to(device));
   }
-  return composer->compose(pixels, maps);
+  return clip_compose(parts, composer);
 }
 
 void require_reports(const std::vector<const Sample*>& samples, const std::string& where) {

@@ -54,6 +54,12 @@ std::vector<const Sample*> require_heatmaps(const std::vector<const Sample*>& sa
 /// (composer may be nullptr: plain image). Returns [N,3,size,size] on `device`.
 at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, HeatmapComposer* composer,
                       const HeatmapSpec& spec, const at::Device& device);
+/// clip_batch in two halves, for a loader (train::Prefetcher) that loads items on worker threads: clip_item is one
+/// sample's CPU tensors {pixels [3,size,size], then with a composer one [1,size,size] map per spec map} (thread-safe);
+/// clip_compose takes those parts stacked and moved to the device and composes them. Together they give exactly
+/// clip_batch's result.
+std::vector<at::Tensor> clip_item(const Sample& sample, int64_t size, bool with_maps, const HeatmapSpec& spec);
+at::Tensor clip_compose(const std::vector<at::Tensor>& parts, HeatmapComposer* composer);
 
 /// Refuses samples without report text (the CLIP loss and report→image retrieval need one): DataError with the
 /// count and the first ids.

@@ -52,20 +52,30 @@ ImageBatcher::ImageBatcher(std::vector<const Sample*> items, ImagePrep prep, boo
   if (cache_) cached_.resize(items_.size());
 }
 
+at::Tensor ImageBatcher::image(int64_t i) {
+  DAUG_CHECK(i >= 0 && static_cast<size_t>(i) < items_.size(), "batch index ", i, " out of range [0, ", items_.size(),
+             ")");
+  const auto u = static_cast<size_t>(i);
+  if (!cache_) return load_image(*items_[u], prep_, small_.get());
+  {
+    std::lock_guard<std::mutex> lock(*cache_mu_);
+    if (cached_[u].defined()) return cached_[u];
+  }
+  // Loaded unlocked; two workers may both load an index that two batches in flight share: same values either way.
+  at::Tensor x = load_image(*items_[u], prep_, small_.get());
+  std::lock_guard<std::mutex> lock(*cache_mu_);
+  if (!cached_[u].defined()) cached_[u] = x;
+  return cached_[u];
+}
+
+std::function<std::vector<at::Tensor>(int64_t)> ImageBatcher::item() {
+  return [this](int64_t i) { return std::vector<at::Tensor>{image(i)}; };
+}
+
 at::Tensor ImageBatcher::batch(const std::vector<int64_t>& indices, const c10::Device& device) {
   std::vector<at::Tensor> xs;
   xs.reserve(indices.size());
-  for (int64_t i : indices) {
-    DAUG_CHECK(i >= 0 && static_cast<size_t>(i) < items_.size(), "batch index ", i, " out of range [0, ",
-               items_.size(), ")");
-    if (cache_) {
-      auto& slot = cached_[static_cast<size_t>(i)];
-      if (!slot.defined()) slot = load_image(*items_[static_cast<size_t>(i)], prep_, small_.get());
-      xs.push_back(slot);
-    } else {
-      xs.push_back(load_image(*items_[static_cast<size_t>(i)], prep_, small_.get()));
-    }
-  }
+  for (int64_t i : indices) xs.push_back(image(i));
   return at::stack(xs).to(device);
 }
 

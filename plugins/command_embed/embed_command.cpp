@@ -1,7 +1,8 @@
 // `daug embed`: image and text embeddings from a configured Backbone, written as .npy files.
 //
 //   daug embed CONFIG [--set k=v ...] [--backbone TABLE] [--images a.png b.png ... | --images-npy x.npy]
-//                     [--texts "..." ... | --texts-file f.txt | --tokens-npy ids.npy] [--batch-size N] --out DIR
+//                     [--texts "..." ... | --texts-file f.txt | --tokens-npy ids.npy] [--batch-size N]
+//                     [--workers N] --out DIR
 //
 // Images are preprocessed as the CLIP stages do (libs/clip preprocess_pixels: DAug's released
 // CLIPImageProcessor(size=[S,S], do_center_crop=False)): decode to RGB (gray replicated), direct bicubic resize to
@@ -15,6 +16,7 @@
 #include <daug/data/npy.h>
 #include <daug/error.h>
 #include <daug/register.h>
+#include <daug/train/prefetcher.h>
 
 #include "clip_common.h"
 
@@ -36,7 +38,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: daug embed CONFIG [--set k=v ...] [--backbone TABLE] [--images a.png b.png ... | --images-npy x.npy]\n"
-    "                  [--texts \"...\" ... | --texts-file f.txt | --tokens-npy ids.npy] [--batch-size N] --out DIR\n"
+    "                  [--texts \"...\" ... | --texts-file f.txt | --tokens-npy ids.npy] [--batch-size N]\n"
+    "                  [--workers N] --out DIR\n"
     "Writes image_embeds.npy, image_embeds_norm.npy, text_embeds.npy, text_embeds_norm.npy, tokens.npy into DIR.\n"
     "--texts-file: one text per line (empty lines skipped). --images-npy: preprocessed float [N,3,S,S].\n";
 
@@ -51,6 +54,7 @@ struct EmbedArgs {
   std::string tokens_npy;
   std::string out;
   int64_t batch_size = 32;
+  int64_t workers = train::LoaderOptions{}.workers;
   bool help = false;
 };
 
@@ -60,12 +64,14 @@ EmbedArgs parse(const std::vector<std::string>& args) {
   desc.add_options()("help,h", "show help")("config", po::value(&a.config), "experiment config (TOML)")(
       "set", po::value(&a.sets)->composing(), "override, e.g. --set backbone.weights=...")(
       "backbone", po::value(&a.backbone), "table of the Backbone (default: backbone)")(
-      "images", po::value(&a.images)->multitoken(), "image files")(
-      "images-npy", po::value(&a.images_npy), "preprocessed float pixels [N,3,S,S]")(
-      "texts", po::value(&a.texts)->multitoken(), "texts")("texts-file", po::value(&a.texts_file),
-                                                          "one text per line")(
-      "tokens-npy", po::value(&a.tokens_npy), "int64/int32 token ids [N,L]")(
-      "batch-size", po::value(&a.batch_size), "batch size (default 32)")("out", po::value(&a.out), "output directory");
+      "images", po::value(&a.images)->multitoken(), "image files")("images-npy", po::value(&a.images_npy),
+                                                                   "preprocessed float pixels [N,3,S,S]")(
+      "texts", po::value(&a.texts)->multitoken(), "texts")("texts-file", po::value(&a.texts_file), "one text per line")(
+      "tokens-npy", po::value(&a.tokens_npy), "int64/int32 token ids [N,L]")("batch-size", po::value(&a.batch_size),
+                                                                             "batch size (default 32)")(
+      "workers", po::value(&a.workers),
+      "image loader threads (0 = decode on the main thread; default: that of the stages' loader_workers)")(
+      "out", po::value(&a.out), "output directory");
   po::positional_options_description pos;
   pos.add("config", 1);
   try {
@@ -83,6 +89,7 @@ EmbedArgs parse(const std::vector<std::string>& args) {
   }
   if (a.help) return a;
   DAUG_CHECK_AS(ConfigError, a.batch_size > 0, "daug embed: --batch-size must be > 0, but got ", a.batch_size);
+  DAUG_CHECK_AS(ConfigError, a.workers >= 0, "daug embed: --workers must be >= 0, but got ", a.workers);
   DAUG_CHECK_AS(ConfigError, !a.config.empty(), "daug embed: CONFIG is required\n", kUsage);
   DAUG_CHECK_AS(ConfigError, !a.out.empty(), "daug embed: --out DIR is required\n", kUsage);
   DAUG_CHECK_AS(ConfigError, a.images.empty() || a.images_npy.empty(),
@@ -137,12 +144,19 @@ int EmbedCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
     at::Tensor emb;
     if (!a.images.empty()) {
       n_images = static_cast<int64_t>(a.images.size());
-      emb = run_batches(n_images, [&](int64_t lo, int64_t hi) {
-        std::vector<at::Tensor> px;
-        for (int64_t i = lo; i < hi; ++i)
-          px.push_back(clip::preprocess_pixels(data::load_rgb(a.images[static_cast<size_t>(i)]), S));
-        return bb->encode_image(at::stack(px));
-      });
+      // Worker threads decode and preprocess the next batches while this one is encoded.
+      train::PrefetchJob job;
+      job.batches = (n_images + a.batch_size - 1) / a.batch_size;
+      job.indices = [&](int64_t k) {
+        std::vector<int64_t> idx;
+        for (int64_t i = k * a.batch_size; i < std::min(n_images, (k + 1) * a.batch_size); ++i) idx.push_back(i);
+        return idx;
+      };
+      job.item = [&](int64_t i) {
+        return std::vector<at::Tensor>{clip::preprocess_pixels(data::load_rgb(a.images[static_cast<size_t>(i)]), S)};
+      };
+      train::Prefetcher loader(std::move(job), {a.workers, 2});
+      emb = run_batches(n_images, [&](int64_t, int64_t) { return bb->encode_image(loader.next().parts[0]); });
     } else {
       at::Tensor px = data::load_npy(a.images_npy);
       DAUG_CHECK_AS(DataError,

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -70,6 +71,7 @@ void HeatmapsOptions::visit(OptionVisitor& v) {
   v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0));
   v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape", stages::kResizeFilters);
   v("normalize", normalize, "per-image value normalisation; must match the training stages", stages::kNormalizations);
+  train::visit_loader_options(v, loader);
 }
 
 HeatmapsStage::HeatmapsStage(Options opts, Parts parts) : opts_(std::move(opts)), parts_(std::move(parts)) {
@@ -257,15 +259,26 @@ void HeatmapsStage::run(StageContext& ctx) {
   // image sees the same batch and per-batch seed as in an uninterrupted run, and redone files are byte-identical.
   const std::set<int64_t> todo_set(todo.begin(), todo.end());
   const size_t bs = static_cast<size_t>(opts_.batch_size);
+  std::vector<std::vector<int64_t>> groups;  // the groups with work, in order
   for (size_t s = 0; s < mine.size(); s += bs) {
     std::vector<int64_t> idx(mine.begin() + static_cast<std::ptrdiff_t>(s),
                              mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), s + bs)));
+    if (std::any_of(idx.begin(), idx.end(), [&](int64_t i) { return todo_set.count(i) > 0; }))
+      groups.push_back(std::move(idx));
+  }
+  // Workers decode and resize the next groups while this one is translated (same images, same order).
+  train::PrefetchJob job;
+  job.batches = static_cast<int64_t>(groups.size());
+  job.indices = [&](int64_t k) { return groups[static_cast<size_t>(k)]; };
+  job.item = [&](int64_t i) {
+    return std::vector<at::Tensor>{stages::load_image(*all[static_cast<size_t>(i)], prep, &small)};
+  };
+  job.pin_memory = dev.is_cuda();
+  train::Prefetcher loader(std::move(job), opts_.loader);
+  for (const auto& idx : groups) {
     int64_t wanted = 0;
     for (int64_t i : idx) wanted += static_cast<int64_t>(todo_set.count(i));
-    if (wanted == 0) continue;
-    std::vector<at::Tensor> xs;
-    for (int64_t i : idx) xs.push_back(stages::load_image(*all[static_cast<size_t>(i)], prep, &small));
-    at::Tensor x0 = at::stack(xs).to(dev);
+    at::Tensor x0 = train::to_device(loader.next().parts, dev)[0];
     const int64_t b = x0.size(0);
     at::manual_seed(stages::mix_seed(seed, static_cast<uint64_t>(idx.front())));
 

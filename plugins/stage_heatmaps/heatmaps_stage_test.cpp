@@ -7,7 +7,9 @@
 #include <daug/data/npy.h>
 #include <daug/stages/common.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -309,4 +311,62 @@ TEST(HeatmapsStage, NoiseLevelMustBeBelowT) {
   auto o = base_options();
   o.noise_level = 100;
   daug::testing::expect_error_contains([&] { f.make(o); }, {"noise_level must be < T = 100", "100"});
+}
+
+namespace {
+
+std::map<std::string, std::string> output_bytes(const std::filesystem::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    const auto ext = e.path().extension();
+    if (!e.is_regular_file() || (ext != ".npy" && ext != ".png" && ext != ".csv")) continue;
+    std::ifstream f(e.path(), std::ios::binary);
+    out[std::filesystem::relative(e.path(), dir).string()] =
+        std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+}  // namespace
+
+// Issue 10: loader workers decode the next groups while one is translated; the files must not change.
+TEST(HeatmapsStage, LoaderWorkersWriteByteIdenticalHeatmaps) {
+  std::map<int64_t, std::map<std::string, std::string>> got;
+  for (int64_t workers : {0, 2}) {
+    Fixture f(9);  // 5 groups of batch 2
+    auto o = base_options();
+    o.loader = {workers, 3};
+    f.run(o);
+    got[workers] = output_bytes(f.out.path());
+    // Resume with one heatmap removed: only its group is redone, still the same bytes.
+    std::filesystem::remove(f.out / "img4_+nof.npy");
+    f.run(o);
+    EXPECT_EQ(output_bytes(f.out.path()), got[workers]) << "workers " << workers;
+  }
+  EXPECT_EQ(std::count_if(got[0].begin(), got[0].end(),
+                          [](const auto& kv) { return kv.first.find(".npy") != std::string::npos; }),
+            9);
+  EXPECT_EQ(got[0], got[2]);
+}
+
+TEST(HeatmapsStage, LoaderWorkersReportAnUnreadableImageAsTheSynchronousPathDoes) {
+  std::map<int64_t, std::string> msg;
+  for (int64_t workers : {0, 2}) {
+    Fixture f(9);
+    daug::testing::write_text(f.images / "img6.png", "not a png");
+    auto o = base_options();
+    o.loader = {workers, 3};
+    try {
+      f.run(o);
+      ADD_FAILURE() << "a broken image must fail the stage";
+    } catch (const DataError& e) {
+      msg[workers] = e.what();
+      const std::string dir = f.images.path().string();  // each fixture has its own directory
+      if (auto at = msg[workers].find(dir); at != std::string::npos) msg[workers].replace(at, dir.size(), "<dir>");
+    }
+    // The groups before the broken one were written.
+    EXPECT_TRUE(std::filesystem::exists(f.out / "img5_+nof.npy")) << "workers " << workers;
+  }
+  EXPECT_NE(msg[0].find("<dir>/img6.png"), std::string::npos) << msg[0];
+  EXPECT_EQ(msg[0], msg[2]);
 }

@@ -50,6 +50,7 @@ void TrainClassifierOptions::visit(OptionVisitor& v) {
   v("normalize", normalize, "per-image value normalisation (minmax = [0,1] as the released code)",
     stages::kNormalizations);
   v("cache_images", cache_images, "keep prepared images in memory (1 MiB each at 512²)");
+  train::visit_loader_options(v, loader);
   v("eval_batch_size", eval_batch_size, "images per evaluation batch", Check::at_least(1));
   v("eval_clean", eval_clean, "also report AP on clean inputs (t = 0) next to the noisy-t protocol");
 }
@@ -108,7 +109,7 @@ struct EvalResult {
 
 EvalResult evaluate(Classifier& clf, Generator& gen, stages::ImageBatcher& batcher,
                     const std::vector<std::vector<float>>& labels, int64_t batch, bool clean, uint64_t seed,
-                    const c10::Device& dev, double log_every) {
+                    const c10::Device& dev, double log_every, const train::LoaderOptions& loader) {
   const int64_t n = static_cast<int64_t>(batcher.size());
   const int64_t k = static_cast<int64_t>(labels.front().size());
   const int64_t T = gen.num_timesteps();
@@ -117,10 +118,18 @@ EvalResult evaluate(Classifier& clf, Generator& gen, stages::ImageBatcher& batch
   at::manual_seed(stages::mix_seed(seed, 0xE7A1ULL));
   std::vector<std::vector<double>> noisy(static_cast<size_t>(k)), cln(static_cast<size_t>(k));
   stages::Progress progress("train_classifier eval", n, 0, log_every, "img");
-  for (int64_t s = 0; s < n; s += batch) {
+  train::PrefetchJob job;
+  job.batches = (n + batch - 1) / batch;
+  job.indices = [&](int64_t k) {
     std::vector<int64_t> idx;
-    for (int64_t i = s; i < std::min(n, s + batch); ++i) idx.push_back(i);
-    at::Tensor x0 = batcher.batch(idx, dev);
+    for (int64_t i = k * batch; i < std::min(n, (k + 1) * batch); ++i) idx.push_back(i);
+    return idx;
+  };
+  job.item = batcher.item();
+  job.pin_memory = dev.is_cuda();
+  train::Prefetcher batches(std::move(job), loader);
+  for (int64_t s = 0; s < n; s += batch) {
+    at::Tensor x0 = train::to_device(batches.next().parts, dev)[0];
     const int64_t b = x0.size(0);
     at::Tensor t = at::randint(0, T, {b}, at::TensorOptions().dtype(at::kLong).device(dev));
     at::Tensor xt = gen.q_sample(x0, t, at::randn_like(x0));
@@ -233,8 +242,9 @@ void TrainClassifierStage::run(StageContext& ctx) {
             prep.shape[2], build.device());
 
   const bool use_pw = opts_.pos_weight;
-  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
-    at::Tensor x0 = batcher.batch(idx, dev);
+  train::StepLoader loader(trainer, batcher.item(), opts_.loader, dev);  // loads the next steps' images meanwhile
+  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t step) -> train::StepOutput {
+    at::Tensor x0 = loader.get(idx, step)[0];
     const int64_t b = x0.size(0);
     // t drawn on the host (the CPU generator; the same draws as before on a CPU run): q_sample and the classifier
     // take host timesteps without reading anything back from the device.
@@ -275,8 +285,8 @@ void TrainClassifierStage::run(StageContext& ctx) {
     std::vector<const Sample*> test =
         labelled(*src, opts_.eval_split, opts_.drop_no_positive, test_labels, &test_dropped);
     stages::ImageBatcher eval_batcher(test, prep, false);
-    EvalResult ev = evaluate(*clf, *gen, eval_batcher, test_labels, opts_.eval_batch_size, opts_.eval_clean, seed,
-                             dev, opts_.log_every_s);
+    EvalResult ev = evaluate(*clf, *gen, eval_batcher, test_labels, opts_.eval_batch_size, opts_.eval_clean, seed, dev,
+                             opts_.log_every_s, opts_.loader);
     if (opts_.drop_no_positive)
       md += fmt::format("\nLeft out (no positive super-class, as released): {} '{}' images.\n", test_dropped,
                         opts_.eval_split);

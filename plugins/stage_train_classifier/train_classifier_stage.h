@@ -37,6 +37,7 @@ struct TrainClassifierOptions {
   data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
+  train::LoaderOptions loader;  ///< loader_workers, prefetch
   int64_t eval_batch_size = 32;
   bool eval_clean = true;
 

@@ -7,6 +7,11 @@
 #include <daug/stages/common.h>
 #include <daug/train/losses_csv.h>
 
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+
 using namespace daug;
 using namespace daug::plugins;
 using daug::stages::fakes::labels_with;
@@ -168,4 +173,48 @@ TEST(TrainClassifierStage, PerEpochAnnealingHoldsTheLrWithinAnEpoch) {
   EXPECT_EQ(train::read_column(per_step.out / "losses.csv", "lr"), (std::vector<double>{0.05, 0.0375, 0.025, 0.0125}));
   for (const auto& info : daug::describe_options<TrainClassifierOptions>())
     if (info.key == "anneal") EXPECT_EQ(info.default_value, "'per_epoch'");
+}
+
+namespace {
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// losses.csv without its elapsed_s column (wall time).
+std::string losses_without_time(const std::filesystem::path& p) {
+  std::istringstream in(file_bytes(p));
+  std::string line, out;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) cells.push_back(c);
+    EXPECT_GE(cells.size(), 6u) << line;
+    if (cells.size() >= 6) cells.erase(cells.begin() + 5);
+    for (const auto& c : cells) out += c + ",";
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+// Issue 10: with loader workers the next steps' images are decoded meanwhile; weights, losses and AP must not change.
+TEST(TrainClassifierStage, LoaderWorkersGiveByteIdenticalWeightsLossesAndMetrics) {
+  std::map<int64_t, std::vector<std::string>> got;
+  for (int64_t workers : {0, 2}) {
+    Fixture f;
+    auto o = small();
+    o.steps = 7;  // 2 steps per epoch: several epochs, batches in flight across epoch ends
+    o.batch_size = 2;
+    o.cache_images = false;
+    o.loader = {workers, 3};
+    f.run(o);
+    got[workers] = {file_bytes(f.out / "model.safetensors"), losses_without_time(f.out / "losses.csv"),
+                    file_bytes(f.out / "metrics.json")};
+    EXPECT_EQ(train::read_losses(f.out / "losses.csv").size(), 7u);
+  }
+  ASSERT_FALSE(got[0][0].empty());
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(got[0][i], got[2][i]) << "file " << i;
 }

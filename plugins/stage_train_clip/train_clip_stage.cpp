@@ -52,6 +52,7 @@ void TrainClipOptions::visit(OptionVisitor& v) {
     Check::at_least(0));
   v("resume", resume, "continue from checkpoint.safetensors in the output directory if present");
   v("log_every", log_every, "log progress every N steps", Check::at_least(1));
+  train::visit_loader_options(v, loader);
 }
 
 TrainClipStage::TrainClipStage(Options opts, std::shared_ptr<Source> data, std::shared_ptr<Backbone> backbone,
@@ -144,7 +145,15 @@ void TrainClipStage::run(StageContext& ctx) {
             "parameter tensors without decay; criterion {}; composer {}; device {}",
             where, n, opts_.split, bs, bs / group, group, per_epoch, total, n_nodecay, params.size(),
             criterion_->describe(), composer_ ? composer_->describe() : "none", device_);
-  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
+  const int64_t image_size = backbone_->image_size();
+  HeatmapComposer* const composer = composer_.get();
+  train::StepLoader loader(  // decodes, resizes and reads the heatmaps of the next steps meanwhile
+      trainer,
+      [&, image_size, composer](int64_t i) {
+        return clip::clip_item(*samples[static_cast<size_t>(i)], image_size, composer != nullptr, spec);
+      },
+      opts_.loader, device);
+  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t step) -> train::StepOutput {
     std::vector<const Sample*> batch;
     for (int64_t i : idx) batch.push_back(samples[static_cast<size_t>(i)]);
     std::vector<std::string> reports;
@@ -153,7 +162,7 @@ void TrainClipStage::run(StageContext& ctx) {
       reports.push_back(s->report);
       labels.push_back(&s->labels);
     }
-    auto pixels = clip::clip_batch(batch, backbone_->image_size(), composer_.get(), spec, device);
+    auto pixels = clip::clip_compose(loader.get(idx, step), composer);
     auto tokens = backbone_->tokenize(reports);
     auto y = clip::labels_tensor(labels).to(device, /*non_blocking=*/true);
 

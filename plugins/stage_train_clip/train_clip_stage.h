@@ -10,6 +10,8 @@
 
 #include "clip_data.h"
 
+#include <daug/train/prefetcher.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +42,7 @@ struct TrainClipOptions {
   int64_t checkpoint_every = 0;         ///< steps; 0 = at the end of every epoch
   bool resume = true;
   int64_t log_every = 10;
+  train::LoaderOptions loader;          ///< loader_workers, prefetch
   void visit(OptionVisitor& v);
 };
 

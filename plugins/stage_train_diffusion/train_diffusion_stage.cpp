@@ -44,6 +44,7 @@ void TrainDiffusionOptions::visit(OptionVisitor& v) {
   v("normalize", normalize, "per-image value normalisation (minmax = [0,1] as the released code)",
     stages::kNormalizations);
   v("cache_images", cache_images, "keep prepared images in memory (1 MiB each at 512²)");
+  train::visit_loader_options(v, loader);
 }
 
 TrainDiffusionStage::TrainDiffusionStage(Options opts, std::shared_ptr<Source> data,
@@ -127,8 +128,9 @@ void TrainDiffusionStage::run(StageContext& ctx) {
             train.size(), trainer.total_steps(), trainer.batch_size(), prep.shape[0], prep.shape[1], prep.shape[2],
             opts_.ema_rate, build.device());
 
-  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t) -> train::StepOutput {
-    at::Tensor x0 = batcher.batch(idx, dev);
+  train::StepLoader loader(trainer, batcher.item(), opts_.loader, dev);  // loads the next steps' images meanwhile
+  auto res = trainer.run([&](const std::vector<int64_t>& idx, int64_t step) -> train::StepOutput {
+    at::Tensor x0 = loader.get(idx, step)[0];
     // Host labels: the generator range-checks them before its upload without a host sync.
     at::Tensor y = conditional ? label_all.index_select(0, at::tensor(idx, at::kLong)) : at::Tensor();
     return {gen->training_loss(x0, y), {}};

@@ -34,6 +34,7 @@ struct TrainDiffusionOptions {
   data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
+  train::LoaderOptions loader;  ///< loader_workers, prefetch
 
   void visit(OptionVisitor& v);
 };

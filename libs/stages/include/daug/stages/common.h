@@ -10,13 +10,16 @@
 #include <daug/seed.h>
 #include <daug/source.h>
 #include <daug/tensor.h>
+#include <daug/train/prefetcher.h>
 #include <daug/train/progress.h>
 #include <daug/train/trainer.h>
 #include <daug/trainable.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -60,12 +63,18 @@ class ImageBatcher {
   const ImagePrep& prep() const { return prep_; }
   /// [B,C,H,W] float32 on `device` for the given item indices.
   at::Tensor batch(const std::vector<int64_t>& indices, const c10::Device& device);
+  /// The prepared image of item i, [C,H,W] float32 on the CPU (the cached one with cache = true). Thread-safe: a
+  /// train::Prefetcher calls it from its workers (train::StepLoader over `item` as the item function).
+  at::Tensor image(int64_t i);
+  /// `image` as a loader item function ({image(i)}); the batcher must outlive its users.
+  std::function<std::vector<at::Tensor>(int64_t)> item();
 
  private:
   std::vector<const Sample*> items_;
   ImagePrep prep_;
   bool cache_;
   std::vector<at::Tensor> cached_;
+  std::shared_ptr<std::mutex> cache_mu_ = std::make_shared<std::mutex>();  ///< guards cached_ (loads run unlocked)
   std::shared_ptr<data::SmallImages> small_;  ///< reports its count when the last copy of the batcher goes
 };
 
