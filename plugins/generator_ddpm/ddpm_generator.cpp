@@ -68,6 +68,14 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
     "autocast on CUDA). Weights, time embedding, GroupNorm, softmax and the output head stay float32; training "
     "is always float32",
     Check::choice({"float32", "float16", "bfloat16"}).for_sampling());
+  v("concurrent_guidance", concurrent_guidance,
+    "run the guidance gradient of each guided step on a second thread while the UNet forward runs (both depend "
+    "only on x_t); same heatmaps. Faster on CPU when one op cannot use all cores (tests/bench/README.md)",
+    Check::sampling_only());
+  v("guidance_threads", guidance_threads,
+    "intra-op threads of the guidance thread with concurrent_guidance; the UNet keeps run.threads minus these "
+    "(at least 1, so with run.threads = 1 two threads run)",
+    Check::at_least(1).for_sampling());
 }
 
 DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std::string& table)
@@ -189,6 +197,8 @@ at::Tensor DdpmGenerator::translate(const TranslateRequest& req) {
   schedule.eta = opts_.eta;
   schedule.what = "ddpm translate";
   schedule.respacing = opts_.timestep_respacing;
+  schedule.concurrent_guidance = opts_.concurrent_guidance;
+  schedule.guidance_threads = opts_.guidance_threads;
   adm::noise_level_index(*sampler_, req.noise_level, schedule);  // a bad noise level fails before any compute
   at::NoGradGuard no_grad;
   struct DtypeScope {  // reduced-precision torso for sampling only; restored on exit (also on errors)
