@@ -354,7 +354,7 @@ def bench_heatmaps(a):
     """One batch of heatmaps at the main CPU config's model size (configs/cpu/heatmaps_nih.toml)."""
     unet, clf, s = build_adm("tiny", classes=15)
     n = a.batch
-    d = Diffusion(1000, "ddim20")
+    d = Diffusion(1000, a.respacing)
     J = d.timestep_map.index(500)
     x0 = torch.rand(n, 1, s, s, device=DEV) * 2 - 1
     y = torch.ones(n, dtype=torch.long, device=DEV)  # healthy
@@ -488,6 +488,7 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--respacing", default="ddim20", help="heatmaps: ddimN (the main CPU config: ddim20)")
     p.add_argument("--channels-last", action="store_true", help="guided: channels-last UNet/classifier")
     p.add_argument("--foreach", action="store_true", help="finetune: AdamW(foreach=True)")
     p.add_argument("--device", default="cpu")
