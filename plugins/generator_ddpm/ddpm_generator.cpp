@@ -68,6 +68,9 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
     "autocast on CUDA). Weights, time embedding, GroupNorm, softmax and the output head stay float32; training "
     "is always float32",
     Check::choice({"float32", "float16", "bfloat16"}).for_sampling());
+  v("gradient_checkpointing", gradient_checkpointing,
+    "training: recompute each UNet block in backward instead of keeping its activations (same gradients up to "
+    "float32 summation order; less memory, about one more forward per step). No effect on sampling");
   v("concurrent_guidance", concurrent_guidance,
     "run the guidance gradient of each guided step on a second thread while the UNet forward runs (both depend "
     "only on x_t); same heatmaps. Faster on CPU when one op cannot use all cores (tests/bench/README.md)",
@@ -113,6 +116,7 @@ DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std:
   sampler_ = std::make_unique<adm::GaussianDiffusion>(
       betas, adm::space_timesteps(opts_.diffusion_steps, opts_.timestep_respacing), vt);
   unet_ = std::make_unique<adm::UNetModel>(c, device_);
+  unet_->set_gradient_checkpointing(opts_.gradient_checkpointing);
 }
 
 std::shared_ptr<Generator> DdpmGenerator::create(Options opts, BuildContext& ctx) {

@@ -79,6 +79,11 @@ class UNetModel {
   /// attention softmax and the output head stay float32). Parameters stay float32 and are cast per call.
   void set_compute_dtype(at::ScalarType dtype);
   at::ScalarType compute_dtype() const;
+  /// Gradient checkpointing of the input, middle and output blocks: while a graph is recorded, each block keeps
+  /// only its input and is recomputed in backward (RNG state replayed for dropout). Same gradients, less memory,
+  /// one more forward of the torso per backward. No effect under no-grad (sampling).
+  void set_gradient_checkpointing(bool on);
+  bool gradient_checkpointing() const;
 
  private:
   struct Impl;
@@ -96,6 +101,8 @@ class EncoderUNetModel {
   std::vector<at::Tensor> parameters() const;
   int64_t num_parameters() const;
   void set_compute_dtype(at::ScalarType dtype);  ///< as UNetModel::set_compute_dtype
+  void set_gradient_checkpointing(bool on);       ///< as UNetModel::set_gradient_checkpointing
+  bool gradient_checkpointing() const;
   void set_training(bool on);
   bool training() const;
 
