@@ -71,6 +71,10 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
   v("gradient_checkpointing", gradient_checkpointing,
     "training: recompute each UNet block in backward instead of keeping its activations (same gradients up to "
     "float32 summation order; less memory, about one more forward per step). No effect on sampling");
+  v("memory_format", memory_format,
+    "UNet activations: contiguous (NCHW) or channels_last (NHWC; other conv kernels, results differ in the last "
+    "bits; slower on Debian's 1.13 CPU build, can be faster on CUDA/AVX512)",
+    Check::choice({"contiguous", "channels_last"}));
   v("concurrent_guidance", concurrent_guidance,
     "run the guidance gradient of each guided step on a second thread while the UNet forward runs (both depend "
     "only on x_t); same heatmaps. Faster on CPU when one op cannot use all cores (tests/bench/README.md)",
@@ -117,6 +121,7 @@ DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std:
       betas, adm::space_timesteps(opts_.diffusion_steps, opts_.timestep_respacing), vt);
   unet_ = std::make_unique<adm::UNetModel>(c, device_);
   unet_->set_gradient_checkpointing(opts_.gradient_checkpointing);
+  if (opts_.memory_format == "channels_last") unet_->set_memory_format(at::MemoryFormat::ChannelsLast);
 }
 
 std::shared_ptr<Generator> DdpmGenerator::create(Options opts, BuildContext& ctx) {

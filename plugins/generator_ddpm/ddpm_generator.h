@@ -48,6 +48,7 @@ struct DdpmGeneratorOptions {
   bool exact_index_pattern = false;
   std::string compute_dtype = "float32";
   bool gradient_checkpointing = false;
+  std::string memory_format = "contiguous";
   bool concurrent_guidance = false;
   int64_t guidance_threads = 1;
 

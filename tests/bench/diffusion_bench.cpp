@@ -2,10 +2,11 @@
 // w.r.t. x_t (softmax guidance, torch::autograd::grad) + the condition_score update, with untrained weights (the
 // cost does not depend on them). Presets: tiny (32², UNet 32 ch / encoder width 32) and wolleb256 (the released
 // Wolleb/DAug layouts at 256²: UNet 113.7M params, classifier 5.45M), batch 1 and 8. Variants:
-//   BM_GuidedDdimStep_<preset>/<batch>            fp32, sequential (what the heatmaps stage does by default)
-//   BM_GuidedDdimStep_<preset>_concurrent/<batch> fp32, UNet forward and classifier gradient on two threads
+//   guided_step/<preset>/<batch>            fp32, sequential (what the heatmaps stage does by default)
+//   guided_step/<preset>_concurrent/<batch> fp32, UNet forward and classifier gradient on two threads
 //                                                 (adm::ConcurrentGuidance, the ddpm option concurrent_guidance)
-//   BM_GuidedDdimStep_<preset>_bf16/<batch>       bf16 torso of both nets; skipped ("not supported here") on a CPU
+//   guided_step/<preset>_channels_last/<batch>  fp32, channels-last torso of both nets
+//   guided_step/<preset>_bf16/<batch>       bf16 torso of both nets; skipped ("not supported here") on a CPU
 //                                                 without AVX512-BF16/AMX
 // Each reports ratio_vs_eager = eager seconds / daug seconds against tests/bench/eager_baseline.py run in the same
 // session with the same shapes and threads (tests/bench/eager.h: DAUG_BENCH_DEVICE, DAUG_BENCH_THREADS,
@@ -65,7 +66,7 @@ Models& models(const std::string& preset) {
   return cache.emplace(preset, std::move(m)).first->second;
 }
 
-enum class Mode { sequential, concurrent, bf16 };
+enum class Mode { sequential, concurrent, bf16, channels_last };
 
 void guided_step(benchmark::State& state, const std::string& preset, Mode mode) {
   if (mode == Mode::bf16 && daug::bench::device().is_cpu() && !daug::bench::cpu_has_bf16()) {
@@ -79,6 +80,9 @@ void guided_step(benchmark::State& state, const std::string& preset, Mode mode) 
   const auto dtype = mode == Mode::bf16 ? at::kBFloat16 : at::kFloat;
   m.unet->set_compute_dtype(dtype);
   m.clf->set_compute_dtype(dtype);
+  const auto format = mode == Mode::channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  m.unet->set_memory_format(format);
+  m.clf->set_memory_format(format);
   const int64_t n = state.range(0);
   const int64_t s = m.unet->config().image_size;
   at::Tensor x = at::randn({n, 1, s, s}).to(dev);
@@ -107,6 +111,8 @@ void guided_step(benchmark::State& state, const std::string& preset, Mode mode) 
   cg.reset();
   m.unet->set_compute_dtype(at::kFloat);
   m.clf->set_compute_dtype(at::kFloat);
+  m.unet->set_memory_format(at::MemoryFormat::Contiguous);
+  m.clf->set_memory_format(at::MemoryFormat::Contiguous);
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(n * state.iterations()), benchmark::Counter::kIsRate);
   state.counters["unet_params"] = static_cast<double>(m.unet->num_parameters());
   state.counters["clf_params"] = static_cast<double>(m.clf->num_parameters());
@@ -115,7 +121,10 @@ void guided_step(benchmark::State& state, const std::string& preset, Mode mode) 
   daug::bench::report_vs_eager(state, timer,
                                "guided --preset " + preset + " --batch " + std::to_string(n) +
                                    (preset == "tiny" ? " --iters 5" : n > 1 ? " --iters 1 --warmup 1" : " --iters 2"));
-  state.SetLabel(preset + (mode == Mode::concurrent ? " concurrent" : mode == Mode::bf16 ? " bf16" : " fp32") +
+  state.SetLabel(preset + (mode == Mode::concurrent      ? " concurrent"
+                          : mode == Mode::bf16          ? " bf16"
+                          : mode == Mode::channels_last ? " channels_last"
+                                                        : " fp32") +
                  " on " + dev.str());
 }
 
@@ -124,6 +133,8 @@ void guided_step(benchmark::State& state, const std::string& preset, Mode mode) 
 BENCHMARK_CAPTURE(guided_step, tiny, std::string("tiny"), Mode::sequential)
     ->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(guided_step, tiny_concurrent, std::string("tiny"), Mode::concurrent)
+    ->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(guided_step, tiny_channels_last, std::string("tiny"), Mode::channels_last)
     ->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(guided_step, tiny_bf16, std::string("tiny"), Mode::bf16)
     ->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -135,5 +146,7 @@ BENCHMARK_CAPTURE(guided_step, wolleb256_concurrent, std::string("wolleb256"), M
     ->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 BENCHMARK_CAPTURE(guided_step, wolleb256_concurrent, std::string("wolleb256"), Mode::concurrent)
     ->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(guided_step, wolleb256_channels_last, std::string("wolleb256"), Mode::channels_last)
+    ->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 BENCHMARK_CAPTURE(guided_step, wolleb256_bf16, std::string("wolleb256"), Mode::bf16)
     ->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);

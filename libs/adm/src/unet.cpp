@@ -22,6 +22,7 @@ struct Params {
   at::TensorOptions opt;
   bool training = false;
   bool checkpoint = false;  // gradient checkpointing of the input/middle/output blocks (set_gradient_checkpointing)
+  at::MemoryFormat format = at::MemoryFormat::Contiguous;  // of the torso's activations (set_memory_format)
   at::ScalarType compute = at::kFloat;  // dtype of the torso (input/middle/output blocks); heads stay float32
 
   at::Tensor add(const std::string& name, at::Tensor init) {
@@ -111,7 +112,9 @@ struct GroupNorm32 {
 
 at::Tensor upsample2x(const at::Tensor& x) {  // nearest, scale 2
   const auto n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  return x.unsqueeze(3).unsqueeze(5).expand({n, c, h, 2, w, 2}).reshape({n, c, 2 * h, 2 * w});
+  at::Tensor r = x.unsqueeze(3).unsqueeze(5).expand({n, c, h, 2, w, 2}).reshape({n, c, 2 * h, 2 * w});
+  // Keep a channels-last torso channels-last (an exact copy either way).
+  return x.is_contiguous() ? r : r.contiguous(x.suggest_memory_format());
 }
 at::Tensor downsample2x(const at::Tensor& x) { return at::avg_pool2d(x, {2, 2}, {2, 2}); }
 
@@ -233,7 +236,8 @@ struct AttentionBlock : Layer {
     at::Tensor x = x_in.reshape({sizes[0], sizes[1], -1});
     at::Tensor q = qkv(norm(x));
     at::Tensor h = new_order ? qkv_attention_new(q, heads) : qkv_attention_legacy(q, heads);
-    return (x + proj_out(h)).reshape(sizes);
+    at::Tensor out = (x + proj_out(h)).reshape(sizes);
+    return x_in.is_contiguous() ? out : out.contiguous(x_in.suggest_memory_format());
   }
 };
 
@@ -616,7 +620,7 @@ at::Tensor UNetModel::forward(const at::Tensor& x, const at::Tensor& t, const at
     DAUG_CHECK(!y.defined(), "the UNet is unconditional (num_classes = 0), but labels y were given");
   }
   std::vector<at::Tensor> hs;
-  at::Tensor h = x.to(m.P.compute);  // guided-diffusion: h = x.type(self.dtype)
+  at::Tensor h = x.to(m.P.compute).contiguous(m.P.format);  // guided-diffusion: h = x.type(self.dtype)
   const bool ckpt = m.P.checkpoint;
   for (const auto& b : m.input_blocks) {
     h = run_block(b, h, emb, m.P.training, ckpt);
@@ -628,7 +632,7 @@ at::Tensor UNetModel::forward(const at::Tensor& x, const at::Tensor& t, const at
     hs.pop_back();
     h = run_block(b, h, emb, m.P.training, ckpt);
   }
-  return m.out_conv(at::silu(m.out_norm(h.to(x.scalar_type()))));
+  return m.out_conv(at::silu(m.out_norm(h.to(x.scalar_type())))).contiguous();
 }
 
 const UNetConfig& UNetModel::config() const { return impl_->cfg; }
@@ -641,6 +645,8 @@ at::ScalarType UNetModel::compute_dtype() const { return impl_->P.compute; }
 bool UNetModel::training() const { return impl_->P.training; }
 void UNetModel::set_gradient_checkpointing(bool on) { impl_->P.checkpoint = on; }
 bool UNetModel::gradient_checkpointing() const { return impl_->P.checkpoint; }
+void UNetModel::set_memory_format(at::MemoryFormat f) { impl_->P.format = f; }
+at::MemoryFormat UNetModel::memory_format() const { return impl_->P.format; }
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -679,10 +685,10 @@ at::Tensor EncoderUNetModel::forward(const at::Tensor& x, const at::Tensor& t) c
   const Impl& m = *impl_;
   m.check_input(x, "EncoderUNet");
   at::Tensor emb = m.embed_time(t, x);
-  at::Tensor h = x.to(m.P.compute);
+  at::Tensor h = x.to(m.P.compute).contiguous(m.P.format);
   for (const auto& b : m.input_blocks) h = run_block(b, h, emb, m.P.training, m.P.checkpoint);
   h = run_block(m.middle, h, emb, m.P.training, m.P.checkpoint);
-  h = at::silu(m.out_norm(h.to(x.scalar_type())));
+  h = at::silu(m.out_norm(h.to(x.scalar_type()))).contiguous();
   if (m.cfg.pool == "adaptive") return m.adaptive_conv(h.mean({2, 3}, /*keepdim=*/true)).flatten(1);
   // AttentionPool2d: tokens [mean, HW...] + positional embedding, new-order QKV attention, output at token 0.
   const int64_t b = h.size(0), c = h.size(1);
@@ -705,5 +711,7 @@ void EncoderUNetModel::set_compute_dtype(at::ScalarType dtype) { impl_->P.set_co
 bool EncoderUNetModel::training() const { return impl_->P.training; }
 void EncoderUNetModel::set_gradient_checkpointing(bool on) { impl_->P.checkpoint = on; }
 bool EncoderUNetModel::gradient_checkpointing() const { return impl_->P.checkpoint; }
+void EncoderUNetModel::set_memory_format(at::MemoryFormat f) { impl_->P.format = f; }
+at::MemoryFormat EncoderUNetModel::memory_format() const { return impl_->P.format; }
 
 }  // namespace daug::adm

@@ -367,3 +367,27 @@ TEST(EncoderUNet, GradientCheckpointingGivesTheSameGradients) {
   EXPECT_LE(max_abs_diff(g, g0), 1e-6 * g0.abs().max().item<double>());
   for (const auto& p : m.parameters()) EXPECT_FALSE(p.grad().defined());  // grad() accumulates nothing
 }
+
+TEST(UNet, ChannelsLastTorsoMatchesNchwClosely) {
+  at::manual_seed(1);
+  UNetModel m(daug::adm::unet_preset("tiny"), at::kCPU);
+  randomize(m.named_parameters());
+  UNetConfig ec = daug::adm::encoder_preset("tiny");
+  EncoderUNetModel e(ec, at::kCPU);
+  randomize(e.named_parameters());
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({2, 1, 32, 32});
+  const at::Tensor t = at::tensor(std::vector<int64_t>{10, 700});
+  const at::Tensor y = at::tensor(std::vector<int64_t>{0, 1});
+  at::NoGradGuard ng;
+  const at::Tensor a = m.forward(x, t, y), ea = e.forward(x, t);
+  m.set_memory_format(at::MemoryFormat::ChannelsLast);
+  e.set_memory_format(at::MemoryFormat::ChannelsLast);
+  EXPECT_EQ(m.memory_format(), at::MemoryFormat::ChannelsLast);
+  const at::Tensor b = m.forward(x, t, y), eb = e.forward(x, t);
+  EXPECT_TRUE(b.is_contiguous());
+  EXPECT_LE(max_abs_diff(a, b), 1e-4 * a.abs().max().item<double>());
+  EXPECT_LE(max_abs_diff(ea, eb), 1e-4 * ea.abs().max().item<double>());
+  m.set_memory_format(at::MemoryFormat::Contiguous);
+  EXPECT_TRUE(at::equal(a, m.forward(x, t, y)));  // back to NCHW: bit-identical again
+}

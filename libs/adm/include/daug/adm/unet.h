@@ -84,6 +84,11 @@ class UNetModel {
   /// one more forward of the torso per backward. No effect under no-grad (sampling).
   void set_gradient_checkpointing(bool on);
   bool gradient_checkpointing() const;
+  /// Memory format of the torso's activations: Contiguous (NCHW, default) or ChannelsLast (NHWC; other conv
+  /// kernels, so results differ in the last bits). The output is always contiguous. On Debian's 1.13 CPU build
+  /// (AVX2) ChannelsLast was slower (tests/bench/README.md); on CUDA/AVX512 it can be faster.
+  void set_memory_format(at::MemoryFormat format);
+  at::MemoryFormat memory_format() const;
 
  private:
   struct Impl;
@@ -103,6 +108,8 @@ class EncoderUNetModel {
   void set_compute_dtype(at::ScalarType dtype);  ///< as UNetModel::set_compute_dtype
   void set_gradient_checkpointing(bool on);       ///< as UNetModel::set_gradient_checkpointing
   bool gradient_checkpointing() const;
+  void set_memory_format(at::MemoryFormat format);  ///< as UNetModel::set_memory_format
+  at::MemoryFormat memory_format() const;
   void set_training(bool on);
   bool training() const;
 
