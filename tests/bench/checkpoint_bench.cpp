@@ -3,11 +3,12 @@
 // learned Σ at random t + backward), with and without checkpointing.
 //   BM_TrainStep/<preset>/<size>/<batch>/<checkpoint>
 //     tiny 32² batch 8; wolleb256 (the released 113.7M UNet) at 64² batch 2; daug512's UNet at 128² batch 1
-// Counters: peak_act_MB = the peak of live CPU tensor bytes during the step minus what was live before it (the
-// weights), from a counting wrapper around LibTorch's CPU allocator (oneDNN's internal scratch buffers are not
-// counted); est_512_b16_GB (daug512 rows) = peak_act_MB scaled to 512² batch 16 (activations grow with batch ×
-// pixels; the attention maps at ds 32 are 16×16 at 512² and negligible) + weights, gradients and AdamW state
-// (4 × 113.7M fp32).
+// Counters: peak_MB = the peak of live CPU tensor bytes during the step minus what was live before it (the
+// weights), from a counting CPU allocator installed with c10::SetCPUAllocator (every ATen/oneDNN buffer that goes
+// through it); peak_act_MB = peak_MB minus the parameter gradients (4 bytes × parameters; a lower bound of the
+// activations at the peak); est_512_b16_GB (daug512 rows) = peak_act_MB scaled to 512² batch 16 (activations grow
+// with batch × pixels; the attention maps at ds 32 are 16×16 at 512², negligible) + weights, gradients and AdamW
+// state (4 × 113.7M × 4 bytes), fp32.
 //   DAUG_BENCH_THREADS=1 build/bench/checkpoint_bench                      CPU only (the allocator hook is CPU's)
 #include <daug/adm/diffusion.h>
 #include <daug/adm/unet.h>
@@ -17,11 +18,14 @@
 #include <ATen/ATen.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
 #include <torch/version.h>
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 namespace {
 
@@ -31,40 +35,46 @@ namespace {
 #define DAUG_ALLOC_CONST const
 #endif
 
-/// Wraps the CPU allocator and tracks live and peak bytes.
+/// A CPU allocator (c10::alloc_cpu/free_cpu, as the default one) that tracks live and peak bytes. The context of
+/// each DataPtr is the data pointer itself (raw_allocate users such as oneDNN require it), sizes live in a map.
 struct CountingAllocator final : c10::Allocator {
-  c10::Allocator* base = nullptr;
+  static CountingAllocator* self;
+  mutable std::mutex mu;
+  mutable std::unordered_map<void*, int64_t> sizes;
   mutable std::atomic<int64_t> live{0}, peak{0};
-  struct Ctx {
-    c10::DataPtr inner;
-    int64_t n;
-    const CountingAllocator* self;
-  };
   static void release(void* p) {
-    auto* c = static_cast<Ctx*>(p);
-    c->self->live -= c->n;
-    delete c;
+    if (!p) return;
+    {
+      std::lock_guard<std::mutex> lk(self->mu);
+      auto it = self->sizes.find(p);
+      if (it != self->sizes.end()) {
+        self->live -= it->second;
+        self->sizes.erase(it);
+      }
+    }
+    c10::free_cpu(p);
   }
   c10::DataPtr allocate(size_t n) DAUG_ALLOC_CONST override {
-    c10::DataPtr inner = base->allocate(n);
-    void* data = inner.get();
-    const auto dev = inner.device();
-    const int64_t v = live += static_cast<int64_t>(n);
-    int64_t p = peak.load();
-    while (v > p && !peak.compare_exchange_weak(p, v)) {
+    void* data = n ? c10::alloc_cpu(n) : nullptr;
+    if (data) {
+      std::lock_guard<std::mutex> lk(mu);
+      sizes[data] = static_cast<int64_t>(n);
+      const int64_t v = live += static_cast<int64_t>(n);
+      if (v > peak) peak = v;
     }
-    return {data, new Ctx{std::move(inner), static_cast<int64_t>(n), this}, &release, dev};
+    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
   }
-  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
   void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
 #endif
 };
+CountingAllocator* CountingAllocator::self = nullptr;
 
 CountingAllocator& counting() {
   static CountingAllocator* a = [] {
     auto* c = new CountingAllocator;  // leaked: tensors may outlive static destruction
-    c->base = c10::GetCPUAllocator();
+    CountingAllocator::self = c;
     c10::SetCPUAllocator(c, /*priority=*/100);
     return c;
   }();
@@ -89,7 +99,7 @@ void train_step(benchmark::State& state, const std::string& preset) {
   at::Tensor x0 = at::rand({batch, 1, size, size}) * 2 - 1;
   at::Tensor y = at::ones({batch}, at::kLong);
   daug::adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& t) { return unet.forward(x, t, y); };
-  double peak_act = 0;
+  double peak = 0;
   daug::bench::MinTimer timer;
   timer.start();
   for (auto _ : state) {
@@ -103,9 +113,13 @@ void train_step(benchmark::State& state, const std::string& preset) {
     const int64_t before = alloc.live.load();
     alloc.peak = before;
     diffusion.training_losses(model, x0, t, noise).loss.mean().backward();
-    peak_act = static_cast<double>(alloc.peak.load() - before);
+    peak = static_cast<double>(alloc.peak.load() - before);
     timer.lap();
   }
+  // The parameter gradients (allocated in backward, kept after it) are not activations: take them out.
+  const double grads = 4.0 * static_cast<double>(unet.num_parameters());
+  const double peak_act = peak - grads;
+  state.counters["peak_MB"] = peak / 1e6;
   state.counters["peak_act_MB"] = peak_act / 1e6;
   state.counters["step_s"] = timer.best();
   if (preset == "daug512") {
