@@ -69,6 +69,21 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
     "autocast on CUDA). Weights, time embedding, GroupNorm, softmax and the output head stay float32; training "
     "is always float32",
     Check::choice({"float32", "float16", "bfloat16"}).for_sampling());
+  v("gradient_checkpointing", gradient_checkpointing,
+    "training: recompute each UNet block in backward instead of keeping its activations (same gradients up to "
+    "float32 summation order; less memory, about one more forward per step). No effect on sampling");
+  v("memory_format", memory_format,
+    "UNet activations: contiguous (NCHW) or channels_last (NHWC; other conv kernels, results differ in the last "
+    "bits; slower on Debian's 1.13 CPU build, can be faster on CUDA/AVX512)",
+    Check::choice({"contiguous", "channels_last"}));
+  v("concurrent_guidance", concurrent_guidance,
+    "run the guidance gradient of each guided step on a second thread while the UNet forward runs (both depend "
+    "only on x_t); same heatmaps. Faster on CPU when one op cannot use all cores (tests/bench/README.md)",
+    Check::sampling_only());
+  v("guidance_threads", guidance_threads,
+    "intra-op threads of the guidance thread with concurrent_guidance; the UNet keeps run.threads minus these "
+    "(at least 1, so with run.threads = 1 two threads run)",
+    Check::at_least(1).for_sampling());
 }
 
 DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std::string& table)
@@ -106,6 +121,8 @@ DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std:
   sampler_ = std::make_unique<adm::GaussianDiffusion>(
       betas, adm::space_timesteps(opts_.diffusion_steps, opts_.timestep_respacing), vt);
   unet_ = std::make_unique<adm::UNetModel>(c, device_);
+  unet_->set_gradient_checkpointing(opts_.gradient_checkpointing);
+  if (opts_.memory_format == "channels_last") unet_->set_memory_format(at::MemoryFormat::ChannelsLast);
 }
 
 std::shared_ptr<Generator> DdpmGenerator::create(Options opts, BuildContext& ctx) {
@@ -194,6 +211,8 @@ at::Tensor DdpmGenerator::translate(const TranslateRequest& req) {
   schedule.eta = opts_.eta;
   schedule.what = "ddpm translate";
   schedule.respacing = opts_.timestep_respacing;
+  schedule.concurrent_guidance = opts_.concurrent_guidance;
+  schedule.guidance_threads = opts_.guidance_threads;
   adm::noise_level_index(*sampler_, req.noise_level, schedule);  // a bad noise level fails before any compute
   at::NoGradGuard no_grad;
   struct DtypeScope {  // reduced-precision torso for sampling only; restored on exit (also on errors)

@@ -47,6 +47,10 @@ struct DdpmGeneratorOptions {
   double eta = 0.0;
   bool exact_index_pattern = false;
   std::string compute_dtype = "float32";
+  bool gradient_checkpointing = false;
+  std::string memory_format = "contiguous";
+  bool concurrent_guidance = false;
+  int64_t guidance_threads = 1;
 
   void visit(daug::OptionVisitor& v);
 };

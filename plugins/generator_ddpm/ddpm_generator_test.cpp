@@ -16,9 +16,11 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/optim/adam.h>
 
 #include <cmath>
+#include <thread>
 
 using daug::EncodeMode;
 using daug::TranslateRequest;
@@ -413,4 +415,82 @@ TEST(DdpmGenerator, ErrorsNameTheTableBeingBuilt) {
   o = tiny();
   o.variance = "fixed_small";
   expect_error_contains([&] { DdpmGenerator::create(o, ctx); }, {"[generator_small] (ddpm): variance = \"fixed_small\""});
+}
+
+namespace {
+/// The released guidance's work on a real tiny EncoderUNet: ∇ₓ log softmax(f(x_t, t))[y]·100, by autograd.
+struct EncoderGuidance : daug::Guidance {
+  daug::adm::EncoderUNetModel clf{daug::adm::encoder_preset("tiny"), at::kCPU};
+  std::vector<std::thread::id> threads;
+  at::Tensor gradient(const daug::GuidanceInput& in) override {
+    threads.push_back(std::this_thread::get_id());
+    at::AutoGradMode on(true);
+    at::Tensor x = in.x_t.detach().requires_grad_(true);
+    at::Tensor lp = at::log_softmax(clf.forward(x, in.t), 1).gather(1, in.target.view({-1, 1})).sum();
+    return torch::autograd::grad({lp}, {x})[0] * 100.0;
+  }
+  std::string describe() const override { return "encoder guidance"; }
+};
+}  // namespace
+
+TEST(DdpmGenerator, ConcurrentGuidanceGivesIdenticalHeatmapsAndRunsTheGradientOnAnotherThread) {
+  at::set_num_threads(1);  // the main job's setting; each side of the concurrent step then runs 1 thread
+  for (const char* encode : {"ddim", "qsample"}) {
+    SCOPED_TRACE(encode);
+    auto o = tiny("ddim10");
+    at::manual_seed(11);
+    DdpmGenerator seq(o, "cpu");
+    randomize(seq.state(), 0.02);
+    o.concurrent_guidance = true;
+    DdpmGenerator conc(o, "cpu");
+    conc.load_state(seq.state());
+    at::manual_seed(12);
+    EncoderGuidance guidance;
+    randomize(guidance.clf.named_parameters(), 0.05);
+    TranslateRequest r;
+    r.x0 = images(3);
+    r.label = at::ones({3}, at::kLong);
+    r.target = at::tensor(std::vector<int64_t>{0, 3, 6});
+    r.guidance = &guidance;
+    r.noise_level = 500;
+    r.encode = std::string(encode) == "ddim" ? EncodeMode::ddim_inversion : EncodeMode::q_sample;
+    at::manual_seed(13);
+    at::Tensor a = seq.translate(r);
+    EXPECT_EQ(guidance.threads, std::vector<std::thread::id>(guidance.threads.size(), std::this_thread::get_id()));
+    const size_t n_seq = guidance.threads.size();
+    guidance.threads.clear();
+    at::manual_seed(13);
+    at::Tensor b = conc.translate(r);
+    EXPECT_EQ(guidance.threads.size(), n_seq);
+    for (const auto& id : guidance.threads) EXPECT_NE(id, std::this_thread::get_id());
+    EXPECT_TRUE(at::equal(a, b)) << "max |diff| " << max_abs_diff(a, b);
+    EXPECT_EQ(at::get_num_threads(), 1);
+    r.guidance = nullptr;
+    at::manual_seed(13);
+    EXPECT_GT(max_abs_diff(a, seq.translate(r)), 1e-4);  // the guidance acted
+  }
+}
+
+TEST(DdpmGenerator, GradientCheckpointingOptionGivesTheSameTrainingGradients) {
+  auto o = tiny();
+  at::manual_seed(21);
+  DdpmGenerator plain(o, "cpu");
+  o.gradient_checkpointing = true;
+  DdpmGenerator ckpt(o, "cpu");
+  ckpt.load_state(plain.state());
+  const at::Tensor x0 = images(2) * 2 - 1, label = at::ones({2}, at::kLong);
+  std::vector<std::vector<at::Tensor>> grads;
+  for (DdpmGenerator* g : {&plain, &ckpt}) {
+    g->set_training(true);
+    at::manual_seed(22);  // the same t and noise draws
+    g->training_loss(x0, label).backward();
+    std::vector<at::Tensor> gs;
+    for (const auto& p : g->parameters()) gs.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+    grads.push_back(gs);
+  }
+  double top = 0, worst = 0;
+  for (const auto& g : grads[0]) top = std::max(top, g.abs().max().item<double>());
+  for (size_t i = 0; i < grads[0].size(); ++i) worst = std::max(worst, max_abs_diff(grads[0][i], grads[1][i]));
+  EXPECT_GT(top, 0.0);
+  EXPECT_LE(worst, 1e-5 * top);
 }

@@ -1,12 +1,14 @@
 // CLIP fine-tuning and evaluation benchmarks (engineer E's parts):
 //   BM_FinetuneStep/tiny/32   one DAug fine-tune step of the tiny CLIP (32 px, 16 tokens), batch 32
-//   BM_FinetuneStep/vit_b32/32  the same for ViT-B/32 at 256 px / 154-token context (reports padded to 96 tokens)
+//   BM_FinetuneStep/vit_b32/32  the same for ViT-B/32 at 256 px, reports of 77 tokens (the released context)
 //       step = image tower + report text tower + 14 class prompts (re-embedded every step) → hybrid loss
 //       (w = 0.7, s = exp(4.602)) → backward → AdamW (no decay on biases), exactly what train_clip does per step
 //   BM_RetrievalMap/10000     top-5 over a 10k×10k similarity (chunked) + per-class mAP@5 (released AP)
 //   BM_ClassificationAuc/10000  per-class Mann-Whitney AUC on 10k×14 scores
 //
 //   build/bench/clip_train_bench [--benchmark_filter=...]     device: DAUG_BENCH_DEVICE=cpu|cuda (default cpu)
+// BM_FinetuneStep reports ratio_vs_eager against tests/bench/eager_baseline.py finetune (OpenAI CLIP model.py with
+// nn.MultiheadAttention and torch.optim.AdamW, the same shapes and threads) run in the same session (eager.h).
 //
 // Self-contained on purpose: it compiles the sources it measures (clip_shared's losses/metrics and clip_vit's model);
 // the optimizer comes from libs/train (daug_train, linked in tests/bench/CMakeLists.txt).
@@ -15,6 +17,8 @@
 #include "../../plugins/backbone_clip_vit/clip_model.cpp"
 
 #include <daug/train/optimizer.h>
+
+#include "eager.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -26,14 +30,9 @@
 
 namespace {
 
-at::Device bench_device() {
-  const char* d = std::getenv("DAUG_BENCH_DEVICE");
-  return at::Device(d && *d ? d : "cpu");
-}
+at::Device bench_device() { return daug::bench::device(); }
 
-void sync(const at::Tensor& t) {
-  if (t.is_cuda()) t.cpu();
-}
+void sync(const at::Tensor& t) { daug::bench::sync(t); }
 
 /// Random token ids [n, len] with SOT first and EOT (49407, the largest id → argmax pooling) last.
 at::Tensor tokens(int64_t n, int64_t len, int64_t vocab, const at::Device& dev) {
@@ -49,9 +48,10 @@ void BM_FinetuneStep(benchmark::State& state, const std::string& preset) {
   int64_t report_len = 16;
   if (preset == "vit_b32") {
     arch.image_size = 256;
-    arch.context_length = 154;
-    report_len = 96;
+    arch.context_length = 77;
+    report_len = 77;
   }
+  at::set_num_threads(daug::bench::threads());
   at::manual_seed(0);
   daug::plugins::clip::ClipModel model(arch);
   model->initialize(std::log(1 / 0.07));
@@ -71,6 +71,8 @@ void BM_FinetuneStep(benchmark::State& state, const std::string& preset) {
   daug::train::AdamW opt(params, daug::train::AdamWOptions{0.9, 0.999, 1e-8, 0.01},
                          daug::train::decay_flags(params, named, {"bias"}));
   const auto s = at::scalar_tensor(std::exp(4.602), at::TensorOptions(dev));
+  daug::bench::MinTimer timer;
+  timer.start();
   for (auto _ : state) {
     auto img = daug::clip::l2_normalize(model->encode_image(pixels));
     auto txt = daug::clip::l2_normalize(model->encode_text(reports));
@@ -81,8 +83,12 @@ void BM_FinetuneStep(benchmark::State& state, const std::string& preset) {
     opt.step(2e-5);
     sync(loss);
     benchmark::DoNotOptimize(loss);
+    timer.lap();
   }
   state.counters["pairs/s"] = benchmark::Counter(static_cast<double>(b), benchmark::Counter::kIsIterationInvariantRate);
+  daug::bench::report_vs_eager(state, timer,
+                               "finetune --preset " + preset + " --batch " + std::to_string(b) +
+                                   (preset == "tiny" ? " --iters 5" : " --iters 1 --warmup 1"));
   state.SetLabel(preset + " on " + dev.str());
 }
 BENCHMARK_CAPTURE(BM_FinetuneStep, tiny, std::string("tiny"))->Arg(32)->Unit(benchmark::kMillisecond);

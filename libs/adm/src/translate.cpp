@@ -3,14 +3,119 @@
 #include <daug/error.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace daug::adm {
+
+// One persistent thread (its OpenMP team and per-thread thread count survive between steps) that computes one
+// guidance gradient at a time.
+struct ConcurrentGuidance::Worker {
+  GradFn grad;
+  int threads = 1;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool queued = false, done = false, stop = false;
+  const void* key = nullptr;  // identity of the x whose gradient is queued or done
+  at::Tensor x, t, result;
+  std::optional<at::ThreadLocalState> tls;
+  std::exception_ptr error;
+  std::thread th;
+
+  Worker(GradFn g, int n) : grad(std::move(g)), threads(n) { th = std::thread([this] { loop(); }); }
+  ~Worker() {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    th.join();
+  }
+
+  void loop() {
+    (void)at::get_num_threads();  // ATen's lazy per-thread init first: it would reset the count set below
+    at::set_num_threads(threads);
+    std::unique_lock<std::mutex> lk(mu);
+    for (;;) {
+      cv.wait(lk, [&] { return queued || stop; });
+      if (stop) return;
+      at::Tensor xx = x, tt = t;
+      at::ThreadLocalState state = *tls;
+      lk.unlock();
+      at::Tensor r;
+      std::exception_ptr e;
+      try {
+        at::ThreadLocalStateGuard guard(state);
+        r = grad(xx, tt);
+      } catch (...) {
+        e = std::current_exception();
+      }
+      lk.lock();
+      result = std::move(r);
+      error = e;
+      queued = false;
+      done = true;
+      cv.notify_all();
+    }
+  }
+
+  void submit(const at::Tensor& xx, const at::Tensor& tt) {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return !queued; });  // a gradient nobody asked for (e.g. the step threw) is dropped
+    x = xx;
+    t = tt;
+    key = xx.unsafeGetTensorImpl();
+    tls.emplace();
+    result = at::Tensor();
+    error = nullptr;
+    done = false;
+    queued = true;
+    cv.notify_all();
+  }
+
+  std::optional<at::Tensor> take(const at::Tensor& xx) {
+    std::unique_lock<std::mutex> lk(mu);
+    if (key != xx.unsafeGetTensorImpl() || (!queued && !done)) return std::nullopt;
+    cv.wait(lk, [&] { return done; });
+    done = false;
+    key = nullptr;
+    x = t = at::Tensor();
+    if (error) std::rethrow_exception(error);
+    return std::move(result);
+  }
+};
+
+ConcurrentGuidance::ConcurrentGuidance(ModelFn model, GradFn grad, int64_t guidance_threads) {
+  DAUG_CHECK(guidance_threads >= 1, "guidance_threads must be >= 1, but got ", guidance_threads);
+  caller_threads_ = at::get_num_threads();
+  const int mine = std::max<int>(1, caller_threads_ - static_cast<int>(guidance_threads));
+  if (mine != caller_threads_) at::set_num_threads(mine);
+  worker_ = std::make_unique<Worker>(grad, static_cast<int>(guidance_threads));
+  model_fn_ = [this, model = std::move(model)](const at::Tensor& x, const at::Tensor& t) {
+    worker_->submit(x, t);
+    return model(x, t);
+  };
+  grad_fn_ = [this, grad = std::move(grad)](const at::Tensor& x, const at::Tensor& t) {
+    if (auto r = worker_->take(x)) return *r;
+    return grad(x, t);
+  };
+}
+
+ConcurrentGuidance::~ConcurrentGuidance() {
+  worker_.reset();
+  if (at::get_num_threads() != caller_threads_) at::set_num_threads(caller_threads_);
+}
 
 int64_t noise_level_index(const GaussianDiffusion& diffusion, int64_t noise_level, const TranslateOptions& opts) {
   const int64_t T = diffusion.original_num_steps(), L = noise_level;
@@ -76,17 +181,24 @@ at::Tensor translate(const GaussianDiffusion& diffusion, const ModelFn& model, c
       record(x, j);
     }
     check("DDIM inversion");
+    std::optional<ConcurrentGuidance> cg;
+    if (opts.concurrent_guidance && grad) cg.emplace(model, *grad, opts.guidance_threads);
     for (int64_t j = released ? J - 2 : J; j >= (released ? 0 : 1); --j) {
       at::Tensor noise = opts.eta > 0 ? at::randn_like(x) : at::Tensor();
-      x = diffusion.ddim_sample(model, x, idx(j), opts.clip_denoised, grad, opts.eta, noise);
+      x = cg ? diffusion.ddim_sample(cg->model(), x, idx(j), opts.clip_denoised, &cg->grad(), opts.eta, noise)
+             : diffusion.ddim_sample(model, x, idx(j), opts.clip_denoised, grad, opts.eta, noise);
       record(x, j);
     }
     check("guided DDIM");
   } else {
     const int64_t start = released ? J - 1 : J;
     x = diffusion.q_sample(x0, idx(start), at::randn_like(x0));
+    std::optional<ConcurrentGuidance> cg;
+    if (opts.concurrent_guidance && grad) cg.emplace(model, *grad, opts.guidance_threads);
     for (int64_t j = start; j >= 0; --j) {
-      x = diffusion.p_sample(model, x, idx(j), opts.clip_denoised, grad, at::randn_like(x));
+      at::Tensor noise = at::randn_like(x);
+      x = cg ? diffusion.p_sample(cg->model(), x, idx(j), opts.clip_denoised, &cg->grad(), noise)
+             : diffusion.p_sample(model, x, idx(j), opts.clip_denoised, grad, noise);
       record(x, j);
     }
     check("guided DDPM");

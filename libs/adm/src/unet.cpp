@@ -5,9 +5,12 @@
 #include <daug/int_range.h>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 namespace daug::adm {
 
@@ -22,6 +25,8 @@ struct Params {
   at::TensorOptions opt;
   const at::TensorOptions host = at::TensorOptions().dtype(at::kFloat).device(at::kCPU);
   bool training = false;
+  bool checkpoint = false;  // gradient checkpointing of the input/middle/output blocks (set_gradient_checkpointing)
+  at::MemoryFormat format = at::MemoryFormat::Contiguous;  // of the torso's activations (set_memory_format)
   at::ScalarType compute = at::kFloat;  // dtype of the torso (input/middle/output blocks); heads stay float32
 
   at::Tensor add(const std::string& name, at::Tensor init) {
@@ -111,7 +116,9 @@ struct GroupNorm32 {
 
 at::Tensor upsample2x(const at::Tensor& x) {  // nearest, scale 2
   const auto n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  return x.unsqueeze(3).unsqueeze(5).expand({n, c, h, 2, w, 2}).reshape({n, c, 2 * h, 2 * w});
+  at::Tensor r = x.unsqueeze(3).unsqueeze(5).expand({n, c, h, 2, w, 2}).reshape({n, c, 2 * h, 2 * w});
+  // Keep a channels-last torso channels-last (an exact copy either way).
+  return x.is_contiguous() ? r : r.contiguous(x.suggest_memory_format());
 }
 at::Tensor downsample2x(const at::Tensor& x) { return at::avg_pool2d(x, {2, 2}, {2, 2}); }
 
@@ -233,17 +240,93 @@ struct AttentionBlock : Layer {
     at::Tensor x = x_in.reshape({sizes[0], sizes[1], -1});
     at::Tensor q = qkv(norm(x));
     at::Tensor h = new_order ? qkv_attention_new(q, heads) : qkv_attention_legacy(q, heads);
-    return (x + proj_out(h)).reshape(sizes);
+    at::Tensor out = (x + proj_out(h)).reshape(sizes);
+    return x_in.is_contiguous() ? out : out.contiguous(x_in.suggest_memory_format());
   }
 };
 
 struct Sequential {
   std::vector<std::unique_ptr<Layer>> layers;
+  std::vector<at::Tensor> params;  // the block's parameters (set by Trunk::collect_block_params), for checkpointing
+  bool stochastic = false;         // uses the global RNG in training (dropout): checkpointing replays the RNG state
   at::Tensor forward(at::Tensor h, const at::Tensor& emb, bool training) const {
     for (const auto& l : layers) h = l->forward(h, emb, training);
     return h;
   }
 };
+
+/// Gradient checkpointing of one block (LibTorch has no torch.utils.checkpoint): forward runs the block without
+/// recording a graph and keeps only its inputs; backward re-runs it with grad enabled (replaying the RNG state when
+/// the block draws random numbers) and backpropagates the incoming gradient through the recomputed graph. The
+/// parameters are inputs of this node, so their gradients flow like any other (backward() accumulates them,
+/// autograd::grad can ask for them) and match the plain forward's exactly (the same ops in the same order).
+struct CheckpointBlock : torch::autograd::Function<CheckpointBlock> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Sequential* block,
+                                                bool training, const at::Tensor& h, const at::Tensor& emb,
+                                                at::TensorList /*params: inputs of the node, used by backward*/) {
+    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
+    ctx->saved_data["training"] = training;
+    ctx->saved_data["h_grad"] = h.requires_grad();
+    ctx->saved_data["emb_grad"] = emb.requires_grad();
+    if (training && block->stochastic) {
+      at::Generator gen = at::globalContext().defaultGenerator(h.device());
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();
+    }
+    ctx->save_for_backward({h, emb});
+    return {block->forward(h, emb, training)};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto* block = reinterpret_cast<const Sequential*>(ctx->saved_data["block"].toInt());
+    const bool training = ctx->saved_data["training"].toBool();
+    auto saved = ctx->get_saved_variables();
+    at::Tensor h = saved[0].detach().requires_grad_(ctx->saved_data["h_grad"].toBool());
+    at::Tensor emb = saved[1].detach().requires_grad_(ctx->saved_data["emb_grad"].toBool());
+    std::optional<at::Tensor> rng_now;
+    at::Generator gen = at::globalContext().defaultGenerator(h.device());
+    if (ctx->saved_data.count("rng")) {  // replay the forward's random draws, then put the generator back
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      rng_now = gen.get_state();
+      gen.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    at::Tensor out;
+    {
+      at::AutoGradMode on(true);
+      out = block->forward(h, emb, training);
+    }
+    if (rng_now) {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(*rng_now);
+    }
+    // Inputs that take part in the graph; the others get an undefined gradient.
+    std::vector<at::Tensor> wrt;
+    std::vector<size_t> where;  // index in the returned list: 0 block, 1 training, 2 h, 3 emb, 4.. params
+    // needs_input_grad (indexed over the tensor inputs only: h, emb, params): autograd::grad w.r.t. x alone (the
+    // guidance) skips the parameter gradients.
+    if (h.requires_grad() && ctx->needs_input_grad(0)) wrt.push_back(h), where.push_back(2);
+    if (emb.requires_grad() && ctx->needs_input_grad(1)) wrt.push_back(emb), where.push_back(3);
+    for (size_t i = 0; i < block->params.size(); ++i)
+      if (block->params[i].requires_grad() && ctx->needs_input_grad(2 + i))
+        wrt.push_back(block->params[i]), where.push_back(4 + i);
+    torch::autograd::variable_list result(4 + block->params.size());
+    if (!wrt.empty() && out.requires_grad()) {
+      auto g = torch::autograd::grad({out}, wrt, {grad_out[0]}, /*retain_graph=*/false, /*create_graph=*/false,
+                                     /*allow_unused=*/true);
+      for (size_t k = 0; k < g.size(); ++k) result[where[k]] = g[k];
+    }
+    return result;
+  }
+};
+
+/// Runs `block` checkpointed when asked and a graph is being recorded (sampling under no-grad is unaffected).
+at::Tensor run_block(const Sequential& block, const at::Tensor& h, const at::Tensor& emb, bool training,
+                     bool checkpoint) {
+  if (!checkpoint || !at::GradMode::is_enabled()) return block.forward(h, emb, training);
+  // TensorList (not std::vector): only then does autograd count each parameter as an input of the node.
+  return CheckpointBlock::apply(&block, training, h, emb, at::TensorList(block.params))[0];
+}
 
 /// The parts UNetModel and EncoderUNetModel share: time embedding, input blocks, middle block.
 struct Trunk {
@@ -308,6 +391,18 @@ struct Trunk {
                                                              cfg.num_head_channels, cfg.use_new_attention_order));
     middle.layers.push_back(std::make_unique<ResBlock>(P, "middle_block.2", ch, time_embed_dim, cfg.dropout, ch,
                                                        cfg.use_scale_shift_norm, false, false));
+  }
+
+  // Gives each block its parameters (by guided-diffusion name prefix: "input_blocks.3.", "middle_block.", ...).
+  static void collect(const NamedTensors& list, Sequential& s, const std::string& prefix, double dropout) {
+    for (const auto& [k, v] : list)
+      if (k.rfind(prefix, 0) == 0) s.params.push_back(v);
+    s.stochastic = dropout > 0.0;
+  }
+  void collect_block_params() {
+    for (size_t i = 0; i < input_blocks.size(); ++i)
+      collect(P.list, input_blocks[i], "input_blocks." + std::to_string(i) + ".", cfg.dropout);
+    collect(P.list, middle, "middle_block.", cfg.dropout);
   }
 
   at::Tensor embed_time(const at::Tensor& t, const at::Tensor& x) const {
@@ -504,6 +599,9 @@ struct UNetModel::Impl : Trunk {
     }
     out_norm = GroupNorm32(P, "out.0", ch);
     out_conv = Conv2d(P, "out.2", mult_ch(cfg.channel_mult[0]), cfg.out_channels, 3, 1, /*zero=*/true);
+    collect_block_params();
+    for (size_t i = 0; i < output_blocks.size(); ++i)
+      collect(P.list, output_blocks[i], "output_blocks." + std::to_string(i) + ".", cfg.dropout);
   }
 };
 
@@ -529,18 +627,19 @@ at::Tensor UNetModel::forward(const at::Tensor& x, const at::Tensor& t, const at
     DAUG_CHECK(!y.defined(), "the UNet is unconditional (num_classes = 0), but labels y were given");
   }
   std::vector<at::Tensor> hs;
-  at::Tensor h = x.to(m.P.compute);  // guided-diffusion: h = x.type(self.dtype)
+  at::Tensor h = x.to(m.P.compute).contiguous(m.P.format);  // guided-diffusion: h = x.type(self.dtype)
+  const bool ckpt = m.P.checkpoint;
   for (const auto& b : m.input_blocks) {
-    h = b.forward(h, emb, m.P.training);
+    h = run_block(b, h, emb, m.P.training, ckpt);
     hs.push_back(h);
   }
-  h = m.middle.forward(h, emb, m.P.training);
+  h = run_block(m.middle, h, emb, m.P.training, ckpt);
   for (const auto& b : m.output_blocks) {
     h = at::cat({h, hs.back()}, 1);
     hs.pop_back();
-    h = b.forward(h, emb, m.P.training);
+    h = run_block(b, h, emb, m.P.training, ckpt);
   }
-  return m.out_conv(at::silu(m.out_norm(h.to(x.scalar_type()))));
+  return m.out_conv(at::silu(m.out_norm(h.to(x.scalar_type())))).contiguous();
 }
 
 const UNetConfig& UNetModel::config() const { return impl_->cfg; }
@@ -551,6 +650,10 @@ void UNetModel::set_training(bool on) { impl_->P.training = on; }
 void UNetModel::set_compute_dtype(at::ScalarType dtype) { impl_->P.set_compute(dtype, "UNet"); }
 at::ScalarType UNetModel::compute_dtype() const { return impl_->P.compute; }
 bool UNetModel::training() const { return impl_->P.training; }
+void UNetModel::set_gradient_checkpointing(bool on) { impl_->P.checkpoint = on; }
+bool UNetModel::gradient_checkpointing() const { return impl_->P.checkpoint; }
+void UNetModel::set_memory_format(at::MemoryFormat f) { impl_->P.format = f; }
+at::MemoryFormat UNetModel::memory_format() const { return impl_->P.format; }
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -577,6 +680,7 @@ struct EncoderUNetModel::Impl : Trunk {
     } else {
       adaptive_conv = Conv2d(P, "out.3", ch, cfg.out_channels, 1, 1, /*zero=*/true);
     }
+    collect_block_params();
   }
 };
 
@@ -588,10 +692,10 @@ at::Tensor EncoderUNetModel::forward(const at::Tensor& x, const at::Tensor& t) c
   const Impl& m = *impl_;
   m.check_input(x, "EncoderUNet");
   at::Tensor emb = m.embed_time(t, x);
-  at::Tensor h = x.to(m.P.compute);
-  for (const auto& b : m.input_blocks) h = b.forward(h, emb, m.P.training);
-  h = m.middle.forward(h, emb, m.P.training);
-  h = at::silu(m.out_norm(h.to(x.scalar_type())));
+  at::Tensor h = x.to(m.P.compute).contiguous(m.P.format);
+  for (const auto& b : m.input_blocks) h = run_block(b, h, emb, m.P.training, m.P.checkpoint);
+  h = run_block(m.middle, h, emb, m.P.training, m.P.checkpoint);
+  h = at::silu(m.out_norm(h.to(x.scalar_type()))).contiguous();
   if (m.cfg.pool == "adaptive") return m.adaptive_conv(h.mean({2, 3}, /*keepdim=*/true)).flatten(1);
   // AttentionPool2d: tokens [mean, HW...] + positional embedding, new-order QKV attention, output at token 0.
   const int64_t b = h.size(0), c = h.size(1);
@@ -612,5 +716,9 @@ int64_t EncoderUNetModel::num_parameters() const { return impl_->P.numel(); }
 void EncoderUNetModel::set_training(bool on) { impl_->P.training = on; }
 void EncoderUNetModel::set_compute_dtype(at::ScalarType dtype) { impl_->P.set_compute(dtype, "EncoderUNet"); }
 bool EncoderUNetModel::training() const { return impl_->P.training; }
+void EncoderUNetModel::set_gradient_checkpointing(bool on) { impl_->P.checkpoint = on; }
+bool EncoderUNetModel::gradient_checkpointing() const { return impl_->P.checkpoint; }
+void EncoderUNetModel::set_memory_format(at::MemoryFormat f) { impl_->P.format = f; }
+at::MemoryFormat EncoderUNetModel::memory_format() const { return impl_->P.format; }
 
 }  // namespace daug::adm

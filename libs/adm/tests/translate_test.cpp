@@ -6,9 +6,14 @@
 #include "test_support.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 using daug::EncodeMode;
@@ -179,4 +184,83 @@ TEST(Translate, NonFiniteDecodeNamesTheFirstBadStepAndItsItems) {
   expect_error_contains([&] { daug::adm::translate(d, model, images(3), 500, &grad, o); },
                         {"batch item(s) [0]", "guided DDIM step at original timestep 300"});
   EXPECT_EQ(calls, 5);  // the decode ran to its end; the record was read once
+}
+
+// --- concurrent_guidance (issue 10 item 5) ---------------------------------------------------------------------
+
+namespace {
+/// A model that only returns once the guidance of the same step has started on ANOTHER thread (or after 20 s):
+/// without concurrency the step would wait out the timeout and the test fails on `overlapped`.
+struct OverlapProbe {
+  std::mutex mu;
+  std::condition_variable cv;
+  int grads_started = 0, overlapped = 0, model_calls = 0;
+  std::vector<std::thread::id> grad_threads;
+  bool grad_mode_in_grad = false;
+};
+}  // namespace
+
+TEST(Translate, ConcurrentGuidanceOverlapsModelAndGradientAndGivesIdenticalResults) {
+  const auto d = ddim10();
+  for (EncodeMode encode : {EncodeMode::ddim_inversion, EncodeMode::q_sample}) {
+    SCOPED_TRACE(static_cast<int>(encode));
+    OverlapProbe probe;
+    // ε = 0.1·x + 0.01·x², g = sin(x)·t/1000: non-linear, so a gradient taken at the wrong x would show.
+    auto eps = [](const at::Tensor& x) { return x * 0.1 + x * x * 0.01; };
+    daug::adm::GradFn plain_grad = [](const at::Tensor& x, const at::Tensor& t) {
+      return x.sin() * t.to(x.scalar_type()).view({-1, 1, 1, 1}) / 1000.0;
+    };
+    daug::adm::ModelFn waiting_model = [&](const at::Tensor& x, const at::Tensor&) {
+      std::unique_lock<std::mutex> lk(probe.mu);
+      ++probe.model_calls;
+      if (probe.cv.wait_for(lk, std::chrono::seconds(20), [&] { return probe.grads_started >= probe.overlapped + 1; }))
+        ++probe.overlapped;
+      return eps(x);
+    };
+    daug::adm::GradFn probing_grad = [&](const at::Tensor& x, const at::Tensor& t) {
+      {
+        std::lock_guard<std::mutex> lk(probe.mu);
+        ++probe.grads_started;
+        probe.grad_threads.push_back(std::this_thread::get_id());
+        probe.grad_mode_in_grad = at::GradMode::is_enabled();
+      }
+      probe.cv.notify_all();
+      return plain_grad(x, t);
+    };
+    daug::adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor&) { return eps(x); };
+    TranslateOptions seq = options(encode, IndexPattern::matched), conc = seq;
+    conc.concurrent_guidance = true;
+    const int threads_before = at::get_num_threads();
+    at::manual_seed(3);
+    at::Tensor a = daug::adm::translate(d, model, images(2), 500, &plain_grad, seq);
+    at::Tensor b;
+    {
+      at::AutoGradMode on(true);  // the caller's grad mode reaches the worker (thread-local state is propagated)
+      at::manual_seed(3);
+      b = daug::adm::translate(d, encode == EncodeMode::q_sample ? waiting_model : model, images(2), 500,
+                               &probing_grad, conc);
+    }
+    EXPECT_TRUE(at::equal(a, b)) << "max |diff| " << max_abs_diff(a, b);
+    EXPECT_EQ(at::get_num_threads(), threads_before);
+    const int guided = encode == EncodeMode::q_sample ? 6 : 5;
+    EXPECT_EQ(probe.grads_started, guided);
+    for (const auto& id : probe.grad_threads) EXPECT_NE(id, std::this_thread::get_id());
+    EXPECT_TRUE(probe.grad_mode_in_grad);
+    if (encode == EncodeMode::q_sample) EXPECT_EQ(probe.overlapped, guided);  // every model call saw its gradient
+  }
+}
+
+TEST(Translate, ConcurrentGuidanceRethrowsTheGuidanceError) {
+  const auto d = ddim10();
+  TranslateOptions o = options(EncodeMode::ddim_inversion, IndexPattern::matched);
+  o.concurrent_guidance = true;
+  daug::adm::GradFn bad = [](const at::Tensor&, const at::Tensor&) -> at::Tensor {
+    throw daug::DataError("guidance failed on purpose");
+  };
+  expect_error_contains([&] { daug::adm::translate(d, linear_eps(0.1), images(2), 500, &bad, o); },
+                        {"guidance failed on purpose"});
+  o.guidance_threads = 0;
+  daug::adm::GradFn zero = [](const at::Tensor& x, const at::Tensor&) { return at::zeros_like(x); };
+  expect_error_contains([&] { daug::adm::translate(d, linear_eps(0.1), images(2), 500, &zero, o); },
+                        {"guidance_threads must be >= 1", "0"});
 }

@@ -7,9 +7,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
 
 #include <cmath>
 #include <map>
+#include <set>
 
 using daug::adm::EncoderUNetModel;
 using daug::adm::UNetConfig;
@@ -276,4 +279,153 @@ TEST(UNetInit, WeightsAreDrawnFromTheCpuGeneratorThenMovedToTheDevice) {
     const auto c = u_cuda->named_parameters();
     for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, c[i].second.cpu())) << a[i].first;
   }
+}
+
+namespace {
+/// Gradients of a scalar loss of the model output w.r.t. the input and every parameter, with or without
+/// checkpointing. The loss weights the output by a fixed random tensor so that every element matters.
+template <class Model, class Forward>
+std::vector<at::Tensor> all_grads(Model& m, bool checkpoint, const at::Tensor& x, Forward forward, uint64_t rng_seed) {
+  m.set_gradient_checkpointing(checkpoint);
+  for (const auto& p : m.parameters()) {
+    at::Tensor t = p;
+    t.mutable_grad() = at::Tensor();
+  }
+  at::Tensor xi = x.detach().requires_grad_(true);
+  at::manual_seed(rng_seed);  // dropout draws
+  at::Tensor out = forward(xi);
+  at::manual_seed(99);
+  at::Tensor w = at::randn(out.sizes());
+  (out * w).sum().backward();
+  std::vector<at::Tensor> g = {xi.grad().clone(), out.detach().clone()};
+  for (const auto& p : m.parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+  m.set_gradient_checkpointing(false);
+  return g;
+}
+
+/// Relative error per tensor ≤ 1e-5 (float32: the engine sums the gradient of a tensor used twice — a block output
+/// also kept as a skip — in another order when the blocks are separate nodes). The scale has a floor of 1e-3 of the
+/// largest parameter gradient: gradients that are 0 in exact arithmetic (a per-channel shift just before a
+/// GroupNorm with one channel per group, as in the tiny preset's in_layers.2.bias) are rounding noise.
+void expect_same_grads(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  double top = 0;
+  for (size_t i = 2; i < a.size(); ++i) top = std::max(top, a[i].abs().max().item<double>());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double scale = std::max(1e-3 * top, a[i].abs().max().item<double>());
+    EXPECT_LE(max_abs_diff(a[i], b[i]) / scale, 1e-5) << "tensor " << i << " (0 = input grad, 1 = output) rel " << max_abs_diff(a[i], b[i]) / scale;
+  }
+}
+}  // namespace
+
+TEST(UNet, GradientCheckpointingGivesTheSameGradientsWithDropoutAndLeavesSamplingAlone) {
+  UNetConfig c = daug::adm::unet_preset("tiny");
+  c.dropout = 0.3;        // the recomputation must replay the forward's dropout masks
+  c.model_channels = 64;  // 2 channels per GroupNorm group: no gradient is 0 in exact arithmetic
+  at::manual_seed(1);
+  UNetModel m(c, at::kCPU);
+  randomize(m.named_parameters());
+  m.set_training(true);
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({2, 1, 32, 32});
+  const at::Tensor t = at::tensor(std::vector<int64_t>{10, 700});
+  const at::Tensor y = at::tensor(std::vector<int64_t>{0, 1});
+  auto fwd = [&](const at::Tensor& xi) { return m.forward(xi, t, y); };
+  const auto plain = all_grads(m, false, x, fwd, 5);
+  const auto ckpt = all_grads(m, true, x, fwd, 5);
+  expect_same_grads(plain, ckpt);
+  // The RNG stream after the step is the same as without checkpointing (the replay restores the generator).
+  at::manual_seed(5);
+  { auto o = m.forward(x.requires_grad_(false), t, y); }
+  const at::Tensor next_plain = at::randn({4});
+  m.set_gradient_checkpointing(true);
+  at::manual_seed(5);
+  {
+    at::Tensor xi = x.detach().requires_grad_(true);
+    m.forward(xi, t, y).sum().backward();
+  }
+  const at::Tensor next_ckpt = at::randn({4});
+  EXPECT_TRUE(at::equal(next_plain, next_ckpt));
+  // Under no-grad (sampling) the option changes nothing.
+  m.set_training(false);
+  at::NoGradGuard ng;
+  at::Tensor a = m.forward(x, t, y);
+  m.set_gradient_checkpointing(false);
+  EXPECT_TRUE(at::equal(a, m.forward(x, t, y)));
+}
+
+TEST(UNet, GradientCheckpointingKeepsFewerActivations) {
+  // The graph of a checkpointed forward holds the block inputs only: count the bytes its saved tensors keep alive
+  // via the allocator-independent proxy of the autograd graph size (number of nodes reachable from the output).
+  UNetConfig c = daug::adm::unet_preset("tiny");
+  at::manual_seed(1);
+  UNetModel m(c, at::kCPU);
+  const at::Tensor x = at::randn({1, 1, 32, 32}).requires_grad_(true);
+  const at::Tensor t = at::tensor(std::vector<int64_t>{10});
+  const at::Tensor y = at::tensor(std::vector<int64_t>{1});
+  auto count_nodes = [](const at::Tensor& out) {
+    std::vector<torch::autograd::Node*> todo = {out.grad_fn().get()};
+    std::set<torch::autograd::Node*> seen;
+    while (!todo.empty()) {
+      auto* n = todo.back();
+      todo.pop_back();
+      if (!n || !seen.insert(n).second) continue;
+      for (const auto& e : n->next_edges()) todo.push_back(e.function.get());
+    }
+    return seen.size();
+  };
+  const size_t plain = count_nodes(m.forward(x, t, y));
+  m.set_gradient_checkpointing(true);
+  const size_t ckpt = count_nodes(m.forward(x, t, y));
+  EXPECT_LT(ckpt * 2, plain) << "plain graph " << plain << " nodes, checkpointed " << ckpt;
+}
+
+TEST(EncoderUNet, GradientCheckpointingGivesTheSameGradients) {
+  UNetConfig c = daug::adm::encoder_preset("tiny");
+  c.out_channels = 5;
+  at::manual_seed(3);
+  EncoderUNetModel m(c, at::kCPU);
+  randomize(m.named_parameters());
+  at::manual_seed(4);
+  const at::Tensor x = at::randn({3, 1, 32, 32});
+  const at::Tensor t = at::tensor(std::vector<int64_t>{1, 300, 999});
+  auto fwd = [&](const at::Tensor& xi) { return m.forward(xi, t); };
+  expect_same_grads(all_grads(m, false, x, fwd, 6), all_grads(m, true, x, fwd, 6));
+  // autograd::grad w.r.t. the input only (the guidance's use) works through checkpointed blocks too.
+  for (const auto& p : m.parameters()) {
+    at::Tensor q = p;
+    q.mutable_grad() = at::Tensor();
+  }
+  m.set_gradient_checkpointing(true);
+  at::Tensor xi = x.detach().requires_grad_(true);
+  at::Tensor g = torch::autograd::grad({m.forward(xi, t).sum()}, {xi})[0];
+  m.set_gradient_checkpointing(false);
+  at::Tensor xj = x.detach().requires_grad_(true);
+  at::Tensor g0 = torch::autograd::grad({m.forward(xj, t).sum()}, {xj})[0];
+  EXPECT_LE(max_abs_diff(g, g0), 1e-6 * g0.abs().max().item<double>());
+  for (const auto& p : m.parameters()) EXPECT_FALSE(p.grad().defined());  // grad() accumulates nothing
+}
+
+TEST(UNet, ChannelsLastTorsoMatchesNchwClosely) {
+  at::manual_seed(1);
+  UNetModel m(daug::adm::unet_preset("tiny"), at::kCPU);
+  randomize(m.named_parameters());
+  UNetConfig ec = daug::adm::encoder_preset("tiny");
+  EncoderUNetModel e(ec, at::kCPU);
+  randomize(e.named_parameters());
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({2, 1, 32, 32});
+  const at::Tensor t = at::tensor(std::vector<int64_t>{10, 700});
+  const at::Tensor y = at::tensor(std::vector<int64_t>{0, 1});
+  at::NoGradGuard ng;
+  const at::Tensor a = m.forward(x, t, y), ea = e.forward(x, t);
+  m.set_memory_format(at::MemoryFormat::ChannelsLast);
+  e.set_memory_format(at::MemoryFormat::ChannelsLast);
+  EXPECT_EQ(m.memory_format(), at::MemoryFormat::ChannelsLast);
+  const at::Tensor b = m.forward(x, t, y), eb = e.forward(x, t);
+  EXPECT_TRUE(b.is_contiguous());
+  EXPECT_LE(max_abs_diff(a, b), 1e-4 * a.abs().max().item<double>());
+  EXPECT_LE(max_abs_diff(ea, eb), 1e-4 * ea.abs().max().item<double>());
+  m.set_memory_format(at::MemoryFormat::Contiguous);
+  EXPECT_TRUE(at::equal(a, m.forward(x, t, y)));  // back to NCHW: bit-identical again
 }

@@ -27,6 +27,7 @@
 #include <daug/tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace daug::adm {
@@ -42,9 +43,38 @@ struct TranslateOptions {
   IndexPattern pattern = IndexPattern::matched;
   bool clip_denoised = true;  ///< clamp x̂0 to [-1, 1] in every step
   double eta = 0.0;           ///< DDIM η of the decode steps (0 = deterministic)
+  /// Run the guidance gradient of each guided decode step on a second thread while the calling thread runs the
+  /// model forward (both depend only on x_t). Same results: each side runs the same ops, only on its own thread.
+  bool concurrent_guidance = false;
+  /// Intra-op threads of the guidance thread when concurrent_guidance; the calling thread keeps
+  /// max(1, at::get_num_threads() − guidance_threads) for the model (so with 1 thread in total it uses 2).
+  int64_t guidance_threads = 1;
   // For error messages only:
   std::string what = "translate";  ///< prefix, e.g. "ddpm translate"
   std::string respacing;           ///< the respacing spec the process was built from, e.g. "ddim100"
+};
+
+/// Overlaps the model forward and the guidance gradient of one step (both are functions of the same x_t): calling
+/// model()(x, t) hands grad(x, t) to a worker thread (with the caller's thread-local state: grad mode, autocast)
+/// and then runs the model on the calling thread; the next grad()(x, t) for the same x returns the worker's
+/// result (any other call computes directly). While it lives the calling thread runs with
+/// max(1, n − guidance_threads) intra-op threads (n = at::get_num_threads() at construction), restored by the
+/// destructor, which also joins the worker. The wrapped functions are for one thread (the sampler's).
+class ConcurrentGuidance {
+ public:
+  ConcurrentGuidance(ModelFn model, GradFn grad, int64_t guidance_threads);
+  ~ConcurrentGuidance();
+  ConcurrentGuidance(const ConcurrentGuidance&) = delete;
+  ConcurrentGuidance& operator=(const ConcurrentGuidance&) = delete;
+  const ModelFn& model() const { return model_fn_; }
+  const GradFn& grad() const { return grad_fn_; }
+
+ private:
+  struct Worker;
+  std::unique_ptr<Worker> worker_;
+  ModelFn model_fn_;
+  GradFn grad_fn_;
+  int caller_threads_ = 1;
 };
 
 /// J = diffusion.index_of(noise_level), after checking 1 <= noise_level < T (ConfigError "noise_level must be in

@@ -79,6 +79,16 @@ class UNetModel {
   /// attention softmax and the output head stay float32). Parameters stay float32 and are cast per call.
   void set_compute_dtype(at::ScalarType dtype);
   at::ScalarType compute_dtype() const;
+  /// Gradient checkpointing of the input, middle and output blocks: while a graph is recorded, each block keeps
+  /// only its input and is recomputed in backward (RNG state replayed for dropout). Same gradients, less memory,
+  /// one more forward of the torso per backward. No effect under no-grad (sampling).
+  void set_gradient_checkpointing(bool on);
+  bool gradient_checkpointing() const;
+  /// Memory format of the torso's activations: Contiguous (NCHW, default) or ChannelsLast (NHWC; other conv
+  /// kernels, so results differ in the last bits). The output is always contiguous. On Debian's 1.13 CPU build
+  /// (AVX2) ChannelsLast was slower (tests/bench/README.md); on CUDA/AVX512 it can be faster.
+  void set_memory_format(at::MemoryFormat format);
+  at::MemoryFormat memory_format() const;
 
  private:
   struct Impl;
@@ -96,6 +106,10 @@ class EncoderUNetModel {
   std::vector<at::Tensor> parameters() const;
   int64_t num_parameters() const;
   void set_compute_dtype(at::ScalarType dtype);  ///< as UNetModel::set_compute_dtype
+  void set_gradient_checkpointing(bool on);       ///< as UNetModel::set_gradient_checkpointing
+  bool gradient_checkpointing() const;
+  void set_memory_format(at::MemoryFormat format);  ///< as UNetModel::set_memory_format
+  at::MemoryFormat memory_format() const;
   void set_training(bool on);
   bool training() const;
 
