@@ -48,6 +48,7 @@ struct HeatmapsOptions {
   double log_every_s = 10.0;
   data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
+  std::string precision;  ///< "" = [run].precision; create() stores the resolved name
 
   void visit(OptionVisitor& v);
 };

@@ -37,6 +37,8 @@ struct TrainClassifierOptions {
   data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
+  std::string precision;  ///< "" = [run].precision; create() stores the resolved name
+  int64_t accumulate = 1;
   int64_t eval_batch_size = 32;
   bool eval_clean = true;
 

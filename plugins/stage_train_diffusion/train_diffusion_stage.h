@@ -34,6 +34,8 @@ struct TrainDiffusionOptions {
   data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
+  std::string precision;  ///< "" = [run].precision; create() stores the resolved name
+  int64_t accumulate = 1;
 
   void visit(OptionVisitor& v);
 };

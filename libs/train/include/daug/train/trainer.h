@@ -141,6 +141,10 @@ class Trainer {
   const std::vector<at::Tensor>& params() const { return params_; }
   AdamW& optimizer() { return opt_; }
   Ema* ema() { return ema_.get(); }
+  /// The fp16 loss scaler (null for fp32/bf16).
+  const GradScaler* scaler() const { return scaler_.get(); }
+  /// Loop steps done: AdamW's steps plus the steps the scaler skipped.
+  int64_t steps_done() const;
 
   /// Hooks run after backward() and before clip_gradients() (gradient unscaling, all-reduce).
   std::vector<std::function<void(Trainer&)>> after_backward;
@@ -159,10 +163,6 @@ class Trainer {
   /// restoration.
   virtual NamedTensors state_extra() const;
   virtual void load_state_extra(const NamedTensors& state, const std::string& source);
-  /// The fp16 loss scaler (null for fp32/bf16).
-  const GradScaler* scaler() const { return scaler_.get(); }
-  /// Loop steps done: AdamW's steps plus the steps the scaler skipped.
-  int64_t steps_done() const;
 
  private:
   void resume_from(const std::filesystem::path& path);
