@@ -212,7 +212,8 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   } sink_guard;
   const std::string stem = run_dir_stem(run.name);
   if (run.threads > 0) at::set_num_threads(static_cast<int>(run.threads));
-  log::info("device {}, seed {}, {} LibTorch thread(s)", run.device, run.seed, at::get_num_threads());
+  log::info("device {}, seed {}, precision {}, {} LibTorch thread(s)", run.device, run.seed, run.precision,
+            at::get_num_threads());
 
   Experiment exp(loader, doc, std::filesystem::path(run.runs_dir) / stem);
   StageRunner runner(exp, run, run.cache_dir);
