@@ -77,12 +77,15 @@ RunPrecision BuildContext::run_precision() const {
 }
 
 Precision stage_precision(BuildContext& ctx, const std::string& own, const std::string& key) {
-  const RunPrecision run = ctx.run_precision();
   if (own.empty()) {
+    const RunPrecision run = ctx.run_precision();  // the core records that this table inherits it
     const Precision p = parse_precision(run.name, run.where);
     check_precision_device(p, ctx.device(), run.where, run.allow_emulated_bf16);
     return p;
   }
+  // Own option: only [run].allow_emulated_bf16 is read, through the base implementation, which records nothing
+  // (the run precision must not enter this table's cache key).
+  const RunPrecision run = ctx.BuildContext::run_precision();
   const std::string where = ctx.where(key);
   const Precision p = parse_precision(own, where);
   check_precision_device(p, ctx.device(), where, run.allow_emulated_bf16);
