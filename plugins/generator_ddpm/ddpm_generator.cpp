@@ -110,9 +110,7 @@ std::shared_ptr<Generator> DdpmGenerator::create(Options opts, BuildContext& ctx
   // The generator's own dtype switch became the run-wide precision (autocast around the stage's calls), which also
   // covers training and the guidance classifier.
   if (!opts.compute_dtype.empty()) {
-    const std::string p = opts.compute_dtype == "float16"    ? "fp16"
-                          : opts.compute_dtype == "bfloat16" ? "bf16"
-                                                             : "fp32";
+    const std::string p = opts.compute_dtype == "float16" ? "fp16" : opts.compute_dtype == "bfloat16" ? "bf16" : "fp32";
     throw ConfigError(fmt::format(
         "{} = \"{}\": the option was replaced by [run].precision (or `precision` in the [heatmaps] / training "
         "stage's table); remove it and set precision = \"{}\" there",
@@ -126,9 +124,9 @@ std::string DdpmGenerator::describe() const {
   return fmt::format(
       "ddpm(preset={}, image={}x{}x{}, channels={}, classes={}, params={}, T={}, schedule={}, respacing='{}' ({} "
       "steps), learn_sigma={}, clip_denoised={}, eta={}, exact_index_pattern={})",
-      opts_.preset, c.in_channels, c.image_size, c.image_size, c.model_channels, c.num_classes,
-      unet_->num_parameters(), opts_.diffusion_steps, opts_.noise_schedule, opts_.timestep_respacing,
-      sampler_->num_steps(), opts_.learn_sigma, opts_.clip_denoised, opts_.eta, opts_.exact_index_pattern);
+      opts_.preset, c.in_channels, c.image_size, c.image_size, c.model_channels, c.num_classes, unet_->num_parameters(),
+      opts_.diffusion_steps, opts_.noise_schedule, opts_.timestep_respacing, sampler_->num_steps(), opts_.learn_sigma,
+      opts_.clip_denoised, opts_.eta, opts_.exact_index_pattern);
 }
 
 std::vector<int64_t> DdpmGenerator::image_shape() const {

@@ -265,8 +265,8 @@ TEST(DdpmGenerator, Bf16SamplingHeatmapCorrelatesWithFloat32AndTrainingKeepsFloa
   EXPECT_GT(max_abs_diff(a, b), 0.0) << "autocast had no effect: the test would not see bf16";
   const at::Tensor ha = (r.x0 - a).abs().flatten().to(at::kDouble), hb = (r.x0 - b).abs().flatten().to(at::kDouble);
   const at::Tensor da = ha - ha.mean(), db = hb - hb.mean();
-  const double pearson = (da * db).sum().item<double>() / std::sqrt((da * da).sum().item<double>() *
-                                                                     (db * db).sum().item<double>());
+  const double pearson =
+      (da * db).sum().item<double>() / std::sqrt((da * da).sum().item<double>() * (db * db).sum().item<double>());
   EXPECT_GE(pearson, 0.99);
   std::cout << "bf16 vs fp32 heatmap: Pearson " << pearson << ", max |x̂32 - x̂16| " << max_abs_diff(a, b) << "\n";
   // Training under bf16 autocast: a float32 loss, float32 gradients on the float32 parameters.

@@ -82,11 +82,14 @@ TrainClipStage::TrainClipStage(Options opts, std::shared_ptr<Source> data, std::
     DAUG_CHECK_AS(ConfigError, opts_.batch_size % k == 0, "[train_clip].accumulate = ", k,
                   " must divide batch_size = ", opts_.batch_size);
     const int64_t micro = opts_.batch_size / k;
-    DAUG_CHECK_AS(ConfigError, g > 0 && micro % g == 0, "[train_clip].accumulate = ", k, " splits batch_size = ",
-                  opts_.batch_size, " into micro-batches of ", micro, ", but contrastive_group = ", g,
+    DAUG_CHECK_AS(ConfigError, g > 0 && micro % g == 0, "[train_clip].accumulate = ", k,
+                  " splits batch_size = ", opts_.batch_size, " into micro-batches of ", micro,
+                  ", but contrastive_group = ", g,
                   g == 0 ? " (the whole batch is one contrastive group, which a micro-batch cannot hold)" : "",
-                  " must divide ", micro, " so that every contrastive group lies in one micro-batch (e.g. "
-                  "contrastive_group = ", micro, ")");
+                  " must divide ", micro,
+                  " so that every contrastive group lies in one micro-batch (e.g. "
+                  "contrastive_group = ",
+                  micro, ")");
   }
   DAUG_CHECK_AS(ConfigError, opts_.prompts.size() == 14, "[train_clip].prompts must hold 14 class prompts (CheXbert "
                 "order), but got ", opts_.prompts.size());

@@ -40,8 +40,8 @@ struct TrainClipOptions {
   int64_t checkpoint_every = 0;         ///< steps; 0 = at the end of every epoch
   bool resume = true;
   int64_t log_every = 10;
-  std::string precision;                ///< "" = [run].precision; create() stores the resolved name
-  int64_t accumulate = 1;               ///< micro-batches per step; needs contrastive_group | batch_size/accumulate
+  std::string precision;   ///< "" = [run].precision; create() stores the resolved name
+  int64_t accumulate = 1;  ///< micro-batches per step; needs contrastive_group | batch_size/accumulate
   void visit(OptionVisitor& v);
 };
 

@@ -192,9 +192,9 @@ TEST(TrainClip, AccumulateEqualsTheUnsplitStepWithGroupsInsideMicroBatches) {
   for (size_t i = 0; i < one.size(); ++i) EXPECT_NEAR(two[i], one[i], 1e-5 * std::abs(one[i])) << i;
   o.accumulate = 2;
   o.contrastive_group = 0;
-  expect_error_contains([&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
-                        {"[train_clip].accumulate = 2", "micro-batches of 2", "contrastive_group = 0",
-                         "e.g. contrastive_group = 2"});
+  expect_error_contains(
+      [&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
+      {"[train_clip].accumulate = 2", "micro-batches of 2", "contrastive_group = 0", "e.g. contrastive_group = 2"});
   o.contrastive_group = 4;
   expect_error_contains([&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
                         {"contrastive_group = 4 must divide 2"});

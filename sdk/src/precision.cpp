@@ -16,9 +16,12 @@ namespace daug {
 
 const char* precision_name(Precision p) {
   switch (p) {
-    case Precision::bf16: return "bf16";
-    case Precision::fp16: return "fp16";
-    default: return "fp32";
+    case Precision::bf16:
+      return "bf16";
+    case Precision::fp16:
+      return "fp16";
+    default:
+      return "fp32";
   }
 }
 
@@ -110,10 +113,8 @@ void set_autocast_enabled(bool cuda, bool on) {
 #ifdef DAUG_AUTOCAST_DEVICE_API
   at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, on);
 #else
-  if (cuda)
-    at::autocast::set_enabled(on);
-  else
-    at::autocast::set_cpu_enabled(on);
+  if (cuda) at::autocast::set_enabled(on);
+  else at::autocast::set_cpu_enabled(on);
 #endif
 }
 at::ScalarType autocast_dtype(bool cuda) {
@@ -127,10 +128,8 @@ void set_autocast_dtype(bool cuda, at::ScalarType t) {
 #ifdef DAUG_AUTOCAST_DEVICE_API
   at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, t);
 #else
-  if (cuda)
-    at::autocast::set_autocast_gpu_dtype(t);
-  else
-    at::autocast::set_autocast_cpu_dtype(t);
+  if (cuda) at::autocast::set_autocast_gpu_dtype(t);
+  else at::autocast::set_autocast_cpu_dtype(t);
 #endif
 }
 }  // namespace

@@ -91,8 +91,9 @@ TEST(RangeChecks, Bf16OnCpuWithoutBf16InstructionsNeedsTheExplicitOptIn) {
   ::setenv("DAUG_CPU_BF16", "0", 1);  // as on this AVX2 machine, whatever CPU runs the test
   const auto m = config_error("precision = \"bf16\"\n", "");
   ::unsetenv("DAUG_CPU_BF16");
-  expect_has(m, "x.toml:6:13: [run].precision = \"bf16\" on [run].device = \"cpu\", but this CPU has no bf16 "
-                "instructions");
+  expect_has(m,
+             "x.toml:6:13: [run].precision = \"bf16\" on [run].device = \"cpu\", but this CPU has no bf16 "
+             "instructions");
   expect_has(m, "allow_emulated_bf16 = true");
 }
 

@@ -54,12 +54,12 @@ void GradScaler::load_state(const NamedTensors& state, const std::string& source
   auto find = [&](const char* key, at::ScalarType dtype) {
     for (const auto& [k, v] : state)
       if (k == key) {
-        DAUG_CHECK_AS(DataError, v.numel() == 1 && v.scalar_type() == dtype, source, ": key '", key,
-                      "' must be one ", c10::toString(dtype), " value, but has ", v.numel(), " of ",
-                      c10::toString(v.scalar_type()));
+        DAUG_CHECK_AS(DataError, v.numel() == 1 && v.scalar_type() == dtype, source, ": key '", key, "' must be one ",
+                      c10::toString(dtype), " value, but has ", v.numel(), " of ", c10::toString(v.scalar_type()));
         return v;
       }
-    throw DataError(source + ": missing key '" + key + "' (a float16 run's loss scaler; was the checkpoint "
+    throw DataError(source + ": missing key '" + key +
+                    "' (a float16 run's loss scaler; was the checkpoint "
                     "written with another precision? delete it to start over)");
   };
   const double s = find("scaler.scale", at::kDouble).item<double>();

@@ -47,19 +47,16 @@ Trainer::Trainer(Trainable& model, TrainerOptions options)
   if (opts_.ema_rate > 0.0) ema_ = std::make_unique<Ema>(params_, opts_.ema_rate);
   DAUG_CHECK_AS(ConfigError, opts_.accumulate >= 1, opts_.what, ": accumulate must be >= 1, but got ",
                 opts_.accumulate);
-  DAUG_CHECK_AS(ConfigError, opts_.accumulate <= sampler_.batch_size(), opts_.what, ": accumulate = ",
-                opts_.accumulate, " micro-batches need at least as many items per batch, but the batch has ",
-                sampler_.batch_size());
+  DAUG_CHECK_AS(ConfigError, opts_.accumulate <= sampler_.batch_size(), opts_.what, ": accumulate = ", opts_.accumulate,
+                " micro-batches need at least as many items per batch, but the batch has ", sampler_.batch_size());
   if (opts_.precision == Precision::fp16) scaler_ = std::make_unique<GradScaler>(opts_.scaler);
 }
 
 Trainer::~Trainer() = default;
 
 void Trainer::backward(const at::Tensor& loss) {
-  if (scaler_)
-    scaler_->scale_loss(loss).backward();
-  else
-    loss.backward();
+  if (scaler_) scaler_->scale_loss(loss).backward();
+  else loss.backward();
 }
 
 NamedTensors Trainer::state_extra() const { return scaler_ ? scaler_->state() : NamedTensors{}; }
@@ -121,8 +118,8 @@ StepRecord Trainer::train_step(const std::vector<int64_t>& batch, int64_t step, 
       rec.parts = std::move(out.parts);
       for (auto& p : rec.parts) p.second *= w;
     } else {
-      DAUG_CHECK(out.parts.size() == rec.parts.size(), opts_.what, ": the step function returned ",
-                 out.parts.size(), " loss parts for micro-batch ", i, " but ", rec.parts.size(), " for the first");
+      DAUG_CHECK(out.parts.size() == rec.parts.size(), opts_.what, ": the step function returned ", out.parts.size(),
+                 " loss parts for micro-batch ", i, " but ", rec.parts.size(), " for the first");
       for (size_t j = 0; j < rec.parts.size(); ++j) rec.parts[j].second += w * out.parts[j].second;
     }
   }

@@ -93,8 +93,7 @@ TEST(GradScaler, ClosedFormBackoffGrowthAndUnscale) {
   r.load_state(s.state(), "test");
   EXPECT_EQ(r.scale(), s.scale());
   EXPECT_EQ(r.skipped(), 1);
-  daug::testing::expect_error_contains([&] { r.load_state({}, "ck.safetensors"); },
-                                       {"ck.safetensors", "scaler.scale"});
+  daug::testing::expect_error_contains([&] { r.load_state({}, "ck.safetensors"); }, {"ck.safetensors", "scaler.scale"});
 }
 
 // fp16's loss scaling in the Trainer. The scaler logic is device-independent, so this CPU test names a CUDA

@@ -40,9 +40,9 @@ DAUG_SDK_API void check_precision_device(Precision p, const std::string& device,
 
 /// The [run] settings a stage's precision falls back to (see BuildContext::run_precision()).
 struct RunPrecision {
-  std::string name = "fp32";        ///< [run].precision
+  std::string name = "fp32";              ///< [run].precision
   std::string where = "[run].precision";  ///< its "file:line:col: [run].precision" for messages
-  bool allow_emulated_bf16 = false;  ///< [run].allow_emulated_bf16
+  bool allow_emulated_bf16 = false;       ///< [run].allow_emulated_bf16
 };
 
 /// A stage's `precision` option (`own`, key `key` of the table being built) resolved: "" = [run].precision.

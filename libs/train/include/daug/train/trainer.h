@@ -40,12 +40,12 @@
 /// A checkpoint of another stage or another run length, or a truncated one, is a DataError naming file and key.
 #include <daug/precision.h>
 #include <daug/tensor.h>
-#include <daug/trainable.h>
 #include <daug/train/ema.h>
 #include <daug/train/grad_scaler.h>
 #include <daug/train/optimizer.h>
 #include <daug/train/sampler.h>
 #include <daug/train/schedule.h>
+#include <daug/trainable.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -90,9 +90,9 @@ struct TrainerOptions {
   double ema_rate = 0.0;        ///< 0 = no EMA
   // Precision and micro-batches.
   Precision precision = Precision::fp32;  ///< the step function's forward under autocast; fp16 adds loss scaling
-  std::string device = "cpu";   ///< device of the forward ("cpu", "cuda", "cuda:N"): which autocast to enable
-  int64_t accumulate = 1;       ///< micro-batches per optimizer step (gradient accumulation); >= 1
-  GradScalerOptions scaler;     ///< fp16 only
+  std::string device = "cpu";             ///< device of the forward ("cpu", "cuda", "cuda:N"): which autocast to enable
+  int64_t accumulate = 1;                 ///< micro-batches per optimizer step (gradient accumulation); >= 1
+  GradScalerOptions scaler;               ///< fp16 only
   // Files (the stage chooses the names).
   std::filesystem::path checkpoint_path;  ///< required
   std::filesystem::path losses_path;      ///< required
