@@ -3,6 +3,7 @@
 #include <daug/core/experiment.h>
 #include <daug/error.h>
 #include <daug/log.h>
+#include <daug/precision.h>
 #include <daug/seed.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -79,6 +80,25 @@ void check_cuda_device(const std::string& device, const std::string& where) {
                                   count, count == 0 ? " (no GPU, or CUDA_VISIBLE_DEVICES hides them)" : ""));
 }
 
+/// [run].tf32, cudnn_benchmark, deterministic: process-wide CUDA math switches (they have no effect on the CPU, so
+/// they are only touched for a CUDA device). Defaults favour speed: TF32 matmuls/convolutions and cuDNN's autotuner
+/// on, deterministic algorithms off; tf32 = false, cudnn_benchmark = false and deterministic = true give the
+/// bitwise reproducibility that resume = bit-identical needs on CUDA. The legacy knobs are used on every LibTorch
+/// version (2.9+ warns that they are deprecated; mixing them with the per-backend fp32_precision API would raise).
+void apply_cuda_math(const ConfigView& run) {
+  auto flag = [&](const char* key, bool def) { return run.exists() && run.has(key) ? run.get_bool(key) : def; };
+  const bool tf32 = flag("tf32", true), benchmark = flag("cudnn_benchmark", true),
+             deterministic = flag("deterministic", false);
+  auto& ctx = at::globalContext();
+  ctx.setAllowTF32CuBLAS(tf32);
+  ctx.setAllowTF32CuDNN(tf32);
+  ctx.setBenchmarkCuDNN(benchmark && !deterministic);
+  ctx.setDeterministicCuDNN(deterministic);
+  ctx.setDeterministicAlgorithms(deterministic, false);
+  log::debug("CUDA math: tf32 {}, cudnn_benchmark {}, deterministic {}", tf32, benchmark && !deterministic,
+             deterministic);
+}
+
 }  // namespace
 
 Experiment::Experiment(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
@@ -97,6 +117,20 @@ Experiment::Experiment(const PluginLoader& loader, std::shared_ptr<const ConfigD
     throw ConfigError(fmt::format("{}: [run].device must be \"cpu\", \"cuda\" or \"cuda:N\", but got \"{}\"",
                                   run.location("device").str(), device_));
   if (device_ != "cpu") check_cuda_device(device_, run.location("device").str());
+  // [run].precision is checked here even when no stage inherits it: a run-wide fp16 on the CPU is an error.
+  run_precision_ = BuildContext::run_precision();
+  check_precision_device(parse_precision(run_precision_.name, run_precision_.where), device_, run_precision_.where,
+                         run_precision_.allow_emulated_bf16);
+  if (device_ != "cpu") apply_cuda_math(run);
+}
+
+RunPrecision Experiment::run_precision() const {
+  if (!building_.empty()) run_precision_readers_.insert(building_.back());
+  return run_precision_;
+}
+
+bool Experiment::inherits_run_precision(const std::string& table) const {
+  return run_precision_readers_.count(table) > 0;
 }
 
 Experiment::~Experiment() {

@@ -36,6 +36,11 @@ struct RunTable {
   std::string runs_dir = "runs";
   std::string cache_dir = "cache";
   std::string description;
+  std::string precision = "fp32";
+  bool allow_emulated_bf16 = false;
+  bool tf32 = true;
+  bool cudnn_benchmark = true;
+  bool deterministic = false;
 
   void visit(OptionVisitor& v) {
     v("name", name, "run name (part of the run directory name)", Check::required_non_empty());
@@ -46,6 +51,18 @@ struct RunTable {
     v("runs_dir", runs_dir, "directory that receives one sub-directory per run");
     v("cache_dir", cache_dir, "directory of content-addressed stage outputs");
     v("description", description, "free text, copied into the run directory");
+    v("precision", precision,
+      "numeric precision of the stages that train or sample models (fp32 | bf16 | fp16; a stage's own `precision` "
+      "overrides it): bf16/fp16 run the forward passes under autocast with float32 master weights; fp16 is CUDA "
+      "only, bf16 on the CPU needs bf16 instructions (avx512_bf16/amx_bf16)",
+      Check::choice({"fp32", "bf16", "fp16"}));
+    v("allow_emulated_bf16", allow_emulated_bf16,
+      "allow bf16 on a CPU without bf16 instructions (LibTorch emulates it: correct but slower than fp32; tests)");
+    v("tf32", tf32, "CUDA: TF32 tensor cores for float32 matmuls and convolutions (no effect on the CPU)");
+    v("cudnn_benchmark", cudnn_benchmark, "CUDA: cuDNN autotuning of convolution algorithms (no effect on the CPU)");
+    v("deterministic", deterministic,
+      "CUDA: deterministic algorithms only (and no cuDNN autotuning); with tf32 = false this makes CUDA runs "
+      "bitwise reproducible, as resume = bit-identical needs (no effect on the CPU, which is deterministic)");
   }
 };
 
@@ -132,6 +149,11 @@ class StageRunner {
     std::string m = fmt::format("table {}\nplugin {} {} {}\nuse {}\nseed {}\n{}", table, n->plugin.interface,
                                 n->plugin.name, n->plugin.build_id, model_only ? "model" : "all", run_.seed,
                                 exp_.effective_options(table, model_only));
+    // [run].precision changes the trained weights and the samples of the tables that inherit it; fp32 adds nothing
+    // so that fp32 keys (and the caches of earlier runs) stay as they were. [run].tf32/cudnn_benchmark/deterministic
+    // are not in the key: like threads, they only change CUDA rounding, not what is computed.
+    if (exp_.inherits_run_precision(table) && run_.precision != "fp32")
+      m += fmt::format("run.precision {}\n", run_.precision);
     const std::string fp = n->component->fingerprint();
     if (!fp.empty()) m += fmt::format("fingerprint {}\n", fp);
     auto deps = n->deps;
@@ -190,7 +212,8 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   } sink_guard;
   const std::string stem = run_dir_stem(run.name);
   if (run.threads > 0) at::set_num_threads(static_cast<int>(run.threads));
-  log::info("device {}, seed {}, {} LibTorch thread(s)", run.device, run.seed, at::get_num_threads());
+  log::info("device {}, seed {}, precision {}, {} LibTorch thread(s)", run.device, run.seed, run.precision,
+            at::get_num_threads());
 
   Experiment exp(loader, doc, std::filesystem::path(run.runs_dir) / stem);
   StageRunner runner(exp, run, run.cache_dir);

@@ -193,4 +193,22 @@ uint64_t resolve_seed(int64_t option, uint64_t run_seed) {
   return option < 0 ? run_seed : static_cast<uint64_t>(option);
 }
 
+Check precision_choice() { return Check::choice({"", "fp32", "bf16", "fp16"}); }
+
+Precision resolved_precision(const std::string& option) {
+  return option.empty() ? Precision::fp32 : parse_precision(option, "precision");
+}
+
+void check_accumulate(int64_t batch_size, int64_t accumulate, const std::string& where) {
+  DAUG_CHECK_AS(ConfigError, accumulate >= 1 && batch_size % accumulate == 0, where, " = ", accumulate,
+                ": must divide batch_size = ", batch_size, " (micro-batches of batch_size / accumulate images)");
+}
+
+void set_precision_options(train::TrainerOptions& t, const std::string& precision, const std::string& device,
+                           int64_t accumulate) {
+  t.precision = resolved_precision(precision);
+  t.device = device;
+  t.accumulate = accumulate;
+}
+
 }  // namespace daug::stages

@@ -65,10 +65,9 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
     "q_sample to J-1 then p_sample J-1..0 (DDPM). false: encode 0..J-1, decode J..1 (DDIM; exact inverse "
     "levels), q_sample to J then p_sample J..0 (DDPM)", Check::sampling_only());
   v("compute_dtype", compute_dtype,
-    "dtype of the UNet torso while translating (guided-diffusion use_fp16; the released sampler ran under fp16 "
-    "autocast on CUDA). Weights, time embedding, GroupNorm, softmax and the output head stay float32; training "
-    "is always float32",
-    Check::choice({"float32", "float16", "bfloat16"}).for_sampling());
+    "removed: the precision of sampling and training is [run].precision (or a stage's `precision`: "
+    "fp32 | bf16 | fp16); any value here is an error that says so",
+    Check::sampling_only());
   v("gradient_checkpointing", gradient_checkpointing,
     "training: recompute each UNet block in backward instead of keeping its activations (same gradients up to "
     "float32 summation order; less memory, about one more forward per step). No effect on sampling");
@@ -126,12 +125,15 @@ DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std:
 }
 
 std::shared_ptr<Generator> DdpmGenerator::create(Options opts, BuildContext& ctx) {
-  // LibTorch's CPU kernels have no (or only emulated) float16 convolutions: fail here, with file:line, not mid-run.
-  if (opts.compute_dtype == "float16" && ctx.device() == "cpu")
-    throw ConfigError(
-        fmt::format("{} = \"float16\" needs a CUDA device, but [run].device = \"cpu\"; use \"float32\" "
-                    "or \"bfloat16\" on the CPU",
-                    ctx.where("compute_dtype")));
+  // The generator's own dtype switch became the run-wide precision (autocast around the stage's calls), which also
+  // covers training and the guidance classifier.
+  if (!opts.compute_dtype.empty()) {
+    const std::string p = opts.compute_dtype == "float16" ? "fp16" : opts.compute_dtype == "bfloat16" ? "bf16" : "fp32";
+    throw ConfigError(fmt::format(
+        "{} = \"{}\": the option was replaced by [run].precision (or `precision` in the [heatmaps] / training "
+        "stage's table); remove it and set precision = \"{}\" there",
+        ctx.where("compute_dtype"), opts.compute_dtype, p));
+  }
   return std::make_shared<DdpmGenerator>(std::move(opts), ctx.device(), ctx.table_or("generator"));
 }
 
@@ -139,11 +141,10 @@ std::string DdpmGenerator::describe() const {
   const auto& c = unet_->config();
   return fmt::format(
       "ddpm(preset={}, image={}x{}x{}, channels={}, classes={}, params={}, T={}, schedule={}, respacing='{}' ({} "
-      "steps), learn_sigma={}, clip_denoised={}, eta={}, exact_index_pattern={}, compute_dtype={})",
-      opts_.preset, c.in_channels, c.image_size, c.image_size, c.model_channels, c.num_classes,
-      unet_->num_parameters(), opts_.diffusion_steps, opts_.noise_schedule, opts_.timestep_respacing,
-      sampler_->num_steps(), opts_.learn_sigma, opts_.clip_denoised, opts_.eta, opts_.exact_index_pattern,
-      opts_.compute_dtype);
+      "steps), learn_sigma={}, clip_denoised={}, eta={}, exact_index_pattern={})",
+      opts_.preset, c.in_channels, c.image_size, c.image_size, c.model_channels, c.num_classes, unet_->num_parameters(),
+      opts_.diffusion_steps, opts_.noise_schedule, opts_.timestep_respacing, sampler_->num_steps(), opts_.learn_sigma,
+      opts_.clip_denoised, opts_.eta, opts_.exact_index_pattern);
 }
 
 std::vector<int64_t> DdpmGenerator::image_shape() const {
@@ -177,8 +178,10 @@ at::Tensor DdpmGenerator::labels_for(const at::Tensor& label, int64_t n, const c
   return label.to(device_, at::kLong, /*non_blocking=*/true);
 }
 
+// The UNet's output is cast to float32 (a no-op in fp32): under autocast its last convolution returns bf16/fp16,
+// and the diffusion arithmetic on it must run in float32.
 at::Tensor DdpmGenerator::model_output(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
-  return unet_->forward(x, t, y);
+  return unet_->forward(x, t, y).to(at::kFloat);
 }
 
 at::Tensor DdpmGenerator::q_sample(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) {
@@ -198,7 +201,9 @@ at::Tensor DdpmGenerator::training_loss(const at::Tensor& x0_in, const at::Tenso
   at::Tensor y = labels_for(label, n, "training_loss");
   at::Tensor t = at::randint(0, opts_.diffusion_steps, {n}, at::TensorOptions().dtype(at::kLong).device(device_));
   at::Tensor noise = at::randn_like(x0);
-  adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& tt) { return unet_->forward(x, tt, y); };
+  adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& tt) {
+    return unet_->forward(x, tt, y).to(at::kFloat);
+  };
   return base_->training_losses(model, x0, t, noise).loss.mean();
 }
 
@@ -215,17 +220,10 @@ at::Tensor DdpmGenerator::translate(const TranslateRequest& req) {
   schedule.guidance_threads = opts_.guidance_threads;
   adm::noise_level_index(*sampler_, req.noise_level, schedule);  // a bad noise level fails before any compute
   at::NoGradGuard no_grad;
-  struct DtypeScope {  // reduced-precision torso for sampling only; restored on exit (also on errors)
-    adm::UNetModel& m;
-    DtypeScope(adm::UNetModel& model, const std::string& name) : m(model) {
-      m.set_compute_dtype(name == "float16" ? at::kHalf : name == "bfloat16" ? at::kBFloat16 : at::kFloat);
-    }
-    ~DtypeScope() { m.set_compute_dtype(at::kFloat); }
-  } dtype_scope(*unet_, opts_.compute_dtype);
   at::Tensor x0 = req.x0.to(device_, at::kFloat);
   const int64_t n = x0.size(0);
   at::Tensor y = labels_for(req.label, n, "translate");
-  adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& t) { return unet_->forward(x, t, y); };
+  adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& t) { return unet_->forward(x, t, y).to(at::kFloat); };
   adm::GradFn grad;
   at::Tensor target;
   if (req.guidance) {

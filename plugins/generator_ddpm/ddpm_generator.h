@@ -46,7 +46,7 @@ struct DdpmGeneratorOptions {
   bool clip_denoised = true;
   double eta = 0.0;
   bool exact_index_pattern = false;
-  std::string compute_dtype = "float32";
+  std::string compute_dtype;  ///< removed (an error naming [run].precision); "" = not set
   bool gradient_checkpointing = false;
   std::string memory_format = "contiguous";
   bool concurrent_guidance = false;

@@ -72,6 +72,11 @@ void HeatmapsOptions::visit(OptionVisitor& v) {
   v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape", stages::kResizeFilters);
   v("normalize", normalize, "per-image value normalisation; must match the training stages", stages::kNormalizations);
   train::visit_loader_options(v, loader);
+  v("precision", precision,
+    "fp32 | bf16 | fp16 for the UNet and the guidance classifier while translating (autocast; GroupNorm, softmax, "
+    "the sampler state and the schedule algebra stay float32, as guided-diffusion's use_fp16); \"\" = "
+    "[run].precision",
+    stages::precision_choice());
 }
 
 HeatmapsStage::HeatmapsStage(Options opts, Parts parts) : opts_(std::move(opts)), parts_(std::move(parts)) {
@@ -114,6 +119,7 @@ std::shared_ptr<Stage> HeatmapsStage::create(Options opts, BuildContext& ctx) {
     if (!opts.classifier_stage.empty()) ctx.component<Stage>(opts.classifier_stage);
   }
   if (!opts.diffusion_stage.empty()) ctx.component<Stage>(opts.diffusion_stage);
+  opts.precision = precision_name(stage_precision(ctx, opts.precision));
   return std::make_shared<HeatmapsStage>(std::move(opts), std::move(p));
 }
 
@@ -290,7 +296,11 @@ void HeatmapsStage::run(StageContext& ctx) {
     req.direction = direction;
     req.noise_level = opts_.noise_level;
     req.encode = opts_.encode;
-    at::Tensor xhat = gen->translate(req);
+    at::Tensor xhat;
+    {
+      AutocastGuard autocast(stages::resolved_precision(opts_.precision), build.device());
+      xhat = gen->translate(req);
+    }
     DAUG_CHECK(xhat.sizes() == x0.sizes(), "[", opts_.generator, "] translate returned ", xhat.sizes(),
                " for an input of ", x0.sizes());
     at::Tensor heat = composer->compose(x0, {xhat}).to(at::kCPU).to(at::kFloat);

@@ -49,6 +49,7 @@ struct HeatmapsOptions {
   data::Filter resize_filter = data::Filter::bilinear;
   stages::Normalize normalize = stages::Normalize::minmax;
   train::LoaderOptions loader;  ///< loader_workers, prefetch
+  std::string precision;  ///< "" = [run].precision; create() stores the resolved name
 
   void visit(OptionVisitor& v);
 };

@@ -51,6 +51,8 @@ void TrainClassifierOptions::visit(OptionVisitor& v) {
     stages::kNormalizations);
   v("cache_images", cache_images, "keep prepared images in memory (1 MiB each at 512²)");
   train::visit_loader_options(v, loader);
+  v("precision", precision, stages::kPrecisionDoc, stages::precision_choice());
+  v("accumulate", accumulate, stages::kAccumulateDoc, Check::at_least(1));
   v("eval_batch_size", eval_batch_size, "images per evaluation batch", Check::at_least(1));
   v("eval_clean", eval_clean, "also report AP on clean inputs (t = 0) next to the noisy-t protocol");
 }
@@ -72,6 +74,8 @@ std::shared_ptr<Stage> TrainClassifierStage::create(Options opts, BuildContext& 
   auto data = ctx.component<Source>(opts.data);
   auto gen = ctx.component<Generator>(opts.generator, Use::model);
   auto clf = ctx.component<Classifier>(opts.classifier);
+  opts.precision = precision_name(stage_precision(ctx, opts.precision));
+  stages::check_accumulate(opts.batch_size, opts.accumulate, ctx.where("accumulate"));
   return std::make_shared<TrainClassifierStage>(std::move(opts), data, gen, clf);
 }
 
@@ -236,6 +240,7 @@ void TrainClassifierStage::run(StageContext& ctx) {
       stages::guided_trainer_options(opts_, "train_classifier", static_cast<int64_t>(train.size()), seed,
                                      ctx.output(artifacts::kCheckpoint), ctx.output(artifacts::kLosses));
   if (opts_.anneal_lr && opts_.anneal == "per_epoch") lo.schedule.kind = train::Schedule::linear_per_epoch;
+  stages::set_precision_options(lo, opts_.precision, build.device(), opts_.accumulate);
   train::Trainer trainer(*clf, lo);
   log::info("train_classifier: {} training images, {} steps of batch {}, t ~ U{{0..{}}}, image {}x{}x{}, device {}",
             train.size(), trainer.total_steps(), trainer.batch_size(), max_t - 1, prep.shape[0], prep.shape[1],

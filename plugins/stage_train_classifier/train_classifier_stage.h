@@ -38,6 +38,8 @@ struct TrainClassifierOptions {
   stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
   train::LoaderOptions loader;  ///< loader_workers, prefetch
+  std::string precision;  ///< "" = [run].precision; create() stores the resolved name
+  int64_t accumulate = 1;
   int64_t eval_batch_size = 32;
   bool eval_clean = true;
 

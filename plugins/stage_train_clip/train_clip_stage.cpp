@@ -7,6 +7,7 @@
 #include <daug/error.h>
 #include <daug/log.h>
 #include <daug/register.h>
+#include <daug/stages/common.h>
 #include <daug/train/optimizer.h>
 #include <daug/train/trainer.h>
 
@@ -53,6 +54,12 @@ void TrainClipOptions::visit(OptionVisitor& v) {
   v("resume", resume, "continue from checkpoint.safetensors in the output directory if present");
   v("log_every", log_every, "log progress every N steps", Check::at_least(1));
   train::visit_loader_options(v, loader);
+  v("precision", precision, stages::kPrecisionDoc, stages::precision_choice());
+  v("accumulate", accumulate,
+    "micro-batches per optimizer step (gradient accumulation). The contrastive loss couples the rows of a group, "
+    "so a micro-batch must hold whole groups: needs contrastive_group > 0 dividing batch_size / accumulate; then "
+    "the step equals the unsplit one",
+    Check::at_least(1));
 }
 
 TrainClipStage::TrainClipStage(Options opts, std::shared_ptr<Source> data, std::shared_ptr<Backbone> backbone,
@@ -69,6 +76,22 @@ TrainClipStage::TrainClipStage(Options opts, std::shared_ptr<Source> data, std::
   const int64_t g = opts_.contrastive_group;
   DAUG_CHECK_AS(ConfigError, g == 0 || (g >= 2 && opts_.batch_size % g == 0), "[train_clip].contrastive_group = ",
                 g, " must be 0 (the whole batch) or a divisor ≥ 2 of batch_size = ", opts_.batch_size);
+  const int64_t k = opts_.accumulate;
+  if (k > 1) {
+    // Micro-batching a contrastive loss changes it (each row only sees the rows of its own micro-batch as
+    // negatives) unless every group lies inside one micro-batch: then it is exactly the contrastive_group loss.
+    DAUG_CHECK_AS(ConfigError, opts_.batch_size % k == 0, "[train_clip].accumulate = ", k,
+                  " must divide batch_size = ", opts_.batch_size);
+    const int64_t micro = opts_.batch_size / k;
+    DAUG_CHECK_AS(ConfigError, g > 0 && micro % g == 0, "[train_clip].accumulate = ", k,
+                  " splits batch_size = ", opts_.batch_size, " into micro-batches of ", micro,
+                  ", but contrastive_group = ", g,
+                  g == 0 ? " (the whole batch is one contrastive group, which a micro-batch cannot hold)" : "",
+                  " must divide ", micro,
+                  " so that every contrastive group lies in one micro-batch (e.g. "
+                  "contrastive_group = ",
+                  micro, ")");
+  }
   DAUG_CHECK_AS(ConfigError, opts_.prompts.size() == 14, "[train_clip].prompts must hold 14 class prompts (CheXbert "
                 "order), but got ", opts_.prompts.size());
 }
@@ -78,6 +101,7 @@ std::shared_ptr<Stage> TrainClipStage::create(Options opts, BuildContext& ctx) {
   auto backbone = ctx.component<Backbone>(opts.backbone);
   auto criterion = ctx.component<Criterion>(opts.criterion);
   std::shared_ptr<HeatmapComposer> composer;
+  opts.precision = precision_name(stage_precision(ctx, opts.precision));
   if (!opts.composer.empty()) composer = ctx.component<HeatmapComposer>(opts.composer);
   if (clip::uses_heatmap_stage(opts.heatmaps, composer.get())) ctx.component<Stage>(opts.heatmaps.heatmaps_stage);
   return std::make_shared<TrainClipStage>(std::move(opts), data, backbone, criterion, composer, ctx.device(),
@@ -132,6 +156,7 @@ void TrainClipStage::run(StageContext& ctx) {
                  {"composer", composer_ ? composer_->describe() : "none"},
                  {"prompts", nlohmann::json(opts_.prompts).dump()}};
   to.log_every_steps = opts_.log_every;
+  stages::set_precision_options(to, opts_.precision, device_, opts_.accumulate);
   train::Trainer trainer(*backbone_, to);
   const int64_t per_epoch = trainer.steps_per_epoch(), total = trainer.total_steps();
   const auto n_nodecay = std::count(to.decay.begin(), to.decay.end(), false);

@@ -43,6 +43,8 @@ struct TrainClipOptions {
   bool resume = true;
   int64_t log_every = 10;
   train::LoaderOptions loader;          ///< loader_workers, prefetch
+  std::string precision;   ///< "" = [run].precision; create() stores the resolved name
+  int64_t accumulate = 1;  ///< micro-batches per step; needs contrastive_group | batch_size/accumulate
   void visit(OptionVisitor& v);
 };
 

@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -170,4 +171,34 @@ TEST(TrainClip, ContrastiveGroupSplitsTheLossNotTheStep) {
   o.contrastive_group = 3;
   expect_error_contains([&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
                         {"[train_clip].contrastive_group = 3", "divisor", "batch_size = 4"});
+}
+
+// accumulate = k with contrastive groups inside the micro-batches is the unsplit step (the loss is the mean of the
+// same per-group losses, the gradient their weighted sum): the losses agree to float rounding. Without such groups
+// the micro-batched contrastive loss would be a different loss: refused with the option names.
+TEST(TrainClip, AccumulateEqualsTheUnsplitStepWithGroupsInsideMicroBatches) {
+  Fixture f;
+  f.src->write_heatmaps(f.heat_dir);
+  auto o = Fixture::small();
+  o.contrastive_group = 2;
+  auto run_with = [&](int64_t k, const char* dir) {
+    o.accumulate = k;
+    f.run(*f.stage(std::make_shared<daug::testing::FakeBackbone>(), o), f.tmp / dir);
+    return train::read_column(f.tmp / dir / "losses.csv", "loss");
+  };
+  const auto one = run_with(1, "k1"), two = run_with(2, "k2");
+  ASSERT_EQ(one.size(), 4u);
+  ASSERT_EQ(two.size(), 4u);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_NEAR(two[i], one[i], 1e-5 * std::abs(one[i])) << i;
+  o.accumulate = 2;
+  o.contrastive_group = 0;
+  expect_error_contains(
+      [&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
+      {"[train_clip].accumulate = 2", "micro-batches of 2", "contrastive_group = 0", "e.g. contrastive_group = 2"});
+  o.contrastive_group = 4;
+  expect_error_contains([&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
+                        {"contrastive_group = 4 must divide 2"});
+  o.accumulate = 3;
+  expect_error_contains([&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
+                        {"[train_clip].accumulate = 3 must divide batch_size = 4"});
 }

@@ -45,6 +45,8 @@ void TrainDiffusionOptions::visit(OptionVisitor& v) {
     stages::kNormalizations);
   v("cache_images", cache_images, "keep prepared images in memory (1 MiB each at 512²)");
   train::visit_loader_options(v, loader);
+  v("precision", precision, stages::kPrecisionDoc, stages::precision_choice());
+  v("accumulate", accumulate, stages::kAccumulateDoc, Check::at_least(1));
 }
 
 TrainDiffusionStage::TrainDiffusionStage(Options opts, std::shared_ptr<Source> data,
@@ -63,6 +65,8 @@ TrainDiffusionStage::TrainDiffusionStage(Options opts, std::shared_ptr<Source> d
 std::shared_ptr<Stage> TrainDiffusionStage::create(Options opts, BuildContext& ctx) {
   auto data = ctx.component<Source>(opts.data);
   auto gen = ctx.component<Generator>(opts.generator, Use::model);
+  opts.precision = precision_name(stage_precision(ctx, opts.precision));
+  stages::check_accumulate(opts.batch_size, opts.accumulate, ctx.where("accumulate"));
   return std::make_shared<TrainDiffusionStage>(std::move(opts), data, gen);
 }
 
@@ -123,6 +127,7 @@ void TrainDiffusionStage::run(StageContext& ctx) {
       stages::guided_trainer_options(opts_, "train_diffusion", static_cast<int64_t>(train.size()), seed,
                                      ctx.output(artifacts::kCheckpoint), ctx.output(artifacts::kLosses));
   lo.ema_rate = opts_.ema_rate;
+  stages::set_precision_options(lo, opts_.precision, build.device(), opts_.accumulate);
   train::Trainer trainer(*gen, lo);
   log::info("train_diffusion: {} training images, {} steps of batch {}, image {}x{}x{}, EMA {}, device {}",
             train.size(), trainer.total_steps(), trainer.batch_size(), prep.shape[0], prep.shape[1], prep.shape[2],

@@ -35,6 +35,8 @@ struct TrainDiffusionOptions {
   stages::Normalize normalize = stages::Normalize::minmax;
   bool cache_images = true;
   train::LoaderOptions loader;  ///< loader_workers, prefetch
+  std::string precision;  ///< "" = [run].precision; create() stores the resolved name
+  int64_t accumulate = 1;
 
   void visit(OptionVisitor& v);
 };

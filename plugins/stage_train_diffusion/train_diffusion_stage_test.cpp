@@ -113,3 +113,22 @@ TEST(TrainDiffusionStage, DefaultResizeFilterIsTheReleasedPilBilinear) {
     }
   EXPECT_TRUE(seen);
 }
+
+// accumulate = k: each optimizer step calls training_loss on k micro-batches of batch_size / k images (each draws
+// its own t and noise after the step's reseed), and still makes one losses.csv row per optimizer step. The
+// equality of k micro-batches with one batch for per-item losses is TrainerAccumulate.MicroBatchesEqualTheFullBatch.
+TEST(TrainDiffusionStage, AccumulateSplitsEachStepIntoMicroBatches) {
+  Fixture f;
+  auto o = small();
+  o.accumulate = 2;
+  f.run(o);
+  ASSERT_EQ(f.gen->seen_labels.size(), 12u);
+  for (const auto& l : f.gen->seen_labels) EXPECT_EQ(l.numel(), 1);
+  EXPECT_EQ(train::read_losses(f.out / "losses.csv").size(), 6u);
+  Fixture g;
+  o.accumulate = 3;
+  daug::testing::expect_error_contains([&] { g.make(o); }, {"accumulate = 3: must divide batch_size = 2"});
+  o.accumulate = 1;
+  o.precision = "fp16";
+  daug::testing::expect_error_contains([&] { g.make(o); }, {"precision = \"fp16\" needs a CUDA device"});
+}

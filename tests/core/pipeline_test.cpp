@@ -105,6 +105,32 @@ TEST(Pipeline, CacheKeyCoversEffectiveOptionsAndHonoursModelUse) {
   EXPECT_TRUE(std::filesystem::exists(base.stage_dirs[0].second / "effective.toml"));
 }
 
+// [run].precision changes the weights a stage trains and the samples it draws: it enters the key of exactly the
+// tables that inherit it (stage_precision() with their own option unset), and their dependents; fp32, written or
+// not, keeps the keys of a config without the option.
+TEST(Pipeline, RunPrecisionEntersTheCacheKeyOfInheritingStagesOnly) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  auto run = [&](std::vector<std::string> sets) {
+    sets.push_back("second.uses_precision=true");  // [second] inherits [run].precision, [first] does not
+    return daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml", sets), {}, {});
+  };
+  auto base = run({});
+  EXPECT_EQ(run({"run.precision=\"fp32\""}).stage_dirs, base.stage_dirs);
+  auto bf16 = run({"run.precision=\"bf16\"", "run.allow_emulated_bf16=true"});
+  EXPECT_EQ(bf16.stage_dirs[0].second, base.stage_dirs[0].second);
+  EXPECT_NE(bf16.stage_dirs[1].second, base.stage_dirs[1].second);
+  // The stage's own option decides for it: [run].precision no longer matters to its key.
+  auto own = run({"second.precision=\"fp32\""});
+  auto own_bf16 = run({"second.precision=\"fp32\"", "run.precision=\"bf16\"", "run.allow_emulated_bf16=true"});
+  EXPECT_EQ(own_bf16.stage_dirs, own.stage_dirs);
+  // fp16 needs CUDA: named at the key that set it.
+  expect_error_contains([&] { run({"second.precision=\"fp16\""}); },
+                        {"[second].precision = \"fp16\" needs a CUDA device", "[run].device = \"cpu\""});
+  expect_error_contains([&] { run({"run.precision=\"fp8\""}); }, {"precision", "fp8"});
+}
+
 TEST(Pipeline, UnusedTableIsAnErrorWithLocationAndSuggestion) {
   TempDir d;
   daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});

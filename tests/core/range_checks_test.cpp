@@ -1,5 +1,5 @@
 // Range errors that need more than one option (noise_level vs the generator's T, the device vs the LibTorch build,
-// compute_dtype vs the device) surface while the config is built, with file:line, before anything runs or is
+// precision vs the device) surface while the config is built, with file:line, before anything runs or is
 // written. Built from the real smoke config and the real plugins.
 #include <daug/core/config_loader.h>
 #include <daug/core/pipeline.h>
@@ -7,6 +7,8 @@
 #include <daug/error.h>
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
+
+#include <cstdlib>
 
 #include "test_support.h"
 
@@ -81,6 +83,30 @@ TEST(RangeChecks, MisspelledCudaDeviceIsAFormatErrorOnAnyBuild) {
 }
 
 TEST(RangeChecks, Float16OnCpuIsRefusedWithLocation) {
-  const auto m = config_error("", "[generator]\ncompute_dtype = \"float16\"\n");
-  expect_has(m, "x.toml:7:17: [generator].compute_dtype = \"float16\" needs a CUDA device, but [run].device = \"cpu\"");
+  expect_has(config_error("precision = \"fp16\"\n", ""),
+             "x.toml:6:13: [run].precision = \"fp16\" needs a CUDA device, but [run].device = \"cpu\"");
+  expect_has(config_error("", "[heatmaps]\nprecision = \"fp16\"\n"),
+             "x.toml:7:13: [heatmaps].precision = \"fp16\" needs a CUDA device, but [run].device = \"cpu\"");
+}
+
+TEST(RangeChecks, UnknownPrecisionIsRefusedWithLocation) {
+  const auto m = config_error("precision = \"fp8\"\n", "");
+  expect_has(m, "x.toml:6:13");
+  expect_has(m, "fp8");
+}
+
+TEST(RangeChecks, Bf16OnCpuWithoutBf16InstructionsNeedsTheExplicitOptIn) {
+  ::setenv("DAUG_CPU_BF16", "0", 1);  // as on this AVX2 machine, whatever CPU runs the test
+  const auto m = config_error("precision = \"bf16\"\n", "");
+  ::unsetenv("DAUG_CPU_BF16");
+  expect_has(m,
+             "x.toml:6:13: [run].precision = \"bf16\" on [run].device = \"cpu\", but this CPU has no bf16 "
+             "instructions");
+  expect_has(m, "allow_emulated_bf16 = true");
+}
+
+TEST(RangeChecks, RemovedComputeDtypePointsToPrecision) {
+  const auto m = config_error("", "[generator]\ncompute_dtype = \"bfloat16\"\n");
+  expect_has(m, "x.toml:7:17: [generator].compute_dtype = \"bfloat16\": the option was replaced by [run].precision");
+  expect_has(m, "precision = \"bf16\"");
 }

@@ -47,11 +47,27 @@ Trainer::Trainer(Trainable& model, TrainerOptions options)
   DAUG_CHECK(!opts_.checkpoint_path.empty() && !opts_.losses_path.empty(), opts_.what,
              ": the trainer needs a checkpoint path and a losses.csv path");
   if (opts_.ema_rate > 0.0) ema_ = std::make_unique<Ema>(params_, opts_.ema_rate);
+  DAUG_CHECK_AS(ConfigError, opts_.accumulate >= 1, opts_.what, ": accumulate must be >= 1, but got ",
+                opts_.accumulate);
+  DAUG_CHECK_AS(ConfigError, opts_.accumulate <= sampler_.batch_size(), opts_.what, ": accumulate = ", opts_.accumulate,
+                " micro-batches need at least as many items per batch, but the batch has ", sampler_.batch_size());
+  if (opts_.precision == Precision::fp16) scaler_ = std::make_unique<GradScaler>(opts_.scaler);
 }
 
 Trainer::~Trainer() = default;
 
-void Trainer::backward(const at::Tensor& loss) { loss.backward(); }
+void Trainer::backward(const at::Tensor& loss) {
+  if (scaler_) scaler_->scale_loss(loss).backward();
+  else loss.backward();
+}
+
+NamedTensors Trainer::state_extra() const { return scaler_ ? scaler_->state() : NamedTensors{}; }
+
+void Trainer::load_state_extra(const NamedTensors& state, const std::string& source) {
+  if (scaler_) scaler_->load_state(state, source);
+}
+
+int64_t Trainer::steps_done() const { return opt_.steps() + (scaler_ ? scaler_->skipped() : 0); }
 
 at::Tensor Trainer::clip_gradients() {
   std::vector<at::Tensor> sums;
@@ -72,20 +88,59 @@ at::Tensor Trainer::clip_gradients() {
   return total;
 }
 
-void Trainer::optimizer_step(double lr) { opt_.step(lr); }
+void Trainer::optimizer_step(double lr) {
+  if (!skip_step_) opt_.step(lr);
+}
 
 StepRecord Trainer::train_step(const std::vector<int64_t>& batch, int64_t step, double lr, const StepFn& fn) {
-  StepOutput out = fn(batch, step);
-  DAUG_CHECK(out.loss.defined() && out.loss.numel() == 1, opts_.what, ": the loss must be a scalar tensor");
+  const auto n = static_cast<int64_t>(batch.size());
+  const int64_t k = std::max<int64_t>(1, std::min(opts_.accumulate, n));
   StepRecord rec;
-  rec.loss = out.loss.detach();  // checked for NaN/Inf when the loop reads it (run())
   opt_.zero_grad();
-  backward(out.loss);
+  for (int64_t i = 0, begin = 0; i < k; ++i) {
+    const int64_t size = n / k + (i < n % k ? 1 : 0);
+    StepOutput out;
+    {
+      AutocastGuard autocast(opts_.precision, opts_.device);
+      out = k == 1 ? fn(batch, step)
+                   : fn(std::vector<int64_t>(batch.begin() + begin, batch.begin() + begin + size), step);
+    }
+    begin += size;
+    DAUG_CHECK(out.loss.defined() && out.loss.numel() == 1, opts_.what, ": the loss must be a scalar tensor");
+    // Values stay on the device: they are checked for NaN/Inf when the loop reads them (run()).
+    if (k == 1) {  // exactly the single-batch arithmetic (no weighting op)
+      rec.loss = out.loss.detach();
+      backward(out.loss);
+      for (auto& [name, v] : out.parts) rec.parts.emplace_back(std::move(name), v.detach());
+      break;
+    }
+    // Mean-reduced losses: weight each micro-batch by its share of the batch so the gradients sum to the batch's.
+    const double w = static_cast<double>(size) / static_cast<double>(n);
+    const at::Tensor wl = out.loss.detach().to(at::kDouble) * w;
+    rec.loss = i == 0 ? wl : rec.loss + wl;
+    backward(out.loss * w);
+    if (i == 0) {
+      for (auto& [name, v] : out.parts) rec.parts.emplace_back(std::move(name), v.detach().to(at::kDouble) * w);
+    } else {
+      DAUG_CHECK(out.parts.size() == rec.parts.size(), opts_.what, ": the step function returned ", out.parts.size(),
+                 " loss parts for micro-batch ", i, " but ", rec.parts.size(), " for the first");
+      for (size_t j = 0; j < rec.parts.size(); ++j)
+        rec.parts[j].second = rec.parts[j].second + out.parts[j].second.detach().to(at::kDouble) * w;
+    }
+  }
+  // fp16 only: whether to skip the step is a host decision (one read per step, as torch's GradScaler.step makes).
+  skip_step_ = scaler_ && scaler_->unscale(params_);
   for (auto& hook : after_backward) hook(*this);
   rec.grad_norm = clip_gradients();
   optimizer_step(lr);
-  if (ema_) ema_->update();
-  for (auto& [name, v] : out.parts) rec.parts.emplace_back(std::move(name), v.detach());
+  if (ema_ && !skip_step_) ema_->update();
+  if (scaler_) {
+    if (skip_step_)
+      log::info("{}: step {}: float16 gradients overflowed at loss scale {}; step skipped, scale halved", opts_.what,
+                step, scaler_->scale());
+    scaler_->update(skip_step_);
+  }
+  skip_step_ = false;
   return rec;
 }
 
@@ -107,9 +162,10 @@ void Trainer::resume_from(const std::filesystem::path& path) {
   }
   opt_.load_state(ck.state, src);
   if (ema_) ema_->load_state(ck.state, src);
-  DAUG_CHECK_AS(DataError, opt_.steps() == ck.info.step, src, ": key 'optim.step' is ", opt_.steps(),
-                " but metadata key 'step' is ", ck.info.step);
   load_state_extra(ck.state, src);
+  DAUG_CHECK_AS(DataError, steps_done() == ck.info.step, src, ": key 'optim.step' is ", opt_.steps(),
+                scaler_ ? fmt::format(" (+ {} skipped float16 steps)", scaler_->skipped()) : std::string(),
+                " but metadata key 'step' is ", ck.info.step);
   set_cpu_rng_state(ck.rng, src);
 }
 
@@ -137,7 +193,7 @@ TrainResult Trainer::run(const StepFn& fn) {
   int64_t start = 0;
   if (opts_.resume && std::filesystem::exists(opts_.checkpoint_path)) {
     resume_from(opts_.checkpoint_path);
-    start = opt_.steps();
+    start = steps_done();
     log::info("{}: resuming from {} at step {}/{}", opts_.what, opts_.checkpoint_path.string(), start, total_);
   }
   res.resumed_from = start;

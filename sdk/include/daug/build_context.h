@@ -6,6 +6,7 @@
 #include <daug/component.h>
 #include <daug/config_view.h>
 #include <daug/error.h>
+#include <daug/precision.h>
 
 #include <filesystem>
 #include <memory>
@@ -62,6 +63,11 @@ class DAUG_SDK_API BuildContext {
   /// not written), for checks that need more than the option itself (another component, the device):
   ///   throw daug::ConfigError(ctx.where("compute_dtype") + " = \"float16\" needs a CUDA device, but ...");
   std::string where(const std::string& key) const;
+  /// [run].precision with its location and [run].allow_emulated_bf16 (defaults "fp32"/false without a [run]
+  /// table or a config document). The core also records that the table being built inherits the run precision,
+  /// so that it enters that table's cache key: call it through stage_precision() (daug/precision.h), and only
+  /// when the table's own option does not decide.
+  virtual RunPrecision run_precision() const;
 
  protected:
   /// Builds or returns the component of `table`; `interface` is the expected kind for messages.

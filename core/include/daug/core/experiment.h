@@ -47,6 +47,12 @@ class Experiment final : public BuildContext {
   void set_run_dir(std::filesystem::path dir) { run_dir_ = std::move(dir); }
   ConfigView config(const std::string& table) const override;
   std::string table() const override { return building_.empty() ? std::string() : building_.back(); }
+  /// [run].precision (validated against the device in the constructor); records that the table being built
+  /// inherits it (inherits_run_precision()).
+  RunPrecision run_precision() const override;
+  /// Whether the component of `table` asked for the run precision while it was built (its cache key then
+  /// includes it).
+  bool inherits_run_precision(const std::string& table) const;
 
   /// Builds the component of `table` as `interface` (what `component<T>()` does, for the core).
   std::shared_ptr<Component> build(const std::string& table, const char* interface) {
@@ -83,6 +89,8 @@ class Experiment final : public BuildContext {
   std::vector<std::string> building_;  // stack, for cycle detection and dependency recording
   std::map<std::string, std::vector<Edge>> pending_deps_;  // table -> what it asked for while building
   mutable std::set<std::string> read_tables_;             // tables read through config()
+  RunPrecision run_precision_;
+  mutable std::set<std::string> run_precision_readers_;  // tables that inherit [run].precision
 };
 
 }  // namespace daug::core

@@ -7,6 +7,7 @@
 #include <daug/data/dataset.h>
 #include <daug/data/image.h>
 #include <daug/options.h>
+#include <daug/precision.h>
 #include <daug/seed.h>
 #include <daug/source.h>
 #include <daug/tensor.h>
@@ -114,6 +115,27 @@ train::TrainerOptions guided_trainer_options(const StageOptions& o, std::string 
   t.losses_path = std::move(losses);
   return t;
 }
+
+/// Doc strings of the stage options `precision` and `accumulate` (train_diffusion, train_classifier, train_clip,
+/// heatmaps), and the choices of `precision`.
+inline constexpr const char* kPrecisionDoc =
+    "fp32 | bf16 | fp16 for this stage's forward passes (autocast; float32 master weights, GroupNorm, softmax and "
+    "the diffusion arithmetic); \"\" = [run].precision";
+inline constexpr const char* kAccumulateDoc =
+    "micro-batches per optimizer step (gradient accumulation): batch_size / accumulate images per forward, the "
+    "same optimizer step; each micro-batch draws its own t and noise";
+Check precision_choice();
+
+/// A stage's `precision` option as create() left it (resolved with daug::stage_precision(); "" = fp32, as in a
+/// stage built directly by a test).
+Precision resolved_precision(const std::string& option);
+
+/// ConfigError at `where` unless accumulate divides batch_size (micro-batches of equal size, the same batch).
+void check_accumulate(int64_t batch_size, int64_t accumulate, const std::string& where);
+
+/// Sets TrainerOptions::precision, device and accumulate from the stage options.
+void set_precision_options(train::TrainerOptions& t, const std::string& precision, const std::string& device,
+                           int64_t accumulate);
 
 // ------------------------------------------------------------------------------------------------ metrics
 

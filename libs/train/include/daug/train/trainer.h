@@ -5,13 +5,21 @@
 ///   1. if reseed_each_step: at::manual_seed(mix_seed(seed, s))     (classifier/diffusion: resume-proof noise)
 ///   2. batch = sampler.batch(s); lr = lr · lr_factor(schedule, s, total, steps_per_epoch)
 ///   3. train_step(batch, s, lr, fn), by default:
-///        out = fn(batch, s)                     the caller's forward: scalar loss tensor + named parts
-///        check the loss is a scalar
-///        optimizer.zero_grad(); backward(out.loss)
+///        optimizer.zero_grad()
+///        for each of the k = accumulate micro-batches m of `batch` (contiguous slices, sizes differing by <= 1):
+///          out = fn(m, s) under AutocastGuard(precision, device)   the caller's forward: scalar loss + named parts
+///          check the loss is a scalar (finiteness: when the loop reads it)
+///          backward(out.loss · |m|/|batch|)      (fp16: the GradScaler's scaled loss; outside autocast)
+///        fp16: unscale the gradients, found_inf = any inf/NaN
 ///        for hook in after_backward: hook(*this)
 ///        grad_norm = clip_gradients()           global L2 norm (Σ‖g‖² accumulated in double); scaled if > grad_clip
-///        optimizer_step(lr)                     AdamW
-///        ema.update()                           if ema_rate > 0
+///        optimizer_step(lr)                     AdamW (fp16: skipped when found_inf)
+///        ema.update()                           if ema_rate > 0 (and the step was not skipped)
+///        fp16: scaler.update(found_inf)
+///      With mean-reduced per-item losses, k micro-batches give the gradient of the whole batch (up to float
+///      rounding) when fn draws the same per-item randomness; the loss and parts logged are the weighted means.
+///      A loss that couples items across the batch (CLIP's contrastive loss over the whole batch) is NOT the same
+///      over micro-batches: the caller must refuse or redefine it (train_clip: contrastive_group).
 ///   4. one losses.csv row; a checkpoint every `checkpoint_every` steps and/or at each epoch end, and at the end.
 ///
 /// No host syncs per step: loss, gradient norm and loss parts stay on the device as 0-dim tensors (clipping too is
@@ -19,28 +27,30 @@
 /// progress line is due, and at the end. losses.csv gets the same rows either way; a non-finite loss is reported
 /// (step, lr) when its row is read, before any later checkpoint is written.
 ///
+/// Mixed precision (TrainerOptions::precision): the parameters, their gradients and the optimizer state stay float32
+/// (the masters); only the step function's forward runs under autocast. fp16 adds dynamic loss scaling
+/// (daug/train/grad_scaler.h), whose state the checkpoint carries (`scaler.*`, through state_extra()); a skipped
+/// step still counts as a loop step (AdamW's own step count, which drives its bias correction, does not advance,
+/// as with torch's GradScaler).
+///
 /// Seams for what will be added once, here (not in the stages):
-///   * mixed precision: a subclass overrides backward() to scale the loss, registers an after_backward hook that
-///     unscales the gradients (and records inf/NaN), and overrides optimizer_step() to skip the update on overflow;
-///     the step function runs its forward under autocast. The checkpoint then adds the scaler's state through
-///     state_extra()/load_state_extra().
 ///   * data-parallel training: an after_backward hook all-reduces (averages) the gradients before clipping, so
 ///     clipping and the update see the global gradient; the sampler is sharded by rank by the caller's step
 ///     function (or a subclass overriding train_step()); only rank 0 writes checkpoint and losses.csv.
-///   * gradient accumulation: a subclass overrides train_step() to call fn on k micro-batches of `batch`, calling
-///     backward() on each (loss / k), then runs the hooks, clip_gradients() and optimizer_step() once.
 /// Whatever wraps the step must keep the order backward → after_backward hooks → clip → optimizer step → EMA.
 ///
 /// Resume: with resume = true and an existing checkpoint, model, optimizer, EMA and the CPU RNG state are restored
 /// and the loop continues at the saved step; losses.csv keeps the rows of finished steps. An interrupted and
 /// resumed run produces the same weights, bit for bit, as an uninterrupted one (on a deterministic device).
 /// A checkpoint of another stage or another run length, or a truncated one, is a DataError naming file and key.
+#include <daug/precision.h>
 #include <daug/tensor.h>
-#include <daug/trainable.h>
 #include <daug/train/ema.h>
+#include <daug/train/grad_scaler.h>
 #include <daug/train/optimizer.h>
 #include <daug/train/sampler.h>
 #include <daug/train/schedule.h>
+#include <daug/trainable.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -83,6 +93,11 @@ struct TrainerOptions {
   std::vector<bool> decay;      ///< per-parameter decay flags (model.parameters() order); empty = all decayed
   double grad_clip = 0.0;       ///< max global gradient norm; 0 = no clipping (the norm is still logged)
   double ema_rate = 0.0;        ///< 0 = no EMA
+  // Precision and micro-batches.
+  Precision precision = Precision::fp32;  ///< the step function's forward under autocast; fp16 adds loss scaling
+  std::string device = "cpu";             ///< device of the forward ("cpu", "cuda", "cuda:N"): which autocast to enable
+  int64_t accumulate = 1;                 ///< micro-batches per optimizer step (gradient accumulation); >= 1
+  GradScalerOptions scaler;               ///< fp16 only
   // Files (the stage chooses the names).
   std::filesystem::path checkpoint_path;  ///< required
   std::filesystem::path losses_path;      ///< required
@@ -133,6 +148,10 @@ class Trainer {
   const std::vector<at::Tensor>& params() const { return params_; }
   AdamW& optimizer() { return opt_; }
   Ema* ema() { return ema_.get(); }
+  /// The fp16 loss scaler (null for fp32/bf16).
+  const GradScaler* scaler() const { return scaler_.get(); }
+  /// Loop steps done: AdamW's steps plus the steps the scaler skipped.
+  int64_t steps_done() const;
 
   /// Hooks run after backward() and before clip_gradients() (gradient unscaling, all-reduce).
   std::vector<std::function<void(Trainer&)>> after_backward;
@@ -148,9 +167,10 @@ class Trainer {
   /// grad_clip / (norm + 1e-6) if norm > grad_clip, on the device.
   virtual at::Tensor clip_gradients();
   virtual void optimizer_step(double lr);
-  /// Extra checkpoint tensors of a subclass (e.g. a grad scaler) and their restoration.
-  virtual NamedTensors state_extra() const { return {}; }
-  virtual void load_state_extra(const NamedTensors&, const std::string& /*source*/) {}
+  /// Extra checkpoint tensors (the fp16 grad scaler's `scaler.*`; a subclass adds its own to these) and their
+  /// restoration.
+  virtual NamedTensors state_extra() const;
+  virtual void load_state_extra(const NamedTensors& state, const std::string& source);
 
  private:
   void resume_from(const std::filesystem::path& path);
@@ -163,6 +183,8 @@ class Trainer {
   int64_t total_ = 0;
   AdamW opt_;
   std::unique_ptr<Ema> ema_;
+  std::unique_ptr<GradScaler> scaler_;
+  bool skip_step_ = false;  // fp16: this step's gradients overflowed
 };
 
 }  // namespace daug::train
