@@ -37,16 +37,14 @@ B=${BUILD_DIR:-$ROOT/build-gpu}
 W=$ROOT/tmp/gpu-work
 J=$(nproc)
 
-# ---- what the lead switches after merging run.precision (issue 10 item 1) -----------------------------------------
-# compute_dtype: --set generator.compute_dtype=float32|bfloat16|float16 (sampling only; what exists now)
-# run.precision: --set run.precision=fp32|bf16|fp16
-PRECISION_KEY=${PRECISION_KEY:-compute_dtype}
+# ---- precision of the smoke/perf runs ------------------------------------------------------------------------------
+# run.precision: --set run.precision=fp32|bf16|fp16 (training and sampling of every model-running stage)
+# heatmaps.precision: --set heatmaps.precision=... (sampling only: the trained fp32 models are reused from the cache)
+PRECISION_KEY=${PRECISION_KEY:-heatmaps.precision}
 precision_set() {  # precision_set fp32|bf16|fp16 -> the --set arguments for that precision
   case "$PRECISION_KEY:$1" in
-    compute_dtype:fp32) echo "--set generator.compute_dtype=float32" ;;
-    compute_dtype:bf16) echo "--set generator.compute_dtype=bfloat16" ;;
-    compute_dtype:fp16) echo "--set generator.compute_dtype=float16" ;;
-    run.precision:*) echo "--set run.precision=$1" ;;
+    heatmaps.precision:*) echo "--set heatmaps.precision=\"$1\"" ;;
+    run.precision:*) echo "--set run.precision=\"$1\"" ;;
     *) echo "precision_set: unknown PRECISION_KEY '$PRECISION_KEY'" >&2; return 1 ;;
   esac
 }

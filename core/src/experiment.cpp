@@ -216,19 +216,19 @@ std::vector<std::string> Experiment::dependencies_of(const std::string& table) c
   return out;
 }
 
-std::string Experiment::effective_options(const std::string& table, bool model_only) const {
+std::string Experiment::effective_options(const std::string& table, OptionScope scope) const {
   const Node* n = node(table);
   DAUG_CHECK(n != nullptr, "effective_options: table [", table, "] was not built");
   DAUG_CHECK(n->plugin.manifest && n->plugin.manifest->effective, "plugin '", n->plugin.name,
              "' has no effective-options function");
-  return n->plugin.manifest->effective(ConfigView(doc_, table), model_only);
+  return n->plugin.manifest->effective(ConfigView(doc_, table), scope);
 }
 
 std::string Experiment::effective_toml() const {
   std::string out = "# Every option of every built table, defaults included (what actually ran).\n";
   for (const auto& b : built_)
     out += fmt::format("\n[{}]\nplugin = \"{}\"  # {} ({})\n{}", b.table, b.plugin.name, b.plugin.interface,
-                       b.plugin.build_id, effective_options(b.table, false));
+                       b.plugin.build_id, effective_options(b.table, OptionScope::everything));
   return out;
 }
 

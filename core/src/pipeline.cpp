@@ -148,7 +148,7 @@ class StageRunner {
     const bool model_only = use == Use::model;
     std::string m = fmt::format("table {}\nplugin {} {} {}\nuse {}\nseed {}\n{}", table, n->plugin.interface,
                                 n->plugin.name, n->plugin.build_id, model_only ? "model" : "all", run_.seed,
-                                exp_.effective_options(table, model_only));
+                                exp_.effective_options(table, model_only ? OptionScope::model : OptionScope::results));
     // [run].precision changes the trained weights and the samples of the tables that inherit it; fp32 adds nothing
     // so that fp32 keys (and the caches of earlier runs) stay as they were. [run].tf32/cudnn_benchmark/deterministic
     // are not in the key: like threads, they only change CUDA rounding, not what is computed.
@@ -334,7 +334,7 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
       }
       write_file_atomic(dir / "stage.toml", exp.config(table).to_toml());
       write_file_atomic(dir / "effective.toml",
-                        fmt::format("[{}]\n{}", table, exp.effective_options(table, false)));
+                        fmt::format("[{}]\n{}", table, exp.effective_options(table, OptionScope::everything)));
       log::info("stage [{}] {} -> {}", table, stages[i]->describe(), dir.string());
       StageContext ctx{dir, artifact_lookup(table), exp, options.shard_index, options.shard_count, options.strict,
                        stages[i]->outputs()};

@@ -78,11 +78,11 @@ void DdpmGeneratorOptions::visit(OptionVisitor& v) {
   v("concurrent_guidance", concurrent_guidance,
     "run the guidance gradient of each guided step on a second thread while the UNet forward runs (both depend "
     "only on x_t); same heatmaps. Faster on CPU when one op cannot use all cores (tests/bench/README.md)",
-    Check::sampling_only());
+    Check::sampling_only().for_runtime());
   v("guidance_threads", guidance_threads,
     "intra-op threads of the guidance thread with concurrent_guidance; the UNet keeps run.threads minus these "
     "(at least 1, so with run.threads = 1 two threads run)",
-    Check::at_least(1).for_sampling());
+    Check::at_least(1).for_sampling().for_runtime());
 }
 
 DdpmGenerator::DdpmGenerator(Options opts, const std::string& device, const std::string& table)

@@ -68,7 +68,7 @@ void HeatmapsOptions::visit(OptionVisitor& v) {
   v("limit", limit, "process only the first N selected images (0 = all)", Check::at_least(0));
   v("seed", seed, "seed of the sampler's noise (-1 = the run seed); per batch: mix(seed, first index)",
     Check::at_least(-1));
-  v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0));
+  v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0).for_runtime());
   v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape", stages::kResizeFilters);
   v("normalize", normalize, "per-image value normalisation; must match the training stages", stages::kNormalizations);
   train::visit_loader_options(v, loader);

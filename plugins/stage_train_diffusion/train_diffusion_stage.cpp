@@ -38,7 +38,7 @@ void TrainDiffusionOptions::visit(OptionVisitor& v) {
   v("checkpoint_every", checkpoint_every, "steps between checkpoints (0 = only at the end)", Check::at_least(0));
   v("resume", resume, "resume from <output_dir>/checkpoint.safetensors if present");
   v("seed", seed, "seed of batches, t and noise (-1 = the run seed)", Check::at_least(-1));
-  v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0));
+  v("log_every_s", log_every_s, "seconds between progress lines", Check::at_least(0).for_runtime());
   v("resize_filter", resize_filter, "filter resizing images to the generator's image_shape",
     stages::kResizeFilters);
   v("normalize", normalize, "per-image value normalisation (minmax = [0,1] as the released code)",

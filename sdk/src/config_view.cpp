@@ -457,7 +457,7 @@ class Describer final : public OptionVisitor {
 
  private:
   void add(const char* k, const char* type, std::string def, const char* doc, const Check& c, bool set = true) {
-    out.push_back(OptionInfo{k, type, std::move(def), doc ? doc : "", c.str(), c.sampling});
+    out.push_back(OptionInfo{k, type, std::move(def), doc ? doc : "", c.str(), c.sampling, c.runtime});
     is_set.push_back(set);
   }
 };
@@ -525,12 +525,13 @@ std::vector<OptionInfo> describe_fields(void (*visit)(void*, OptionVisitor&), vo
   return d.out;
 }
 
-std::string dump_fields(void (*visit)(void*, OptionVisitor&), void* opts, bool model_only) {
+std::string dump_fields(void (*visit)(void*, OptionVisitor&), void* opts, OptionScope scope) {
   Describer d;  // the describer's "default" is the current value
   visit(opts, d);
   std::string out;
   for (size_t i = 0; i < d.out.size(); ++i)
-    if (d.is_set[i] && !(model_only && d.out[i].sampling))  // unset optionals: absent
+    if (d.is_set[i] &&  // unset optionals: absent
+        !(scope != OptionScope::everything && d.out[i].runtime) && !(scope == OptionScope::model && d.out[i].sampling))
       out += fmt::format("{} = {}\n", d.out[i].key, d.out[i].default_value);
   return out;
 }

@@ -96,6 +96,25 @@ TEST(Options, DumpRoundTrips) {
   EXPECT_EQ(back.groups, o.groups);
 }
 
+TEST(Options, DumpScopesLeaveOutRuntimeAndSamplingOptions) {
+  struct Scoped {
+    int64_t layers = 2, workers = 3;
+    double scale = 1.5;
+    void visit(daug::OptionVisitor& v) {
+      v("layers", layers, "model");
+      v("scale", scale, "sampling", Check::at_least(0).for_sampling());
+      v("workers", workers, "runtime", Check::at_least(0).for_runtime());
+    }
+  } o;
+  EXPECT_EQ(daug::dump_options(o), "layers = 2\nscale = 1.5\nworkers = 3\n");
+  EXPECT_EQ(daug::dump_options(o, daug::OptionScope::everything), "layers = 2\nscale = 1.5\nworkers = 3\n");
+  EXPECT_EQ(daug::dump_options(o, daug::OptionScope::results), "layers = 2\nscale = 1.5\n");
+  EXPECT_EQ(daug::dump_options(o, daug::OptionScope::model), "layers = 2\n");
+  // Both marks together: out of every key.
+  EXPECT_TRUE(Check::at_least(1).for_sampling().for_runtime().runtime);
+  EXPECT_TRUE(Check::at_least(1).for_sampling().for_runtime().sampling);
+}
+
 TEST(Options, CheckOptionsValidatesCodeBuiltStructs) {
   Opts o;
   o.scale = -3;

@@ -92,6 +92,9 @@ TEST(Pipeline, CacheKeyCoversEffectiveOptionsAndHonoursModelUse) {
   auto sampling = run({"scale.mode=\"add\""});
   EXPECT_EQ(sampling.stage_dirs[0].second, base.stage_dirs[0].second);
   EXPECT_NE(sampling.stage_dirs[1].second, base.stage_dirs[1].second);
+  // A runtime option (how it runs, not what it computes): both reuse their outputs.
+  auto runtime = run({"scale.threads=4"});
+  EXPECT_EQ(runtime.stage_dirs, base.stage_dirs);
   // A model option: both re-run.
   auto model = run({"scale.factor=3.0"});
   EXPECT_NE(model.stage_dirs[0].second, base.stage_dirs[0].second);

@@ -11,6 +11,7 @@
 #include <daug/error.h>
 #include <daug/generator.h>
 #include <daug/guidance.h>
+#include <daug/precision.h>
 
 #include <ATen/ATen.h>
 #include <torch/optim/adam.h>
@@ -26,11 +27,6 @@ namespace {
 
 using daug::testing::max_abs_diff;
 
-// Reduced-precision sampling is the generator's compute_dtype option for now. When run.precision (issue 10 item 1)
-// lands, change this one function to return "[run]\nprecision = \"bf16\"\n" (or "fp16") for the same test.
-std::string reduced_precision_table(const std::string& torch_dtype) {
-  return "[generator]\ncompute_dtype = \"" + torch_dtype + "\"\n";
-}
 
 const daug::core::PluginLoader& loader() {
   static auto* l = [] {  // plugin libraries are never unloaded
@@ -186,15 +182,17 @@ TEST(CudaPrecision, Bf16AndFp16TranslateStayCloseToFp32) {
   const at::Tensor x0 = images(2, 7);
   at::NoGradGuard ng;
   const at::Tensor ref = g32->translate(request(x0, dev, nullptr));
-  for (const char* dtype : {"bfloat16", "float16"}) {
-    Exp low(dev, reduced_precision_table(dtype));
-    auto g = low.get<daug::Generator>("generator");
-    g->load_state(g32->state());
-    const at::Tensor out = g->translate(request(x0, dev, nullptr));
-    EXPECT_EQ(out.scalar_type(), at::kFloat) << dtype << ": the sampler state stays float32";
+  // Reduced precision is the heatmaps stage's autocast around translate (run.precision / heatmaps.precision).
+  for (const daug::Precision dtype : {daug::Precision::bf16, daug::Precision::fp16}) {
+    at::Tensor out;
+    {
+      daug::AutocastGuard autocast(dtype, dev);
+      out = g32->translate(request(x0, dev, nullptr));
+    }
+    EXPECT_EQ(out.scalar_type(), at::kFloat) << daug::precision_name(dtype) << ": the sampler state stays float32";
     EXPECT_TRUE(out.is_cuda());
-    EXPECT_LT(max_abs_diff(out.cpu(), ref.cpu()), 0.05) << dtype;  // the CPU bf16 test's bound
-    EXPECT_GT(max_abs_diff(out.cpu(), ref.cpu()), 0.0) << dtype << ": the reduced precision was used";
+    EXPECT_LT(max_abs_diff(out.cpu(), ref.cpu()), 0.05) << daug::precision_name(dtype);  // the CPU bf16 test's bound
+    EXPECT_GT(max_abs_diff(out.cpu(), ref.cpu()), 0.0) << daug::precision_name(dtype) << ": the reduced precision was used";
   }
 }
 

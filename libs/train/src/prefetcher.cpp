@@ -34,9 +34,9 @@ void visit_loader_options(OptionVisitor& v, LoaderOptions& o) {
   v("loader_workers", o.workers,
     "threads that decode and resize the next batches while the current one is "
     "processed (0 = load on the main thread, synchronously); results are identical for every value",
-    Check::at_least(0));
+    Check::at_least(0).for_runtime());
   v("prefetch", o.prefetch, "with loader_workers > 0: batches loaded ahead (memory: this many batches of images)",
-    Check::at_least(1));
+    Check::at_least(1).for_runtime());
 }
 
 std::vector<at::Tensor> to_device(const std::vector<at::Tensor>& parts, const c10::Device& device) {

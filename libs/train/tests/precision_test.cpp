@@ -39,7 +39,7 @@ class PerItemRegression : public Trainable {
   StepOutput loss(const std::vector<int64_t>& items, double blow_up = 1.0) {
     const at::Tensor idx = at::tensor(items, at::kLong);
     at::Tensor l = (x_.index_select(0, idx).matmul(w_) + b_ - target_.index_select(0, idx)).pow(2).mean() * blow_up;
-    return {l, {{"twice", 2.0 * l.item<double>()}}};
+    return {l, {{"twice", 2.0 * l.detach()}}};
   }
   at::Tensor w_, b_, x_, target_;
 };

@@ -26,9 +26,9 @@ struct PluginManifest {
   /// Options with types, defaults and docs.
   std::vector<OptionInfo> (*describe)();
   /// Reads Options from `cfg` (validated as create() does) and returns every value, defaults included, as
-  /// TOML `key = value` lines; `model_only` leaves out the options marked Check::sampling. The core writes it
-  /// to effective.toml and keys the stage cache on it.
-  std::string (*effective)(const ConfigView& cfg, bool model_only);
+  /// TOML `key = value` lines of the options in `scope`. The core writes OptionScope::everything to
+  /// effective.toml and keys the stage cache on OptionScope::results / ::model.
+  std::string (*effective)(const ConfigView& cfg, OptionScope scope);
 };
 
 /// Name of the exported C symbol that returns the manifest.

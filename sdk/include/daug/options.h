@@ -54,6 +54,9 @@ struct DAUG_SDK_API Check {
   /// The option changes only how a trained model is used (sampling), not the model: it is left out of the
   /// cache key of stages that train the component (BuildContext::component(table, Use::model)).
   bool sampling = false;
+  /// The option changes only how the work runs (threads, prefetching), never its results: it is left out of
+  /// every cache key (still written to effective.toml), so changing it reuses cached outputs.
+  bool runtime = false;
 
   static Check at_least(double lo) { Check c; c.min = lo; return c; }
   static Check greater_than(double lo) { Check c; c.min = lo; c.min_exclusive = true; return c; }
@@ -63,6 +66,8 @@ struct DAUG_SDK_API Check {
   static Check sampling_only() { Check c; c.sampling = true; return c; }
   /// This check, and the option only affects sampling (see `sampling`).
   Check for_sampling() const { Check c = *this; c.sampling = true; return c; }
+  /// This check, and the option only affects how the work runs, not its results (see `runtime`).
+  Check for_runtime() const { Check c = *this; c.runtime = true; return c; }
   /// Human-readable form: ">= 0", "in [0, 1]", "one of: a, b".
   std::string str() const;
 };
@@ -159,6 +164,14 @@ struct DAUG_SDK_API OptionInfo {
   std::string doc;
   std::string constraint;     ///< Check::str(), may be empty
   bool sampling = false;      ///< Check::sampling
+  bool runtime = false;       ///< Check::runtime
+};
+
+/// Which options a dump of effective options holds.
+enum class OptionScope : uint8_t {
+  everything,  ///< every option (effective.toml: what actually ran)
+  results,     ///< without Check::runtime options (the cache key of a stage, or of a component it uses fully)
+  model,       ///< without Check::runtime and Check::sampling options (the key of a stage that trains it)
 };
 
 namespace detail {
@@ -167,8 +180,8 @@ namespace detail {
 DAUG_SDK_API void read_fields(const ConfigView& view, const std::vector<std::string>& ignored_keys,
                               void (*visit)(void* opts, OptionVisitor& v), void* opts);
 DAUG_SDK_API std::vector<OptionInfo> describe_fields(void (*visit)(void* opts, OptionVisitor& v), void* opts);
-/// `model_only`: leave out the options marked Check::sampling.
-DAUG_SDK_API std::string dump_fields(void (*visit)(void* opts, OptionVisitor& v), void* opts, bool model_only = false);
+DAUG_SDK_API std::string dump_fields(void (*visit)(void* opts, OptionVisitor& v), void* opts,
+                                     OptionScope scope = OptionScope::everything);
 DAUG_SDK_API void check_fields(void (*visit)(void* opts, OptionVisitor& v), void* opts, const std::string& where);
 template <class Opts>
 void visit_thunk(void* o, OptionVisitor& v) { static_cast<Opts*>(o)->visit(v); }
@@ -196,10 +209,10 @@ std::vector<OptionInfo> describe_options() {
   return detail::describe_fields(&detail::visit_thunk<Opts>, &o);
 }
 
-/// Serialises the current values of `o` as TOML key = value lines (`model_only`: without sampling options).
+/// Serialises the current values of `o` as TOML key = value lines (`scope`: which options).
 template <class Opts>
-std::string dump_options(Opts& o, bool model_only = false) {
-  return detail::dump_fields(&detail::visit_thunk<Opts>, &o, model_only);
+std::string dump_options(Opts& o, OptionScope scope = OptionScope::everything) {
+  return detail::dump_fields(&detail::visit_thunk<Opts>, &o, scope);
 }
 
 }  // namespace daug

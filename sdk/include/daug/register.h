@@ -34,9 +34,9 @@ std::shared_ptr<Component> create_plugin(const ConfigView& cfg, BuildContext& ct
 }
 
 template <class Class>
-std::string effective_options(const ConfigView& cfg, bool model_only) {
+std::string effective_options(const ConfigView& cfg, OptionScope scope) {
   auto opts = read_options<typename Class::Options>(cfg);
-  return dump_options(opts, model_only);
+  return dump_options(opts, scope);
 }
 
 template <class Interface, class Class>

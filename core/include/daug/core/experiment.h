@@ -65,9 +65,8 @@ class Experiment final : public BuildContext {
   std::vector<std::tuple<std::string, std::string, std::filesystem::path>> built() const;
   /// Tables the component of `table` asked for while it was built (its direct dependencies).
   std::vector<std::string> dependencies_of(const std::string& table) const;
-  /// Effective options of a built table (every option, defaults included, as TOML lines); `model_only` leaves
-  /// out the options marked Check::sampling.
-  std::string effective_options(const std::string& table, bool model_only) const;
+  /// Effective options of a built table (defaults included, as TOML lines) in `scope` (see OptionScope).
+  std::string effective_options(const std::string& table, OptionScope scope) const;
   /// Every built table as TOML (plugin + effective options), in build order: the run's effective.toml.
   std::string effective_toml() const;
   /// Throws ConfigError for the first table of the config that nothing built uses (a misspelt table name is the
