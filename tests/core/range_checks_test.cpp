@@ -10,20 +10,14 @@
 
 #include <cstdlib>
 
+#include "all_plugins.h"
 #include "test_support.h"
 
 using daug::testing::TempDir;
 
 namespace {
 
-const daug::core::PluginLoader& loader() {
-  static auto* l = [] {  // plugin libraries are never unloaded
-    auto* p = new daug::core::PluginLoader();
-    p->load_all();
-    return p;
-  }();
-  return *l;
-}
+const daug::core::PluginLoader& loader() { return daug::testing::all_plugins(); }
 
 /// Runs the smoke heatmap pipeline with `run_extra` lines in [run] (line 6 on) and then `tables`; returns the
 /// ConfigError's message, or "" if the run did not fail with one. Nothing may have been written.

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "all_plugins.h"
 #include "test_support.h"
 
 namespace {
@@ -28,14 +29,7 @@ namespace {
 using daug::testing::max_abs_diff;
 
 
-const daug::core::PluginLoader& loader() {
-  static auto* l = [] {  // plugin libraries are never unloaded
-    auto* p = new daug::core::PluginLoader();
-    p->load_all();
-    return p;
-  }();
-  return *l;
-}
+const daug::core::PluginLoader& loader() { return daug::testing::all_plugins(); }
 
 /// An Experiment over the smoke heatmap config (tiny ADM UNet, classifier, softmax guidance) plus the tiny CLIP,
 /// on `device`, with `extra` TOML appended. Components are built on first use.

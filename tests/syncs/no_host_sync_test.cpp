@@ -17,6 +17,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "all_plugins.h"
 #include "sync_counter.h"
 #include "test_support.h"
 
@@ -28,14 +29,7 @@ using daug::testing::TempDir;
 
 namespace {
 
-const daug::core::PluginLoader& loader() {
-  static auto* l = [] {  // plugin libraries are never unloaded
-    auto* p = new daug::core::PluginLoader();
-    p->load_all();
-    return p;
-  }();
-  return *l;
-}
+const daug::core::PluginLoader& loader() { return daug::testing::all_plugins(); }
 
 std::string device() {
   const char* d = std::getenv("DAUG_TEST_DEVICE");
