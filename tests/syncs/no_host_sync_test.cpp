@@ -101,6 +101,22 @@ void expect_no_sync_per_step(const std::string& guidance, bool guided, daug::Enc
   EXPECT_LE(low, kMaxPerTranslate) << what << ": " << low_s;
 }
 
+// The counter itself: what the per-step tests rely on must be seen (else they could not fail), and plain
+// arithmetic must not be.
+TEST(NoHostSync, CounterSeesItemBoolAndDataDependentShapesButNotArithmetic) {
+  const at::Tensor x = at::arange(6, at::kFloat);
+  SyncCounter c;
+  at::Tensor y = (x * 2 + 1).sum();
+  EXPECT_EQ(c.total(), 0) << c.summary();
+  (void)y.item<double>();
+  EXPECT_EQ(c.item(), 1) << c.summary();
+  if (at::Tensor(x.gt(3).any()).item<bool>()) (void)x.gt(3).nonzero();
+  EXPECT_EQ(c.item(), 2) << c.summary();
+  EXPECT_GE(c.dynamic(), 1) << c.summary();
+  c.reset();
+  EXPECT_EQ(c.total(), 0) << c.summary();
+}
+
 TEST(NoHostSync, GuidedDdimStepSoftmax) {
   expect_no_sync_per_step("softmax", true, daug::EncodeMode::ddim_inversion,
                           "DDIM inversion + softmax-guided DDIM steps");
