@@ -6,6 +6,7 @@
 #include <ATen/Context.h>
 #include <torch/version.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -31,7 +32,15 @@ std::string test_device() {
   const char* env = std::getenv("DAUG_TEST_DEVICE");
   const std::string d = env && *env ? env : "cpu";
   if (d == "cpu") return d;
-  return cuda_unavailable_reason(d).empty() ? d : "cpu";
+  const std::string why = cuda_unavailable_reason(d);
+  if (why.empty()) return d;
+  static const bool warned = [&] {  // said once per test process, not silently
+    std::fprintf(stderr, "DAUG_TEST_DEVICE=%s: %s; device-aware tests run on cpu, cuda tests are skipped\n",
+                 d.c_str(), why.c_str());
+    return true;
+  }();
+  (void)warned;
+  return "cpu";
 }
 
 std::string cuda_test_device() {
