@@ -89,11 +89,16 @@ class C10dCommunicator final : public Communicator {
     store_->set(fmt::format("hb/{}", env_.rank), to_bytes("0 rendezvous"));
     store_->set(fmt::format("join/{}", env_.rank), to_bytes(fmt::format("{} pid {}", host, ::getpid())));
     hb_thread_ = std::thread([this] { heartbeat_loop(); });
-    std::vector<std::string> keys;
-    for (int r = 0; r < env_.world_size; ++r) keys.push_back(fmt::format("join/{}", r));
-    wait_for_keys(keys, "rendezvous: waiting for every rank to join", /*joining=*/true);
-
-    make_group(host);
+    try {
+      std::vector<std::string> keys;
+      for (int r = 0; r < env_.world_size; ++r) keys.push_back(fmt::format("join/{}", r));
+      wait_for_keys(keys, "rendezvous: waiting for every rank to join", /*joining=*/true);
+      make_group(host);
+    } catch (...) {
+      stop_ = true;  // no destructor runs for a constructor that throws
+      hb_thread_.join();
+      throw;
+    }
     set_phase("started");
     log::info("distributed: rank {} of {} (local rank {}), {} backend, rendezvous at {} ({}), timeout {} s",
               env_.rank, env_.world_size, env_.local_rank, backend_, at, env_.source, timeout.count() / 1000.0);
