@@ -216,6 +216,10 @@ class DistributedScope {
         throw ConfigError(fmt::format("environment variable DAUG_DIST_TIMEOUT_S='{}': expected seconds > 0", t));
     }
     o.timeout = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+    if (run.device.rfind("cuda:", 0) == 0 && env->local_world_size > 1)
+      throw ConfigError(fmt::format("{}: [run].device = \"{}\" puts all {} ranks of this node on one GPU; use "
+                                    "device = \"cuda\" (each rank then uses cuda:LOCAL_RANK)",
+                                    run_view.location("device").str(), run.device, env->local_world_size));
     comm_ = connect(*env, o);
     set_communicator(comm_);
   }
