@@ -67,16 +67,22 @@ class C10dCommunicator final : public Communicator {
     phase_ = "rendezvous";
     const auto timeout = opts_.timeout;
     const std::string at = fmt::format("{}:{}", env_.master_addr, env_.master_port);
+    // torchrun (elastic agent) hosts a store at MASTER_PORT itself and says so: then rank 0 joins it as a client.
+    const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+    const bool agent_store = agent != nullptr && std::string(agent) == "True";
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(env_.master_port);
-    so.isServer = env_.rank == 0;
+    so.isServer = env_.rank == 0 && !agent_store;
     so.waitWorkers = false;  // the join below names the ranks that are missing instead
     so.timeout = timeout;
     try {
-      store_ = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, so);
+      tcp_store_ = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, so);
       c10d::TCPStoreOptions co = so;
       co.isServer = false;
-      hb_store_ = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, co);
+      // daug's keys under their own prefix: a store shared with torchrun's agent keeps the agent's keys apart.
+      store_ = c10::make_intrusive<c10d::PrefixStore>("daug", tcp_store_);
+      hb_store_ = c10::make_intrusive<c10d::PrefixStore>(
+          "daug", c10::make_intrusive<c10d::TCPStore>(env_.master_addr, co));
     } catch (const std::exception& e) {
       throw Error(fmt::format(
           "rank {}: cannot {} the rendezvous store at {} within {} s (phase: rendezvous): {}. {}", env_.rank,
@@ -124,6 +130,7 @@ class C10dCommunicator final : public Communicator {
     group_.reset();
     hb_store_.reset();
     store_.reset();
+    tcp_store_.reset();
   }
 
   int rank() const override { return env_.rank; }
@@ -384,8 +391,9 @@ class C10dCommunicator final : public Communicator {
   DistOptions opts_;
   std::string backend_;
   c10::Device tensor_device_{c10::kCPU};
-  c10::intrusive_ptr<c10d::TCPStore> store_;     // this thread's client (rank 0: also the server)
-  c10::intrusive_ptr<c10d::TCPStore> hb_store_;  // the heartbeat thread's own connection
+  c10::intrusive_ptr<c10d::TCPStore> tcp_store_;  // this thread's client (rank 0: also the server)
+  c10::intrusive_ptr<c10d::Store> store_;         // tcp_store_ under daug's key prefix
+  c10::intrusive_ptr<c10d::Store> hb_store_;      // the heartbeat thread's own connection, same prefix
   c10::intrusive_ptr<GroupBase> group_;
   std::thread hb_thread_;
   std::atomic<bool> stop_{false};

@@ -4,6 +4,7 @@
 #include <daug/error.h>
 
 #include <gtest/gtest.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "test_support.h"
 
@@ -105,12 +106,13 @@ struct Rank {
 
 /// Starts ranks `ranks` of a world of `world` running comm_probe `mode`; waits for all (killing them after
 /// `limit_s`, which fails the test).
-std::vector<Rank> launch(const std::string& mode, int world, std::vector<int> ranks, int timeout_s, double limit_s) {
+std::vector<Rank> launch(const std::string& mode, int world, std::vector<int> ranks, int timeout_s, double limit_s,
+                         int port = 0, std::vector<std::string> extra_env = {}) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("daug_communicator_" + mode + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  const int port = free_port();
+  if (port == 0) port = free_port();
   std::vector<Rank> out;
   const auto t0 = std::chrono::steady_clock::now();
   for (int r : ranks) {
@@ -124,6 +126,7 @@ std::vector<Rank> launch(const std::string& mode, int world, std::vector<int> ra
     env.push_back("MASTER_ADDR=127.0.0.1");
     env.push_back("MASTER_PORT=" + std::to_string(port));
     env.push_back("DAUG_DIST_TIMEOUT_S=" + std::to_string(timeout_s));
+    for (const auto& e : extra_env) env.push_back(e);
     std::vector<char*> envp;
     for (auto& s : env) envp.push_back(s.data());
     envp.push_back(nullptr);
@@ -172,6 +175,25 @@ TEST(C10dCommunicator, CollectivesAcrossTwoProcesses) {
     const std::string want = "rank " + std::to_string(r) + " sum 3 9 bcast 11 gather 0,7 bytes a,bb";
     EXPECT_NE(ranks[r].text().find(want), std::string::npos) << ranks[r].text();
   }
+}
+
+// torchrun's elastic agent hosts the store at MASTER_PORT and sets TORCHELASTIC_USE_AGENT_STORE=True: rank 0 must
+// join it as a client (a server of its own would find the port taken), and daug's keys stay under their prefix.
+TEST(C10dCommunicator, JoinsTorchrunsAgentStore) {
+  const int port = free_port();
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<uint16_t>(port);
+  so.isServer = true;
+  so.waitWorkers = false;
+  auto agent = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
+  agent->set("agent/key", std::vector<uint8_t>{1});
+  auto ranks = launch("collectives", 2, {0, 1}, 30, 60, port, {"TORCHELASTIC_USE_AGENT_STORE=True"});
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_TRUE(exited_ok(ranks[r])) << ranks[r].text();
+    EXPECT_NE(ranks[r].text().find("rank " + std::to_string(r) + " sum 3 9"), std::string::npos) << ranks[r].text();
+  }
+  EXPECT_TRUE(agent->check({"daug/join/0", "daug/join/1"}));
+  EXPECT_FALSE(agent->check({"join/0"}));
 }
 
 // Rank 1 is killed (SIGKILL) in the middle of "training": rank 0, waiting at a barrier, fails within seconds (not
