@@ -118,7 +118,7 @@ TEST(TrainDiffusionStage, DefaultResizeFilterIsTheReleasedPilBilinear) {
 // from the step's reseed and keeps its rows of the whole batch's t and noise: daug/batch_part.h), and still makes
 // one losses.csv row per optimizer step. The equality of k micro-batches with one batch for per-item losses is
 // TrainerAccumulate.MicroBatchesEqualTheFullBatch, with per-item draws DataParallel.MicroBatchesDrawTheUnsplitBatchsNumbers,
-// and for this stage's real generator TrainDiffusionStage.AccumulateEqualsTheUnsplitStep.
+// and for the real generator DdpmGenerator.TrainingLossOfBatchPartsIsTheWholeBatchs.
 TEST(TrainDiffusionStage, AccumulateSplitsEachStepIntoMicroBatches) {
   Fixture f;
   auto o = small();

@@ -333,6 +333,10 @@ TrainResult Trainer::run(const StepFn& fn) {
     log::info("{}: resuming from {} at step {}/{}", opts_.what, opts_.checkpoint_path.string(), steps_done(), total_);
   }
   if (comm.distributed()) {
+    const Slice mine = split(sampler_.batch_size(), comm.world_size(), comm.rank());
+    log::info("{}: rank {} of {} trains on items [{}, {}) of each batch of {} (gradients summed over the ranks)",
+              opts_.what, comm.rank(), comm.world_size(), mine.offset, mine.offset + mine.size, sampler_.batch_size());
+    comm.set_phase(fmt::format("{}: training", opts_.what));
     broadcast_state();
     if (!main && steps_done() > 0)
       log::info("{}: rank {} resumes at step {}/{} with rank 0's state", opts_.what, comm.rank(), steps_done(),
