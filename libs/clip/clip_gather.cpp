@@ -19,8 +19,8 @@ struct GatherRows : torch::autograd::Function<GatherRows> {
     ctx->saved_data["rank"] = static_cast<int64_t>(comm->rank());
     const std::vector<at::Tensor> parts = comm->all_gather(x.contiguous(), phase);
     for (const auto& p : parts)
-      DAUG_CHECK(p.sizes() == x.sizes(), phase, ": all ranks must gather the same shape, got ", p.sizes(),
-                 " and ", x.sizes());
+      DAUG_CHECK(p.sizes() == x.sizes(), phase, ": all ranks must gather the same shape, got ", p.sizes(), " and ",
+                 x.sizes());
     return at::cat(parts);
   }
 

@@ -1,8 +1,8 @@
 // Shared stage code: images, metrics, heatmap helpers. See daug/stages/common.h.
 #include <daug/stages/common.h>
 
-#include <daug/data/image.h>
 #include <daug/communicator.h>
+#include <daug/data/image.h>
 #include <daug/error.h>
 #include <daug/log.h>
 
@@ -207,8 +207,8 @@ void check_accumulate(int64_t batch_size, int64_t accumulate, const std::string&
   const int world = communicator().world_size();
   if (world == 1) return;
   DAUG_CHECK_AS(ConfigError, batch_size >= world, where_batch, " = ", batch_size,
-                " must be at least the number of ranks (", world, "): batch_size is the global batch of a step, "
-                "split over the ranks");
+                " must be at least the number of ranks (", world,
+                "): batch_size is the global batch of a step, split over the ranks");
   DAUG_CHECK_AS(ConfigError, accumulate <= batch_size / world, where, " = ", accumulate,
                 ": must be at most batch_size / ranks = ", batch_size, " / ", world, " = ", batch_size / world,
                 " (each rank splits its share of the step's images into the micro-batches)");

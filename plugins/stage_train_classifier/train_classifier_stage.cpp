@@ -319,7 +319,8 @@ void TrainClassifierStage::run(StageContext& ctx) {
   // rank 0 writes (daug/train/trainer.h).
   stages::write_on_main_rank("train_classifier", [&] {
     save_safetensors(ctx.output(artifacts::kWeights), res.final_state,
-                     {{"stage", "train_classifier"}, {"steps", std::to_string(res.total_steps)},
+                     {{"stage", "train_classifier"},
+                      {"steps", std::to_string(res.total_steps)},
                       {"classes", fmt::format("{}", fmt::join(grouping.names, "|"))}});
     write_file_atomic(ctx.output(artifacts::kMetrics), json);
     write_file_atomic(ctx.output(artifacts::kSummary), md);

@@ -36,7 +36,8 @@ void TrainClipOptions::visit(OptionVisitor& v) {
   v("contrastive_group", contrastive_group, "rows per contrastive loss: the loss is the mean over batch_size / "
     "contrastive_group groups of the per-group CLIP + class loss, as DDP with a per-GPU loss (released 32); "
     "0 = the whole batch is one group", Check::at_least(0));
-  v("gather", gather, "under a distributed launch, the pairs a contrastive loss sees: \"local\" = each rank's "
+  v("gather", gather,
+    "under a distributed launch, the pairs a contrastive loss sees: \"local\" = each rank's "
     "losses over its own share of the batch, in its contrastive groups (the released per-GPU loss; needs "
     "contrastive_group dividing batch_size / ranks / accumulate); \"global\" = the image and text embeddings of "
     "every rank all-gathered with gradient and the loss computed over the whole batch as one process computes it "
@@ -89,12 +90,14 @@ TrainClipStage::TrainClipStage(Options opts, std::shared_ptr<Source> data, std::
   if (opts_.gather == "global") {
     // The loss over the whole (gathered) batch: a micro-batch cannot hold it, and every rank must gather as many
     // rows (all_gather needs equal shapes).
-    DAUG_CHECK_AS(ConfigError, k == 1, "[train_clip].gather = \"global\" computes the loss over the whole batch, "
-                  "which accumulate = ", k, " micro-batches cannot hold: use accumulate = 1, or gather = \"local\" "
+    DAUG_CHECK_AS(ConfigError, k == 1,
+                  "[train_clip].gather = \"global\" computes the loss over the whole batch, which accumulate = ", k,
+                  " micro-batches cannot hold: use accumulate = 1, or gather = \"local\" "
                   "with a contrastive_group dividing the micro-batch");
-    DAUG_CHECK_AS(ConfigError, opts_.batch_size % world == 0 && opts_.drop_last, "[train_clip].gather = \"global\" "
-                  "needs every rank to hold as many pairs: batch_size = ", opts_.batch_size, " must be a multiple of ",
-                  world, " ranks and drop_last = true (got ", opts_.drop_last ? "true" : "false", ")");
+    DAUG_CHECK_AS(
+        ConfigError, opts_.batch_size % world == 0 && opts_.drop_last,
+        "[train_clip].gather = \"global\" needs every rank to hold as many pairs: batch_size = ", opts_.batch_size,
+        " must be a multiple of ", world, " ranks and drop_last = true (got ", opts_.drop_last ? "true" : "false", ")");
   } else if (k * world > 1) {
     // Micro-batching a contrastive loss (or splitting it over ranks) changes it (each row only sees the rows of its
     // own part as negatives) unless every group lies inside one part: then it is exactly the contrastive_group loss.
@@ -188,12 +191,13 @@ void TrainClipStage::run(StageContext& ctx) {
   const int64_t group = opts_.contrastive_group > 0 ? opts_.contrastive_group : bs;
   Communicator& comm = communicator();
   const bool global = opts_.gather == "global" && comm.distributed();
-  log::info("{} {} images ({}), batch {} as {} contrastive group(s) of {}{}, {} steps/epoch, {} steps; {} of {} "
-            "parameter tensors without decay; criterion {}; composer {}; device {}",
-            where, n, opts_.split, bs, bs / group, group,
-            comm.distributed() ? fmt::format(" on {} ranks (gather = \"{}\")", comm.world_size(), opts_.gather) : "",
-            per_epoch, total, n_nodecay, params.size(), criterion_->describe(),
-            composer_ ? composer_->describe() : "none", device_);
+  log::info(
+      "{} {} images ({}), batch {} as {} contrastive group(s) of {}{}, {} steps/epoch, {} steps; {} of {} "
+      "parameter tensors without decay; criterion {}; composer {}; device {}",
+      where, n, opts_.split, bs, bs / group, group,
+      comm.distributed() ? fmt::format(" on {} ranks (gather = \"{}\")", comm.world_size(), opts_.gather) : "",
+      per_epoch, total, n_nodecay, params.size(), criterion_->describe(), composer_ ? composer_->describe() : "none",
+      device_);
   const int64_t image_size = backbone_->image_size();
   HeatmapComposer* const composer = composer_.get();
   train::StepLoader loader(  // decodes, resizes and reads the heatmaps of the next steps meanwhile

@@ -1,10 +1,10 @@
 #include "train_clip_stage.h"
 
 #include "clip_common.h"
-#include "test_support.h"
-#include "thread_ranks.h"
 #include "fakes/fake_backbone.h"
 #include "fakes/fake_source.h"
+#include "test_support.h"
+#include "thread_ranks.h"
 
 #include <daug/checkpoint.h>
 #include <daug/communicator.h>
@@ -238,10 +238,9 @@ TEST(TrainClip, TwoRanksTrainTheModelOfOneProcessLocallyOrWithGlobalGather) {
     auto one = std::make_shared<daug::testing::FakeBackbone>();
     f.run(*f.stage(one, o), f.tmp / ("one_" + gather));
     std::vector<std::shared_ptr<daug::testing::FakeBackbone>> ranks{std::make_shared<daug::testing::FakeBackbone>(),
-                                                                     std::make_shared<daug::testing::FakeBackbone>()};
-    daug::testing::run_thread_ranks(2, [&](int r) {
-      f.run(*f.stage(ranks[static_cast<size_t>(r)], o), f.tmp / (gather + std::to_string(r)));
-    });
+                                                                    std::make_shared<daug::testing::FakeBackbone>()};
+    daug::testing::run_thread_ranks(
+        2, [&](int r) { f.run(*f.stage(ranks[static_cast<size_t>(r)], o), f.tmp / (gather + std::to_string(r))); });
     const double rel = max_rel_state_diff(*ranks[0], *one);
     std::printf("[ measured ] train_clip gather=%s, 2 thread-ranks vs 1 process: max relative weight difference %.3g\n",
                 gather.c_str(), rel);

@@ -152,17 +152,17 @@ void TrainDiffusionStage::run(StageContext& ctx) {
     std::string md = fmt::format(
         "### train_diffusion\n\n{} steps (batch {}), {} training images ({} labelled 1 = '{}'); loss first {:.4f}, "
         "last {:.4f}, mean of last 10% {:.4f}; {:.2f} steps/s this run{}. EMA rate {}.\n",
-        res.total_steps, trainer.batch_size(), train.size(), ones, opts_.label_class,
-        res.first_loss, res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
+        res.total_steps, trainer.batch_size(), train.size(), ones, opts_.label_class, res.first_loss, res.last_loss,
+        res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
         res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "", opts_.ema_rate);
     write_file_atomic(ctx.output(artifacts::kSummary), md);
-    write_file_atomic(ctx.output(artifacts::kMetrics),
-                      fmt::format("{{\n  \"stage\": \"train_diffusion\",\n  \"steps\": {},\n  \"train_images\": {},\n"
-                                  "  \"label_ones\": {},\n  \"loss_first\": {},\n  \"loss_last\": {},\n"
-                                  "  \"loss_last10pct\": {},\n  \"ema_rate\": {}\n}}\n",
-                                  res.total_steps, train.size(), ones, stages::json_number(res.first_loss),
-                                  stages::json_number(res.last_loss), stages::json_number(res.mean_last_loss),
-                                  opts_.ema_rate));
+    write_file_atomic(
+        ctx.output(artifacts::kMetrics),
+        fmt::format("{{\n  \"stage\": \"train_diffusion\",\n  \"steps\": {},\n  \"train_images\": {},\n"
+                    "  \"label_ones\": {},\n  \"loss_first\": {},\n  \"loss_last\": {},\n"
+                    "  \"loss_last10pct\": {},\n  \"ema_rate\": {}\n}}\n",
+                    res.total_steps, train.size(), ones, stages::json_number(res.first_loss),
+                    stages::json_number(res.last_loss), stages::json_number(res.mean_last_loss), opts_.ema_rate));
     log::info("{}", md);
   });
 }

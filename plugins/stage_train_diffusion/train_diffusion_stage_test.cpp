@@ -117,8 +117,8 @@ TEST(TrainDiffusionStage, DefaultResizeFilterIsTheReleasedPilBilinear) {
 // accumulate = k: each optimizer step calls training_loss on k micro-batches of batch_size / k images (each starts
 // from the step's reseed and keeps its rows of the whole batch's t and noise: daug/batch_part.h), and still makes
 // one losses.csv row per optimizer step. The equality of k micro-batches with one batch for per-item losses is
-// TrainerAccumulate.MicroBatchesEqualTheFullBatch, with per-item draws DataParallel.MicroBatchesDrawTheUnsplitBatchsNumbers,
-// and for the real generator DdpmGenerator.TrainingLossOfBatchPartsIsTheWholeBatchs.
+// TrainerAccumulate.MicroBatchesEqualTheFullBatch; with per-item draws, DataParallel.MicroBatchesDrawTheUnsplit-
+// BatchsNumbers and, for the real generator, DdpmGenerator.TrainingLossOfBatchPartsIsTheWholeBatchs.
 TEST(TrainDiffusionStage, AccumulateSplitsEachStepIntoMicroBatches) {
   Fixture f;
   auto o = small();

@@ -125,10 +125,15 @@ Launch run_daug(int world, const fs::path& dir, const std::string& config, const
             "MASTER_PORT=" + std::to_string(port), std::string("DAUG_DIST_TIMEOUT_S=60")})
         env.push_back(kv);
     const fs::path root = rank_root(dir, r);
-    std::vector<std::string> args{DAUG_CLI, "run", std::string(DAUG_SOURCE_DIR) + "/configs/" + config,
-                                  "--stage", stage,
-                                  "--set", "run.runs_dir=\"" + (root / "runs").string() + "\"",
-                                  "--set", "run.cache_dir=\"" + (root / "cache").string() + "\""};
+    std::vector<std::string> args{DAUG_CLI,
+                                  "run",
+                                  std::string(DAUG_SOURCE_DIR) + "/configs/" + config,
+                                  "--stage",
+                                  stage,
+                                  "--set",
+                                  "run.runs_dir=\"" + (root / "runs").string() + "\"",
+                                  "--set",
+                                  "run.cache_dir=\"" + (root / "cache").string() + "\""};
     for (const auto& s : sets) args.insert(args.end(), {"--set", s});
     std::vector<char*> argv, envp;
     for (auto& a : args) argv.push_back(a.data());
@@ -186,8 +191,8 @@ struct Diff {
   double key_bias = 0;     ///< max |a − b| of the attention key biases (not in `model`)
   std::string str() const {
     char buf[320];
-    std::snprintf(buf, sizeof buf, "%.3g (per tensor at most %.3g, in %s; attention key biases %.3g absolute)",
-                  model, worst, worst_name.c_str(), key_bias);
+    std::snprintf(buf, sizeof buf, "%.3g (per tensor at most %.3g, in %s; attention key biases %.3g absolute)", model,
+                  worst, worst_name.c_str(), key_bias);
     return buf;
   }
 };
@@ -266,8 +271,8 @@ bool bitwise_equal(const fs::path& a, const fs::path& b) {
 /// 1 process and 2 ranks on the same config; checks both succeed, the ranks' final states were identical, and only
 /// rank 0 wrote result files. Returns {1-process stage dir, rank 0's stage dir}.
 std::pair<fs::path, fs::path> one_vs_two(const fs::path& root, const std::string& config, const std::string& stage,
-                                          const std::vector<std::string>& sets,
-                                          const std::vector<std::string>& sets_one = {}) {
+                                         const std::vector<std::string>& sets,
+                                         const std::vector<std::string>& sets_one = {}) {
   std::vector<std::string> one_sets = sets;
   one_sets.insert(one_sets.end(), sets_one.begin(), sets_one.end());
   const Launch one = run_daug(1, root / "one", config, stage, one_sets);
@@ -295,8 +300,10 @@ TEST(DdpTrain, DiffusionTwoRanksTrainTheWeightsOfOneProcess) {
   ASSERT_TRUE(fs::exists(two / "model.safetensors"));
   const Diff raw = diff(two / "model.safetensors", one / "model.safetensors");
   const Diff ema = diff(two / "ema.safetensors", one / "ema.safetensors");
-  std::printf("[ measured ] train_diffusion 2 ranks x 2 vs 1 process x 4, 3 steps: relative difference %s (weights), "
-              "%s (EMA)\n", raw.str().c_str(), ema.str().c_str());
+  std::printf(
+      "[ measured ] train_diffusion 2 ranks x 2 vs 1 process x 4, 3 steps: relative difference %s (weights), "
+      "%s (EMA)\n",
+      raw.str().c_str(), ema.str().c_str());
   EXPECT_LT(raw.model, 1e-5);
   EXPECT_LT(ema.model, 1e-5);
   expect_same_losses(one / "losses.csv", two / "losses.csv");

@@ -57,7 +57,8 @@ class ThreadRanks final : public Communicator {
   std::vector<std::string> all_gather_bytes(const std::string& b, const std::string& phase) override {
     std::vector<std::string> out;
     std::vector<at::Tensor> none;
-    exchange(none, phase, [&](int) { out = bytes_; }, &b);
+    exchange(
+        none, phase, [&](int) { out = bytes_; }, &b);
     return out;
   }
   void barrier(const std::string& phase) override {
@@ -100,8 +101,8 @@ class ThreadRanks final : public Communicator {
       cv_.notify_all();
       return;
     }
-    const bool ok = cv_.wait_for(lock, std::chrono::duration<double>(timeout_),
-                                 [&] { return generation_ != gen || failed_; });
+    const bool ok =
+        cv_.wait_for(lock, std::chrono::duration<double>(timeout_), [&] { return generation_ != gen || failed_; });
     DAUG_CHECK(!failed_, "ThreadRanks: rank ", t_rank, " in '", phase, "': a peer failed");
     DAUG_CHECK(ok, "ThreadRanks: rank ", t_rank, " in '", phase, "': the peers did not join within ", timeout_, " s");
   }

@@ -5,11 +5,11 @@
 #include <daug/communicator.h>
 #include <daug/error.h>
 #include <daug/log.h>
+#include <daug/seed.h>
 #include <daug/train/checkpoint.h>
 #include <daug/train/data_parallel.h>
 #include <daug/train/losses_csv.h>
 #include <daug/train/progress.h>
-#include <daug/seed.h>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -97,16 +97,17 @@ Trainer::Trainer(Trainable& model, TrainerOptions options)
                 opts_.accumulate);
   const int world = communicator().world_size();
   DAUG_CHECK_AS(ConfigError, sampler_.batch_size() >= world, opts_.what, ": batch_size = ", sampler_.batch_size(),
-                " must be at least the number of ranks (", world, "): batch_size is the global batch of a step, "
-                "split over the ranks");
+                " must be at least the number of ranks (", world,
+                "): batch_size is the global batch of a step, split over the ranks");
   if (world == 1)
-    DAUG_CHECK_AS(ConfigError, opts_.accumulate <= sampler_.batch_size(), opts_.what, ": accumulate = ",
-                  opts_.accumulate, " micro-batches need at least as many items per batch, but the batch has ",
-                  sampler_.batch_size());
+    DAUG_CHECK_AS(ConfigError, opts_.accumulate <= sampler_.batch_size(), opts_.what,
+                  ": accumulate = ", opts_.accumulate,
+                  " micro-batches need at least as many items per batch, but the batch has ", sampler_.batch_size());
   else
-    DAUG_CHECK_AS(ConfigError, opts_.accumulate <= sampler_.batch_size() / world, opts_.what, ": accumulate = ",
-                  opts_.accumulate, " micro-batches need at least as many items per rank, but batch_size = ",
-                  sampler_.batch_size(), " over ", world, " ranks gives ", sampler_.batch_size() / world);
+    DAUG_CHECK_AS(ConfigError, opts_.accumulate <= sampler_.batch_size() / world, opts_.what,
+                  ": accumulate = ", opts_.accumulate,
+                  " micro-batches need at least as many items per rank, but batch_size = ", sampler_.batch_size(),
+                  " over ", world, " ranks gives ", sampler_.batch_size() / world);
   if (opts_.precision == Precision::fp16) scaler_ = std::make_unique<GradScaler>(opts_.scaler);
 }
 
@@ -171,14 +172,14 @@ StepRecord Trainer::train_step(const std::vector<int64_t>& batch, int64_t step, 
     {
       BatchPartScope scope({part.offset + m.offset, total});
       AutocastGuard autocast(opts_.precision, opts_.device);
-      out = m.size == n ? fn(part.items, step)
-                        : fn(std::vector<int64_t>(part.items.begin() + m.offset,
-                                                  part.items.begin() + m.offset + m.size),
-                             step);
+      out = m.size == n
+                ? fn(part.items, step)
+                : fn(std::vector<int64_t>(part.items.begin() + m.offset, part.items.begin() + m.offset + m.size), step);
     }
     DAUG_CHECK(out.loss.defined() && out.loss.numel() == 1, opts_.what, ": the loss must be a scalar tensor");
-    DAUG_CHECK(!out.whole_batch || k == 1, opts_.what, ": the step function returned the whole batch's loss, "
-               "which cannot be split into accumulate = ", opts_.accumulate, " micro-batches");
+    DAUG_CHECK(!out.whole_batch || k == 1, opts_.what,
+               ": the step function returned the whole batch's loss, which cannot be split into accumulate = ",
+               opts_.accumulate, " micro-batches");
     // Values stay on the device: they are checked for NaN/Inf when the loop reads them (run()).
     if (k == 1 && world == 1) {  // exactly the single-batch arithmetic (no weighting op)
       rec.loss = out.loss.detach();
@@ -188,7 +189,7 @@ StepRecord Trainer::train_step(const std::vector<int64_t>& batch, int64_t step, 
     }
     // Mean-reduced losses: weight each micro-batch by its share of the global batch so that the gradients of all
     // micro-batches of all ranks sum to the batch's.
-    const double w = part.padding    ? 0.0
+    const double w = part.padding      ? 0.0
                      : out.whole_batch ? 1.0 / static_cast<double>(world)
                                        : static_cast<double>(m.size) / static_cast<double>(total);
     const at::Tensor wl = out.loss.detach().to(at::kDouble) * w;
@@ -208,8 +209,8 @@ StepRecord Trainer::train_step(const std::vector<int64_t>& batch, int64_t step, 
     std::vector<at::Tensor> v{rec.loss.reshape({1})};
     for (const auto& p : rec.parts) v.push_back(p.second.reshape({1}).to(rec.loss.device(), at::kDouble));
     at::Tensor values = at::cat(v);
-    rec.ranks_disagree = all_reduce_gradients(params_, values, comm,
-                                              fmt::format("{} step {}: gradient all-reduce", opts_.what, step));
+    rec.ranks_disagree =
+        all_reduce_gradients(params_, values, comm, fmt::format("{} step {}: gradient all-reduce", opts_.what, step));
     rec.loss = values[0];
     for (size_t j = 0; j < rec.parts.size(); ++j) rec.parts[j].second = values[static_cast<int64_t>(j) + 1];
   }
@@ -299,8 +300,9 @@ void Trainer::check_ranks_agree() {
   const std::vector<std::string> hashes =
       comm.all_gather_bytes(std::to_string(h), fmt::format("{}: comparing the ranks' final states", opts_.what));
   for (size_t r = 1; r < hashes.size(); ++r)
-    DAUG_CHECK(hashes[r] == hashes[0], opts_.what, ": after training, rank ", r, "'s model/optimizer/EMA state "
-               "differs from rank 0's (hash ", hashes[r], " vs ", hashes[0], "): the ranks diverged");
+    DAUG_CHECK(hashes[r] == hashes[0], opts_.what, ": after training, rank ", r,
+               "'s model/optimizer/EMA state differs from rank 0's (hash ", hashes[r], " vs ", hashes[0],
+               "): the ranks diverged");
   if (comm.is_main())
     log::info("{}: model, optimizer and EMA state identical on all {} ranks", opts_.what, comm.world_size());
 }
@@ -339,8 +341,7 @@ TrainResult Trainer::run(const StepFn& fn) {
     comm.set_phase(fmt::format("{}: training", opts_.what));
     broadcast_state();
     if (!main && steps_done() > 0)
-      log::info("{}: rank {} resumes at step {}/{} with rank 0's state", opts_.what, comm.rank(), steps_done(),
-                total_);
+      log::info("{}: rank {} resumes at step {}/{} with rank 0's state", opts_.what, comm.rank(), steps_done(), total_);
   }
   const int64_t start = steps_done();
   res.resumed_from = start;
@@ -377,9 +378,9 @@ TrainResult Trainer::run(const StepFn& fn) {
       for (const auto& part : p.rec.parts) row.parts.emplace_back(part.first, *v++);
       if (p.rec.ranks_disagree.defined()) {
         const double n = *v++;
-        DAUG_CHECK(n == 0, opts_.what, ": at step ", row.step, " the gradients of ", n, " parameter tensor(s) were "
-                   "defined on some ranks but not on others (a parameter used by some ranks' forward only); "
-                   "their updates would differ between ranks");
+        DAUG_CHECK(n == 0, opts_.what, ": at step ", row.step, " the gradients of ", n,
+                   " parameter tensor(s) were defined on some ranks but not on others (a parameter used by some "
+                   "ranks' forward only); their updates would differ between ranks");
       }
       if (csv) csv->append(row);
       res.last_step_loss = row.loss;

@@ -205,14 +205,13 @@ TEST(DataParallel, BatchSmallerThanTheRanksAndTooManyMicroBatchesAreConfigErrors
         needles);
   };
   expect([](TrainerOptions& o) { o.batch_size = 1; }, {"batch_size = 1 must be at least the number of ranks (2)"});
-  expect([](TrainerOptions& o) { o.accumulate = 4; },
-         {"accumulate = 4", "batch_size = 6 over 2 ranks gives 3"});
+  expect([](TrainerOptions& o) { o.accumulate = 4; }, {"accumulate = 4", "batch_size = 6 over 2 ranks gives 3"});
   EXPECT_THROW(dt::run_thread_ranks(2,
-                                         [&](int r) {
-                                           auto o = options(r == 0 ? a.path() : b.path());
-                                           o.batch_size = 1;
-                                           Trainer t(*m[static_cast<size_t>(r)], o);
-                                         }),
+                                    [&](int r) {
+                                      auto o = options(r == 0 ? a.path() : b.path());
+                                      o.batch_size = 1;
+                                      Trainer t(*m[static_cast<size_t>(r)], o);
+                                    }),
                ConfigError);
 }
 

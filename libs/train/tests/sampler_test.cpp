@@ -149,8 +149,8 @@ TEST(BatchSampler, RankSlicesCoverEveryItemOncePerEpoch) {
       for (int world : {1, 2, 3, 4, 5}) {
         const int64_t b = 5;
         BatchSampler s(n, b, drop_last, 9, SeedPolicy::mix);
-        const std::string what = "n " + std::to_string(n) + " world " + std::to_string(world) +
-                                 (drop_last ? " drop_last" : "");
+        const std::string what =
+            "n " + std::to_string(n) + " world " + std::to_string(world) + (drop_last ? " drop_last" : "");
         for (int64_t epoch = 0; epoch < 2; ++epoch) {
           std::vector<int> seen(static_cast<size_t>(n), 0);
           for (int64_t step = epoch * s.steps_per_epoch(); step < (epoch + 1) * s.steps_per_epoch(); ++step) {

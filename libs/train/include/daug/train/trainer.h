@@ -61,8 +61,8 @@
 /// A checkpoint of another stage or another run length, or a truncated one, is a DataError naming file and key.
 #include <daug/precision.h>
 #include <daug/tensor.h>
-#include <daug/train/ema.h>
 #include <daug/train/checkpoint.h>
+#include <daug/train/ema.h>
 #include <daug/train/grad_scaler.h>
 #include <daug/train/optimizer.h>
 #include <daug/train/sampler.h>
