@@ -46,7 +46,10 @@ at::Tensor all_reduce_gradients(const std::vector<at::Tensor>& params, at::Tenso
   }
   // The presence flags ride with the values: one collective for everything.
   const int64_t nv = values.numel();
-  flat.push_back(at::cat({values, at::tensor(present, at::kDouble).to(values.device())}));
+  at::Tensor flags = at::tensor(present, at::kDouble);
+  // A pageable host-to-device copy would wait for the device: pinned and non-blocking, no host sync per step.
+  flags = values.is_cuda() ? flags.pin_memory().to(values.device(), /*non_blocking=*/true) : flags.to(values.device());
+  flat.push_back(at::cat({values, flags}));
   comm.all_reduce_sum(flat, phase);
   at::NoGradGuard no_grad;
   for (size_t k = 0; k < buckets.size(); ++k) {
