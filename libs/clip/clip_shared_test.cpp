@@ -1,6 +1,7 @@
 // Hand-computed checks of the CLIP helpers: AP@K (released and standard), retrieval mAP tables, Mann-Whitney
 // AUC with ties, the two losses in closed form. (AdamW and the schedules are tested in libs/train.)
 #include "clip_common.h"
+#include "clip_gather.h"
 #include "clip_metrics.h"
 
 #include <daug/error.h>
@@ -14,6 +15,7 @@
 #include <cmath>
 
 #include "test_support.h"
+#include "thread_ranks.h"
 
 using namespace daug::clip;
 
@@ -293,4 +295,35 @@ TEST(Prompts, EqualTheReleasedListCharacterForCharacter) {
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i)
     EXPECT_EQ(got[i], expected[i]) << "prompt " << i << " (" << daug::kChexpertClasses[i] << ")";
+}
+
+// gather = "global": 2 ranks that each hold 3 of 6 pairs, all-gather their embeddings with gradient and compute the
+// same CLIP loss over all 6; the loss is the single process's and the gradients of each rank's rows, weighted 1/2
+// as the Trainer weights a whole-batch loss, are the single process's rows of the gradient. Single process: x itself.
+TEST(ClipGather, GatheredLossAndGradientsAreTheSingleProcesss) {
+  at::manual_seed(1);
+  const at::Tensor img = at::randn({6, 4}), txt = at::randn({6, 4});
+  const at::Tensor scale = at::scalar_tensor(10.0);
+  at::Tensor a = img.clone().requires_grad_(true), b = txt.clone().requires_grad_(true);
+  const at::Tensor loss = clip_loss(l2_normalize(a), l2_normalize(b), scale);
+  loss.backward();
+  std::vector<at::Tensor> ga(2), gb(2), losses(2);
+  daug::testing::run_thread_ranks(2, [&](int r) {
+    at::Tensor ai = img.narrow(0, 3 * r, 3).clone().requires_grad_(true);
+    at::Tensor bi = txt.narrow(0, 3 * r, 3).clone().requires_grad_(true);
+    auto& comm = daug::communicator();
+    const at::Tensor all_a = all_gather_rows(l2_normalize(ai), comm, "test");
+    const at::Tensor all_b = all_gather_rows(l2_normalize(bi), comm, "test");
+    const at::Tensor l = clip_loss(all_a, all_b, scale);
+    (l * 0.5).backward();
+    ga[static_cast<size_t>(r)] = ai.grad();
+    gb[static_cast<size_t>(r)] = bi.grad();
+    losses[static_cast<size_t>(r)] = l.detach();
+  });
+  for (int r = 0; r < 2; ++r) EXPECT_NEAR(losses[static_cast<size_t>(r)].item<double>(), loss.item<double>(), 1e-6);
+  EXPECT_TRUE(at::cat(ga).allclose(a.grad(), 1e-5, 1e-7));
+  EXPECT_TRUE(at::cat(gb).allclose(b.grad(), 1e-5, 1e-7));
+  EXPECT_GT(a.grad().abs().max().item<double>(), 1e-3);  // a real gradient, not zeros on both sides
+  const at::Tensor x = at::ones({2, 3});
+  EXPECT_TRUE(all_gather_rows(x, daug::communicator(), "single").is_same(x));
 }

@@ -1,6 +1,7 @@
 // Shared stage code: images, metrics, heatmap helpers. See daug/stages/common.h.
 #include <daug/stages/common.h>
 
+#include <daug/communicator.h>
 #include <daug/data/image.h>
 #include <daug/error.h>
 #include <daug/log.h>
@@ -199,9 +200,24 @@ Precision resolved_precision(const std::string& option) {
   return option.empty() ? Precision::fp32 : parse_precision(option, "precision");
 }
 
-void check_accumulate(int64_t batch_size, int64_t accumulate, const std::string& where) {
+void check_accumulate(int64_t batch_size, int64_t accumulate, const std::string& where,
+                      const std::string& where_batch) {
   DAUG_CHECK_AS(ConfigError, accumulate >= 1 && batch_size % accumulate == 0, where, " = ", accumulate,
                 ": must divide batch_size = ", batch_size, " (micro-batches of batch_size / accumulate images)");
+  const int world = communicator().world_size();
+  if (world == 1) return;
+  DAUG_CHECK_AS(ConfigError, batch_size >= world, where_batch, " = ", batch_size,
+                " must be at least the number of ranks (", world,
+                "): batch_size is the global batch of a step, split over the ranks");
+  DAUG_CHECK_AS(ConfigError, accumulate <= batch_size / world, where, " = ", accumulate,
+                ": must be at most batch_size / ranks = ", batch_size, " / ", world, " = ", batch_size / world,
+                " (each rank splits its share of the step's images into the micro-batches)");
+}
+
+void write_on_main_rank(const std::string& stage, const std::function<void()>& write) {
+  Communicator& comm = communicator();
+  if (comm.is_main()) write();
+  comm.barrier(stage + ": rank 0 writes the results");
 }
 
 void set_precision_options(train::TrainerOptions& t, const std::string& precision, const std::string& device,

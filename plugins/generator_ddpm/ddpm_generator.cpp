@@ -2,6 +2,7 @@
 #include "ddpm_generator.h"
 
 #include <daug/adm/translate.h>
+#include <daug/batch_part.h>
 
 #include <daug/checkpoint.h>
 #include <daug/error.h>
@@ -199,8 +200,10 @@ at::Tensor DdpmGenerator::training_loss(const at::Tensor& x0_in, const at::Tenso
   at::Tensor x0 = x0_in.to(device_, at::kFloat);
   const int64_t n = x0.size(0);
   at::Tensor y = labels_for(label, n, "training_loss");
-  at::Tensor t = at::randint(0, opts_.diffusion_steps, {n}, at::TensorOptions().dtype(at::kLong).device(device_));
-  at::Tensor noise = at::randn_like(x0);
+  // Per-item draws of the trainer's whole batch (daug/batch_part.h): the same t and noise per image however the
+  // batch is split over ranks and micro-batches; exactly at::randint / at::randn_like outside a split.
+  at::Tensor t = randint_part(0, opts_.diffusion_steps, n, at::TensorOptions().dtype(at::kLong).device(device_));
+  at::Tensor noise = randn_like_part(x0);
   adm::ModelFn model = [&](const at::Tensor& x, const at::Tensor& tt) {
     return unet_->forward(x, tt, y).to(at::kFloat);
   };

@@ -2,6 +2,7 @@
 // errors, checkpoints, training loss.
 #include "ddpm_generator.h"
 
+#include <daug/batch_part.h>
 #include <daug/checkpoint.h>
 #include <daug/classifier.h>
 #include <daug/core/config_loader.h>
@@ -528,4 +529,46 @@ TEST(DdpmGenerator, GradientCheckpointingOptionGivesTheSameTrainingGradients) {
   for (size_t i = 0; i < grads[0].size(); ++i) worst = std::max(worst, max_abs_diff(grads[0][i], grads[1][i]));
   EXPECT_GT(top, 0.0);
   EXPECT_LE(worst, 1e-5 * top);
+}
+
+// training_loss draws t and noise through daug/batch_part.h: a batch of 4 split into parts of 2+1+1 (each starting
+// from the step's seed, as the Trainer runs its ranks and micro-batches) gets the whole batch's per-image draws, so
+// the parts' losses weighted by their share sum to the whole batch's loss, and so do their gradients. (Before, each
+// part drew its own t and noise.)
+TEST(DdpmGenerator, TrainingLossOfBatchPartsIsTheWholeBatchs) {
+  DdpmGenerator g(tiny(), "cpu");
+  at::manual_seed(5);
+  randomize(g.state(), 0.05);
+  const at::Tensor x = images(4);
+  const at::Tensor y = at::tensor(std::vector<int64_t>{0, 1, 1, 0});
+  auto grads = [&] {
+    std::vector<at::Tensor> out;
+    for (const auto& p : g.parameters()) out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+    for (const auto& p : g.parameters()) p.mutable_grad() = at::Tensor();
+    return out;
+  };
+  at::manual_seed(9);
+  const at::Tensor whole = g.training_loss(x, y);
+  whole.backward();
+  const auto whole_grads = grads();
+  double sum = 0;
+  int64_t offset = 0;
+  for (int64_t n : {2, 1, 1}) {
+    at::manual_seed(9);
+    daug::BatchPartScope part({offset, 4});
+    const at::Tensor l = g.training_loss(x.narrow(0, offset, n), y.narrow(0, offset, n)) * (n / 4.0);
+    l.backward();
+    sum += l.item<double>();
+    offset += n;
+  }
+  const auto part_grads = grads();
+  EXPECT_NEAR(sum, whole.item<double>(), 1e-5 * whole.item<double>());
+  // Relative to the largest gradient (some tensors' gradients are ~0, where float rounding dominates).
+  double scale = 0, diff = 0;
+  for (size_t i = 0; i < whole_grads.size(); ++i) {
+    scale = std::max(scale, whole_grads[i].abs().max().item<double>());
+    diff = std::max(diff, max_abs_diff(part_grads[i], whole_grads[i]));
+  }
+  EXPECT_GT(scale, 0.0);
+  EXPECT_LT(diff / scale, 1e-5);
 }

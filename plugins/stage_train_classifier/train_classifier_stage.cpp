@@ -1,6 +1,7 @@
 // Stage `train_classifier` (see train_classifier_stage.h and README.md).
 #include "train_classifier_stage.h"
 
+#include <daug/batch_part.h>
 #include <daug/checkpoint.h>
 #include <daug/classifier.h>
 #include <daug/error.h>
@@ -75,7 +76,7 @@ std::shared_ptr<Stage> TrainClassifierStage::create(Options opts, BuildContext& 
   auto gen = ctx.component<Generator>(opts.generator, Use::model);
   auto clf = ctx.component<Classifier>(opts.classifier);
   opts.precision = precision_name(stage_precision(ctx, opts.precision));
-  stages::check_accumulate(opts.batch_size, opts.accumulate, ctx.where("accumulate"));
+  stages::check_accumulate(opts.batch_size, opts.accumulate, ctx.where("accumulate"), ctx.where("batch_size"));
   return std::make_shared<TrainClassifierStage>(std::move(opts), data, gen, clf);
 }
 
@@ -252,9 +253,10 @@ void TrainClassifierStage::run(StageContext& ctx) {
     at::Tensor x0 = loader.get(idx, step)[0];
     const int64_t b = x0.size(0);
     // t drawn on the host (the CPU generator; the same draws as before on a CPU run): q_sample and the classifier
-    // take host timesteps without reading anything back from the device.
-    at::Tensor t = at::randint(0, max_t, {b}, at::TensorOptions().dtype(at::kLong));
-    at::Tensor xt = gen->q_sample(x0, t, at::randn_like(x0));
+    // take host timesteps without reading anything back from the device. t and noise are the trainer's whole-batch
+    // draws (daug/batch_part.h): the same per image however the batch is split over ranks and micro-batches.
+    at::Tensor t = randint_part(0, max_t, b, at::TensorOptions().dtype(at::kLong));
+    at::Tensor xt = gen->q_sample(x0, t, randn_like_part(x0));
     at::Tensor logits = clf->logits(xt, t);
     DAUG_CHECK(logits.dim() == 2 && logits.size(0) == b && logits.size(1) == k, "[", opts_.classifier,
                "] logits must be [", b, ",", k, "], but got ", logits.sizes());
@@ -264,10 +266,6 @@ void TrainClassifierStage::run(StageContext& ctx) {
                    : at::binary_cross_entropy_with_logits(logits, y),
             {}};
   });
-  save_safetensors(ctx.output(artifacts::kWeights), res.final_state,
-                   {{"stage", "train_classifier"}, {"steps", std::to_string(res.total_steps)},
-                    {"classes", fmt::format("{}", fmt::join(grouping.names, "|"))}});
-
   // Final report: losses, and AP per super-class on the evaluation split.
   std::string md = fmt::format(
       "### train_classifier\n\n{} steps (batch {}), {} training images; loss first {:.4f}, last {:.4f}, "
@@ -317,9 +315,17 @@ void TrainClassifierStage::run(StageContext& ctx) {
                         stages::json_number(mean_defined(ev.ap_clean)), fmt::join(rows, ",\n    "));
   }
   json += "\n}\n";
-  write_file_atomic(ctx.output(artifacts::kMetrics), json);
-  write_file_atomic(ctx.output(artifacts::kSummary), md);
-  log::info("{}", md);
+  // Every rank holds the same trained classifier and evaluated it alike (so that none waits long for another);
+  // rank 0 writes (daug/train/trainer.h).
+  stages::write_on_main_rank("train_classifier", [&] {
+    save_safetensors(ctx.output(artifacts::kWeights), res.final_state,
+                     {{"stage", "train_classifier"},
+                      {"steps", std::to_string(res.total_steps)},
+                      {"classes", fmt::format("{}", fmt::join(grouping.names, "|"))}});
+    write_file_atomic(ctx.output(artifacts::kMetrics), json);
+    write_file_atomic(ctx.output(artifacts::kSummary), md);
+    log::info("{}", md);
+  });
 }
 
 }  // namespace daug::plugins

@@ -1,9 +1,11 @@
 #include "train_clip_stage.h"
 
 #include "clip_common.h"
+#include "clip_gather.h"
 
 #include <daug/build_context.h>
 #include <daug/checkpoint.h>
+#include <daug/communicator.h>
 #include <daug/error.h>
 #include <daug/log.h>
 #include <daug/register.h>
@@ -34,6 +36,13 @@ void TrainClipOptions::visit(OptionVisitor& v) {
   v("contrastive_group", contrastive_group, "rows per contrastive loss: the loss is the mean over batch_size / "
     "contrastive_group groups of the per-group CLIP + class loss, as DDP with a per-GPU loss (released 32); "
     "0 = the whole batch is one group", Check::at_least(0));
+  v("gather", gather,
+    "under a distributed launch, the pairs a contrastive loss sees: \"local\" = each rank's "
+    "losses over its own share of the batch, in its contrastive groups (the released per-GPU loss; needs "
+    "contrastive_group dividing batch_size / ranks / accumulate); \"global\" = the image and text embeddings of "
+    "every rank all-gathered with gradient and the loss computed over the whole batch as one process computes it "
+    "(open_clip's gather_with_grad; not with accumulate > 1). The same in a single process",
+    Check::choice({"local", "global"}));
   v("lr", lr, "peak learning rate (released 2e-5)", Check::greater_than(0));
   v("weight_decay", weight_decay, "AdamW decoupled weight decay (released 0.01)", Check::at_least(0));
   v("no_decay", no_decay, "parameters whose name contains one of these substrings get no weight decay "
@@ -77,20 +86,34 @@ TrainClipStage::TrainClipStage(Options opts, std::shared_ptr<Source> data, std::
   DAUG_CHECK_AS(ConfigError, g == 0 || (g >= 2 && opts_.batch_size % g == 0), "[train_clip].contrastive_group = ",
                 g, " must be 0 (the whole batch) or a divisor ≥ 2 of batch_size = ", opts_.batch_size);
   const int64_t k = opts_.accumulate;
-  if (k > 1) {
-    // Micro-batching a contrastive loss changes it (each row only sees the rows of its own micro-batch as
-    // negatives) unless every group lies inside one micro-batch: then it is exactly the contrastive_group loss.
-    DAUG_CHECK_AS(ConfigError, opts_.batch_size % k == 0, "[train_clip].accumulate = ", k,
-                  " must divide batch_size = ", opts_.batch_size);
-    const int64_t micro = opts_.batch_size / k;
-    DAUG_CHECK_AS(ConfigError, g > 0 && micro % g == 0, "[train_clip].accumulate = ", k,
-                  " splits batch_size = ", opts_.batch_size, " into micro-batches of ", micro,
-                  ", but contrastive_group = ", g,
+  const int world = communicator().world_size();
+  if (opts_.gather == "global") {
+    // The loss over the whole (gathered) batch: a micro-batch cannot hold it, and every rank must gather as many
+    // rows (all_gather needs equal shapes).
+    DAUG_CHECK_AS(ConfigError, k == 1,
+                  "[train_clip].gather = \"global\" computes the loss over the whole batch, which accumulate = ", k,
+                  " micro-batches cannot hold: use accumulate = 1, or gather = \"local\" "
+                  "with a contrastive_group dividing the micro-batch");
+    DAUG_CHECK_AS(
+        ConfigError, opts_.batch_size % world == 0 && opts_.drop_last,
+        "[train_clip].gather = \"global\" needs every rank to hold as many pairs: batch_size = ", opts_.batch_size,
+        " must be a multiple of ", world, " ranks and drop_last = true (got ", opts_.drop_last ? "true" : "false", ")");
+  } else if (k * world > 1) {
+    // Micro-batching a contrastive loss (or splitting it over ranks) changes it (each row only sees the rows of its
+    // own part as negatives) unless every group lies inside one part: then it is exactly the contrastive_group loss.
+    const int64_t parts = k * world;
+    const std::string what = world == 1 ? fmt::format("[train_clip].accumulate = {}", k)
+                                        : fmt::format("[train_clip].accumulate = {} on {} ranks", k, world);
+    DAUG_CHECK_AS(ConfigError, opts_.batch_size % parts == 0, what, " must divide batch_size = ", opts_.batch_size,
+                  world == 1 ? "" : fmt::format(" by {} (ranks × accumulate)", parts));
+    const int64_t micro = opts_.batch_size / parts;
+    DAUG_CHECK_AS(ConfigError, g > 0 && micro % g == 0, what, " splits batch_size = ", opts_.batch_size,
+                  " into micro-batches of ", micro, ", but contrastive_group = ", g,
                   g == 0 ? " (the whole batch is one contrastive group, which a micro-batch cannot hold)" : "",
                   " must divide ", micro,
                   " so that every contrastive group lies in one micro-batch (e.g. "
                   "contrastive_group = ",
-                  micro, ")");
+                  micro, world > 1 ? ", or gather = \"global\")" : ")");
   }
   DAUG_CHECK_AS(ConfigError, opts_.prompts.size() == 14, "[train_clip].prompts must hold 14 class prompts (CheXbert "
                 "order), but got ", opts_.prompts.size());
@@ -166,10 +189,15 @@ void TrainClipStage::run(StageContext& ctx) {
   if (criterion_->needs_class_embeddings()) prompt_tokens = backbone_->tokenize(opts_.prompts);
 
   const int64_t group = opts_.contrastive_group > 0 ? opts_.contrastive_group : bs;
-  log::info("{} {} images ({}), batch {} as {} contrastive group(s) of {}, {} steps/epoch, {} steps; {} of {} "
-            "parameter tensors without decay; criterion {}; composer {}; device {}",
-            where, n, opts_.split, bs, bs / group, group, per_epoch, total, n_nodecay, params.size(),
-            criterion_->describe(), composer_ ? composer_->describe() : "none", device_);
+  Communicator& comm = communicator();
+  const bool global = opts_.gather == "global" && comm.distributed();
+  log::info(
+      "{} {} images ({}), batch {} as {} contrastive group(s) of {}{}, {} steps/epoch, {} steps; {} of {} "
+      "parameter tensors without decay; criterion {}; composer {}; device {}",
+      where, n, opts_.split, bs, bs / group, group,
+      comm.distributed() ? fmt::format(" on {} ranks (gather = \"{}\")", comm.world_size(), opts_.gather) : "",
+      per_epoch, total, n_nodecay, params.size(), criterion_->describe(), composer_ ? composer_->describe() : "none",
+      device_);
   const int64_t image_size = backbone_->image_size();
   HeatmapComposer* const composer = composer_.get();
   train::StepLoader loader(  // decodes, resizes and reads the heatmaps of the next steps meanwhile
@@ -196,8 +224,14 @@ void TrainClipStage::run(StageContext& ctx) {
     at::Tensor cls;
     if (prompt_tokens.defined()) cls = clip::l2_normalize(backbone_->encode_text(prompt_tokens));
     auto ls = backbone_->logit_scale();
+    if (global) {  // every rank's rows in rank order = the global batch in order: the loss of one process
+      const std::string phase = fmt::format("train_clip step {}: embedding all-gather", step);
+      img = clip::all_gather_rows(img, comm, phase);
+      txt = clip::all_gather_rows(txt, comm, phase);
+      y = at::cat(comm.all_gather(y.contiguous(), phase + " (labels)"));
+    }
     auto out = clip::grouped_criterion(*criterion_, {img, txt, cls, y, ls}, opts_.contrastive_group);
-    return {out.loss, std::move(out.parts)};
+    return {out.loss, std::move(out.parts), /*whole_batch=*/global};
   });
   backbone_->set_training(false);
 
@@ -207,7 +241,8 @@ void TrainClipStage::run(StageContext& ctx) {
       total, opts_.epochs, per_epoch, bs, group, n, opts_.split, criterion_->describe(),
       composer_ ? composer_->describe() : "none", res.steps_run > 0 ? res.last_step_loss : 0.0,
       to.checkpoint_path.string(), to.losses_path.filename().string());
-  write_file_atomic(ctx.output(artifacts::kSummary), md);
+  // Every rank holds the same fine-tuned backbone; rank 0 wrote the checkpoint and writes the summary.
+  stages::write_on_main_rank("train_clip", [&] { write_file_atomic(ctx.output(artifacts::kSummary), md); });
 }
 
 std::string TrainClipStage::describe() const {

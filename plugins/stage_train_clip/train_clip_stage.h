@@ -29,6 +29,7 @@ struct TrainClipOptions {
   int64_t epochs = 10;
   int64_t batch_size = 32;
   int64_t contrastive_group = 0;        ///< rows per contrastive loss; 0 = the whole batch
+  std::string gather = "local";         ///< distributed: "local" = per-rank losses, "global" = over the global batch
   double lr = 2e-5;
   double weight_decay = 0.01;
   std::vector<std::string> no_decay = {"bias"};

@@ -1,11 +1,13 @@
 #include "train_clip_stage.h"
 
 #include "clip_common.h"
-#include "test_support.h"
 #include "fakes/fake_backbone.h"
 #include "fakes/fake_source.h"
+#include "test_support.h"
+#include "thread_ranks.h"
 
 #include <daug/checkpoint.h>
+#include <daug/communicator.h>
 #include <daug/error.h>
 #include <daug/train/losses_csv.h>
 
@@ -201,4 +203,91 @@ TEST(TrainClip, AccumulateEqualsTheUnsplitStepWithGroupsInsideMicroBatches) {
   o.accumulate = 3;
   expect_error_contains([&] { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); },
                         {"[train_clip].accumulate = 3 must divide batch_size = 4"});
+}
+
+namespace {
+double max_rel_state_diff(Backbone& a, Backbone& b) {
+  double worst = 0;
+  auto sa = a.state(), sb = b.state();
+  for (size_t i = 0; i < sa.size(); ++i) {
+    const double scale = sb[i].second.abs().max().item<double>();
+    worst = std::max(worst, (sa[i].second - sb[i].second).abs().max().item<double>() / std::max(scale, 1e-30));
+  }
+  return worst;
+}
+bool states_equal(Backbone& a, Backbone& b) {
+  auto sa = a.state(), sb = b.state();
+  for (size_t i = 0; i < sa.size(); ++i)
+    if (!sa[i].second.equal(sb[i].second)) return false;
+  return true;
+}
+}  // namespace
+
+// Two ranks (threads standing in for processes: daug::testing::run_thread_ranks) with batch_size = 4 = 2 per rank:
+// gather = "local" with contrastive_group = 2 (per-rank groups, the released per-GPU loss) trains the model of one
+// process with contrastive_group = 2; gather = "global" (embeddings all-gathered with gradient, the loss over the
+// whole batch) trains the model of one process with one contrastive group of 4. Every rank ends with bitwise the
+// same weights; only rank 0 writes. The process runs are tests/ddp.
+TEST(TrainClip, TwoRanksTrainTheModelOfOneProcessLocallyOrWithGlobalGather) {
+  Fixture f;
+  f.src->write_heatmaps(f.heat_dir);
+  for (const std::string gather : {"local", "global"}) {
+    auto o = Fixture::small();
+    o.gather = gather;
+    o.contrastive_group = gather == "local" ? 2 : 0;
+    auto one = std::make_shared<daug::testing::FakeBackbone>();
+    f.run(*f.stage(one, o), f.tmp / ("one_" + gather));
+    std::vector<std::shared_ptr<daug::testing::FakeBackbone>> ranks{std::make_shared<daug::testing::FakeBackbone>(),
+                                                                    std::make_shared<daug::testing::FakeBackbone>()};
+    daug::testing::run_thread_ranks(
+        2, [&](int r) { f.run(*f.stage(ranks[static_cast<size_t>(r)], o), f.tmp / (gather + std::to_string(r))); });
+    const double rel = max_rel_state_diff(*ranks[0], *one);
+    std::printf("[ measured ] train_clip gather=%s, 2 thread-ranks vs 1 process: max relative weight difference %.3g\n",
+                gather.c_str(), rel);
+    EXPECT_LT(rel, 1e-5) << gather;
+    EXPECT_TRUE(states_equal(*ranks[0], *ranks[1])) << gather;
+    daug::testing::FakeBackbone fresh;
+    EXPECT_GT(max_rel_state_diff(*ranks[0], fresh), 1e-3) << gather;  // it trained
+    const auto l1 = train::read_column(f.tmp / ("one_" + gather) / "losses.csv", "loss");
+    const auto l2 = train::read_column(f.tmp / (gather + "0") / "losses.csv", "loss");
+    ASSERT_EQ(l1.size(), l2.size());
+    for (size_t i = 0; i < l1.size(); ++i) EXPECT_NEAR(l2[i], l1[i], 1e-5 * std::abs(l1[i])) << gather << " " << i;
+    EXPECT_FALSE(std::filesystem::exists(f.tmp / (gather + "1") / "losses.csv"));
+    EXPECT_FALSE(std::filesystem::exists(f.tmp / (gather + "1") / "checkpoint.safetensors"));
+    EXPECT_TRUE(std::filesystem::exists(f.tmp / (gather + "0") / "summary.md"));
+  }
+}
+
+// Under 2 ranks: per-rank groups must fit the rank's micro-batch (batch_size / ranks / accumulate); a whole-batch
+// group (contrastive_group = 0) cannot be split without changing the loss, unless gathered; gathering needs
+// accumulate = 1 and as many pairs on every rank. In one process gather = "global" changes nothing.
+TEST(TrainClip, RankSplitsOfTheContrastiveLossAreCheckedAtConstruction) {
+  Fixture f;
+  auto make = [&](plugins::TrainClipOptions o) {
+    daug::testing::run_thread_ranks(2, [&](int) { f.stage(std::make_shared<daug::testing::FakeBackbone>(), o); });
+  };
+  auto o = Fixture::small();
+  o.batch_size = 8;
+  o.contrastive_group = 0;
+  expect_error_contains([&] { make(o); }, {"[train_clip].accumulate = 1 on 2 ranks", "micro-batches of 4",
+                                           "contrastive_group = 0", "e.g. contrastive_group = 4", "gather"});
+  o.contrastive_group = 8;
+  expect_error_contains([&] { make(o); }, {"contrastive_group = 8 must divide 4"});
+  o.contrastive_group = 2;
+  o.accumulate = 2;
+  make(o);  // 8 = 2 ranks × 2 micro-batches × 1 group of 2
+  o.accumulate = 4;
+  expect_error_contains([&] { make(o); }, {"contrastive_group = 2 must divide 1"});
+  o.gather = "global";
+  expect_error_contains([&] { make(o); }, {"gather = \"global\"", "accumulate = 4"});
+  o.accumulate = 1;
+  o.contrastive_group = 0;
+  make(o);
+  o.batch_size = 7;
+  expect_error_contains([&] { make(o); }, {"batch_size = 7 must be a multiple of 2 ranks"});
+  o.batch_size = 8;
+  o.drop_last = false;
+  expect_error_contains([&] { make(o); }, {"drop_last = true"});
+  o.drop_last = true;
+  f.stage(std::make_shared<daug::testing::FakeBackbone>(), o);  // one process: no constraint
 }

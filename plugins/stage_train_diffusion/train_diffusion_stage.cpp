@@ -66,7 +66,7 @@ std::shared_ptr<Stage> TrainDiffusionStage::create(Options opts, BuildContext& c
   auto data = ctx.component<Source>(opts.data);
   auto gen = ctx.component<Generator>(opts.generator, Use::model);
   opts.precision = precision_name(stage_precision(ctx, opts.precision));
-  stages::check_accumulate(opts.batch_size, opts.accumulate, ctx.where("accumulate"));
+  stages::check_accumulate(opts.batch_size, opts.accumulate, ctx.where("accumulate"), ctx.where("batch_size"));
   return std::make_shared<TrainDiffusionStage>(std::move(opts), data, gen);
 }
 
@@ -140,28 +140,31 @@ void TrainDiffusionStage::run(StageContext& ctx) {
     at::Tensor y = conditional ? label_all.index_select(0, at::tensor(idx, at::kLong)) : at::Tensor();
     return {gen->training_loss(x0, y), {}};
   });
-  std::map<std::string, std::string> meta{{"stage", "train_diffusion"},
-                                          {"steps", std::to_string(res.total_steps)},
-                                          {"label", opts_.label_source + ":" + opts_.label_class}};
-  save_safetensors(ctx.output(artifacts::kWeights), res.final_state, meta);
-  meta["ema_rate"] = fmt::format("{}", opts_.ema_rate);
-  save_safetensors(ctx.output(artifacts::kWeightsEma), opts_.ema_rate > 0 ? res.final_ema : res.final_state, meta);
+  // Every rank holds the same trained weights; rank 0 writes them (daug/train/trainer.h).
+  stages::write_on_main_rank("train_diffusion", [&] {
+    std::map<std::string, std::string> meta{{"stage", "train_diffusion"},
+                                            {"steps", std::to_string(res.total_steps)},
+                                            {"label", opts_.label_source + ":" + opts_.label_class}};
+    save_safetensors(ctx.output(artifacts::kWeights), res.final_state, meta);
+    meta["ema_rate"] = fmt::format("{}", opts_.ema_rate);
+    save_safetensors(ctx.output(artifacts::kWeightsEma), opts_.ema_rate > 0 ? res.final_ema : res.final_state, meta);
 
-  std::string md = fmt::format(
-      "### train_diffusion\n\n{} steps (batch {}), {} training images ({} labelled 1 = '{}'); loss first {:.4f}, "
-      "last {:.4f}, mean of last 10% {:.4f}; {:.2f} steps/s this run{}. EMA rate {}.\n",
-      res.total_steps, trainer.batch_size(), train.size(), ones, opts_.label_class,
-      res.first_loss, res.last_loss, res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
-      res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "", opts_.ema_rate);
-  write_file_atomic(ctx.output(artifacts::kSummary), md);
-  write_file_atomic(ctx.output(artifacts::kMetrics),
-                    fmt::format("{{\n  \"stage\": \"train_diffusion\",\n  \"steps\": {},\n  \"train_images\": {},\n"
-                                "  \"label_ones\": {},\n  \"loss_first\": {},\n  \"loss_last\": {},\n"
-                                "  \"loss_last10pct\": {},\n  \"ema_rate\": {}\n}}\n",
-                                res.total_steps, train.size(), ones, stages::json_number(res.first_loss),
-                                stages::json_number(res.last_loss), stages::json_number(res.mean_last_loss),
-                                opts_.ema_rate));
-  log::info("{}", md);
+    std::string md = fmt::format(
+        "### train_diffusion\n\n{} steps (batch {}), {} training images ({} labelled 1 = '{}'); loss first {:.4f}, "
+        "last {:.4f}, mean of last 10% {:.4f}; {:.2f} steps/s this run{}. EMA rate {}.\n",
+        res.total_steps, trainer.batch_size(), train.size(), ones, opts_.label_class, res.first_loss, res.last_loss,
+        res.mean_last_loss, res.seconds > 0 ? res.steps_run / res.seconds : 0.0,
+        res.resumed_from > 0 ? fmt::format(" (resumed at step {})", res.resumed_from) : "", opts_.ema_rate);
+    write_file_atomic(ctx.output(artifacts::kSummary), md);
+    write_file_atomic(
+        ctx.output(artifacts::kMetrics),
+        fmt::format("{{\n  \"stage\": \"train_diffusion\",\n  \"steps\": {},\n  \"train_images\": {},\n"
+                    "  \"label_ones\": {},\n  \"loss_first\": {},\n  \"loss_last\": {},\n"
+                    "  \"loss_last10pct\": {},\n  \"ema_rate\": {}\n}}\n",
+                    res.total_steps, train.size(), ones, stages::json_number(res.first_loss),
+                    stages::json_number(res.last_loss), stages::json_number(res.mean_last_loss), opts_.ema_rate));
+    log::info("{}", md);
+  });
 }
 
 }  // namespace daug::plugins

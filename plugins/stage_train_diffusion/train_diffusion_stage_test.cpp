@@ -114,9 +114,11 @@ TEST(TrainDiffusionStage, DefaultResizeFilterIsTheReleasedPilBilinear) {
   EXPECT_TRUE(seen);
 }
 
-// accumulate = k: each optimizer step calls training_loss on k micro-batches of batch_size / k images (each draws
-// its own t and noise after the step's reseed), and still makes one losses.csv row per optimizer step. The
-// equality of k micro-batches with one batch for per-item losses is TrainerAccumulate.MicroBatchesEqualTheFullBatch.
+// accumulate = k: each optimizer step calls training_loss on k micro-batches of batch_size / k images (each starts
+// from the step's reseed and keeps its rows of the whole batch's t and noise: daug/batch_part.h), and still makes
+// one losses.csv row per optimizer step. The equality of k micro-batches with one batch for per-item losses is
+// TrainerAccumulate.MicroBatchesEqualTheFullBatch; with per-item draws, DataParallel.MicroBatchesDrawTheUnsplit-
+// BatchsNumbers and, for the real generator, DdpmGenerator.TrainingLossOfBatchPartsIsTheWholeBatchs.
 TEST(TrainDiffusionStage, AccumulateSplitsEachStepIntoMicroBatches) {
   Fixture f;
   auto o = small();

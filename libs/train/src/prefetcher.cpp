@@ -1,6 +1,7 @@
 // Prefetcher and StepLoader (see daug/train/prefetcher.h).
 #include <daug/train/prefetcher.h>
 
+#include <daug/communicator.h>
 #include <daug/error.h>
 #include <daug/train/sampler.h>
 #include <daug/train/trainer.h>
@@ -186,6 +187,8 @@ LoadedBatch Prefetcher::next() {
 
 struct StepLoader::State {
   BatchSampler sampler;
+  int rank, world;  ///< each rank prefetches only the items it trains on (its slice of each step's batch)
+  int64_t accumulate;
   int64_t total;
   std::function<std::vector<at::Tensor>(int64_t)> item;
   LoaderOptions opts;
@@ -200,8 +203,9 @@ struct StepLoader::State {
 StepLoader::StepLoader(const Trainer& trainer, std::function<std::vector<at::Tensor>(int64_t)> item, LoaderOptions opts,
                        const c10::Device& device) {
   const TrainerOptions& o = trainer.options();
-  s_.reset(new State{BatchSampler(o.dataset_size, o.batch_size, o.drop_last, o.seed, o.seed_policy),
-                     trainer.total_steps(), std::move(item), opts, device});
+  const Communicator& comm = communicator();
+  s_.reset(new State{BatchSampler(o.dataset_size, o.batch_size, o.drop_last, o.seed, o.seed_policy), comm.rank(),
+                     comm.world_size(), o.accumulate, trainer.total_steps(), std::move(item), opts, device});
 }
 
 StepLoader::~StepLoader() = default;
@@ -212,7 +216,9 @@ std::vector<at::Tensor> StepLoader::get(const std::vector<int64_t>& idx, int64_t
     s.first = step;
     PrefetchJob job;
     job.batches = s.total - step;
-    job.indices = [&s](int64_t k) { return s.sampler.batch(s.first + k); };
+    job.indices = [&s](int64_t k) {
+      return rank_part(s.sampler.batch(s.first + k), s.rank, s.world, s.accumulate).items;
+    };
     job.item = s.item;
     job.pin_memory = s.device.is_cuda();
     s.pf = std::make_unique<Prefetcher>(std::move(job), s.opts);

@@ -31,6 +31,28 @@ std::vector<int64_t> BatchSampler::permutation(int64_t epoch) const {
   return perm;
 }
 
+Slice split(int64_t n, int64_t parts, int64_t i) {
+  DAUG_CHECK(n >= 0 && parts >= 1 && i >= 0 && i < parts, "split: part ", i, " of ", parts, " of ", n, " items");
+  const int64_t base = n / parts, extra = n % parts;
+  return {i * base + std::min(i, extra), base + (i < extra ? 1 : 0)};
+}
+
+RankPart rank_part(const std::vector<int64_t>& batch, int rank, int world, int64_t accumulate) {
+  const auto n = static_cast<int64_t>(batch.size());
+  DAUG_CHECK(n >= 1 && world >= 1 && rank >= 0 && rank < world && accumulate >= 1, "rank_part: rank ", rank, " of ",
+             world, ", a batch of ", n, ", accumulate ", accumulate);
+  Slice s = split(n, world, rank);
+  RankPart out;
+  if (s.size == 0) {
+    const Slice first = split(n, world, 0);
+    s = split(first.size, std::min(accumulate, first.size), 0);
+    out.padding = true;
+  }
+  out.offset = s.offset;
+  out.items.assign(batch.begin() + s.offset, batch.begin() + s.offset + s.size);
+  return out;
+}
+
 std::vector<int64_t> BatchSampler::batch(int64_t step) {
   const int64_t epoch = step / per_epoch_, pos = step % per_epoch_;
   if (epoch != cached_epoch_) {

@@ -138,3 +138,49 @@ TEST(Sampler, LinearPolicyReproducesTheTrainClipOrder) {
         }
       }
 }
+
+// The distributed sampler: every rank takes its slice of the same step batch; over an epoch the ranks' slices are
+// disjoint and cover every item of the epoch's batches exactly once (all n items without drop_last, n - n % b with
+// it), for several world sizes, including uneven slices and (drop_last = false) a last batch shorter than the
+// number of ranks, where the ranks without items get a padding part that repeats rank 0's items.
+TEST(BatchSampler, RankSlicesCoverEveryItemOncePerEpoch) {
+  for (bool drop_last : {true, false})
+    for (int64_t n : {11, 12, 13})
+      for (int world : {1, 2, 3, 4, 5}) {
+        const int64_t b = 5;
+        BatchSampler s(n, b, drop_last, 9, SeedPolicy::mix);
+        const std::string what =
+            "n " + std::to_string(n) + " world " + std::to_string(world) + (drop_last ? " drop_last" : "");
+        for (int64_t epoch = 0; epoch < 2; ++epoch) {
+          std::vector<int> seen(static_cast<size_t>(n), 0);
+          for (int64_t step = epoch * s.steps_per_epoch(); step < (epoch + 1) * s.steps_per_epoch(); ++step) {
+            const std::vector<int64_t> batch = s.batch(step);
+            int64_t next = 0;  // the slices follow each other in rank order
+            for (int r = 0; r < world; ++r) {
+              const RankPart p = rank_part(batch, r, world, 2);
+              ASSERT_FALSE(p.items.empty()) << what;
+              if (p.padding) {
+                EXPECT_LT(static_cast<int64_t>(batch.size()), world) << what;
+                EXPECT_EQ(p.offset, 0) << what;
+                EXPECT_EQ(p.items.front(), batch.front()) << what;
+                continue;
+              }
+              EXPECT_EQ(p.offset, next) << what;
+              next += static_cast<int64_t>(p.items.size());
+              const auto even = static_cast<int64_t>(batch.size()) / world;
+              EXPECT_TRUE(static_cast<int64_t>(p.items.size()) == even ||
+                          static_cast<int64_t>(p.items.size()) == even + 1)
+                  << what;
+              for (int64_t i : p.items) ++seen[static_cast<size_t>(i)];
+            }
+            EXPECT_EQ(next, static_cast<int64_t>(batch.size())) << what;
+          }
+          const int64_t covered = std::count(seen.begin(), seen.end(), 1);
+          EXPECT_EQ(covered, drop_last ? n - n % b : n) << what << " epoch " << epoch;
+          EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [](int c) { return c > 1; }), 0) << what;
+        }
+      }
+  EXPECT_EQ(split(6, 4, 0).size, 2);
+  EXPECT_EQ(split(6, 4, 3).offset, 5);
+  EXPECT_EQ(split(6, 4, 3).size, 1);
+}

@@ -122,16 +122,24 @@ inline constexpr const char* kPrecisionDoc =
     "fp32 | bf16 | fp16 for this stage's forward passes (autocast; float32 master weights, GroupNorm, softmax and "
     "the diffusion arithmetic); \"\" = [run].precision";
 inline constexpr const char* kAccumulateDoc =
-    "micro-batches per optimizer step (gradient accumulation): batch_size / accumulate images per forward, the "
-    "same optimizer step; each micro-batch draws its own t and noise";
+    "micro-batches per optimizer step (gradient accumulation): batch_size / accumulate images per forward (per "
+    "rank: batch_size / ranks / accumulate), the same optimizer step and the same t and noise per image";
 Check precision_choice();
 
 /// A stage's `precision` option as create() left it (resolved with daug::stage_precision(); "" = fp32, as in a
 /// stage built directly by a test).
 Precision resolved_precision(const std::string& option);
 
-/// ConfigError at `where` unless accumulate divides batch_size (micro-batches of equal size, the same batch).
-void check_accumulate(int64_t batch_size, int64_t accumulate, const std::string& where);
+/// ConfigError at `where` unless accumulate divides batch_size (micro-batches of equal size, the same batch). Under
+/// a distributed launch of W ranks (batch_size is the global batch) also unless batch_size >= W (at `where_batch`)
+/// and accumulate <= batch_size / W (every rank has at least one item per micro-batch).
+void check_accumulate(int64_t batch_size, int64_t accumulate, const std::string& where,
+                      const std::string& where_batch = "batch_size");
+
+/// A stage's final writes (weights, summary, metrics) under a distributed launch: runs `write` on rank 0 only (the
+/// ranks hold identical results), then every rank waits for the others, so that none starts a stage reading these
+/// files before they exist. In a single process it just runs `write`.
+void write_on_main_rank(const std::string& stage, const std::function<void()>& write);
 
 /// Sets TrainerOptions::precision, device and accumulate from the stage options.
 void set_precision_options(train::TrainerOptions& t, const std::string& precision, const std::string& device,

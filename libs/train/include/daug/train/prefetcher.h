@@ -110,14 +110,15 @@ class Prefetcher {
 
 /// The batches of a Trainer's optimizer steps, loaded ahead by a Prefetcher. The sequence is rebuilt from the
 /// Trainer's options with its own BatchSampler (the batch of step s is a function of (seed, s) only) and starts at
-/// the first step asked for (a resumed run starts mid-way).
+/// the first step asked for (a resumed run starts mid-way). Under a distributed launch it loads only this rank's
+/// items of each step (rank_part, as the Trainer).
 class StepLoader {
  public:
   /// `item` loads one dataset item as CPU tensors (see PrefetchJob::item); `device` is where get() puts them.
   StepLoader(const Trainer& trainer, std::function<std::vector<at::Tensor>(int64_t index)> item, LoaderOptions opts,
              const c10::Device& device);
   ~StepLoader();
-  /// The parts of `idx` on the device. `idx` is the batch of `step` or a contiguous run of it (a micro-batch):
+  /// The parts of `idx` on the device. `idx` is this rank's items of `step` or a contiguous run of them:
   /// served from the prefetched batch. Anything else (another order, a step out of sequence) is loaded
   /// synchronously, so the result never depends on prefetching.
   std::vector<at::Tensor> get(const std::vector<int64_t>& idx, int64_t step);

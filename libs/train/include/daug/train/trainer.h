@@ -3,24 +3,43 @@
 ///
 /// Per optimizer step s (0-based) of total_steps():
 ///   1. if reseed_each_step: at::manual_seed(mix_seed(seed, s))     (classifier/diffusion: resume-proof noise)
-///   2. batch = sampler.batch(s); lr = lr · lr_factor(schedule, s, total, steps_per_epoch)
+///   2. batch = sampler.batch(s) (the global batch: the same on every rank); lr = lr · lr_factor(schedule, s, ...)
 ///   3. train_step(batch, s, lr, fn), by default:
 ///        optimizer.zero_grad()
-///        for each of the k = accumulate micro-batches m of `batch` (contiguous slices, sizes differing by <= 1):
-///          out = fn(m, s) under AutocastGuard(precision, device)   the caller's forward: scalar loss + named parts
+///        items = this rank's slice of `batch` (rank_part: contiguous, sizes differing by <= 1; all of it in a
+///                single process)
+///        for each of the k = accumulate micro-batches m of `items` (contiguous slices, sizes differing by <= 1):
+///          from the second on: the random generators are set back to the step's start (reseeded, or restored)
+///          out = fn(m, s) under AutocastGuard(precision, device) and BatchPartScope({offset of m in batch, |batch|})
 ///          check the loss is a scalar (finiteness: when the loop reads it)
-///          backward(out.loss · |m|/|batch|)      (fp16: the GradScaler's scaled loss; outside autocast)
+///          backward(out.loss · w), w = |m|/|batch| (1 for a single process and k = 1; 1/world_size when
+///                out.whole_batch; 0 for a padding part)   (fp16: the GradScaler's scaled loss; outside autocast)
+///        distributed: gradients, weighted loss and parts summed over the ranks (data_parallel.h)
 ///        fp16: unscale the gradients, found_inf = any inf/NaN
 ///        for hook in after_backward: hook(*this)
 ///        grad_norm = clip_gradients()           global L2 norm (Σ‖g‖² accumulated in double); scaled if > grad_clip
 ///        optimizer_step(lr)                     AdamW (fp16: skipped when found_inf)
 ///        ema.update()                           if ema_rate > 0 (and the step was not skipped)
 ///        fp16: scaler.update(found_inf)
-///      With mean-reduced per-item losses, k micro-batches give the gradient of the whole batch (up to float
-///      rounding) when fn draws the same per-item randomness; the loss and parts logged are the weighted means.
-///      A loss that couples items across the batch (CLIP's contrastive loss over the whole batch) is NOT the same
-///      over micro-batches: the caller must refuse or redefine it (train_clip: contrastive_group).
+///      With mean-reduced per-item losses, the weighted micro-batches of all ranks give the gradient of the whole
+///      batch (up to float summation order), also for uneven slices; the loss and parts logged are the weighted
+///      sums. Per-item random draws made through daug::randn_like_part / randint_part (daug/batch_part.h) are the
+///      unsplit batch's draws, since every micro-batch of every rank starts from the step's generator state: N ranks
+///      × accumulate k train the same model as one process with k = 1. Other draws (dropout) are made per part and
+///      do depend on the split. A loss that couples items across the batch (CLIP's contrastive loss) is NOT the
+///      same over micro-batches or ranks: the caller must refuse or redefine it (train_clip: contrastive_group,
+///      or gather = "global", which returns the global loss with whole_batch = true).
 ///   4. one losses.csv row; a checkpoint every `checkpoint_every` steps and/or at each epoch end, and at the end.
+///
+/// Data-parallel training (daug::communicator().distributed(), e.g. `daug launch --nproc N`): `batch_size` stays the
+/// global batch of an optimizer step whatever the number of ranks, so N ranks × batch_size/N train the same model as
+/// one rank × batch_size. At start (after rank 0 resumed from its checkpoint, if any) rank 0's whole training state
+/// (model, optimizer, EMA, loss scaler, CPU generator: what the checkpoint holds) is broadcast to every rank; ranks
+/// > 0 never read the checkpoint. Gradients are summed after backward, so clipping, the optimizer step and the EMA
+/// see identical gradients everywhere, and the LR schedule and step counters are identical by construction. Only
+/// rank 0 writes the checkpoint and losses.csv and prints progress lines. At the end the ranks compare a hash of
+/// their model, optimizer and EMA state: a rank that diverged is an error, not a silently different model.
+/// batch_size must be at least the number of ranks, and accumulate at most batch_size / ranks.
 ///
 /// No host syncs per step: loss, gradient norm and loss parts stay on the device as 0-dim tensors (clipping too is
 /// done on the device) and are read in one transfer every `read_every_steps` steps, before each checkpoint, when a
@@ -33,11 +52,8 @@
 /// step still counts as a loop step (AdamW's own step count, which drives its bias correction, does not advance,
 /// as with torch's GradScaler).
 ///
-/// Seams for what will be added once, here (not in the stages):
-///   * data-parallel training: an after_backward hook all-reduces (averages) the gradients before clipping, so
-///     clipping and the update see the global gradient; the sampler is sharded by rank by the caller's step
-///     function (or a subclass overriding train_step()); only rank 0 writes checkpoint and losses.csv.
-/// Whatever wraps the step must keep the order backward → after_backward hooks → clip → optimizer step → EMA.
+/// Whatever wraps the step must keep the order backward → (all-reduce) → after_backward hooks → clip → optimizer
+/// step → EMA. The all-reduce comes before the fp16 unscaling so that every rank finds the same overflow.
 ///
 /// Resume: with resume = true and an existing checkpoint, model, optimizer, EMA and the CPU RNG state are restored
 /// and the loop continues at the saved step; losses.csv keeps the rows of finished steps. An interrupted and
@@ -45,6 +61,7 @@
 /// A checkpoint of another stage or another run length, or a truncated one, is a DataError naming file and key.
 #include <daug/precision.h>
 #include <daug/tensor.h>
+#include <daug/train/checkpoint.h>
 #include <daug/train/ema.h>
 #include <daug/train/grad_scaler.h>
 #include <daug/train/optimizer.h>
@@ -68,6 +85,10 @@ namespace daug::train {
 struct StepOutput {
   at::Tensor loss;
   std::vector<std::pair<std::string, at::Tensor>> parts;
+  /// The loss is already the whole (global) batch's, identical on every rank (computed from embeddings gathered
+  /// from all ranks with gradient): the trainer weights it 1/world_size instead of |items|/|batch|. Not allowed
+  /// with accumulate > 1.
+  bool whole_batch = false;
 };
 
 /// The caller's forward pass on the item indices of one optimizer step (`step` is 0-based).
@@ -131,6 +152,8 @@ struct StepRecord {
   at::Tensor loss;
   at::Tensor grad_norm;
   std::vector<std::pair<std::string, at::Tensor>> parts;
+  /// Distributed: parameters whose gradient was defined on some ranks only (must read 0), else undefined.
+  at::Tensor ranks_disagree;
 };
 
 class Trainer {
@@ -144,6 +167,8 @@ class Trainer {
   int64_t total_steps() const { return total_; }
   int64_t steps_per_epoch() const { return sampler_.steps_per_epoch(); }
   int64_t batch_size() const { return sampler_.batch_size(); }
+  /// The items of `batch` this rank trains on (rank_part with this process's rank; all of them in one process).
+  RankPart rank_part(const std::vector<int64_t>& batch) const;
   const TrainerOptions& options() const { return opts_; }
   const std::vector<at::Tensor>& params() const { return params_; }
   AdamW& optimizer() { return opt_; }
@@ -174,6 +199,12 @@ class Trainer {
 
  private:
   void resume_from(const std::filesystem::path& path);
+  /// Restores model, optimizer, EMA, extra state and CPU generator from `ck` (validated; DataError naming `source`).
+  void restore(const TrainCheckpoint& ck, const std::string& source);
+  /// Distributed: every rank takes rank 0's training state.
+  void broadcast_state();
+  /// Distributed: Error unless every rank holds bitwise rank 0's model, optimizer and EMA state (compared by hash).
+  void check_ranks_agree();
   void save(int64_t step);
 
   Trainable& model_;
