@@ -2,7 +2,6 @@
 #include "command.h"
 #include "launch.h"
 
-#include <daug/communicator.h>
 #include <daug/core/config_loader.h>
 #include <daug/core/pipeline.h>
 #include <daug/core/plugin_loader.h>
@@ -158,7 +157,7 @@ int run_cmd(const std::vector<std::string>& args_in) {
     return 0;
   }
   auto result = core::run_pipeline(loader, doc, sets, opts);
-  if (!communicator().is_main()) return 0;  // rank 0 reports for every rank
+  if (!result.main_rank) return 0;  // rank 0 reports for every rank
   if (!result.summary.empty()) std::cout << "\n" << result.summary;
   if (opts.dry_run) std::cout << "dry run: the configuration is valid; nothing was run or written\n";
   else std::cout << fmt::format("run directory: {}\n", result.run_dir.string());

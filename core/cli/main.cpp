@@ -4,6 +4,7 @@
 #include "plugin_commands.h"
 
 #include <daug/api.h>
+#include <daug/core/distributed.h>
 #include <daug/error.h>
 #include <daug/log.h>
 
@@ -14,7 +15,6 @@
 #include <torch/version.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <iostream>
 
 namespace po = boost::program_options;
@@ -75,9 +75,10 @@ DAUG_CLI_COMMAND("version", "print the daug, SDK ABI and LibTorch versions", ver
 
 // Under a distributed launch every rank's last words reach the same terminal: each says which rank it is.
 std::string rank_prefix() {
-  const char* world = std::getenv("WORLD_SIZE");
-  const char* rank = std::getenv("RANK");
-  if (world && rank && std::atoi(world) > 1) return fmt::format("[rank {}] ", rank);
+  try {
+    if (auto env = daug::core::dist_env_from()) return fmt::format("[rank {}] ", env->rank);
+  } catch (const std::exception&) {  // a malformed launch environment is reported by `daug run` itself
+  }
   return "";
 }
 

@@ -27,6 +27,8 @@ struct RunResult {
   std::filesystem::path run_dir;                                          ///< empty after a dry run
   std::vector<std::pair<std::string, std::filesystem::path>> stage_dirs;  ///< (stage table, output dir)
   std::string summary;  ///< concatenated Stage::summary() texts
+  /// False on the ranks > 0 of a distributed launch: rank 0 reports the run (summary, run directory) for all.
+  bool main_rank = true;
 };
 
 /// [run] keys: name (string), device ("cpu"|"cuda"|"cuda:N"), seed, threads (0 = leave LibTorch's default),
