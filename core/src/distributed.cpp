@@ -78,11 +78,11 @@ class C10dCommunicator final : public Communicator {
       co.isServer = false;
       hb_store_ = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, co);
     } catch (const std::exception& e) {
-      throw Error(
-          fmt::format("rank {}: cannot {} the rendezvous store at {} within {} s (phase: rendezvous): {}. {}",
-                      env_.rank, env_.rank == 0 ? "open" : "reach", at, timeout.count() / 1000.0, first_line(e.what()),
-                      env_.rank == 0 ? "Is MASTER_PORT free on this host?"
-                                     : "Is rank 0 running, and are MASTER_ADDR/MASTER_PORT the same on every rank?"));
+      throw Error(fmt::format(
+          "rank {}: cannot {} the rendezvous store at {} within {} s (phase: rendezvous): {}. {}", env_.rank,
+          env_.rank == 0 ? "open" : "reach", at, timeout.count() / 1000.0, first_line(e.what()),
+          env_.rank == 0 ? "Is MASTER_PORT free on this host?"
+                         : "Is rank 0 running, and are MASTER_ADDR/MASTER_PORT the same on every rank?"));
     }
     char host[256] = {0};
     ::gethostname(host, sizeof(host) - 1);
@@ -100,8 +100,8 @@ class C10dCommunicator final : public Communicator {
       throw;
     }
     set_phase("started");
-    log::info("distributed: rank {} of {} (local rank {}), {} backend, rendezvous at {} ({}), timeout {} s", env_.rank,
-              env_.world_size, env_.local_rank, backend_, at, env_.source, timeout.count() / 1000.0);
+    log::info("distributed: rank {} of {} (local rank {}), {} backend, rendezvous at {} ({}), timeout {} s",
+              env_.rank, env_.world_size, env_.local_rank, backend_, at, env_.source, timeout.count() / 1000.0);
   }
 
   ~C10dCommunicator() override {
@@ -224,10 +224,9 @@ class C10dCommunicator final : public Communicator {
       group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, env_.rank, env_.world_size, o);
       return;
 #else
-      throw ConfigError(
-          fmt::format("{} = \"nccl\", but this daug was built without NCCL (nccl.h was not found "
-                      "when it was built against LibTorch {}); use \"gloo\" or \"auto\"",
-                      opts_.where, TORCH_VERSION));
+      throw ConfigError(fmt::format("{} = \"nccl\", but this daug was built without NCCL (nccl.h was not found "
+                                    "when it was built against LibTorch {}); use \"gloo\" or \"auto\"",
+                                    opts_.where, TORCH_VERSION));
 #endif
     }
     DAUG_CHECK_AS(ConfigError, backend == "gloo", opts_.where, " = \"", opts_.backend,
@@ -240,7 +239,8 @@ class C10dCommunicator final : public Communicator {
       o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
     else if (addr == "localhost" || addr.rfind("127.", 0) == 0)
       o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    else o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    else
+      o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     try {
       group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env_.rank, env_.world_size, o);
     } catch (const std::exception& e) {
@@ -281,8 +281,8 @@ class C10dCommunicator final : public Communicator {
           if (!store_->check({keys[r]})) missing.push_back(static_cast<int>(r));
         failed_ = true;
         throw Error(fmt::format("rank {} of {}: rank(s) {} did not {} within {} s (phase: {}){}", env_.rank,
-                                env_.world_size, fmt::join(missing, ", "), joining ? "join the rendezvous" : "arrive",
-                                opts_.timeout.count() / 1000.0, phase,
+                                env_.world_size, fmt::join(missing, ", "),
+                                joining ? "join the rendezvous" : "arrive", opts_.timeout.count() / 1000.0, phase,
                                 joining ? fmt::format("; were all {} processes started with MASTER_ADDR={} "
                                                       "MASTER_PORT={}?",
                                                       env_.world_size, env_.master_addr, env_.master_port)
@@ -375,8 +375,8 @@ class C10dCommunicator final : public Communicator {
       if (!gone.empty()) return fmt::format("{}", fmt::join(gone, "; "));
       return "every peer still answers the store (a peer may be stuck, or the network between ranks failed)";
     } catch (const std::exception&) {
-      return fmt::format("rank 0 is gone (the rendezvous store it hosted at {}:{} no longer answers)", env_.master_addr,
-                         env_.master_port);
+      return fmt::format("rank 0 is gone (the rendezvous store it hosted at {}:{} no longer answers)",
+                         env_.master_addr, env_.master_port);
     }
   }
 
@@ -423,7 +423,8 @@ std::optional<DistEnv> dist_env_from(const std::function<const char*(const char*
     e.world_size = parse_int("SLURM_NTASKS", ntasks, 1);
     if (e.world_size == 1) return std::nullopt;
     const char* procid = get("SLURM_PROCID");
-    if (procid == nullptr) throw ConfigError(fmt::format("SLURM_NTASKS={} is set but SLURM_PROCID is not", ntasks));
+    if (procid == nullptr)
+      throw ConfigError(fmt::format("SLURM_NTASKS={} is set but SLURM_PROCID is not", ntasks));
     e.rank = parse_int("SLURM_PROCID", procid, 0);
     const char* lid = get("SLURM_LOCALID");
     e.local_rank = lid != nullptr ? parse_int("SLURM_LOCALID", lid, 0) : 0;
@@ -441,10 +442,7 @@ std::optional<DistEnv> dist_env_from(const std::function<const char*(const char*
     throw ConfigError(fmt::format(
         "a distributed launch ({} = {} processes) needs MASTER_ADDR and MASTER_PORT (the host and a free port of "
         "rank 0), but {} not set; `daug launch --nproc N` sets them, under SLURM export them in the job script",
-        e.source, e.world_size,
-        addr == nullptr && port == nullptr ? "both are"
-        : addr == nullptr                  ? "MASTER_ADDR is"
-                                           : "MASTER_PORT is"));
+        e.source, e.world_size, addr == nullptr && port == nullptr ? "both are" : addr == nullptr ? "MASTER_ADDR is" : "MASTER_PORT is"));
   e.master_addr = addr;
   e.master_port = parse_int("MASTER_PORT", port, 1);
   if (e.master_port > 65535)

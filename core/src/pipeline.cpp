@@ -285,6 +285,7 @@ std::string decided_by_main(Communicator& comm, const std::string& phase, const 
   if (kind == "config") throw ConfigError(body);
   throw DataError(fmt::format("rank 0 failed ({}): {}", phase, body));
 }
+
 RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
                      const std::vector<std::string>& overrides, const RunOptions& options, RunTable run);
 
@@ -307,10 +308,9 @@ class DistributedScope {
     }
     o.timeout = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
     if (run.device.rfind("cuda:", 0) == 0 && env->local_world_size > 1)
-      throw ConfigError(
-          fmt::format("{}: [run].device = \"{}\" puts all {} ranks of this node on one GPU; use "
-                      "device = \"cuda\" (each rank then uses cuda:LOCAL_RANK)",
-                      run_view.location("device").str(), run.device, env->local_world_size));
+      throw ConfigError(fmt::format("{}: [run].device = \"{}\" puts all {} ranks of this node on one GPU; use "
+                                    "device = \"cuda\" (each rank then uses cuda:LOCAL_RANK)",
+                                    run_view.location("device").str(), run.device, env->local_world_size));
     comm_ = connect(*env, o);
     set_communicator(comm_);
   }
@@ -330,17 +330,17 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
                        const std::vector<std::string>& overrides, const RunOptions& options) {
   ConfigView run_view(doc, "run");
   if (!run_view.exists())
-    throw ConfigError(
-        fmt::format("{}: the config has no [run] table; add [run] with stages = [\"...\"]", doc->main_file));
+    throw ConfigError(fmt::format("{}: the config has no [run] table; add [run] with stages = [\"...\"]",
+                                  doc->main_file));
   RunTable run = read_options<RunTable>(run_view, {});
   if (run.stages.empty())
-    throw ConfigError(
-        fmt::format("{}: [run].stages is empty; list the stage tables to run", run_view.location("stages").str()));
+    throw ConfigError(fmt::format("{}: [run].stages is empty; list the stage tables to run",
+                                  run_view.location("stages").str()));
   for (const auto& o : options.only)
     if (std::find(run.stages.begin(), run.stages.end(), o) == run.stages.end())
       throw ConfigError(fmt::format("--stage {}: not one of [run].stages ({})", o, fmt::join(run.stages, ", ")));
-  DAUG_CHECK_AS(ConfigError,
-                options.shard_count >= 1 && options.shard_index >= 0 && options.shard_index < options.shard_count,
+  DAUG_CHECK_AS(ConfigError, options.shard_count >= 1 && options.shard_index >= 0 &&
+                                 options.shard_index < options.shard_count,
                 "--shard must be k/N with 0 <= k < N, but got ", options.shard_index, "/", options.shard_count);
 
   DistributedScope distributed(run, run_view);

@@ -2,18 +2,18 @@
 // Source::split and logging.
 #include <daug/backbone.h>
 #include <daug/build_context.h>
+#include <daug/fingerprint.h>
+#include <daug/seed.h>
 #include <daug/classifier.h>
 #include <daug/command.h>
 #include <daug/criterion.h>
 #include <daug/detail/log_console.h>
 #include <daug/error.h>
-#include <daug/fingerprint.h>
 #include <daug/generator.h>
 #include <daug/guidance.h>
 #include <daug/heatmap_composer.h>
 #include <daug/labels.h>
 #include <daug/log.h>
-#include <daug/seed.h>
 #include <daug/source.h>
 #include <daug/stage.h>
 #include <daug/trainable.h>

@@ -53,8 +53,10 @@ int main(int argc, char** argv) {
       }
       std::raise(SIGKILL);
     }
-    if (mode == "bytes_die") comm->all_gather_bytes("x", "probe: exchanging results");
-    else comm->barrier("probe: waiting at the barrier");
+    if (mode == "bytes_die")
+      comm->all_gather_bytes("x", "probe: exchanging results");
+    else
+      comm->barrier("probe: waiting at the barrier");
     std::cout << "rank 0 was not stopped\n";
     return 0;
   } catch (const std::exception& e) {

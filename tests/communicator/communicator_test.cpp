@@ -7,12 +7,12 @@
 
 #include "test_support.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -36,12 +36,8 @@ std::optional<daug::core::DistEnv> parse(const Env& env) {
 }
 
 TEST(DistEnv, TorchrunVariables) {
-  auto e = parse({{"RANK", "3"},
-                  {"WORLD_SIZE", "4"},
-                  {"LOCAL_RANK", "1"},
-                  {"LOCAL_WORLD_SIZE", "2"},
-                  {"MASTER_ADDR", "node7"},
-                  {"MASTER_PORT", "29500"}});
+  auto e = parse({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
+                  {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29500"}});
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->rank, 3);
   EXPECT_EQ(e->world_size, 4);
@@ -52,12 +48,8 @@ TEST(DistEnv, TorchrunVariables) {
 }
 
 TEST(DistEnv, SlurmFallbackAndNotDistributed) {
-  auto e = parse({{"SLURM_PROCID", "5"},
-                  {"SLURM_NTASKS", "8"},
-                  {"SLURM_LOCALID", "1"},
-                  {"SLURM_NTASKS_PER_NODE", "4(x2)"},
-                  {"MASTER_ADDR", "n1"},
-                  {"MASTER_PORT", "1234"}});
+  auto e = parse({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
+                  {"SLURM_NTASKS_PER_NODE", "4(x2)"}, {"MASTER_ADDR", "n1"}, {"MASTER_PORT", "1234"}});
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->rank, 5);
   EXPECT_EQ(e->world_size, 8);
@@ -74,16 +66,14 @@ TEST(DistEnv, BadVariablesAreNamed) {
   const Env ok{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}};
   auto with = [&](const std::string& k, const std::string& v) {
     Env e = ok;
-    if (v.empty()) e.erase(k);
-    else e[k] = v;
+    if (v.empty()) e.erase(k); else e[k] = v;
     return e;
   };
   expect_error_contains([&] { parse(with("RANK", "2")); }, {"rank 2 is not below the world size 2"});
   expect_error_contains([&] { parse(with("RANK", "x1")); }, {"RANK='x1'", "expected an integer >= 0"});
   expect_error_contains([&] { parse(with("WORLD_SIZE", "2.5")); }, {"WORLD_SIZE='2.5'"});
   expect_error_contains([&] { parse(with("RANK", "")); }, {"WORLD_SIZE=2 is set but RANK is not"});
-  expect_error_contains([&] { parse(with("MASTER_PORT", "")); },
-                        {"needs MASTER_ADDR and MASTER_PORT", "MASTER_PORT is not set"});
+  expect_error_contains([&] { parse(with("MASTER_PORT", "")); }, {"needs MASTER_ADDR and MASTER_PORT", "MASTER_PORT is not set"});
   expect_error_contains([&] { parse(with("MASTER_PORT", "70000")); }, {"MASTER_PORT='70000'", "[1, 65535]"});
 }
 
@@ -116,8 +106,8 @@ struct Rank {
 /// Starts ranks `ranks` of a world of `world` running comm_probe `mode`; waits for all (killing them after
 /// `limit_s`, which fails the test).
 std::vector<Rank> launch(const std::string& mode, int world, std::vector<int> ranks, int timeout_s, double limit_s) {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("daug_communicator_" + mode + "_" + std::to_string(::getpid()));
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("daug_communicator_" + mode + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const int port = free_port();
@@ -164,8 +154,7 @@ std::vector<Rank> launch(const std::string& mode, int world, std::vector<int> ra
         k.seconds = el;
         --left;
         ADD_FAILURE() << "rank " << (&k - &out[0]) << " of '" << mode << "' still ran after " << limit_s
-                      << " s: killed. Output:\n"
-                      << k.text();
+                      << " s: killed. Output:\n" << k.text();
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

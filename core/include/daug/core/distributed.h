@@ -36,7 +36,7 @@ struct DistOptions {
   std::string backend = "auto";  ///< "auto" (nccl for CUDA devices when available, else gloo), "gloo", "nccl"
   std::string device = "cpu";    ///< the run's device ("cpu", "cuda"): what the collectives' tensors live on
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};  ///< rendezvous and every collective
-  std::string where;                                            ///< config location of [run].backend, for messages
+  std::string where;             ///< config location of [run].backend, for messages
 };
 
 /// Joins the rendezvous and builds the process group. Throws daug::Error naming the ranks that did not join within
