@@ -219,6 +219,9 @@ int launch(const LaunchOptions& opts, const std::vector<std::string>& command) {
     }
     kids.push_back({r, pid, true});
   }
+  std::string started;
+  for (const auto& k : kids) started += fmt::format("{}rank {} pid {}", started.empty() ? "" : ", ", k.rank, k.pid);
+  say(started);
 
   using Clock = std::chrono::steady_clock;
   bool failed = false, terminating = false;

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <optional>
@@ -239,6 +240,71 @@ TEST(Distributed, LauncherNamesTheRankWhoseStageFailed) {
   EXPECT_NE(code, 0) << out;
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(daug launch: rank 1 \(pid [0-9]+\) exited with code 1)"))) << out;
   EXPECT_NE(out.find("[rank 1] daug: data error: count: failing on rank 1 as configured"), std::string::npos) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\[rank 0\] daug: .*rank 1)"))) << out;
+}
+
+/// The pid of `rank` from the launcher's "daug launch: rank 0 pid 123, rank 1 pid 124" line, once it is written.
+pid_t rank_pid(const Proc& launcher, int rank, double seconds) {
+  const std::regex re("rank " + std::to_string(rank) + " pid ([0-9]+)");
+  for (const auto until = Clock::now() + std::chrono::duration<double>(seconds); Clock::now() < until;) {
+    std::smatch m;
+    const std::string out = launcher.output();
+    if (std::regex_search(out, m, re)) return static_cast<pid_t>(std::stol(m[1]));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet: it runs nothing any more).
+bool gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
+bool all_gone_within(const std::vector<pid_t>& pids, double seconds) {
+  for (const auto until = Clock::now() + std::chrono::duration<double>(seconds); Clock::now() < until;) {
+    if (std::all_of(pids.begin(), pids.end(), gone)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// SIGINT to the launcher (Ctrl-C) reaches every rank; the launch exits 128 + SIGINT with no rank left running.
+TEST(Distributed, LauncherForwardsSigintToEveryRank) {
+  daug::testing::TempDir tmp;
+  daug::testing::write_text(tmp / "p.toml", fixture_config(tmp.path(), "sleep_ms = 60000\n"));
+  Proc p({"--plugin-path", kFixtures, "run", "--nproc", "2", "--timeout", "30", "p.toml"}, {}, tmp.path(),
+         tmp / "out.txt");
+  const pid_t r0 = rank_pid(p, 0, 30), r1 = rank_pid(p, 1, 30);
+  ASSERT_GT(r0, 0) << p.output();
+  ASSERT_GT(r1, 0) << p.output();
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the ranks are in the stage (or still starting up)
+  ::kill(p.pid(), SIGINT);
+  const int code = exit_code(p.wait(60));
+  EXPECT_EQ(code, 128 + SIGINT) << p.output();
+  EXPECT_NE(p.output().find("daug launch: got Interrupt; forwarding it to the ranks"), std::string::npos) << p.output();
+  EXPECT_TRUE(all_gone_within({r0, r1}, 10)) << p.output();
+  for (pid_t r : {r0, r1})
+    if (!gone(r)) ::kill(r, SIGKILL);
+}
+
+// A launcher killed outright (SIGKILL: nothing to forward) leaves no rank behind.
+TEST(Distributed, KilledLauncherLeavesNoOrphanedRanks) {
+  daug::testing::TempDir tmp;
+  daug::testing::write_text(tmp / "p.toml", fixture_config(tmp.path(), "sleep_ms = 60000\n"));
+  Proc p({"--plugin-path", kFixtures, "run", "--nproc", "2", "--timeout", "30", "p.toml"}, {}, tmp.path(),
+         tmp / "out.txt");
+  const pid_t r0 = rank_pid(p, 0, 30), r1 = rank_pid(p, 1, 30);
+  ASSERT_GT(r0, 0) << p.output();
+  ASSERT_GT(r1, 0) << p.output();
+  ::kill(p.pid(), SIGKILL);
+  EXPECT_EQ(exit_code(p.wait(10)), -SIGKILL);
+  EXPECT_TRUE(all_gone_within({r0, r1}, 10)) << "ranks outlived their launcher:\n" << p.output();
+  for (pid_t r : {r0, r1})
+    if (!gone(r)) ::kill(r, SIGKILL);  // no stray process after a failure
 }
 
 // Ranks started with different --set values: every rank stops with the same ConfigError naming the first differing
