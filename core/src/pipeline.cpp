@@ -519,7 +519,7 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
     std::string step;
     for (bool told_waiting = false;;) {
       step = decided_by_main(comm, fmt::format("stage [{}]: rank 0 decides whether it is cached", table), [&] {
-        if (std::filesystem::exists(dir / ".complete")) return std::string("cached");
+        if (std::filesystem::exists(dir / ".complete")) return std::string(told_waiting ? "reused" : "cached");
         if (!selected(table)) return std::string("skipped");
         std::filesystem::create_directories(dir);
         // Shards of one stage run side by side on purpose (disjoint items): one lock per shard.

@@ -204,6 +204,31 @@ TEST(Distributed, RunNprocRunsEveryStageOnEveryRankAndRankZeroMarksThemComplete)
   for (const auto& d : stage_dirs) EXPECT_EQ(count_lines(d / "runs.txt"), 2u) << d << ": cached, so no rank re-runs it";
 }
 
+// A single-process run holds the stages' locks while a 2-rank run of the same config starts: rank 0 polls the lock
+// (the other rank's collective never waits longer than a second, below the 2 s timeout), then every rank reuses
+// the finished output; each stage body ran once.
+TEST(Distributed, RankZeroWaitsForAnotherProcessHoldingTheStageLockWithoutTimingOut) {
+  daug::testing::TempDir tmp;
+  // [first] sleeps long enough for the 2-rank run to start up (seconds on a loaded machine) while it runs.
+  std::string cfg = fixture_config(tmp.path(), "sleep_ms = 12000\n");
+  cfg.replace(cfg.find("upstream = \"first\"\n"), 0, "sleep_ms = 3000\n");
+  daug::testing::write_text(tmp / "p.toml", cfg);
+  Proc single({"--plugin-path", kFixtures, "run", "p.toml"}, {}, tmp.path(), tmp / "single.txt");
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < until && single.output().find("stage [first] count ->") == std::string::npos)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  Proc dist({"--plugin-path", kFixtures, "run", "--nproc", "2", "--timeout", "2", "p.toml"}, {}, tmp.path(),
+            tmp / "dist.txt");
+  EXPECT_EQ(exit_code(single.wait(120)), 0) << single.output();
+  ASSERT_EQ(exit_code(dist.wait(120)), 0) << dist.output();
+  const std::string out = dist.output();
+  EXPECT_NE(out.find("stage [first]: another daug process is running this stage"), std::string::npos) << out;
+  EXPECT_NE(out.find("stage [first] count: finished by the other process; reusing"), std::string::npos) << out;
+  const auto stage_dirs = entries(tmp / "cache");
+  ASSERT_EQ(stage_dirs.size(), 2u);
+  for (const auto& d : stage_dirs) EXPECT_EQ(count_lines(d / "runs.txt"), 1u) << d << "\n" << out;
+}
+
 // A rank killed by a signal: the launcher names it and how it ended, the other rank ends on its own (its next
 // collective fails naming rank 1) within the grace period, and the launch exits non-zero with no stage complete.
 TEST(Distributed, LauncherNamesTheRankThatWasKilledAndTheOtherRankEnds) {
