@@ -152,7 +152,9 @@ int run_cmd(const std::vector<std::string>& args_in) {
     auto variants = core::expand_sweep(*doc, std::filesystem::path(file).stem().string());
     for (auto& v : variants) v.overrides.insert(v.overrides.begin(), sets.begin(), sets.end());
     auto out = std::filesystem::path("runs") / ("sweep_" + std::filesystem::path(file).stem().string());
-    std::cout << core::run_variants(loader, variants, out, opts, {});
+    const std::string table = core::run_variants(loader, variants, out, opts, {});
+    if (table.empty()) return 0;  // a rank > 0 of a distributed launch: rank 0 reports
+    std::cout << table;
     std::cout << fmt::format("comparison: {}/comparison.{{md,csv,json}}\n", out.string());
     return 0;
   }
@@ -208,7 +210,9 @@ int ablate_cmd(const std::vector<std::string>& args) {
   auto out = vm.count("out") ? std::filesystem::path(vm["out"].as<std::string>())
                              : std::filesystem::path("runs") / ("ablation_" + files.front().parent_path().filename().string());
   std::vector<std::string> cols = vm.count("columns") ? vm["columns"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  std::cout << core::run_variants(loader, variants, out, core::RunOptions{}, cols);
+  const std::string table = core::run_variants(loader, variants, out, core::RunOptions{}, cols);
+  if (table.empty()) return 0;  // a rank > 0 of a distributed launch: rank 0 reports
+  std::cout << table;
   std::cout << fmt::format("comparison: {}/comparison.{{md,csv,json}}\n", out.string());
   return 0;
 }

@@ -1,10 +1,11 @@
 // Sweeps and ablation sets: expansion, running, and the side-by-side comparison table.
+#include <daug/artifact.h>
 #include <daug/checkpoint.h>
 #include <daug/core/config_loader.h>
+#include <daug/core/distributed.h>
 #include <daug/core/sweep.h>
 #include <daug/error.h>
 #include <daug/log.h>
-#include <daug/artifact.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -107,7 +108,9 @@ std::vector<std::pair<std::string, double>> collect_metrics(const RunResult& run
 std::string run_variants(const PluginLoader& loader, const std::vector<Variant>& variants,
                          const std::filesystem::path& out_dir, const RunOptions& options,
                          const std::vector<std::string>& column_filters) {
-  std::filesystem::create_directories(out_dir);
+  const auto dist = dist_env_from();
+  const bool main_rank = !dist || dist->rank == 0;
+  if (main_rank) std::filesystem::create_directories(out_dir);
   struct Row {
     std::string name;
     std::string status;
@@ -138,6 +141,7 @@ std::string run_variants(const PluginLoader& loader, const std::vector<Variant>&
     }
     rows.push_back(std::move(row));
   }
+  if (!main_rank) return "";
   auto value_of = [](const Row& r, const std::string& c) -> std::string {
     for (const auto& [k, v] : r.metrics)
       if (k == c) return fmt::format("{:.4f}", v);

@@ -204,6 +204,22 @@ TEST(Distributed, RunNprocRunsEveryStageOnEveryRankAndRankZeroMarksThemComplete)
   for (const auto& d : stage_dirs) EXPECT_EQ(count_lines(d / "runs.txt"), 2u) << d << ": cached, so no rank re-runs it";
 }
 
+// A sweep on 2 ranks: every variant runs on both ranks, and rank 0 alone writes and prints the comparison.
+TEST(Distributed, SweepRunsEveryVariantOnEveryRankAndRankZeroWritesTheComparison) {
+  daug::testing::TempDir tmp;
+  daug::testing::write_text(tmp / "p.toml", fixture_config(tmp.path()) + "[sweep]\n\"first.value\" = [1, 3]\n");
+  Proc p({"--plugin-path", kFixtures, "run", "--nproc", "2", "--timeout", "30", "p.toml"}, {}, tmp.path(),
+         tmp / "out.txt");
+  ASSERT_EQ(exit_code(p.wait(180)), 0) << p.output();
+  const std::string out = p.output();
+  EXPECT_EQ(count_of(out, "comparison: runs/sweep_p/comparison.{md,csv,json}"), 1u) << out;
+  const std::string csv = slurp(tmp / "runs" / "sweep_p" / "comparison.csv");
+  EXPECT_EQ(count_of(csv, ",ok,"), 2u) << csv;
+  EXPECT_NE(csv.find("first.value"), std::string::npos) << csv;
+  EXPECT_EQ(entries(tmp / "runs").size(), 3u) << "two run directories (one per variant) and sweep_p";
+  for (const auto& d : entries(tmp / "cache", "first-")) EXPECT_EQ(count_lines(d / "runs.txt"), 2u) << d;
+}
+
 // A single-process run holds the stages' locks while a 2-rank run of the same config starts: rank 0 polls the lock
 // (the other rank's collective never waits longer than a second, below the 2 s timeout), then every rank reuses
 // the finished output; each stage body ran once.
