@@ -293,6 +293,7 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
 class DistributedScope {
  public:
   DistributedScope(const RunTable& run, const ConfigView& run_view) {
+    if (communicator().distributed()) return;  // joined already, for several runs (join_distributed)
     auto env = dist_env_from();
     if (!env) return;
     DistOptions o;
@@ -325,6 +326,13 @@ class DistributedScope {
 };
 
 }  // namespace
+
+std::shared_ptr<void> join_distributed(std::shared_ptr<const ConfigDocument> doc) {
+  if (!dist_env_from()) return nullptr;
+  ConfigView run_view(doc, "run");
+  const RunTable run = read_options<RunTable>(run_view, {});
+  return std::make_shared<DistributedScope>(run, run_view);
+}
 
 RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
                        const std::vector<std::string>& overrides, const RunOptions& options) {

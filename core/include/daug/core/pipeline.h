@@ -41,6 +41,11 @@ struct RunResult {
 /// The run directory is created only after the whole configuration checked out (a config error leaves nothing).
 /// A stage directory is locked (flock on <dir>/.lock) while its stage runs: a concurrent `daug run` of the same
 /// stage waits, then reuses the finished output.
+/// Under a distributed launch, joins the other ranks with `doc`'s [run] settings (backend, timeout) and keeps the
+/// communicator installed while the returned handle lives: run_pipeline() calls meanwhile reuse it instead of
+/// joining again (a sweep joins once for all its variants). Null without a distributed launch.
+std::shared_ptr<void> join_distributed(std::shared_ptr<const ConfigDocument> doc);
+
 RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
                        const std::vector<std::string>& overrides, const RunOptions& options);
 
