@@ -122,8 +122,8 @@ int run_cmd(const std::vector<std::string>& args_in) {
     command.insert(command.end(), args.begin(), args.end());
     return launch(launch_opts, command);
   }
-  if (launch_opts.master_port > 0 || launch_opts.timeout_s > 0)
-    throw ConfigError("--master-port and --timeout go with --nproc N (daug run --nproc N ...)");
+  if (launch_opts.given)
+    throw ConfigError("--master-port, --timeout and --grace go with --nproc N (daug run --nproc N ...)");
   std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   core::RunOptions opts;
   if (vm.count("stage")) opts.only = vm["stage"].as<std::vector<std::string>>();

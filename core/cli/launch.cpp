@@ -132,7 +132,7 @@ LaunchOptions take_launch_options(std::vector<std::string>& args) {
       else if (n == "--master-port") o.master_port = parse_int(n, value, 1, 65535);
       else if (n == "--timeout") o.timeout_s = parse_seconds(n, value);
       else o.grace_s = parse_seconds(n, value);
-      matched = true;
+      matched = o.given = true;
       break;
     }
     if (!matched) rest.push_back(a);

@@ -11,6 +11,7 @@ struct LaunchOptions {
   int master_port = 0;   ///< --master-port P (0 = a free port)
   double timeout_s = 0;  ///< --timeout S: collective/rendezvous timeout of the ranks (DAUG_DIST_TIMEOUT_S); 0 = theirs
   double grace_s = 30;   ///< --grace S: after one rank failed, how long the others get to exit on their own
+  bool given = false;    ///< whether any of these options was given
 };
 
 /// Removes the launcher's options (--nproc, --master-port, --timeout, --grace; "--opt V" or "--opt=V") from `args`
