@@ -226,7 +226,7 @@ TEST(Distributed, SweepRunsEveryVariantOnEveryRankAndRankZeroWritesTheComparison
 TEST(Distributed, RankZeroWaitsForAnotherProcessHoldingTheStageLockWithoutTimingOut) {
   daug::testing::TempDir tmp;
   // [first] sleeps long enough for the 2-rank run to start up (seconds on a loaded machine) while it runs.
-  std::string cfg = fixture_config(tmp.path(), "sleep_ms = 12000\n");
+  std::string cfg = fixture_config(tmp.path(), "sleep_ms = 20000\n");
   cfg.replace(cfg.find("upstream = \"first\"\n"), 0, "sleep_ms = 3000\n");
   daug::testing::write_text(tmp / "p.toml", cfg);
   Proc single({"--plugin-path", kFixtures, "run", "p.toml"}, {}, tmp.path(), tmp / "single.txt");
