@@ -1,6 +1,7 @@
 // Sweeps and ablation sets: expansion, running, and the side-by-side comparison table.
 #include <daug/checkpoint.h>
 #include <daug/core/config_loader.h>
+#include <daug/core/distributed.h>
 #include <daug/core/sweep.h>
 #include <daug/error.h>
 #include <daug/log.h>
@@ -107,7 +108,12 @@ std::vector<std::pair<std::string, double>> collect_metrics(const RunResult& run
 std::string run_variants(const PluginLoader& loader, const std::vector<Variant>& variants,
                          const std::filesystem::path& out_dir, const RunOptions& options,
                          const std::vector<std::string>& column_filters) {
-  std::filesystem::create_directories(out_dir);
+  // Under a distributed launch the ranks join once for every variant: joining again per variant races with rank 0
+  // closing the previous rendezvous store on the same port.
+  const auto dist = dist_env_from();
+  const bool main_rank = !dist || dist->rank == 0;
+  const auto joined = dist && !variants.empty() ? join_distributed(variants.front().doc) : nullptr;
+  if (main_rank) std::filesystem::create_directories(out_dir);
   struct Row {
     std::string name;
     std::string status;
@@ -133,11 +139,14 @@ std::string run_variants(const PluginLoader& loader, const std::vector<Variant>&
       // A configuration mistake (e.g. a swept key in a misspelt table) is not a result: stop the sweep.
       throw ConfigError(fmt::format("sweep variant {}: {}", v.name, e.what()));
     } catch (const std::exception& e) {
+      // On several ranks a failed variant leaves the collectives out of step: the sweep stops (resume it later).
+      if (dist) throw;
       row.status = std::string("failed: ") + e.what();
       log::error("variant {} failed: {}", v.name, e.what());
     }
     rows.push_back(std::move(row));
   }
+  if (!main_rank) return "";
   auto value_of = [](const Row& r, const std::string& c) -> std::string {
     for (const auto& [k, v] : r.metrics)
       if (k == c) return fmt::format("{:.4f}", v);

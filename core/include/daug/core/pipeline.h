@@ -27,6 +27,8 @@ struct RunResult {
   std::filesystem::path run_dir;                                          ///< empty after a dry run
   std::vector<std::pair<std::string, std::filesystem::path>> stage_dirs;  ///< (stage table, output dir)
   std::string summary;  ///< concatenated Stage::summary() texts
+  /// False on the ranks > 0 of a distributed launch: rank 0 reports the run (summary, run directory) for all.
+  bool main_rank = true;
 };
 
 /// [run] keys: name (string), device ("cpu"|"cuda"|"cuda:N"), seed, threads (0 = leave LibTorch's default),
@@ -39,7 +41,16 @@ struct RunResult {
 /// The run directory is created only after the whole configuration checked out (a config error leaves nothing).
 /// A stage directory is locked (flock on <dir>/.lock) while its stage runs: a concurrent `daug run` of the same
 /// stage waits, then reuses the finished output.
+/// Under a distributed launch (daug/core/distributed.h) every rank calls it: the ranks first compare their resolved
+/// configs (a difference is a ConfigError on every rank, naming the first differing line) and refuse --shard; rank 0
+/// alone creates the run directory (rank R > 0 logs to <run_dir>/rank<R>.log), decides which stages are cached, holds
+/// the stage locks and writes `.complete` after every rank has finished the stage.
 RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
                        const std::vector<std::string>& overrides, const RunOptions& options);
+
+/// Under a distributed launch, joins the other ranks with `doc`'s [run] settings (backend, timeout) and keeps the
+/// communicator installed while the returned handle lives: run_pipeline() calls meanwhile reuse it instead of
+/// joining again (a sweep joins once for all its variants). Null without a distributed launch.
+std::shared_ptr<void> join_distributed(std::shared_ptr<const ConfigDocument> doc);
 
 }  // namespace daug::core

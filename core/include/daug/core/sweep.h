@@ -39,6 +39,8 @@ std::vector<std::pair<std::string, double>> collect_metrics(const RunResult& run
 /// Runs every variant (in order; a failing variant is recorded as failed and the rest still run) and writes
 /// comparison.md, comparison.csv and comparison.json into `out_dir`. Returns the Markdown table.
 /// `column_filters`: keep only metric columns containing one of these substrings (empty = all).
+/// Under a distributed launch every rank runs every variant, and rank 0 alone writes the comparison (the other ranks
+/// return "").
 std::string run_variants(const PluginLoader& loader, const std::vector<Variant>& variants,
                          const std::filesystem::path& out_dir, const RunOptions& options,
                          const std::vector<std::string>& column_filters);
