@@ -186,9 +186,9 @@ class C10dCommunicator final : public Communicator {
   }
 
   void barrier(const std::string& phase) override {
-    // A one-element all-reduce rather than the group's barrier: the same call on Gloo and NCCL, with the timeout.
-    std::vector<at::Tensor> one{at::zeros({1}, at::TensorOptions().device(tensor_device_))};
-    all_reduce_sum(one, phase);
+    // Through the store, not the process group: ranks meet here after unequal work (heatmap slices, rank 0's
+    // metrics), which may take longer than a collective's timeout while every peer is alive (see wait_for_keys).
+    all_gather_bytes("", phase);
   }
 
   void set_phase(const std::string& phase) override {
@@ -216,8 +216,6 @@ class C10dCommunicator final : public Communicator {
 #endif
     }
     backend_ = backend;
-    tensor_device_ = cuda ? c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(env_.local_rank))
-                          : c10::Device(c10::kCPU);
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("pg", store_);
     if (backend == "nccl") {
 #ifdef DAUG_HAVE_NCCL
@@ -274,34 +272,46 @@ class C10dCommunicator final : public Communicator {
                             who.empty() ? "" : ". " + who));
   }
 
-  /// Waits until every key exists (or the timeout), watching for peers that posted a failure or went silent.
+  /// Waits until every key exists. Joining: at most the timeout, then names the ranks that never came. Otherwise a
+  /// peer that is alive (its heartbeat advances) may take as long as its work takes (a rank with a bigger slice,
+  /// rank 0 computing metrics), with a line every timeout period saying who is awaited; one that posted a failure
+  /// or went silent ends the wait within seconds, named.
   void wait_for_keys(const std::vector<std::string>& keys, const std::string& phase, bool joining) {
     const auto start = std::chrono::steady_clock::now();
-    const auto deadline = start + opts_.timeout;
+    auto deadline = start + opts_.timeout;
     auto next_check = start + std::chrono::seconds(2);
+    auto missing = [&] {
+      std::vector<int> m;
+      for (size_t r = 0; r < keys.size(); ++r)
+        if (!store_->check({keys[r]})) m.push_back(static_cast<int>(r));
+      return m;
+    };
     for (;;) {
       if (store_->check(keys)) return;
       const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) {
-        std::vector<int> missing;
-        for (size_t r = 0; r < keys.size(); ++r)
-          if (!store_->check({keys[r]})) missing.push_back(static_cast<int>(r));
+      if (joining && now >= deadline) {
         failed_ = true;
-        throw Error(fmt::format("rank {} of {}: rank(s) {} did not {} within {} s (phase: {}){}", env_.rank,
-                                env_.world_size, fmt::join(missing, ", "),
-                                joining ? "join the rendezvous" : "arrive", opts_.timeout.count() / 1000.0, phase,
-                                joining ? fmt::format("; were all {} processes started with MASTER_ADDR={} "
-                                                      "MASTER_PORT={}?",
-                                                      env_.world_size, env_.master_addr, env_.master_port)
-                                        : ". " + diagnose()));
+        throw Error(fmt::format("rank {} of {}: rank(s) {} did not join the rendezvous within {} s (phase: {}); "
+                                "were all {} processes started with MASTER_ADDR={} MASTER_PORT={}?",
+                                env_.rank, env_.world_size, fmt::join(missing(), ", "),
+                                opts_.timeout.count() / 1000.0, phase, env_.world_size, env_.master_addr,
+                                env_.master_port));
       }
       if (!joining && now >= next_check) {
         next_check = now + std::chrono::seconds(2);
         std::string failed = posted_failures();
         auto stalled = stalled_peers();
         if (!failed.empty() || !stalled.empty()) fail(phase, "a peer is gone");
+        if (now >= deadline) {
+          deadline = now + opts_.timeout;
+          std::vector<std::string> who;
+          auto hb = heartbeats();
+          for (int r : missing()) who.push_back(fmt::format("rank {} (alive, at '{}')", r, phase_of(hb[r])));
+          log::warn("rank {}: still waiting at '{}' after {:.0f} s for {}", env_.rank, phase,
+                    std::chrono::duration<double>(now - start).count(), fmt::join(who, ", "));
+        }
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
 
@@ -333,7 +343,8 @@ class C10dCommunicator final : public Communicator {
     return hb;
   }
 
-  /// Ranks whose heartbeat has not changed for 3 s (by this rank's clock), observed across calls.
+  /// Ranks whose heartbeat has not changed for 8 s (by this rank's clock; 16 beats of a live peer, room for a
+  /// loaded machine), observed across calls.
   std::vector<int> stalled_peers() {
     std::vector<int> out;
     const auto now = std::chrono::steady_clock::now();
@@ -341,7 +352,7 @@ class C10dCommunicator final : public Communicator {
       auto& seen = seen_[r];
       if (seen.first != v) {
         seen = {v, now};
-      } else if (now - seen.second > std::chrono::seconds(3)) {
+      } else if (now - seen.second > std::chrono::seconds(8)) {
         out.push_back(r);
       }
     }
@@ -363,18 +374,18 @@ class C10dCommunicator final : public Communicator {
     return sp == std::string::npos ? hb : hb.substr(sp + 1);
   }
 
-  /// Who is gone, in words; waits up to ~3.5 s for heartbeats to tell.
+  /// Who is gone, in words; waits up to ~5.5 s for heartbeats to tell.
   std::string diagnose() {
     try {
       std::string failed = posted_failures();
       if (!failed.empty()) return failed;
       auto before = heartbeats();
       std::vector<std::string> gone;
-      for (int i = 0; i < 35 && gone.empty(); ++i) {
+      for (int i = 0; i < 55 && gone.empty(); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         failed = posted_failures();
         if (!failed.empty()) return failed;
-        if (i < 30) continue;  // 3 s: six heartbeats of a live peer
+        if (i < 50) continue;  // 5 s: ten heartbeats of a live peer
         for (const auto& [r, v] : heartbeats())
           if (before.count(r) && before[r] == v)
             gone.push_back(fmt::format("rank {} stopped responding (last phase: '{}')", r, phase_of(v)));
@@ -390,7 +401,6 @@ class C10dCommunicator final : public Communicator {
   DistEnv env_;
   DistOptions opts_;
   std::string backend_;
-  c10::Device tensor_device_{c10::kCPU};
   c10::intrusive_ptr<c10d::TCPStore> tcp_store_;  // this thread's client (rank 0: also the server)
   c10::intrusive_ptr<c10d::Store> store_;         // tcp_store_ under daug's key prefix
   c10::intrusive_ptr<c10d::Store> hb_store_;      // the heartbeat thread's own connection, same prefix

@@ -4,6 +4,7 @@
 //   comm_probe die           rank 1 is killed (SIGKILL) after joining; rank 0 waits at a barrier
 //   comm_probe throw         rank 1 fails with an error it posts, then exits 1; rank 0 waits at a barrier
 //   comm_probe bytes_die     rank 1 is killed; rank 0 waits in all_gather_bytes (the store path)
+//   comm_probe slow          rank 1 works 5 s (longer than the test's timeout) before the barrier; both pass it
 #include <daug/core/distributed.h>
 #include <daug/error.h>
 
@@ -42,6 +43,15 @@ int main(int argc, char** argv) {
                                ts[1][3].item<float>(), b[0][1].item<double>(), fmt::join(gathered, ","),
                                fmt::join(bytes, ","))
                 << std::flush;
+      return 0;
+    }
+    if (mode == "slow") {
+      if (r == 1) {
+        comm->set_phase("probe: a long slice");
+        std::this_thread::sleep_for(std::chrono::seconds(5));
+      }
+      comm->barrier("probe: end of the slices");
+      std::cout << "rank " << r << " passed the barrier\n";
       return 0;
     }
     if (r == 1) {

@@ -208,6 +208,18 @@ TEST(C10dCommunicator, AKilledRankIsNamedWithItsPhase) {
   EXPECT_LT(ranks[0].seconds, 30) << t;
 }
 
+// A live peer that takes longer than the timeout to reach a barrier (a bigger slice) is waited for, with a line
+// saying whom rank 0 awaits; the timeout is for peers that are gone, not for slow ones.
+TEST(C10dCommunicator, ABarrierWaitsForALiveSlowPeerBeyondTheTimeout) {
+  auto ranks = launch("slow", 2, {0, 1}, 2, 60);
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_TRUE(exited_ok(ranks[r])) << ranks[r].text();
+    EXPECT_NE(ranks[r].text().find("passed the barrier"), std::string::npos) << ranks[r].text();
+  }
+  EXPECT_NE(ranks[0].text().find("still waiting at 'probe: end of the slices'"), std::string::npos) << ranks[0].text();
+  EXPECT_NE(ranks[0].text().find("rank 1 (alive, at 'probe: a long slice')"), std::string::npos) << ranks[0].text();
+}
+
 // The same on the store path (host-side exchange of results).
 TEST(C10dCommunicator, AKilledRankIsNamedDuringAHostExchange) {
   auto ranks = launch("bytes_die", 2, {0, 1}, 60, 50);
