@@ -13,6 +13,7 @@ PKGS=(
   libfmt-dev libfmt9 libspdlog-dev libspdlog1.10 libtomlplusplus-dev libtomlplusplus3 nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
   libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev zlib1g libicu-dev libicu72
+  libgloo-dev                  # headers only, when PyTorch's LibTorch ships no gloo/ (c10d's ProcessGroupGloo.hpp)
 )
 mkdir -p "$D"
 grep -qx '/.debs/' .git/info/exclude 2>/dev/null || grep -qx '/.debs/' .gitignore || echo "note: add /.debs/ to .gitignore"
