@@ -5,11 +5,9 @@
 // mismatch fails the run); a 2-rank run killed mid-training and restarted equals an uninterrupted one bit for bit.
 // The measured differences are printed as "[ measured ]" lines.
 //
-// Directories: with the launch branch's pipeline (rank 0 owns the run directory, the cache decisions and the stage
-// locks; ranks > 0 log to <run dir>/rank<R>.log; `daug run --nproc` exists) all ranks share runs_dir and cache_dir,
-// as a real launch does. Without it every rank would take the stage directory's lock itself and the ranks would
-// wait for each other, so each rank then gets its own runs_dir and cache_dir (and ranks > 0 are checked to write no
-// result files). The results are read from rank 0's directory.
+// All ranks share runs_dir and cache_dir, as a real launch does (rank 0 owns the run directory, the cache decisions
+// and the stage locks; ranks > 0 log to <run dir>/rank<R>.log). That only rank 0 writes the trainers' files is
+// DataParallel.*'s (libs/train). The results are read from rank 0's run.
 #include <daug/checkpoint.h>
 
 #include <gtest/gtest.h>
@@ -61,22 +59,8 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-/// Whether this daug has the launch branch's distributed pipeline (see above).
-bool shared_dirs() {
-  static const bool yes = [] {
-    std::string cmd = std::string(DAUG_CLI) + " run --help 2>&1", out;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (!p) return false;
-    char buf[4096];
-    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    ::pclose(p);
-    return out.find("--nproc") != std::string::npos;
-  }();
-  return yes;
-}
-
-/// Where rank r's runs and cache directories are in a launch under `dir`.
-fs::path rank_root(const fs::path& dir, int r) { return shared_dirs() ? dir : dir / ("rank" + std::to_string(r)); }
+/// Where rank r's runs and cache directories are in a launch under `dir`: shared by all ranks.
+fs::path rank_root(const fs::path& dir, int /*r*/) { return dir; }
 
 struct Launch {
   fs::path dir;
@@ -283,10 +267,6 @@ std::pair<fs::path, fs::path> one_vs_two(const fs::path& root, const std::string
   // Each rank trained on its half of every batch (the rest of the test shows that the halves made the whole).
   EXPECT_NE(two.log(0).find("rank 0 of 2 trains on items [0, 2) of each batch of 4"), std::string::npos) << two.logs();
   EXPECT_NE(two.log(1).find("rank 1 of 2 trains on items [2, 4) of each batch of 4"), std::string::npos) << two.logs();
-  const fs::path r1 = stage_dir(two, 1, stage);
-  if (!shared_dirs() && !r1.empty())
-    for (const char* f : {"model.safetensors", "checkpoint.safetensors", "losses.csv", "summary.md", "metrics.json"})
-      EXPECT_FALSE(fs::exists(r1 / f)) << "rank 1 wrote " << (r1 / f);
   return {stage_dir(one, 0, stage), stage_dir(two, 0, stage)};
 }
 
