@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(
   g++ cmake ninja-build ccache pkg-config
   libtorch-dev                 # LibTorch 1.13 (CPU)
+  libgloo-dev                  # headers of Gloo, c10d's CPU backend (distributed launches)
   libopenblas0-openmp          # optimised BLAS: libtorch calls libblas.so.3, reference BLAS is ~30x slower
   libboost-dev libboost-program-options-dev   # Boost.DLL (header-only with BOOST_DLL_USE_STD_FS), Program_options
   libtomlplusplus-dev libfmt-dev libspdlog-dev nlohmann-json3-dev

@@ -1,6 +1,7 @@
 // `daug run`: run directory, stage building (all config errors surface before compute), cached stage outputs.
 #include <daug/checkpoint.h>
 #include <daug/core/config_loader.h>
+#include <daug/core/distributed.h>
 #include <daug/core/experiment.h>
 #include <daug/core/pipeline.h>
 #include <daug/error.h>
@@ -41,6 +42,8 @@ struct RunTable {
   bool tf32 = true;
   bool cudnn_benchmark = true;
   bool deterministic = false;
+  std::string backend = "auto";
+  double dist_timeout_s = 600.0;
 
   void visit(OptionVisitor& v) {
     v("name", name, "run name (part of the run directory name)", Check::required_non_empty());
@@ -63,6 +66,14 @@ struct RunTable {
     v("deterministic", deterministic,
       "CUDA: deterministic algorithms only (and no cuDNN autotuning); with tf32 = false this makes CUDA runs "
       "bitwise reproducible, as resume = bit-identical needs (no effect on the CPU, which is deterministic)");
+    v("backend", backend,
+      "distributed launches (daug launch, torchrun, srun): the c10d process group; auto = nccl for CUDA devices "
+      "when this build has NCCL, else gloo",
+      Check::choice({"auto", "gloo", "nccl"}).for_runtime());
+    v("dist_timeout_s", dist_timeout_s,
+      "distributed launches: seconds a rank waits for its peers (rendezvous, each collective) before it fails "
+      "naming them; the environment variable DAUG_DIST_TIMEOUT_S overrides it",
+      Check::greater_than(0).for_runtime());
   }
 };
 
@@ -184,6 +195,44 @@ class StageRunner {
   std::map<std::string, std::string> keys_;
 };
 
+RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
+                     const std::vector<std::string>& overrides, const RunOptions& options, RunTable run);
+
+/// The communicator of a distributed launch (daug/core/distributed.h), installed for the scope of a run.
+class DistributedScope {
+ public:
+  DistributedScope(const RunTable& run, const ConfigView& run_view) {
+    auto env = dist_env_from();
+    if (!env) return;
+    DistOptions o;
+    o.backend = run.backend;
+    o.device = run.device;
+    o.where = run_view.location("backend").str() + ": [run].backend";
+    double secs = run.dist_timeout_s;
+    if (const char* t = std::getenv("DAUG_DIST_TIMEOUT_S"); t != nullptr && *t != '\0') {
+      char* end = nullptr;
+      secs = std::strtod(t, &end);
+      if (end == t || *end != '\0' || !(secs > 0))
+        throw ConfigError(fmt::format("environment variable DAUG_DIST_TIMEOUT_S='{}': expected seconds > 0", t));
+    }
+    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+    if (run.device.rfind("cuda:", 0) == 0 && env->local_world_size > 1)
+      throw ConfigError(fmt::format("{}: [run].device = \"{}\" puts all {} ranks of this node on one GPU; use "
+                                    "device = \"cuda\" (each rank then uses cuda:LOCAL_RANK)",
+                                    run_view.location("device").str(), run.device, env->local_world_size));
+    comm_ = connect(*env, o);
+    set_communicator(comm_);
+  }
+  ~DistributedScope() {
+    if (comm_) set_communicator(nullptr);
+  }
+  DistributedScope(const DistributedScope&) = delete;
+  DistributedScope& operator=(const DistributedScope&) = delete;
+
+ private:
+  std::shared_ptr<Communicator> comm_;
+};
+
 }  // namespace
 
 RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
@@ -203,6 +252,19 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
                                  options.shard_index < options.shard_count,
                 "--shard must be k/N with 0 <= k < N, but got ", options.shard_index, "/", options.shard_count);
 
+  DistributedScope distributed(run, run_view);
+  try {
+    return run_stages(loader, std::move(doc), overrides, options, std::move(run));
+  } catch (const std::exception& e) {
+    post_failure(e.what());  // the other ranks name this one and its error
+    throw;
+  }
+}
+
+namespace {
+
+RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
+                     const std::vector<std::string>& overrides, const RunOptions& options, RunTable run) {
   RunResult result;
   // Nothing is written until the whole configuration is built and checked: a config error leaves no empty run
   // directory behind. What is logged meanwhile is held and goes to the top of run.log.
@@ -358,5 +420,7 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   std::filesystem::create_directory_symlink(std::filesystem::absolute(result.run_dir), latest, ec);
   return result;
 }
+
+}  // namespace
 
 }  // namespace daug::core
