@@ -23,6 +23,7 @@ struct Registrar {
 /// Global options every command may read (set by main before dispatch).
 struct Globals {
   std::vector<std::string> plugin_paths;  ///< --plugin-path, in addition to DAUG_PLUGIN_PATH and defaults
+  std::string log_level;                  ///< --log-level as given ("" = not given); `daug launch` passes it on
 };
 Globals& globals();
 

@@ -1,6 +1,8 @@
 // daug plugins list|describe, config resolve, run.
 #include "command.h"
+#include "launch.h"
 
+#include <daug/communicator.h>
 #include <daug/core/config_loader.h>
 #include <daug/core/pipeline.h>
 #include <daug/core/plugin_loader.h>
@@ -90,14 +92,25 @@ int config_cmd(const std::vector<std::string>& args) {
 }
 DAUG_CLI_COMMAND("config", "print a config with its imports and --set overrides resolved", config_cmd);
 
-int run_cmd(const std::vector<std::string>& args) {
-  po::options_description desc("daug run FILE [--set key=value ...] [--stage NAME ...] [--shard k/N] [--strict] [--dry-run]");
+int run_cmd(const std::vector<std::string>& args_in) {
+  // `daug run --nproc N ...` is `daug launch --nproc N -- run ...`: the launcher's options are taken out here.
+  std::vector<std::string> args = args_in;
+  const LaunchOptions launch_opts = take_launch_options(args);
+  po::options_description desc(
+      "daug run FILE [--set key=value ...] [--stage NAME ...] [--shard k/N] [--strict] [--dry-run] [--nproc N "
+      "[--master-port P] [--timeout S] [--grace S]]");
   desc.add_options()("help,h", "show help")("file", po::value<std::string>(), "config file")(
       "set", po::value<std::vector<std::string>>()->composing(), "override, e.g. --set guidance.scale=5")(
       "stage", po::value<std::vector<std::string>>()->composing(), "run only these stages (others must be cached)")(
       "shard", po::value<std::string>(), "k/N: process every N-th item starting at k (heatmaps)")(
       "strict", "fail on missing data instead of skipping and reporting it")(
       "dry-run", "check the whole configuration and show which stages would run or are cached; run nothing");
+  po::options_description dist("distributed launch on this machine (see 'daug launch --help')");
+  dist.add_options()("nproc", po::value<int>(), "run on N local ranks (processes): daug launch --nproc N -- run ...")(
+      "master-port", po::value<int>(), "with --nproc: rendezvous port (default: a free one)")(
+      "timeout", po::value<double>(), "with --nproc: collective/rendezvous timeout in seconds (DAUG_DIST_TIMEOUT_S)")(
+      "grace", po::value<double>(), "with --nproc: seconds the other ranks get after one failed");
+  desc.add(dist);
   po::positional_options_description pos;
   pos.add("file", 1);
   auto vm = parse(args, desc, pos);
@@ -105,6 +118,13 @@ int run_cmd(const std::vector<std::string>& args) {
     std::cout << desc;
     return vm.count("help") ? 0 : 2;
   }
+  if (launch_opts.nproc > 0) {
+    std::vector<std::string> command{"run"};
+    command.insert(command.end(), args.begin(), args.end());
+    return launch(launch_opts, command);
+  }
+  if (launch_opts.master_port > 0 || launch_opts.timeout_s > 0)
+    throw ConfigError("--master-port and --timeout go with --nproc N (daug run --nproc N ...)");
   std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   core::RunOptions opts;
   if (vm.count("stage")) opts.only = vm["stage"].as<std::vector<std::string>>();
@@ -138,6 +158,7 @@ int run_cmd(const std::vector<std::string>& args) {
     return 0;
   }
   auto result = core::run_pipeline(loader, doc, sets, opts);
+  if (!communicator().is_main()) return 0;  // rank 0 reports for every rank
   if (!result.summary.empty()) std::cout << "\n" << result.summary;
   if (opts.dry_run) std::cout << "dry run: the configuration is valid; nothing was run or written\n";
   else std::cout << fmt::format("run directory: {}\n", result.run_dir.string());

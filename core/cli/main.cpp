@@ -14,6 +14,7 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 namespace po = boost::program_options;
@@ -72,6 +73,14 @@ int version_cmd(const std::vector<std::string>&) {
 }
 DAUG_CLI_COMMAND("version", "print the daug, SDK ABI and LibTorch versions", version_cmd);
 
+// Under a distributed launch every rank's last words reach the same terminal: each says which rank it is.
+std::string rank_prefix() {
+  const char* world = std::getenv("WORLD_SIZE");
+  const char* rank = std::getenv("RANK");
+  if (world && rank && std::atoi(world) > 1) return fmt::format("[rank {}] ", rank);
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,6 +101,7 @@ int main(int argc, char** argv) {
     else if (level == "warn") daug::log::set_level(daug::log::Level::warn);
     else if (level == "error") daug::log::set_level(daug::log::Level::error);
     else if (level != "info") throw daug::ConfigError("--log-level must be debug, info, warn or error, but got '" + level + "'");
+    if (!vm["log-level"].defaulted()) daug::cli::globals().log_level = level;
     if (vm.count("plugin-path")) daug::cli::globals().plugin_paths = vm["plugin-path"].as<std::vector<std::string>>();
     if (!vm.count("command")) {
       std::cout << usage();
@@ -107,19 +117,19 @@ int main(int argc, char** argv) {
     std::cerr << fmt::format("daug: unknown command '{}'\n\n", cmd) << usage();
     return 2;
   } catch (const po::error& e) {
-    std::cerr << "daug: " << e.what() << "\n";
+    std::cerr << rank_prefix() << "daug: " << e.what() << "\n";
     return 2;
   } catch (const daug::ConfigError& e) {
-    std::cerr << "daug: configuration error: " << e.what() << "\n";
+    std::cerr << rank_prefix() << "daug: configuration error: " << e.what() << "\n";
     return 1;
   } catch (const daug::DataError& e) {
-    std::cerr << "daug: data error: " << e.what() << "\n";
+    std::cerr << rank_prefix() << "daug: data error: " << e.what() << "\n";
     return 1;
   } catch (const daug::PluginError& e) {
-    std::cerr << "daug: plugin error: " << e.what() << "\n";
+    std::cerr << rank_prefix() << "daug: plugin error: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "daug: error: " << e.what() << "\n";
+    std::cerr << rank_prefix() << "daug: error: " << e.what() << "\n";
     return 1;
   }
 }

@@ -1,9 +1,11 @@
 // `daug run`: run directory, stage building (all config errors surface before compute), cached stage outputs.
 #include <daug/checkpoint.h>
+#include <daug/communicator.h>
 #include <daug/core/config_loader.h>
 #include <daug/core/distributed.h>
 #include <daug/core/experiment.h>
 #include <daug/core/pipeline.h>
+#include <daug/detail/log_console.h>
 #include <daug/error.h>
 #include <daug/log.h>
 #include <daug/options.h>
@@ -23,7 +25,10 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <map>
+#include <set>
+#include <thread>
 
 namespace daug::core {
 namespace {
@@ -103,12 +108,16 @@ std::filesystem::path make_run_dir(const std::filesystem::path& root, const std:
 /// a lock file left behind never blocks anyone.
 class StageLock {
  public:
-  StageLock(const std::filesystem::path& file, const std::string& table) {
+  /// With `wait` false it returns at once when another process holds the lock (then locked() is false).
+  StageLock(const std::filesystem::path& file, const std::string& table, bool wait = true) {
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0)
       throw DataError(fmt::format("cannot open the stage lock file {}: {}", file.string(), std::strerror(errno)));
     if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
     if (errno != EWOULDBLOCK) fail(file);
+    locked_ = false;
+    if (!wait) return;
+    locked_ = true;
     log::info("stage [{}]: another daug process is running this stage (lock {}); waiting for it to finish", table,
               file.string());
     waited_ = true;
@@ -119,6 +128,7 @@ class StageLock {
   StageLock(const StageLock&) = delete;
   StageLock& operator=(const StageLock&) = delete;
   bool waited() const { return waited_; }
+  bool locked() const { return locked_; }
 
  private:
   [[noreturn]] void fail(const std::filesystem::path& file) {
@@ -128,6 +138,7 @@ class StageLock {
   }
   int fd_ = -1;
   bool waited_ = false;
+  bool locked_ = true;
 };
 
 /// Cache keys and output directories of stages. A stage's key covers what it actually consumes: its plugin
@@ -233,6 +244,86 @@ class DistributedScope {
   std::shared_ptr<Communicator> comm_;
 };
 
+// ---- Distributed runs (WORLD_SIZE > 1): every rank runs this same function; rank 0 decides what touches shared
+// files (run directory, cached-or-not, locks, `.complete`) and tells the others through all_gather_bytes.
+
+/// Everything the ranks must agree on before they build anything: the resolved config (imports and --set applied),
+/// the `daug run` flags that change what runs, and the build ids of the plugin libraries the config names.
+std::string config_identity(const ConfigDocument& doc, const PluginLoader& loader, const RunOptions& options) {
+  std::string text = resolved_toml(doc, false);
+  std::set<std::string> names;
+  std::function<void(const toml::table&)> collect = [&](const toml::table& t) {
+    for (const auto& [k, v] : t) {
+      if (v.is_table()) collect(*v.as_table());
+      else if (k.str() == "plugin" && v.is_string()) names.insert(v.as_string()->get());
+    }
+  };
+  collect(doc.root);
+  text += "\n# daug run flags\n";
+  for (const auto& o : options.only) text += fmt::format("# --stage {}\n", o);
+  if (options.strict) text += "# --strict\n";
+  if (options.dry_run) text += "# --dry-run\n";
+  text += "# plugin libraries\n";
+  for (const auto& p : loader.list())
+    if (names.count(p.name)) text += fmt::format("# plugin {} {} {}\n", p.interface, p.name, p.build_id);
+  return text;
+}
+
+/// "[train_clip] lr = 0.0001 on rank 0 vs lr = 0.0002 on rank 1": the first line where two identities differ.
+std::string first_difference(const std::string& a, const std::string& b, int rank) {
+  auto lines = [](const std::string& t) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start < t.size()) {
+      size_t e = t.find('\n', start);
+      if (e == std::string::npos) e = t.size();
+      out.push_back(t.substr(start, e - start));
+      start = e + 1;
+    }
+    return out;
+  };
+  const auto la = lines(a), lb = lines(b);
+  std::string table;
+  for (size_t i = 0; i < std::max(la.size(), lb.size()); ++i) {
+    const std::string x = i < la.size() ? la[i] : "(end of config)";
+    const std::string y = i < lb.size() ? lb[i] : "(end of config)";
+    if (x == y) {
+      if (!x.empty() && x.front() == '[') table = x + " ";
+      continue;
+    }
+    return fmt::format("{}{} on rank 0 vs {} on rank {}", x.rfind("# ", 0) == 0 ? "" : table, x, y, rank);
+  }
+  return "(same text)";
+}
+
+/// Rank 0 runs `decide`; every rank returns its result (one all_gather_bytes). When rank 0's `decide` throws, every
+/// rank throws an error of the same kind with its message, so no rank is left waiting for a peer that gave up.
+/// Without a distributed launch it is just decide().
+std::string decided_by_main(Communicator& comm, const std::string& phase, const std::function<std::string()>& decide) {
+  if (!comm.distributed()) return decide();
+  std::string mine;
+  std::exception_ptr error;
+  if (comm.is_main()) {
+    try {
+      mine = "ok\n" + decide();
+    } catch (const ConfigError& e) {
+      error = std::current_exception();
+      mine = std::string("config\n") + e.what();
+    } catch (const std::exception& e) {
+      error = std::current_exception();
+      mine = std::string("data\n") + e.what();
+    }
+  }
+  const auto all = comm.all_gather_bytes(mine, phase);
+  if (error) std::rethrow_exception(error);
+  const std::string& m = all.at(0);
+  const size_t nl = m.find('\n');
+  const std::string kind = m.substr(0, nl), body = nl == std::string::npos ? "" : m.substr(nl + 1);
+  if (kind == "ok") return body;
+  if (kind == "config") throw ConfigError(body);
+  throw DataError(fmt::format("rank 0 failed ({}): {}", phase, body));
+}
+
 }  // namespace
 
 RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
@@ -265,6 +356,32 @@ namespace {
 
 RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDocument> doc,
                      const std::vector<std::string>& overrides, const RunOptions& options, RunTable run) {
+  Communicator& comm = communicator();
+  const bool dist = comm.distributed();
+  struct ConsoleGuard {
+    bool active;
+    ~ConsoleGuard() {
+      if (active) log::set_console(log::Level::debug, "");
+    }
+  } console_guard{dist && !comm.is_main()};
+  if (console_guard.active)  // ranks > 0: their full log goes to <run_dir>/rank<R>.log
+    log::set_console(log::Level::warn, fmt::format("[rank {}] ", comm.rank()));
+  if (dist) {
+    // Before anything is built: ranks with different configs would train different models into one stage directory.
+    const auto all = comm.all_gather_bytes(config_identity(*doc, loader, options),
+                                           "configuration check: exchanging every rank's resolved configuration");
+    for (size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0])
+        throw ConfigError(fmt::format(
+            "rank {}'s configuration differs from rank 0's (hash {:016x} on rank 0, {:016x} on rank {}): {}; every "
+            "rank must run the same config, --set overrides, flags and plugin libraries",
+            r, stable_hash(all[0]), stable_hash(all[r]), r, first_difference(all[0], all[r], static_cast<int>(r))));
+    if (options.shard_count != 1)
+      throw ConfigError(fmt::format(
+          "--shard {}/{} cannot be used under a distributed launch (WORLD_SIZE = {}): the ranks already split the work "
+          "among themselves; drop --shard",
+          options.shard_index, options.shard_count, comm.world_size()));
+  }
   RunResult result;
   // Nothing is written until the whole configuration is built and checked: a config error leaves no empty run
   // directory behind. What is logged meanwhile is held and goes to the top of run.log.
@@ -285,13 +402,26 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
   std::vector<std::shared_ptr<Stage>> stages;
   for (const auto& table : run.stages) stages.push_back(runner.stage(table));
   exp.check_all_tables_used({"run", "sweep"});
+  if (dist) {  // same config but other cache keys: a rank sees other input files (no shared filesystem?)
+    std::string dirs;
+    for (const auto& table : run.stages) dirs += fmt::format("[{}] {}\n", table, runner.output_dir(table).string());
+    const auto all = comm.all_gather_bytes(dirs, "configuration check: exchanging the stages' cache directories");
+    for (size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0])
+        throw DataError(fmt::format(
+            "rank {} computes other stage cache keys than rank 0 from the same configuration: {}; its input files "
+            "differ (every rank must see the same data, and the same cache_dir on a shared filesystem)",
+            r, first_difference(all[0], all[r], static_cast<int>(r))));
+  }
   auto selected = [&](const std::string& table) {
     return options.only.empty() || std::find(options.only.begin(), options.only.end(), table) != options.only.end();
   };
   auto complete = [&](const std::string& table) {
     return std::filesystem::exists(runner.output_dir(table) / ".complete");
   };
-  {  // Every upstream stage a stage to run declared must be finished or run before it; otherwise it fails mid-run.
+  // Every upstream stage a stage to run declared must be finished or run before it; otherwise it fails mid-run.
+  // (Rank 0 checks the shared cache for every rank.)
+  decided_by_main(comm, "stage check: rank 0 looks for finished upstream stages", [&] {
     std::vector<std::string> available;
     for (const auto& table : run.stages) {
       const bool cached = complete(table);
@@ -308,7 +438,8 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
         }
       if (cached || selected(table)) available.push_back(table);
     }
-  }
+    return std::string();
+  });
 
   std::map<std::string, std::filesystem::path> done;
   // Artifact lookup for the stage in `consumer`: only upstream stages it asked for in create(), only declared names.
@@ -354,13 +485,19 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
     return result;
   }
 
-  result.run_dir = make_run_dir(run.runs_dir, stem);
+  // Rank 0 alone creates the run directory and writes its files; the other ranks log to <run_dir>/rank<R>.log.
+  result.run_dir = decided_by_main(comm, "run directory: rank 0 creates it",
+                                   [&] { return make_run_dir(run.runs_dir, stem).string(); });
   exp.set_run_dir(result.run_dir);
-  log::add_file_sink((result.run_dir / "run.log").string());
-  write_file_atomic(result.run_dir / "resolved.toml", resolved_toml(*doc, true));
-  write_file_atomic(result.run_dir / "overrides.txt", fmt::format("{}\n", fmt::join(overrides, "\n")));
+  if (comm.is_main()) {
+    log::add_file_sink((result.run_dir / "run.log").string());
+    write_file_atomic(result.run_dir / "resolved.toml", resolved_toml(*doc, true));
+    write_file_atomic(result.run_dir / "overrides.txt", fmt::format("{}\n", fmt::join(overrides, "\n")));
+  } else {
+    log::add_file_sink((result.run_dir / fmt::format("rank{}.log", comm.rank())).string());
+  }
   log::info("run directory: {}", result.run_dir.string());
-  {
+  if (comm.is_main()) {
     std::string plugins;
     for (const auto& [table, name, lib] : exp.built())
       plugins += fmt::format("[{}] {} {}\n", table, name, lib.string());
@@ -373,30 +510,53 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
     const std::string& table = run.stages[i];
     auto dir = runner.output_dir(table);
     result.stage_dirs.emplace_back(table, dir);
-    if (std::filesystem::exists(dir / ".complete")) {
+    comm.set_phase(fmt::format("stage [{}] {}", table, stages[i]->describe()));
+    // Rank 0 decides for every rank (no rank re-runs a cached stage): cached, skipped, finished by another process
+    // while this one waited for its lock, or run (rank 0 then holds the lock). Under a distributed launch rank 0
+    // polls the lock instead of blocking on it, so the other ranks' collective never waits past the timeout.
+    std::unique_ptr<StageLock> lock;
+    std::string step;
+    for (bool told_waiting = false;;) {
+      step = decided_by_main(comm, fmt::format("stage [{}]: rank 0 decides whether it is cached", table), [&] {
+        if (std::filesystem::exists(dir / ".complete")) return std::string("cached");
+        if (!selected(table)) return std::string("skipped");
+        std::filesystem::create_directories(dir);
+        // Shards of one stage run side by side on purpose (disjoint items): one lock per shard.
+        lock = std::make_unique<StageLock>(
+            dir / (options.shard_count == 1
+                       ? std::string(".lock")
+                       : fmt::format(".lock.shard{}of{}", options.shard_index, options.shard_count)),
+            table, !dist);
+        if (!lock->locked()) {
+          if (!told_waiting)
+            log::info("stage [{}]: another daug process is running this stage (lock {}); waiting for it to finish",
+                      table, (dir / ".lock").string());
+          told_waiting = true;
+          lock.reset();
+          return std::string("busy");
+        }
+        if ((lock->waited() || told_waiting) && std::filesystem::exists(dir / ".complete"))
+          return std::string("reused");
+        write_file_atomic(dir / "stage.toml", exp.config(table).to_toml());
+        write_file_atomic(dir / "effective.toml",
+                          fmt::format("[{}]\n{}", table, exp.effective_options(table, OptionScope::everything)));
+        return std::string("run");
+      });
+      if (step != "busy") break;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    if (step == "cached") {
       log::info("stage [{}] {}: cached at {}", table, stages[i]->describe(), dir.string());
       done[table] = dir;
-    } else if (!selected(table)) {
+    } else if (step == "skipped") {
       log::info("stage [{}]: skipped (--stage)", table);
       continue;
+    } else if (step == "reused") {
+      log::info("stage [{}] {}: finished by the other process; reusing {}", table, stages[i]->describe(), dir.string());
+      done[table] = dir;
     } else {
-      std::filesystem::create_directories(dir);
-      // Shards of one stage run side by side on purpose (disjoint items): one lock per shard.
-      const StageLock lock(
-          dir / (options.shard_count == 1 ? std::string(".lock")
-                                          : fmt::format(".lock.shard{}of{}", options.shard_index, options.shard_count)),
-          table);
-      if (lock.waited() && std::filesystem::exists(dir / ".complete")) {
-        log::info("stage [{}] {}: finished by the other process; reusing {}", table, stages[i]->describe(),
-                  dir.string());
-        done[table] = dir;
-        std::string s = stages[i]->summary(dir);
-        if (!s.empty()) result.summary += fmt::format("## {}\n\n{}\n\n", table, s);
-        continue;
-      }
-      write_file_atomic(dir / "stage.toml", exp.config(table).to_toml());
-      write_file_atomic(dir / "effective.toml",
-                        fmt::format("[{}]\n{}", table, exp.effective_options(table, OptionScope::everything)));
+      // Every rank runs the stage; it splits the work itself through daug::communicator(). A rank whose run()
+      // throws exits non-zero, and the others fail in their next collective (the communicator names it).
       log::info("stage [{}] {} -> {}", table, stages[i]->describe(), dir.string());
       StageContext ctx{dir, artifact_lookup(table), exp, options.shard_index, options.shard_count, options.strict,
                        stages[i]->outputs()};
@@ -404,12 +564,17 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
       stages[i]->run(ctx);
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       log::info("stage [{}] finished in {:.1f} s", table, secs);
-      if (options.shard_count == 1) write_file_atomic(dir / ".complete", fmt::format("{:.3f} s\n", secs));
+      if (dist) comm.barrier(fmt::format("stage [{}]: every rank finished its part", table));
+      if (options.shard_count == 1 && comm.is_main())
+        write_file_atomic(dir / ".complete", fmt::format("{:.3f} s\n", secs));
+      if (dist) comm.barrier(fmt::format("stage [{}]: rank 0 marked it complete", table));
       done[table] = dir;
     }
+    if (!comm.is_main()) continue;
     std::string s = stages[i]->summary(dir);
     if (!s.empty()) result.summary += fmt::format("## {}\n\n{}\n\n", table, s);
   }
+  if (!comm.is_main()) return result;
   std::string stage_list;
   for (const auto& [t, d] : result.stage_dirs) stage_list += fmt::format("{} {}\n", t, d.string());
   write_file_atomic(result.run_dir / "stages.txt", stage_list);

@@ -2,17 +2,18 @@
 // Source::split and logging.
 #include <daug/backbone.h>
 #include <daug/build_context.h>
-#include <daug/fingerprint.h>
-#include <daug/seed.h>
 #include <daug/classifier.h>
 #include <daug/command.h>
 #include <daug/criterion.h>
+#include <daug/detail/log_console.h>
 #include <daug/error.h>
+#include <daug/fingerprint.h>
 #include <daug/generator.h>
 #include <daug/guidance.h>
 #include <daug/heatmap_composer.h>
 #include <daug/labels.h>
 #include <daug/log.h>
+#include <daug/seed.h>
 #include <daug/source.h>
 #include <daug/stage.h>
 #include <daug/trainable.h>
@@ -208,11 +209,12 @@ std::vector<const Sample*> Source::split(const std::string& which) const {
 
 namespace log {
 namespace {
+constexpr const char* kConsolePattern = "%^[%H:%M:%S %l]%$ %v";
 std::shared_ptr<spdlog::logger>& logger() {
   // Built once; sinks are swapped by the core. Not a plugin object (lives in libdaug_sdk.so).
   static std::shared_ptr<spdlog::logger> l = [] {
     auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    console->set_pattern("%^[%H:%M:%S %l]%$ %v");
+    console->set_pattern(kConsolePattern);
     auto lg = std::make_shared<spdlog::logger>("daug", console);
     lg->set_level(spdlog::level::info);
     lg->flush_on(spdlog::level::info);
@@ -288,6 +290,15 @@ void remove_file_sinks() {
 }
 
 void set_level(Level level) { logger()->set_level(to_spd(level)); }
+
+void set_console(Level min_level, const std::string& prefix) {
+  std::lock_guard<std::mutex> lock(sink_mutex());
+  for (auto& s : logger()->sinks())
+    if (dynamic_cast<spdlog::sinks::stderr_color_sink_mt*>(s.get()) != nullptr) {
+      s->set_level(min_level == Level::debug ? spdlog::level::trace : to_spd(min_level));
+      s->set_pattern(prefix + kConsolePattern);
+    }
+}
 }  // namespace log
 
 }  // namespace daug
