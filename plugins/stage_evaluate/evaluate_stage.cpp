@@ -188,7 +188,14 @@ void EvaluateStage::run(StageContext& ctx) {
   auto gathered = [&](const at::Tensor& local, size_t n, const char* what) {
     return clip::gather_shards(local, static_cast<int64_t>(n), dev, fmt::format("evaluate: gather the {}", what));
   };
-  if (world > 1) comm.set_phase(fmt::format("evaluate: embedding the shard of rank {}", rank));
+  if (world > 1) {
+    comm.set_phase(fmt::format("evaluate: embedding the shard of rank {}", rank));
+    log::info("{} rank {}/{} embeds {} of the {} gallery images and {} of the {} queries and reports (shards padded "
+              "to equal sizes); rank 0 gathers them and computes the tables",
+              where, rank, world, clip::embed_shard(static_cast<int64_t>(gallery.size()), rank, world).size(),
+              gallery.size(), clip::embed_shard(static_cast<int64_t>(queries.size()), rank, world).size(),
+              queries.size());
+  }
   auto g_img = gathered(embed_images(*backbone_, clip::shard_of(gallery, rank, world), composer_.get(), spec, dev,
                                      opts_.batch_size, "gallery"),
                         gallery.size(), "gallery image embeddings");

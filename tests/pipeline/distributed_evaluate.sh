@@ -23,11 +23,21 @@ dirs two
 two_ranks two run "$cfg" "${sets[@]}" "${dirs[@]}" --stage evaluate
 two="$work/two/cache/$(basename "$one")"
 [ -f "$two/.complete" ] || fail "the evaluate stage is not complete after the 2-rank run" "$work/two.rank0.txt"
+# No rank re-ran an upstream stage (rank 1 logs to rank1.log in the run directory).
+for log in "$work/two.rank0.txt" "$work"/two/runs/*/rank1.log; do
+  [ "$(grep -c "cached at" "$log")" -eq 4 ] || fail "expected the 4 upstream stages cached in $log" "$log"
+done
+# Each rank embedded its half.
 for r in 0 1; do
-  grep -q "cached at" "$work/two.rank$r.txt" || fail "rank $r re-ran an upstream stage" "$work/two.rank$r.txt"
+  grep -q "rank $r/2 embeds 8 of the 16 gallery images and 4 of the 8 queries" "$work/two.rank0.txt" \
+    "$work"/two/runs/*/rank1.log || fail "rank $r did not embed its shard" "$work/two.rank0.txt"
 done
 grep -q "mAP@5" "$two/tables.md" || fail "no mAP@5 table" "$two/tables.md"
-for f in tables.md tables.csv; do cmp "$one/$f" "$two/$f" || fail "$f differs between 1 process and 2 ranks"; done
+# The tables name the checkpoint they evaluated, under each run's own cache directory.
+for f in tables.md tables.csv; do
+  diff <(sed "s#$work/one/#<work>/#g" "$one/$f") <(sed "s#$work/two/#<work>/#g" "$two/$f") \
+    || fail "$f differs between 1 process and 2 ranks"
+done
 /usr/bin/python3 - "$one/metrics.json" "$two/metrics.json" <<'PY'
 import json, math, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])

@@ -36,8 +36,9 @@ compare() {  # compare WHAT: every heatmap, overlay and the index of the 2-rank 
   echo "$1: $n files identical to the 1-process run"
 }
 compare "2 ranks"
-grep -q '"ranks": 2' "$two/metrics.json" || fail "metrics.json does not report the 2 ranks" "$two/metrics.json"
-for r in 0 1; do grep -q "rank $r/2 owns" "$work/two.rank$r.txt" || fail "rank $r did not take its slice" "$work/two.rank$r.txt"; done
+# Each rank translated its own groups: rank 0 groups 0,2,4,6,8 (10 images), rank 1 groups 1,3,5,7 (8 images).
+grep -q '"ranks": 2, "per_rank": \[{"rank": 0, "made": 10, .*{"rank": 1, "made": 8,' "$two/metrics.json" \
+  || fail "metrics.json does not show rank 0 making 10 heatmaps and rank 1 making 8" "$two/metrics.json"
 
 # A crash before the stage completed: a heatmap of rank 1 (group 1 = images 2,3) deleted, one (group 3 = images 6,7)
 # cut short, an overlay of rank 0 (group 0 = images 0,1) cut.
