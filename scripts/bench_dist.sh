@@ -6,17 +6,21 @@
 #   - heatmaps: the same config's heatmaps stage (ddim10, L = 500) on 3 × DAUG_BENCH_IMAGES NIH-sample images, batch
 #     8, images/s from its metrics.json (the translate loop; on 2 ranks all images over the slowest rank's seconds).
 # Prints both figures and ratio = (2 processes × 1 thread) / (1 process × 2 threads): > 1 = the 2-rank launch is
-# faster. The load average is printed before and after: on a shared machine say so with the figures.
+# faster. 1 process × 1 thread is printed beside them as the reference of one core. The load average is printed
+# before and after: on a shared machine say so with the figures.
 #   scripts/bench_dist.sh
-# Environment: DAUG_BENCH_BUILD_DIR (default build-main), DAUG_BENCH_STEPS (training steps, default 60),
-# DAUG_BENCH_IMAGES (images per split, default 16), DAUG_BENCH_WORK (scratch folder, default a new temp dir).
+# Environment: DAUG_BENCH_PARTS ("train heatmaps", the default, or one of them), DAUG_BENCH_BUILD_DIR (default
+# build-main), DAUG_BENCH_STEPS (training steps, default 30), DAUG_BENCH_IMAGES (images per split, default 16),
+# DAUG_BENCH_WORK (scratch folder, default a new temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 B=${DAUG_BENCH_BUILD_DIR:-build-main}
-steps=${DAUG_BENCH_STEPS:-60}
+parts=${DAUG_BENCH_PARTS:-train heatmaps}
+steps=${DAUG_BENCH_STEPS:-30}
 per_split=${DAUG_BENCH_IMAGES:-16}
 work=${DAUG_BENCH_WORK:-$(mktemp -d /tmp/daug_bench_dist.XXXXXX)}
+mkdir -p "$work"
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release > "$B.bench-configure.log" 2>&1 || { cat "$B.bench-configure.log"; exit 1; }
 nice ninja -C "$B" -j "${DAUG_BENCH_BUILD_JOBS:-2}" daug source_nih generator_ddpm classifier_adm guidance_softmax \
   composer_absdiff_minmax stage_train_classifier stage_train_diffusion stage_heatmaps > "$B.bench-build.log" 2>&1 \
@@ -29,9 +33,10 @@ cfg="$src/configs/smoke/heatmaps_nih.toml"
 sets=(--set data.max_per_split="$per_split" --set train_diffusion.steps="$steps" --set train_diffusion.batch_size=8
       --set train_diffusion.checkpoint_every="$steps" --set heatmaps.batch_size=8)
 dirs() { dirs=(--set "run.runs_dir=\"$work/$1/runs\"" --set "run.cache_dir=\"$work/$1/cache\""); }
-one_process() {  # NAME ARGS...: 1 process × 2 threads
-  local name=$1; shift
-  OMP_NUM_THREADS=2 "$daug" "$@" --set run.threads=2 > "$work/$name.txt" 2>&1 || { tail -n 40 "$work/$name.txt"; exit 1; }
+one_process() {  # NAME THREADS ARGS...: 1 process
+  local name=$1 threads=$2; shift 2
+  OMP_NUM_THREADS=$threads "$daug" "$@" --set run.threads="$threads" > "$work/$name.txt" 2>&1 \
+    || { tail -n 40 "$work/$name.txt"; exit 1; }
 }
 steps_per_s() {  # losses.csv of the train_diffusion stage under cache $1
   /usr/bin/python3 - "$(ls "$1"/train_diffusion-*/losses.csv)" <<'PY'
@@ -41,30 +46,42 @@ a, b = rows[0], rows[-1]
 print(f"{(int(b['step']) - int(a['step'])) / (float(b['elapsed_s']) - float(a['elapsed_s'])):.4f}")
 PY
 }
-images_per_s() { /usr/bin/python3 -c 'import json, sys; print(f"{json.load(open(sys.argv[1]))["images_per_s"]:.4f}")' \
+images_per_s() { /usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["images_per_s"]; print(f"{r:.4f}")' \
   "$(ls "$1"/heatmaps-*/metrics.json)"; }
 ratio() { /usr/bin/python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$1" "$2"; }
 echo "bench_dist: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); work: $work"
 
 # Training step.
-dirs train1; one_process train1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_diffusion
-dirs train2; two_ranks train2 run "$cfg" "${sets[@]}" "${dirs[@]}" --set run.threads=1 --stage train_diffusion
-t1=$(steps_per_s "$work/train1/cache"); t2=$(steps_per_s "$work/train2/cache")
+if [[ " $parts " == *" train "* ]]; then
+  dirs train1; one_process train1 2 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_diffusion
+  dirs train2; two_ranks train2 run "$cfg" "${sets[@]}" "${dirs[@]}" --set run.threads=1 --stage train_diffusion
+  dirs train0; one_process train0 1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_diffusion
+  t1=$(steps_per_s "$work/train1/cache"); t2=$(steps_per_s "$work/train2/cache"); t0=$(steps_per_s "$work/train0/cache")
+fi
 
 # Heatmaps: the classifier and the diffusion model trained once, both runs start from copies of that cache.
-dirs weights; one_process weights run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_classifier --stage train_diffusion
-for d in heat1 heat2; do mkdir -p "$work/$d"; cp -r "$work/weights/cache" "$work/$d/cache"; done
-dirs heat1; one_process heat1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage heatmaps
-dirs heat2; two_ranks heat2 run "$cfg" "${sets[@]}" "${dirs[@]}" --set run.threads=1 --stage heatmaps
-h1=$(images_per_s "$work/heat1/cache"); h2=$(images_per_s "$work/heat2/cache")
-n=$(($(grep -c . "$(ls "$work"/heat1/cache/heatmaps-*/index.csv)") - 1))
-same=yes
-for f in "$work"/heat1/cache/heatmaps-*/*.npy; do
-  cmp -s "$f" "$work/heat2/cache/$(basename "$(dirname "$f")")/$(basename "$f")" || same=no
-done
+if [[ " $parts " == *" heatmaps "* ]]; then
+  dirs weights; one_process weights 1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_classifier --stage train_diffusion
+  for d in heat0 heat1 heat2; do mkdir -p "$work/$d"; cp -r "$work/weights/cache" "$work/$d/cache"; done
+  dirs heat1; one_process heat1 2 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage heatmaps
+  dirs heat2; two_ranks heat2 run "$cfg" "${sets[@]}" "${dirs[@]}" --set run.threads=1 --stage heatmaps
+  dirs heat0; one_process heat0 1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage heatmaps
+  h1=$(images_per_s "$work/heat1/cache"); h2=$(images_per_s "$work/heat2/cache"); h0=$(images_per_s "$work/heat0/cache")
+  n=$(($(grep -c . "$(ls "$work"/heat1/cache/heatmaps-*/index.csv)") - 1))
+  same=yes
+  for f in "$work"/heat0/cache/heatmaps-*/*.npy; do
+    cmp -s "$f" "$work/heat2/cache/$(basename "$(dirname "$f")")/$(basename "$f")" || same=no
+  done
+fi
 
 echo "bench_dist: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-44s %14s %14s %7s\n' "benchmark" "1 proc x 2 thr" "2 proc x 1 thr" "ratio"
-printf '%-44s %14s %14s %7s\n' "train_diffusion tiny32 b8, steps/s ($steps steps)" "$t1" "$t2" "$(ratio "$t2" "$t1")"
-printf '%-44s %14s %14s %7s\n' "heatmaps tiny32 ddim10 b8, images/s ($n)" "$h1" "$h2" "$(ratio "$h2" "$h1")"
-echo "heatmaps of the 2 runs byte-identical: $same"
+printf '%-44s %14s %14s %7s %14s\n' "benchmark" "1 proc x 2 thr" "2 proc x 1 thr" "ratio" "1 proc x 1 thr"
+if [ -n "${t1:-}" ]; then
+  printf '%-44s %14s %14s %7s %14s\n' "train_diffusion tiny32 b8, steps/s ($steps steps)" "$t1" "$t2" \
+    "$(ratio "$t2" "$t1")" "$t0"
+fi
+if [ -n "${h1:-}" ]; then
+  printf '%-44s %14s %14s %7s %14s\n' "heatmaps tiny32 ddim10 b8, images/s ($n)" "$h1" "$h2" "$(ratio "$h2" "$h1")" \
+    "$h0"
+  echo "heatmaps of 2 processes x 1 thread and 1 process x 1 thread byte-identical: $same"
+fi
