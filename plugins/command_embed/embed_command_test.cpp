@@ -234,5 +234,29 @@ TEST_F(ClipEmbedCli, DistributedRanksEmbedTheirShardsAndRankZeroWritesEverything
   }
 }
 
+// The same through the real launcher: `daug launch --nproc 2 -- embed ...` (the core joins the ranks for a command as
+// for `daug run`, Gloo on localhost) writes the single-process embeddings, once.
+TEST_F(ClipEmbedCli, UnderDaugLaunchTwoRanksWriteTheSingleProcessEmbeddings) {
+  std::string inputs = " --images";
+  for (int i = 0; i < 5; ++i) {
+    const auto png = dir_ / ("img" + std::to_string(i) + ".png");
+    data::save_png(png, at::rand({3, 24 + 4 * i, 30}));
+    inputs += " '" + png.string() + "'";
+  }
+  inputs += " --texts one 'two words' 'no finding' effusion edema --batch-size 2";
+  const CliResult one = run_cli("embed " + cfg() + inputs + " --out '" + (dir_ / "one").string() + "'");
+  ASSERT_EQ(one.code, 0) << one.output;
+  const CliResult two =
+      run_cli("launch --nproc 2 --timeout 60 -- embed " + cfg() + inputs + " --out '" + (dir_ / "two").string() + "'");
+  ASSERT_EQ(two.code, 0) << two.output;
+  EXPECT_NE(two.output.find("distributed: rank 0 of 2"), std::string::npos) << two.output;
+  const auto first = two.output.find("embedded 5 image(s) and 5 text(s)");
+  ASSERT_NE(first, std::string::npos) << two.output;
+  EXPECT_EQ(two.output.find("embedded 5 image(s)", first + 1), std::string::npos) << "printed by more than rank 0";
+  for (const char* f : {"image_embeds.npy", "image_embeds_norm.npy", "text_embeds.npy", "text_embeds_norm.npy"})
+    EXPECT_LT(testing::max_abs_diff(data::load_npy(dir_ / "two" / f), data::load_npy(dir_ / "one" / f)), 1e-5) << f;
+  EXPECT_TRUE(data::load_npy(dir_ / "two" / "tokens.npy").equal(data::load_npy(dir_ / "one" / "tokens.npy")));
+}
+
 }  // namespace
 }  // namespace daug::plugins
