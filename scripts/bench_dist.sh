@@ -9,6 +9,8 @@
 # faster. 1 process × 1 thread is printed beside them as the reference of one core. The load average is printed
 # before and after: on a shared machine say so with the figures.
 #   scripts/bench_dist.sh
+# DAUG_BENCH_REPEAT=R (default 3) runs every variant R times, interleaved, and prints the median of each figure (on a
+# shared machine single runs vary by several times).
 # Environment: DAUG_BENCH_PARTS ("train heatmaps", the default, or one of them), DAUG_BENCH_BUILD_DIR (default
 # build-main), DAUG_BENCH_STEPS (training steps, default 30), DAUG_BENCH_IMAGES (images per split, default 16),
 # DAUG_BENCH_WORK (scratch folder, default a new temp dir).
@@ -18,6 +20,7 @@ src=$PWD
 B=${DAUG_BENCH_BUILD_DIR:-build-main}
 parts=${DAUG_BENCH_PARTS:-train heatmaps}
 steps=${DAUG_BENCH_STEPS:-30}
+repeat=${DAUG_BENCH_REPEAT:-3}
 per_split=${DAUG_BENCH_IMAGES:-16}
 work=${DAUG_BENCH_WORK:-$(mktemp -d /tmp/daug_bench_dist.XXXXXX)}
 mkdir -p "$work"
@@ -48,33 +51,46 @@ PY
 }
 images_per_s() { /usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["images_per_s"]; print(f"{r:.4f}")' \
   "$(ls "$1"/heatmaps-*/metrics.json)"; }
+median() { /usr/bin/python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.4f}")' "$@"; }
 ratio() { /usr/bin/python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$1" "$2"; }
 echo "bench_dist: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); work: $work"
 
 # Training step.
 if [[ " $parts " == *" train "* ]]; then
-  dirs train1; one_process train1 2 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_diffusion
-  dirs train2; two_ranks train2 run "$cfg" "${sets[@]}" "${dirs[@]}" --set run.threads=1 --stage train_diffusion
-  dirs train0; one_process train0 1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_diffusion
-  t1=$(steps_per_s "$work/train1/cache"); t2=$(steps_per_s "$work/train2/cache"); t0=$(steps_per_s "$work/train0/cache")
+  t0s=(); t1s=(); t2s=()
+  for r in $(seq "$repeat"); do
+    dirs train1_$r; one_process train1_$r 2 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_diffusion
+    dirs train2_$r; two_ranks train2_$r run "$cfg" "${sets[@]}" "${dirs[@]}" --set run.threads=1 --stage train_diffusion
+    dirs train0_$r; one_process train0_$r 1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_diffusion
+    t1s+=("$(steps_per_s "$work/train1_$r/cache")"); t2s+=("$(steps_per_s "$work/train2_$r/cache")")
+    t0s+=("$(steps_per_s "$work/train0_$r/cache")")
+    echo "run $r: train_diffusion steps/s: 1x2 ${t1s[-1]}, 2x1 ${t2s[-1]}, 1x1 ${t0s[-1]}"
+  done
+  t1=$(median "${t1s[@]}"); t2=$(median "${t2s[@]}"); t0=$(median "${t0s[@]}")
 fi
 
 # Heatmaps: the classifier and the diffusion model trained once, both runs start from copies of that cache.
 if [[ " $parts " == *" heatmaps "* ]]; then
   dirs weights; one_process weights 1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_classifier --stage train_diffusion
-  for d in heat0 heat1 heat2; do mkdir -p "$work/$d"; cp -r "$work/weights/cache" "$work/$d/cache"; done
-  dirs heat1; one_process heat1 2 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage heatmaps
-  dirs heat2; two_ranks heat2 run "$cfg" "${sets[@]}" "${dirs[@]}" --set run.threads=1 --stage heatmaps
-  dirs heat0; one_process heat0 1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage heatmaps
-  h1=$(images_per_s "$work/heat1/cache"); h2=$(images_per_s "$work/heat2/cache"); h0=$(images_per_s "$work/heat0/cache")
-  n=$(($(grep -c . "$(ls "$work"/heat1/cache/heatmaps-*/index.csv)") - 1))
-  same=yes
-  for f in "$work"/heat0/cache/heatmaps-*/*.npy; do
-    cmp -s "$f" "$work/heat2/cache/$(basename "$(dirname "$f")")/$(basename "$f")" || same=no
+  h0s=(); h1s=(); h2s=(); same=yes
+  for r in $(seq "$repeat"); do
+    for d in heat0_$r heat1_$r heat2_$r; do mkdir -p "$work/$d"; cp -r "$work/weights/cache" "$work/$d/cache"; done
+    dirs heat1_$r; one_process heat1_$r 2 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage heatmaps
+    dirs heat2_$r; two_ranks heat2_$r run "$cfg" "${sets[@]}" "${dirs[@]}" --set run.threads=1 --stage heatmaps
+    dirs heat0_$r; one_process heat0_$r 1 run "$cfg" "${sets[@]}" "${dirs[@]}" --stage heatmaps
+    h1s+=("$(images_per_s "$work/heat1_$r/cache")"); h2s+=("$(images_per_s "$work/heat2_$r/cache")")
+    h0s+=("$(images_per_s "$work/heat0_$r/cache")")
+    echo "run $r: heatmaps images/s: 1x2 ${h1s[-1]}, 2x1 ${h2s[-1]}, 1x1 ${h0s[-1]}"
+    for f in "$work"/heat0_$r/cache/heatmaps-*/*.npy; do
+      cmp -s "$f" "$work/heat2_$r/cache/$(basename "$(dirname "$f")")/$(basename "$f")" || same=no
+    done
   done
+  h1=$(median "${h1s[@]}"); h2=$(median "${h2s[@]}"); h0=$(median "${h0s[@]}")
+  n=$(($(grep -c . "$(ls "$work"/heat1_1/cache/heatmaps-*/index.csv)") - 1))
 fi
 
 echo "bench_dist: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "medians of $repeat runs:"
 printf '%-44s %14s %14s %7s %14s\n' "benchmark" "1 proc x 2 thr" "2 proc x 1 thr" "ratio" "1 proc x 1 thr"
 if [ -n "${t1:-}" ]; then
   printf '%-44s %14s %14s %7s %14s\n' "train_diffusion tiny32 b8, steps/s ($steps steps)" "$t1" "$t2" \
