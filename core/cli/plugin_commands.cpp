@@ -2,10 +2,18 @@
 #include "plugin_commands.h"
 
 #include <daug/command.h>
+#include <daug/communicator.h>
+#include <daug/config_view.h>
 #include <daug/core/config_loader.h>
+#include <daug/core/distributed.h>
 #include <daug/core/experiment.h>
+#include <daug/error.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <memory>
 
 namespace daug::cli {
@@ -18,6 +26,7 @@ class CliCommandContext final : public CommandContext {
   explicit CliCommandContext(const core::PluginLoader& loader) : loader_(loader) {}
   ~CliCommandContext() override {
     while (!experiments_.empty()) experiments_.pop_back();
+    if (comm_) set_communicator(nullptr);
   }
   CliCommandContext(const CliCommandContext&) = delete;
   CliCommandContext& operator=(const CliCommandContext&) = delete;
@@ -25,9 +34,35 @@ class CliCommandContext final : public CommandContext {
   BuildContext& build(const std::filesystem::path& config, const std::vector<std::string>& overrides,
                       const std::filesystem::path& run_dir) override {
     auto doc = core::load_config(config, overrides);
+    join_launch(doc);
     if (!run_dir.empty()) std::filesystem::create_directories(run_dir);
     experiments_.push_back(std::make_unique<core::Experiment>(loader_, std::move(doc), run_dir));
     return *experiments_.back();
+  }
+
+  /// Under a distributed launch (`daug launch --nproc N -- <command>`, torchrun, srun) the first config a command
+  /// loads joins the ranks with its [run] backend, device and dist_timeout_s (DAUG_DIST_TIMEOUT_S overrides), as
+  /// `daug run` does, and the command sees them through daug::communicator() (`daug embed` splits its items).
+  void join_launch(const std::shared_ptr<const ConfigDocument>& doc) {
+    if (comm_) return;
+    const auto env = core::dist_env_from();
+    if (!env) return;
+    const ConfigView run(doc, "run");
+    core::DistOptions o;
+    if (run.has("backend")) o.backend = run.get_string("backend");
+    if (run.has("device")) o.device = run.get_string("device");
+    o.where = run.location("backend").str() + ": [run].backend";
+    double secs = run.has("dist_timeout_s") ? run.get_double("dist_timeout_s") : 600.0;
+    if (const char* t = std::getenv("DAUG_DIST_TIMEOUT_S"); t != nullptr && *t != '\0') {
+      char* end = nullptr;
+      secs = std::strtod(t, &end);
+      if (end == t || *end != '\0') secs = 0;
+    }
+    DAUG_CHECK_AS(ConfigError, secs > 0, run.location("dist_timeout_s").str(),
+                  ": the distributed timeout (dist_timeout_s, or DAUG_DIST_TIMEOUT_S) must be seconds > 0");
+    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+    comm_ = core::connect(*env, o);
+    set_communicator(comm_);
   }
 
   /// The command itself, built like any component from a one-table document [<name>] plugin = "<name>".
@@ -41,6 +76,7 @@ class CliCommandContext final : public CommandContext {
   const core::PluginLoader& loader_;
   std::unique_ptr<core::Experiment> host_;  // owns the command; outlives the experiments it builds
   std::vector<std::unique_ptr<core::Experiment>> experiments_;
+  std::shared_ptr<Communicator> comm_;  // installed while the command runs under a distributed launch
 };
 
 }  // namespace

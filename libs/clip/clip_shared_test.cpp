@@ -3,6 +3,7 @@
 #include "clip_common.h"
 #include "clip_gather.h"
 #include "clip_metrics.h"
+#include "clip_shard.h"
 
 #include <daug/error.h>
 #include <daug/labels.h>
@@ -326,4 +327,24 @@ TEST(ClipGather, GatheredLossAndGradientsAreTheSingleProcesss) {
   EXPECT_GT(a.grad().abs().max().item<double>(), 1e-3);  // a real gradient, not zeros on both sides
   const at::Tensor x = at::ones({2, 3});
   EXPECT_TRUE(all_gather_rows(x, daug::communicator(), "single").is_same(x));
+
+// Issue 11: the shards of a distributed embedding cover every item once, in order, padded as DistributedSampler.
+TEST(ClipShard, ShardsCoverEveryItemInOrderPaddedWithTheFirstItems) {
+  EXPECT_EQ(daug::clip::embed_shard(5, 0, 1), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(daug::clip::embed_shard(5, 0, 2), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(daug::clip::embed_shard(5, 1, 2), (std::vector<int64_t>{3, 4, 0}));
+  EXPECT_EQ(daug::clip::embed_shard(2, 2, 3), (std::vector<int64_t>{0}));  // fewer items than ranks
+  EXPECT_TRUE(daug::clip::embed_shard(0, 1, 2).empty());
+  for (int64_t n : {1, 7, 8, 9, 20})
+    for (int world : {1, 2, 3, 4}) {
+      std::vector<int64_t> all;
+      for (int r = 0; r < world; ++r) {
+        const auto s = daug::clip::embed_shard(n, r, world);
+        EXPECT_EQ(s.size(), static_cast<size_t>((n + world - 1) / world)) << n << " " << world;
+        all.insert(all.end(), s.begin(), s.end());
+      }
+      all.resize(static_cast<size_t>(n));  // what gather_shards keeps
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(all[static_cast<size_t>(i)], i);
+    }
+  EXPECT_EQ(daug::clip::shard_of(std::vector<std::string>{"a", "b", "c"}, 1, 2), (std::vector<std::string>{"c", "a"}));
 }

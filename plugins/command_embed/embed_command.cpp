@@ -9,9 +9,12 @@
 // S×S (aspect not kept), 8-bit rounding as PIL, rescale to [0,1], normalise with CLIP's mean/std. --images-npy
 // takes already preprocessed float pixels [N,3,S,S]. Outputs in --out: image_embeds.npy, image_embeds_norm.npy
 // (L2-normalised rows), text_embeds.npy, text_embeds_norm.npy and tokens.npy (int64 ids actually encoded).
+// Under a distributed launch (`daug launch --nproc N -- embed ...`, torchrun, srun) each rank embeds its shard of the
+// images and texts (libs/clip clip_shard.h); rank 0 gathers them in order and writes the files.
 #include "embed_command.h"
 
 #include <daug/backbone.h>
+#include <daug/communicator.h>
 #include <daug/data/image.h>
 #include <daug/data/npy.h>
 #include <daug/error.h>
@@ -19,6 +22,7 @@
 #include <daug/train/prefetcher.h>
 
 #include "clip_common.h"
+#include "clip_shard.h"
 
 #include <ATen/ATen.h>
 #include <boost/program_options.hpp>
@@ -132,11 +136,22 @@ int EmbedCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
   bb->set_training(false);
   at::NoGradGuard no_grad;
   const int64_t S = bb->image_size();
+  auto& comm = communicator();
+  const int rank = comm.rank(), world = comm.world_size();
+  const at::Device device(build.device());
 
-  auto run_batches = [&](int64_t n, const std::function<at::Tensor(int64_t, int64_t)>& encode) {
+  // Encodes the rows [0, m) of this rank's shard in batches; `encode(lo, hi)` takes shard positions.
+  auto run_batches = [&](int64_t m, const std::function<at::Tensor(int64_t, int64_t)>& encode) {
     std::vector<at::Tensor> parts;
-    for (int64_t b = 0; b < n; b += a.batch_size) parts.push_back(encode(b, std::min(n, b + a.batch_size)).cpu());
+    for (int64_t b = 0; b < m; b += a.batch_size) parts.push_back(encode(b, std::min(m, b + a.batch_size)).cpu());
     return at::cat(parts, 0).to(at::kFloat).contiguous();
+  };
+  // All n rows in order (rank 0 writes them); a single process embeds every item and gathers nothing.
+  auto gather = [&](const at::Tensor& local, int64_t n, const char* what) {
+    return clip::gather_shards(local, n, device, fmt::format("embed: gather the {} embeddings", what));
+  };
+  auto rows_of = [&](const at::Tensor& t, const std::vector<int64_t>& shard) {
+    return world == 1 ? t : t.index_select(0, at::tensor(shard, at::kLong).to(t.device()));
   };
 
   int64_t n_images = 0, n_texts = 0;
@@ -144,19 +159,22 @@ int EmbedCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
     at::Tensor emb;
     if (!a.images.empty()) {
       n_images = static_cast<int64_t>(a.images.size());
+      const std::vector<int64_t> shard = clip::embed_shard(n_images, rank, world);
+      const auto m = static_cast<int64_t>(shard.size());
       // Worker threads decode and preprocess the next batches while this one is encoded.
       train::PrefetchJob job;
-      job.batches = (n_images + a.batch_size - 1) / a.batch_size;
+      job.batches = (m + a.batch_size - 1) / a.batch_size;
       job.indices = [&](int64_t k) {
         std::vector<int64_t> idx;
-        for (int64_t i = k * a.batch_size; i < std::min(n_images, (k + 1) * a.batch_size); ++i) idx.push_back(i);
+        for (int64_t i = k * a.batch_size; i < std::min(m, (k + 1) * a.batch_size); ++i)
+          idx.push_back(shard[static_cast<size_t>(i)]);
         return idx;
       };
       job.item = [&](int64_t i) {
         return std::vector<at::Tensor>{clip::preprocess_pixels(data::load_rgb(a.images[static_cast<size_t>(i)]), S)};
       };
       train::Prefetcher loader(std::move(job), {a.workers, 2});
-      emb = run_batches(n_images, [&](int64_t, int64_t) { return bb->encode_image(loader.next().parts[0]); });
+      emb = run_batches(m, [&](int64_t, int64_t) { return bb->encode_image(loader.next().parts[0]); });
     } else {
       at::Tensor px = data::load_npy(a.images_npy);
       DAUG_CHECK_AS(DataError,
@@ -168,11 +186,14 @@ int EmbedCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
       n_images = px.size(0);
       DAUG_CHECK_AS(DataError, n_images > 0, "daug embed: --images-npy '", a.images_npy, "' holds no images (shape ",
                     px.sizes(), "); expected at least one [3,", S, ",", S, "] image");
-      px = px.to(at::kFloat);
-      emb = run_batches(n_images, [&](int64_t lo, int64_t hi) { return bb->encode_image(px.slice(0, lo, hi)); });
+      px = rows_of(px.to(at::kFloat), clip::embed_shard(n_images, rank, world));
+      emb = run_batches(px.size(0), [&](int64_t lo, int64_t hi) { return bb->encode_image(px.slice(0, lo, hi)); });
     }
-    data::save_npy(out / "image_embeds.npy", emb);
-    data::save_npy(out / "image_embeds_norm.npy", normalize_rows(emb));
+    emb = gather(emb, n_images, "image");
+    if (comm.is_main()) {
+      data::save_npy(out / "image_embeds.npy", emb);
+      data::save_npy(out / "image_embeds_norm.npy", normalize_rows(emb));
+    }
   }
   if (!a.texts.empty() || !a.texts_file.empty() || !a.tokens_npy.empty()) {
     at::Tensor tokens;
@@ -191,12 +212,17 @@ int EmbedCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
     DAUG_CHECK_AS(DataError, n_texts > 0, "daug embed: no texts to embed (",
                   a.tokens_npy.empty() ? "--texts/--texts-file" : "--tokens-npy '" + a.tokens_npy + "'",
                   " gave none); expected at least one");
-    at::Tensor emb =
-        run_batches(n_texts, [&](int64_t lo, int64_t hi) { return bb->encode_text(tokens.slice(0, lo, hi)); });
-    data::save_npy(out / "tokens.npy", tokens.contiguous());
-    data::save_npy(out / "text_embeds.npy", emb);
-    data::save_npy(out / "text_embeds_norm.npy", normalize_rows(emb));
+    const at::Tensor mine = rows_of(tokens, clip::embed_shard(n_texts, rank, world));
+    at::Tensor emb = gather(
+        run_batches(mine.size(0), [&](int64_t lo, int64_t hi) { return bb->encode_text(mine.slice(0, lo, hi)); }),
+        n_texts, "text");
+    if (comm.is_main()) {
+      data::save_npy(out / "tokens.npy", tokens.contiguous());
+      data::save_npy(out / "text_embeds.npy", emb);
+      data::save_npy(out / "text_embeds_norm.npy", normalize_rows(emb));
+    }
   }
+  if (!comm.is_main()) return 0;  // rank 0 wrote every file
   fmt::print("embedded {} image(s) and {} text(s) with [{}] {} -> {}\n", n_images, n_texts, a.backbone,
              bb->describe(), out.string());
   return 0;

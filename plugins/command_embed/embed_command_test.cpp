@@ -2,6 +2,9 @@
 // tiny clip_vit from a daug checkpoint, and compares its .npy outputs with the same model in-process (the real
 // clip_vit plugin, loaded through the core's plugin loader). Preprocessing is checked with constant-colour images,
 // whose CLIP-normalised pixels are known in closed form ((v/255 − mean)/std).
+#include "embed_command.h"
+#include "fakes/sequential_ranks.h"
+
 #include <daug/backbone.h>
 #include <daug/checkpoint.h>
 #include <daug/core/config_loader.h>
@@ -181,6 +184,78 @@ TEST_F(ClipEmbedCli, ZeroImagesOrTextsInNpyAreClearErrors) {
                 {"none.npy", "holds no images", "[0, 3, 32, 32]"});
   expect_result(run_cli("embed " + cfg() + " --tokens-npy '" + (dir_ / "notok.npy").string() + "'" + out), 1,
                 {"notok.npy", "no texts to embed"});
+}
+
+// Issue 11: under a distributed launch each rank embeds its shard, rank 0 gathers and writes every file; the
+// command runs in-process here with the ranks simulated one after another (the BuildContext lends the tiny clip).
+class LendingContext final : public CommandContext {
+ public:
+  explicit LendingContext(std::shared_ptr<Backbone> bb) { ctx_.add("backbone", std::move(bb)); }
+  BuildContext& build(const std::filesystem::path&, const std::vector<std::string>&,
+                      const std::filesystem::path&) override {
+    return ctx_;
+  }
+
+ private:
+  testing::TestContext ctx_;
+};
+
+TEST_F(ClipEmbedCli, DistributedRanksEmbedTheirShardsAndRankZeroWritesEverything) {
+  std::vector<std::string> args = {"unused.toml", "--images"};
+  for (int i = 0; i < 5; ++i) {
+    const auto png = dir_ / ("img" + std::to_string(i) + ".png");
+    data::save_png(png, at::rand({3, 24 + 4 * i, 30}));
+    args.push_back(png.string());
+  }
+  args.insert(args.end(), {"--texts", "one", "two words", "three more words", "no finding", "small effusion",
+                           "edema", "--batch-size", "2", "--workers", "0", "--out"});
+  auto run = [&](const std::filesystem::path& out) {
+    LendingContext ctx(source_);
+    auto a = args;
+    a.push_back(out.string());
+    EXPECT_EQ(EmbedCommand().run(a, ctx), 0);
+  };
+  run(dir_ / "one");
+  for (int world : {2, 3}) {
+    testing::SequentialRanks ranks(world);
+    const auto out = dir_ / ("ranks" + std::to_string(world));
+    for (int r = world - 1; r >= 0; --r) {
+      const testing::SequentialRanks::Scope scope(ranks, r);
+      run(out / std::to_string(r));
+      if (r > 0) EXPECT_TRUE(std::filesystem::is_empty(out / std::to_string(r))) << "rank " << r << " of " << world;
+    }
+    for (const char* f : {"image_embeds.npy", "image_embeds_norm.npy", "text_embeds.npy", "text_embeds_norm.npy"}) {
+      const at::Tensor want = data::load_npy(dir_ / "one" / f), got = data::load_npy(out / "0" / f);
+      ASSERT_EQ(got.sizes(), want.sizes()) << f << ", " << world << " ranks";
+      // Equal up to the float rounding of other batch compositions.
+      EXPECT_LT(testing::max_abs_diff(got, want), 1e-5) << f << ", " << world << " ranks";
+    }
+    EXPECT_TRUE(data::load_npy(out / "0" / "tokens.npy").equal(data::load_npy(dir_ / "one" / "tokens.npy")));
+  }
+}
+
+// The same through the real launcher: `daug launch --nproc 2 -- embed ...` (the core joins the ranks for a command as
+// for `daug run`, Gloo on localhost) writes the single-process embeddings, once.
+TEST_F(ClipEmbedCli, UnderDaugLaunchTwoRanksWriteTheSingleProcessEmbeddings) {
+  std::string inputs = " --images";
+  for (int i = 0; i < 5; ++i) {
+    const auto png = dir_ / ("img" + std::to_string(i) + ".png");
+    data::save_png(png, at::rand({3, 24 + 4 * i, 30}));
+    inputs += " '" + png.string() + "'";
+  }
+  inputs += " --texts one 'two words' 'no finding' effusion edema --batch-size 2";
+  const CliResult one = run_cli("embed " + cfg() + inputs + " --out '" + (dir_ / "one").string() + "'");
+  ASSERT_EQ(one.code, 0) << one.output;
+  const CliResult two =
+      run_cli("launch --nproc 2 --timeout 60 -- embed " + cfg() + inputs + " --out '" + (dir_ / "two").string() + "'");
+  ASSERT_EQ(two.code, 0) << two.output;
+  EXPECT_NE(two.output.find("distributed: rank 0 of 2"), std::string::npos) << two.output;
+  const auto first = two.output.find("embedded 5 image(s) and 5 text(s)");
+  ASSERT_NE(first, std::string::npos) << two.output;
+  EXPECT_EQ(two.output.find("embedded 5 image(s)", first + 1), std::string::npos) << "printed by more than rank 0";
+  for (const char* f : {"image_embeds.npy", "image_embeds_norm.npy", "text_embeds.npy", "text_embeds_norm.npy"})
+    EXPECT_LT(testing::max_abs_diff(data::load_npy(dir_ / "two" / f), data::load_npy(dir_ / "one" / f)), 1e-5) << f;
+  EXPECT_TRUE(data::load_npy(dir_ / "two" / "tokens.npy").equal(data::load_npy(dir_ / "one" / "tokens.npy")));
 }
 
 }  // namespace

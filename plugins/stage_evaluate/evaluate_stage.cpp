@@ -2,9 +2,11 @@
 
 #include "clip_common.h"
 #include "clip_metrics.h"
+#include "clip_shard.h"
 
 #include <daug/build_context.h>
 #include <daug/checkpoint.h>
+#include <daug/communicator.h>
 #include <daug/error.h>
 #include <daug/fingerprint.h>
 #include <daug/labels.h>
@@ -177,14 +179,34 @@ void EvaluateStage::run(StageContext& ctx) {
   log::info("{} gallery {} images ({}), queries {} ({}), weights: {}", where, gallery.size(), opts_.gallery_split,
             queries.size(), opts_.query_split, weights);
 
-  // 3. Embeddings.
+  // 3. Embeddings. Under a distributed launch each rank embeds its shard of the gallery, the queries and their
+  // reports; rank 0 gathers them in order and computes and writes everything else (ranks > 0 write nothing).
   backbone_->set_training(false);
   at::NoGradGuard no_grad;
-  auto g_img = embed_images(*backbone_, gallery, composer_.get(), spec, dev, opts_.batch_size, "gallery");
-  auto q_img = embed_images(*backbone_, queries, composer_.get(), spec, dev, opts_.batch_size, "query");
+  auto& comm = communicator();
+  const int rank = comm.rank(), world = comm.world_size();
+  auto gathered = [&](const at::Tensor& local, size_t n, const char* what) {
+    return clip::gather_shards(local, static_cast<int64_t>(n), dev, fmt::format("evaluate: gather the {}", what));
+  };
+  if (world > 1) {
+    comm.set_phase(fmt::format("evaluate: embedding the shard of rank {}", rank));
+    log::info("{} rank {}/{} embeds {} of the {} gallery images and {} of the {} queries and reports (shards padded "
+              "to equal sizes); rank 0 gathers them and computes the tables",
+              where, rank, world, clip::embed_shard(static_cast<int64_t>(gallery.size()), rank, world).size(),
+              gallery.size(), clip::embed_shard(static_cast<int64_t>(queries.size()), rank, world).size(),
+              queries.size());
+  }
+  auto g_img = gathered(embed_images(*backbone_, clip::shard_of(gallery, rank, world), composer_.get(), spec, dev,
+                                     opts_.batch_size, "gallery"),
+                        gallery.size(), "gallery image embeddings");
+  auto q_img = gathered(embed_images(*backbone_, clip::shard_of(queries, rank, world), composer_.get(), spec, dev,
+                                     opts_.batch_size, "query"),
+                        queries.size(), "query image embeddings");
   std::vector<std::string> reports;
   for (const auto* s : queries) reports.push_back(s->report);
-  auto q_txt = embed_texts(*backbone_, reports, dev, opts_.batch_size);
+  auto q_txt = gathered(embed_texts(*backbone_, clip::shard_of(reports, rank, world), dev, opts_.batch_size),
+                        reports.size(), "report embeddings");
+  if (!comm.is_main()) return;
   auto cls = embed_texts(*backbone_, prompts, dev, opts_.batch_size);
 
   // 4. Labels (NaN → negative for retrieval; kept NaN for AUC with missing_labels = "exclude").

@@ -1,9 +1,10 @@
 #include "evaluate_stage.h"
 
 #include "clip_common.h"
-#include "test_support.h"
 #include "fakes/fake_backbone.h"
 #include "fakes/fake_source.h"
+#include "fakes/sequential_ranks.h"
+#include "test_support.h"
 
 #include <daug/checkpoint.h>
 #include <daug/error.h>
@@ -139,4 +140,54 @@ TEST(Evaluate, LoadsTheTrainClipCheckpointAndItsPrompts) {
   // a missing checkpoint is a clear error
   expect_error_contains([&] { f.run(st, f.tmp / "out2", f.tmp / "nowhere"); },
                         {"checkpoint", "does not exist", "nowhere"});
+}
+
+// Issue 11: under a distributed launch each rank embeds its shard (padded to equal sizes), rank 0 gathers the
+// embeddings in order and writes the tables; ranks > 0 write nothing. The tables equal the single-process ones.
+TEST(Evaluate, DistributedRanksGiveTheSingleProcessTables) {
+  daug::testing::TempDir tmp;
+  at::manual_seed(5);
+  auto src = std::make_shared<daug::testing::FakeSource>(tmp / "images", 30, 10);  // gallery 20, queries 10
+  plugins::EvaluateOptions o;
+  o.composer = "";
+  o.train_stage = "";
+  o.k = {1, 5};
+  o.batch_size = 3;  // ranks see other batch compositions than one process
+  auto run = [&](const std::filesystem::path& out) {
+    // Every rank builds its own backbone, identically (same seed).
+    plugins::EvaluateStage st(o, src, std::make_shared<daug::testing::FakeBackbone>(8, 16, 24, /*seed=*/3), nullptr,
+                              "cpu");
+    daug::testing::run_stage(st, out, daug::testing::single_artifact("train_clip", artifacts::kCheckpoint, {}));
+  };
+  run(tmp / "one");
+  const std::string md = read(tmp / "one" / "tables.md");
+  const auto metrics = nlohmann::json::parse(read(tmp / "one" / "metrics.json"));
+  const auto examples = nlohmann::json::parse(read(tmp / "one" / "retrieval_examples.json"));
+  ASSERT_NE(md.find("R→I mAP@5"), std::string::npos);
+  // 2 ranks: shards of 10 gallery / 5 query rows; 3: 7 + 1 padding / 4 + 2; 11: the queries fit one row per rank.
+  for (int world : {2, 3, 11}) {
+    daug::testing::SequentialRanks ranks(world);
+    const auto out = tmp / ("ranks" + std::to_string(world));
+    for (int r = world - 1; r >= 0; --r) {
+      const daug::testing::SequentialRanks::Scope scope(ranks, r);
+      run(out / std::to_string(r));
+      if (r > 0) EXPECT_TRUE(std::filesystem::is_empty(out / std::to_string(r))) << "rank " << r << " of " << world;
+    }
+    const auto dir = out / "0";
+    EXPECT_EQ(read(dir / "tables.md"), md) << world << " ranks";
+    EXPECT_EQ(read(dir / "tables.csv"), read(tmp / "one" / "tables.csv")) << world << " ranks";
+    const auto m = nlohmann::json::parse(read(dir / "metrics.json"));
+    for (const auto& [key, v] : metrics.items())
+      for (const char* avg : {"Avg", "wAvg"})
+        EXPECT_NEAR(m[key][avg].get<double>(), v[avg].get<double>(), 1e-9) << key << " " << avg << ", " << world;
+    // The same top hits with scores equal up to the rounding of other batch compositions.
+    const auto ex = nlohmann::json::parse(read(dir / "retrieval_examples.json"));
+    ASSERT_EQ(ex.size(), examples.size());
+    for (size_t q = 0; q < ex.size(); ++q)
+      for (const char* by : {"by_report", "by_image"})
+        for (size_t h = 0; h < ex[q][by].size(); ++h) {
+          EXPECT_EQ(ex[q][by][h]["id"], examples[q][by][h]["id"]) << q << " " << by << " " << h;
+          EXPECT_NEAR(ex[q][by][h]["score"].get<double>(), examples[q][by][h]["score"].get<double>(), 1e-6);
+        }
+  }
 }

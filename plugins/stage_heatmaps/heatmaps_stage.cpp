@@ -3,6 +3,7 @@
 
 #include <daug/checkpoint.h>
 #include <daug/classifier.h>
+#include <daug/communicator.h>
 #include <daug/data/image.h>
 #include <daug/data/npy.h>
 #include <daug/error.h>
@@ -23,6 +24,7 @@
 #include <cstring>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 namespace daug::plugins {
 
@@ -204,6 +206,20 @@ void HeatmapsStage::run(StageContext& ctx) {
   std::vector<const Sample*> all = src->split(opts_.split);
   if (opts_.limit > 0 && static_cast<int64_t>(all.size()) > opts_.limit) all.resize(static_cast<size_t>(opts_.limit));
   std::vector<int64_t> mine = stages::shard_indices(static_cast<int64_t>(all.size()), ctx.shard_index, ctx.shard_count);
+  // Batches are fixed groups of `mine` (consecutive batch_size images). Under a distributed launch rank r takes the
+  // groups g with g % world == r: whole groups, so every image gets the batch and per-batch seed it gets in a single
+  // process and the files are byte-identical whatever the number of ranks.
+  auto& comm = communicator();
+  const int rank = comm.rank(), world = comm.world_size();
+  const size_t bs = static_cast<size_t>(opts_.batch_size);
+  std::vector<std::vector<int64_t>> my_groups;
+  std::vector<int64_t> owned;  // the images of my_groups, in order (= mine in a single process)
+  for (size_t s = 0, g = 0; s < mine.size(); s += bs, ++g) {
+    if (static_cast<int>(g % static_cast<size_t>(world)) != rank) continue;
+    my_groups.emplace_back(mine.begin() + static_cast<std::ptrdiff_t>(s),
+                           mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), s + bs)));
+    owned.insert(owned.end(), my_groups.back().begin(), my_groups.back().end());
+  }
   const int direction = static_cast<int>(opts_.direction);
   auto npy_path = [&](const Sample& s) { return ctx.output_dir / stages::heatmap_file_name(s.id, direction, opts_.tag); };
   auto overlay_path = [&](const Sample& s) {
@@ -214,30 +230,41 @@ void HeatmapsStage::run(StageContext& ctx) {
   // Resume: an image is done only if its outputs pass a cheap check (a kill or a full disk can leave a file that
   // merely exists); a bad one is redone, so `.complete` (written after run() returns) never covers a bad file.
   const std::vector<int64_t> hw = {gen->image_shape().at(1), gen->image_shape().at(2)};
+  auto check_done = [&](int64_t i) {  // "" = finished and verified, else why not
+    const Sample& smp = *all[static_cast<size_t>(i)];
+    const auto npy = npy_path(smp);
+    if (!std::filesystem::exists(npy)) return fmt::format("'{}' is missing", npy.string());
+    std::string bad = check_finished_heatmap(npy, hw);
+    if (bad.empty() && i < opts_.overlays) bad = check_finished_overlay(overlay_path(smp));
+    return bad;
+  };
   std::vector<int64_t> todo;
   int64_t redo = 0;
   std::string first_bad;
-  for (int64_t i : mine) {
-    const Sample& smp = *all[static_cast<size_t>(i)];
-    const auto npy = npy_path(smp);
-    if (!std::filesystem::exists(npy)) {
+  for (int64_t i : owned) {
+    if (!std::filesystem::exists(npy_path(*all[static_cast<size_t>(i)]))) {
       todo.push_back(i);
       continue;
     }
-    std::string bad = check_finished_heatmap(npy, hw);
-    if (bad.empty() && i < opts_.overlays) bad = check_finished_overlay(overlay_path(smp));
+    std::string bad = check_done(i);
     if (bad.empty()) continue;
     if (first_bad.empty()) first_bad = bad;
     ++redo;
     todo.push_back(i);
   }
-  const int64_t already = static_cast<int64_t>(mine.size() - todo.size());
+  int64_t already = static_cast<int64_t>(owned.size() - todo.size());
   if (redo > 0)
     log::warn("heatmaps: {} finished heatmap(s) failed verification and will be redone; first: {}", redo, first_bad);
+  const std::string rank_note =
+      world > 1 ? fmt::format(", rank {}/{} owns {} of them in {} groups", rank, world, owned.size(), my_groups.size())
+                : std::string();
   log::info(
-      "heatmaps: {} images selected ('{}'), shard {}/{} owns {}, {} already done, {} to do ({} redone after "
+      "heatmaps: {} images selected ('{}'), shard {}/{} owns {}{}, {} already done, {} to do ({} redone after "
       "failed verification); {}",
-      all.size(), opts_.split, ctx.shard_index, ctx.shard_count, mine.size(), already, todo.size(), redo, describe());
+      all.size(), opts_.split, ctx.shard_index, ctx.shard_count, mine.size(), rank_note, already, todo.size(), redo,
+      describe());
+  if (world > 1)
+    comm.set_phase(fmt::format("heatmaps: translating the slice of rank {} ({} images)", rank, todo.size()));
 
   if (!todo.empty()) {
     if (!opts_.diffusion_stage.empty())
@@ -258,20 +285,16 @@ void HeatmapsStage::run(StageContext& ctx) {
 
   at::NoGradGuard no_grad;
   data::SmallImages small("heatmaps");
-  stages::Progress progress("heatmaps", static_cast<int64_t>(mine.size()), already, opts_.log_every_s, "img");
+  stages::Progress progress("heatmaps", static_cast<int64_t>(owned.size()), already, opts_.log_every_s, "img");
   auto t0 = std::chrono::steady_clock::now();
   int64_t done = already, made = 0;
-  // Batches are fixed groups of `mine` (not of `todo`): a group with anything to do is translated whole, so every
-  // image sees the same batch and per-batch seed as in an uninterrupted run, and redone files are byte-identical.
+  // A group with anything to do is translated whole, so every image sees the same batch and per-batch seed as in an
+  // uninterrupted run, and redone files are byte-identical.
   const std::set<int64_t> todo_set(todo.begin(), todo.end());
-  const size_t bs = static_cast<size_t>(opts_.batch_size);
   std::vector<std::vector<int64_t>> groups;  // the groups with work, in order
-  for (size_t s = 0; s < mine.size(); s += bs) {
-    std::vector<int64_t> idx(mine.begin() + static_cast<std::ptrdiff_t>(s),
-                             mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), s + bs)));
+  for (auto& idx : my_groups)
     if (std::any_of(idx.begin(), idx.end(), [&](int64_t i) { return todo_set.count(i) > 0; }))
       groups.push_back(std::move(idx));
-  }
   // Workers decode and resize the next groups while this one is translated (same images, same order).
   train::PrefetchJob job;
   job.batches = static_cast<int64_t>(groups.size());
@@ -327,7 +350,52 @@ void HeatmapsStage::run(StageContext& ctx) {
     progress.update(done);
   }
   small.report();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int64_t images = static_cast<int64_t>(mine.size());
+
+  // Distributed: every rank has written its slice; rank 0 alone verifies the whole selection and writes the index,
+  // summary and metrics (ranks > 0 write only their heatmaps and overlays). The core marks the stage complete on
+  // rank 0 after run() returns, so `.complete` never covers another rank's missing or bad file.
+  std::string ranks_md, ranks_json;
+  if (world > 1) {
+    comm.barrier("heatmaps: every rank's slice written");
+    const auto stats = comm.all_gather_bytes(fmt::format("{} {} {} {:.17g}", made, already, redo, secs),
+                                             "heatmaps: per-rank image counts and seconds");
+    if (!comm.is_main()) return;
+    made = already = redo = 0;
+    secs = 0;  // the slowest rank: the wall time of the distributed run
+    std::vector<std::string> per_rank;
+    for (int r = 0; r < world; ++r) {
+      int64_t m = 0, a = 0, d = 0;
+      double t = 0;
+      std::istringstream in(stats[static_cast<size_t>(r)]);
+      DAUG_CHECK(static_cast<bool>(in >> m >> a >> d >> t), "heatmaps: rank ", r, " sent malformed counts '",
+                 stats[static_cast<size_t>(r)], "'");
+      made += m, already += a, redo += d, secs = std::max(secs, t);
+      ranks_md += fmt::format("{}rank {}: {} made in {} ({:.3f} images/s)", r ? "; " : "", r, m,
+                              stages::format_duration(t), t > 0 ? m / t : 0.0);
+      per_rank.push_back(
+          fmt::format("{{\"rank\": {}, \"made\": {}, \"found_done\": {}, \"redone_bad\": {}, "
+                      "\"seconds\": {}}}",
+                      r, m, a, d, stages::json_number(t)));
+    }
+    ranks_md = fmt::format(" Over {} ranks ({}).", world, ranks_md);
+    ranks_json = fmt::format(", \"ranks\": {}, \"per_rank\": [{}]", world, fmt::join(per_rank, ", "));
+    // Verify every selected image of this shard, naming the rank whose slice it was.
+    int64_t bad = 0;
+    std::string first;
+    for (size_t k = 0; k < mine.size(); ++k) {
+      const std::string why = check_done(mine[k]);
+      if (why.empty()) continue;
+      if (bad++ == 0) first = fmt::format("{} (slice of rank {})", why, (k / bs) % static_cast<size_t>(world));
+    }
+    if (bad > 0)
+      throw DataError(
+          fmt::format("heatmaps: after every rank wrote its slice, {} of {} selected images have no valid "
+                      "output; first: {}. The stage is not marked complete; running it again redoes "
+                      "them",
+                      bad, mine.size(), first));
+  }
   const double rate = secs > 0 && made > 0 ? made / secs : 0.0;
 
   if (ctx.shard_count == 1) {
@@ -340,20 +408,21 @@ void HeatmapsStage::run(StageContext& ctx) {
   const std::string suffix = ctx.shard_count == 1 ? "" : fmt::format("_shard{}of{}", ctx.shard_index, ctx.shard_count);
   std::string md = fmt::format(
       "### heatmaps\n\n{} heatmaps `<id>_{}{}.npy` ({} selected, shard {}/{}): {} made now in {} ({:.3f} images/s, "
-      "{:.2f} s/image), {} found done ({} redone after failing verification). {}{}, L={}, label={}, image {}x{}x{}.\n",
-      mine.size(), kDirections.name(opts_.direction), opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
+      "{:.2f} s/image), {} found done ({} redone after failing verification). {}{}, L={}, label={}, image "
+      "{}x{}x{}.{}\n",
+      images, kDirections.name(opts_.direction), opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
       stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, redo,
       kDirections.name(opts_.direction), opts_.target, opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1],
-      prep.shape[2]);
+      prep.shape[2], ranks_md);
   auto with_suffix = [&](std::filesystem::path p) {  // summary.md -> summary_shard0of2.md under --shard
     return p.replace_filename(p.stem().string() + suffix + p.extension().string());
   };
   write_file_atomic(with_suffix(ctx.output(artifacts::kSummary)), md);
   write_file_atomic(with_suffix(ctx.output(artifacts::kMetrics)),
                     fmt::format("{{\"images\": {}, \"made\": {}, \"found_done\": {}, \"redone_bad\": {}, "
-                                "\"seconds\": {}, \"images_per_s\": {}, \"shard\": \"{}/{}\"}}\n",
-                                mine.size(), made, already, redo, stages::json_number(secs), stages::json_number(rate),
-                                ctx.shard_index, ctx.shard_count));
+                                "\"seconds\": {}, \"images_per_s\": {}, \"shard\": \"{}/{}\"{}}}\n",
+                                images, made, already, redo, stages::json_number(secs), stages::json_number(rate),
+                                ctx.shard_index, ctx.shard_count, ranks_json));
   log::info("{}", md);
 }
 

@@ -2,10 +2,13 @@
 // weight loading from upstream stage directories.
 #include "heatmaps_stage.h"
 
+#include "fakes/sequential_ranks.h"
 #include "fakes/stage_fakes.h"
 
 #include <daug/data/npy.h>
 #include <daug/stages/common.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <fstream>
@@ -369,4 +372,123 @@ TEST(HeatmapsStage, LoaderWorkersReportAnUnreadableImageAsTheSynchronousPathDoes
   }
   EXPECT_NE(msg[0].find("<dir>/img6.png"), std::string::npos) << msg[0];
   EXPECT_EQ(msg[0], msg[2]);
+}
+
+// Issue 11: under a distributed launch rank r takes the groups g % world == r of the single-process batches.
+namespace {
+
+/// The fake generator plus seeded noise: a file is right only if its group got the batch and per-batch seed of the
+/// single-process run.
+struct NoisyGenerator : stages::fakes::FakeGenerator {
+  at::Tensor translate(const TranslateRequest& r) override {
+    return FakeGenerator::translate(r) + 0.01 * at::randn_like(r.x0);
+  }
+};
+
+struct DistFixture : Fixture {
+  explicit DistFixture(int n) : Fixture(n) {
+    gen = std::make_shared<NoisyGenerator>();
+    build.add("generator", gen);
+  }
+  /// Runs the stage as rank `rank` of `ranks` (a fresh stage object, as each process builds its own).
+  void run_rank(const daug::testing::SequentialRanks& ranks, int rank, const HeatmapsOptions& o) {
+    const daug::testing::SequentialRanks::Scope scope(ranks, rank);
+    gen->batch_sizes.clear();
+    run(o);
+  }
+  std::set<std::string> heatmaps() const {
+    std::set<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(this->out.path()))
+      if (e.path().extension() == ".npy") out.insert(e.path().filename().string());
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST(HeatmapsStage, DistributedRanksTakeWholeGroupsAndMatchOneProcessByteForByte) {
+  DistFixture one(9);  // groups of 2: {0,1} {2,3} {4,5} {6,7} {8}
+  one.run(base_options());
+  const auto ref = output_bytes(one.out.path());
+  ASSERT_EQ(ref.size(), 12u);  // 9 heatmaps, 2 overlays, index.csv
+  for (int world : {2, 3, 7}) {  // 7 ranks for 5 groups: ranks 5 and 6 have nothing to do but meet the others
+    DistFixture f(9);
+    daug::testing::SequentialRanks ranks(world);
+    std::vector<std::set<std::string>> slices;
+    for (int r = world - 1; r >= 0; --r) {
+      const auto before = f.heatmaps();
+      f.run_rank(ranks, r, base_options());
+      std::set<std::string> made;
+      for (const auto& h : f.heatmaps())
+        if (!before.count(h)) made.insert(h);
+      slices.push_back(made);
+      if (r > 0) {  // only its own files: rank 0 writes the index, the summary and the metrics
+        EXPECT_FALSE(std::filesystem::exists(f.out / "index.csv")) << "rank " << r;
+        EXPECT_FALSE(std::filesystem::exists(f.out / "summary.md")) << "rank " << r;
+        EXPECT_FALSE(std::filesystem::exists(f.out / "metrics.json")) << "rank " << r;
+      }
+      EXPECT_EQ(ranks.barriers(r), std::vector<std::string>{"heatmaps: every rank's slice written"});
+    }
+    if (world == 2) {  // rank 1 (run first) took groups 1 and 3; rank 0 groups 0, 2, 4
+      EXPECT_EQ(slices[0], (std::set<std::string>{"img2_+nof.npy", "img3_+nof.npy", "img6_+nof.npy", "img7_+nof.npy"}));
+      EXPECT_EQ(slices[1], (std::set<std::string>{"img0_+nof.npy", "img1_+nof.npy", "img4_+nof.npy", "img5_+nof.npy",
+                                                  "img8_+nof.npy"}));
+    } else if (world == 3) {  // rank 2: group 2; rank 1: groups 1 and 4; rank 0: groups 0 and 3
+      EXPECT_EQ(slices[0], (std::set<std::string>{"img4_+nof.npy", "img5_+nof.npy"}));
+      EXPECT_EQ(slices[1], (std::set<std::string>{"img2_+nof.npy", "img3_+nof.npy", "img8_+nof.npy"}));
+      EXPECT_EQ(slices[2], (std::set<std::string>{"img0_+nof.npy", "img1_+nof.npy", "img6_+nof.npy", "img7_+nof.npy"}));
+    }
+    EXPECT_EQ(output_bytes(f.out.path()), ref) << world << " ranks";
+    const std::string metrics = stages::read_text_if_exists(f.out / "metrics.json");
+    EXPECT_NE(metrics.find("\"images\": 9, \"made\": 9, \"found_done\": 0"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find(
+                  fmt::format("\"ranks\": {}, \"per_rank\": [{{\"rank\": 0, \"made\": {}", world, world == 2 ? 5 : world == 3 ? 4 : 2)),
+              std::string::npos)
+        << metrics;
+    EXPECT_NE(stages::read_text_if_exists(f.out / "summary.md").find(fmt::format("Over {} ranks (rank 0:", world)),
+              std::string::npos);
+  }
+}
+
+TEST(HeatmapsStage, DistributedRankZeroNamesTheRankOfAMissingOrBadHeatmap) {
+  DistFixture f(9);
+  daug::testing::SequentialRanks ranks(2);
+  f.run_rank(ranks, 1, base_options());
+  std::filesystem::remove(f.out / "img6_+nof.npy");  // rank 1's group 3, gone before rank 0 checks
+  try {
+    f.run_rank(ranks, 0, base_options());
+    ADD_FAILURE() << "rank 0 must refuse to finish the stage with a missing heatmap";
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    for (const char* part : {"1 of 9 selected images", "img6_+nof.npy' is missing", "slice of rank 1", "redoes"})
+      EXPECT_NE(msg.find(part), std::string::npos) << part << " in: " << msg;
+  }
+  EXPECT_FALSE(std::filesystem::exists(f.out / "index.csv"));
+  // A heatmap of the wrong shape is named with its reason.
+  f.run_rank(ranks, 1, base_options());
+  data::save_npy(f.out / "img3_+nof.npy", at::zeros({2, 2}));
+  daug::testing::expect_error_contains([&] { f.run_rank(ranks, 0, base_options()); },
+                                       {"img3_+nof.npy", "holds Float 2x2", "slice of rank 1"});
+}
+
+TEST(HeatmapsStage, DistributedResumeRedoesOnlyTheRanksDeletedOrCorruptedFiles) {
+  DistFixture one(9);
+  one.run(base_options());
+  const auto ref = output_bytes(one.out.path());
+  DistFixture f(9);
+  daug::testing::SequentialRanks ranks(2);
+  f.run_rank(ranks, 1, base_options());
+  f.run_rank(ranks, 0, base_options());
+  ASSERT_EQ(output_bytes(f.out.path()), ref);
+  // Rank 1's img6 deleted, its img2 cut short, rank 0's img1 overlay cut.
+  std::filesystem::remove(f.out / "img6_+nof.npy");
+  write_bytes(f.out / "img2_+nof.npy", ref.at("img2_+nof.npy").substr(0, 100));
+  write_bytes(f.out / "overlays" / "img1_+nof.png", ref.at("overlays/img1_+nof.png").substr(0, 50));
+  f.run_rank(ranks, 1, base_options());
+  EXPECT_EQ(f.gen->batch_sizes, (std::vector<int64_t>{2, 2}));  // its groups {2,3} and {6,7}, whole
+  f.run_rank(ranks, 0, base_options());
+  EXPECT_EQ(f.gen->batch_sizes, (std::vector<int64_t>{2}));  // group {0,1}
+  EXPECT_EQ(output_bytes(f.out.path()), ref);
+  const std::string metrics = stages::read_text_if_exists(f.out / "metrics.json");
+  EXPECT_NE(metrics.find("\"made\": 3, \"found_done\": 6, \"redone_bad\": 2"), std::string::npos) << metrics;
 }
