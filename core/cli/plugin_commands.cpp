@@ -2,10 +2,9 @@
 #include "plugin_commands.h"
 
 #include <daug/command.h>
-#include <daug/communicator.h>
 #include <daug/config_view.h>
 #include <daug/core/config_loader.h>
-#include <daug/core/distributed.h>
+#include <daug/core/pipeline.h>
 #include <daug/core/experiment.h>
 #include <daug/error.h>
 
@@ -26,7 +25,7 @@ class CliCommandContext final : public CommandContext {
   explicit CliCommandContext(const core::PluginLoader& loader) : loader_(loader) {}
   ~CliCommandContext() override {
     while (!experiments_.empty()) experiments_.pop_back();
-    if (comm_) set_communicator(nullptr);
+    joined_.reset();  // uninstalls the communicator after the components that may use it
   }
   CliCommandContext(const CliCommandContext&) = delete;
   CliCommandContext& operator=(const CliCommandContext&) = delete;
@@ -44,25 +43,7 @@ class CliCommandContext final : public CommandContext {
   /// loads joins the ranks with its [run] backend, device and dist_timeout_s (DAUG_DIST_TIMEOUT_S overrides), as
   /// `daug run` does, and the command sees them through daug::communicator() (`daug embed` splits its items).
   void join_launch(const std::shared_ptr<const ConfigDocument>& doc) {
-    if (comm_) return;
-    const auto env = core::dist_env_from();
-    if (!env) return;
-    const ConfigView run(doc, "run");
-    core::DistOptions o;
-    if (run.has("backend")) o.backend = run.get_string("backend");
-    if (run.has("device")) o.device = run.get_string("device");
-    o.where = run.location("backend").str() + ": [run].backend";
-    double secs = run.has("dist_timeout_s") ? run.get_double("dist_timeout_s") : 600.0;
-    if (const char* t = std::getenv("DAUG_DIST_TIMEOUT_S"); t != nullptr && *t != '\0') {
-      char* end = nullptr;
-      secs = std::strtod(t, &end);
-      if (end == t || *end != '\0') secs = 0;
-    }
-    DAUG_CHECK_AS(ConfigError, secs > 0, run.location("dist_timeout_s").str(),
-                  ": the distributed timeout (dist_timeout_s, or DAUG_DIST_TIMEOUT_S) must be seconds > 0");
-    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
-    comm_ = core::connect(*env, o);
-    set_communicator(comm_);
+    if (!joined_) joined_ = core::join_distributed(doc);
   }
 
   /// The command itself, built like any component from a one-table document [<name>] plugin = "<name>".
@@ -76,7 +57,7 @@ class CliCommandContext final : public CommandContext {
   const core::PluginLoader& loader_;
   std::unique_ptr<core::Experiment> host_;  // owns the command; outlives the experiments it builds
   std::vector<std::unique_ptr<core::Experiment>> experiments_;
-  std::shared_ptr<Communicator> comm_;  // installed while the command runs under a distributed launch
+  std::shared_ptr<void> joined_;  // the communicator, installed while the command runs under a distributed launch
 };
 
 }  // namespace

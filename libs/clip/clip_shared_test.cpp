@@ -327,6 +327,7 @@ TEST(ClipGather, GatheredLossAndGradientsAreTheSingleProcesss) {
   EXPECT_GT(a.grad().abs().max().item<double>(), 1e-3);  // a real gradient, not zeros on both sides
   const at::Tensor x = at::ones({2, 3});
   EXPECT_TRUE(all_gather_rows(x, daug::communicator(), "single").is_same(x));
+}
 
 // Issue 11: the shards of a distributed embedding cover every item once, in order, padded as DistributedSampler.
 TEST(ClipShard, ShardsCoverEveryItemInOrderPaddedWithTheFirstItems) {

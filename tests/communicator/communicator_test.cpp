@@ -78,19 +78,6 @@ TEST(DistEnv, BadVariablesAreNamed) {
   expect_error_contains([&] { parse(with("MASTER_PORT", "70000")); }, {"MASTER_PORT='70000'", "[1, 65535]"});
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 struct Rank {
   pid_t pid = -1;
   std::filesystem::path out;
@@ -112,7 +99,7 @@ std::vector<Rank> launch(const std::string& mode, int world, std::vector<int> ra
                    ("daug_communicator_" + mode + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  if (port == 0) port = free_port();
+  if (port == 0) port = daug::testing::free_local_port();
   std::vector<Rank> out;
   const auto t0 = std::chrono::steady_clock::now();
   for (int r : ranks) {
@@ -180,7 +167,7 @@ TEST(C10dCommunicator, CollectivesAcrossTwoProcesses) {
 // torchrun's elastic agent hosts the store at MASTER_PORT and sets TORCHELASTIC_USE_AGENT_STORE=True: rank 0 must
 // join it as a client (a server of its own would find the port taken), and daug's keys stay under their prefix.
 TEST(C10dCommunicator, JoinsTorchrunsAgentStore) {
-  const int port = free_port();
+  const int port = daug::testing::free_local_port();
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(port);
   so.isServer = true;

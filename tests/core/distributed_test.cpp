@@ -31,18 +31,6 @@ using Clock = std::chrono::steady_clock;
 const std::string kDaug = DAUG_EXE;
 const std::string kFixtures = std::string(DAUG_FIXTURE_DIR) + "/good";
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;
@@ -353,7 +341,7 @@ TEST(Distributed, KilledLauncherLeavesNoOrphanedRanks) {
 TEST(Distributed, MismatchedConfigurationIsAnErrorOnEveryRankBeforeAnyStage) {
   daug::testing::TempDir tmp;
   daug::testing::write_text(tmp / "p.toml", fixture_config(tmp.path()));
-  const int port = free_port();
+  const int port = daug::testing::free_local_port();
   Proc r0({"--plugin-path", kFixtures, "run", "p.toml", "--set", "first.value=1"}, rank_env(0, 2, port, 20), tmp.path(),
           tmp / "r0.txt");
   Proc r1({"--plugin-path", kFixtures, "run", "p.toml", "--set", "first.value=2"}, rank_env(1, 2, port, 20), tmp.path(),
@@ -388,7 +376,7 @@ TEST(Distributed, PeerThatNeverJoinsEndsRankZeroWithinTheTimeout) {
   daug::testing::TempDir tmp;
   daug::testing::write_text(tmp / "p.toml", fixture_config(tmp.path()));
   const auto t0 = Clock::now();
-  Proc r0({"--plugin-path", kFixtures, "run", "p.toml"}, rank_env(0, 2, free_port(), 3), tmp.path(), tmp / "r0.txt");
+  Proc r0({"--plugin-path", kFixtures, "run", "p.toml"}, rank_env(0, 2, daug::testing::free_local_port(), 3), tmp.path(), tmp / "r0.txt");
   const int code = exit_code(r0.wait(60));
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   const std::string out = r0.output();
@@ -414,7 +402,7 @@ TEST(Distributed, KilledRankEndsTheOtherAndTheSameCommandResumes) {
                                       "--set",   "train_classifier.steps=120",
                                       "--set",   "train_classifier.checkpoint_every=4"};
   {
-    const int port = free_port();
+    const int port = daug::testing::free_local_port();
     Proc r0(args, rank_env(0, 2, port, 15), tmp.path(), tmp / "a0.txt");
     Proc r1(args, rank_env(1, 2, port, 15), tmp.path(), tmp / "a1.txt");
     // Kill rank 1 once a checkpoint exists and training has gone on after it (losses.csv rows past step 4).
@@ -443,7 +431,7 @@ TEST(Distributed, KilledRankEndsTheOtherAndTheSameCommandResumes) {
   ASSERT_FALSE(fs::exists(dirs[0] / ".complete"));
   ASSERT_TRUE(fs::exists(dirs[0] / "checkpoint.safetensors")) << "killed before the first checkpoint";
 
-  const int port = free_port();
+  const int port = daug::testing::free_local_port();
   Proc r0(args, rank_env(0, 2, port, 60), tmp.path(), tmp / "b0.txt");
   Proc r1(args, rank_env(1, 2, port, 60), tmp.path(), tmp / "b1.txt");
   EXPECT_EQ(exit_code(r0.wait(400)), 0) << r0.output();

@@ -39,19 +39,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::string read_text(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream ss;
@@ -95,7 +82,7 @@ Launch run_daug(int world, const fs::path& dir, const std::string& config, const
                 double limit_s = 300) {
   Launch l;
   l.dir = dir;
-  const int port = free_port();
+  const int port = daug::testing::free_local_port();
   std::vector<pid_t> pids;
   for (int r = 0; r < world; ++r) {
     const fs::path rd = dir / ("rank" + std::to_string(r));

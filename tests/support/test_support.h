@@ -118,4 +118,7 @@ void expect_error_contains(F&& f, std::initializer_list<std::string> needles) {
   ADD_FAILURE() << "expected an exception";
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (MASTER_PORT of multi-process tests; never a fixed port).
+int free_local_port();
+
 }  // namespace daug::testing
