@@ -16,6 +16,7 @@
 #   cudatest   DAUG_TEST_DEVICE=cuda ctest -L cuda, the start-up check   smoke     smoke pipelines on CUDA fp32/bf16/fp16
 #   perf       512² ddim100 heatmap s/image fp32 vs bf16, nvidia-smi trace
 #   bench      every built *_bench with DAUG_BENCH_DEVICE=cuda          ctest     the CPU suite on this LibTorch
+#   dist       ctest -L distributed; the smoke heatmap config as 2 ranks on cuda (backend auto, then gloo)
 # Results: at most 8 files in $OUT (the device tool's limit): summary.txt build.log cuda.log perf.log gpu_util.csv
 # bench.txt ctest.log.
 set -uo pipefail
@@ -27,7 +28,7 @@ BUDGET=${BUDGET:-520}
 if [ "$DRY" = 1 ]; then
   PHASES=${PHASES:-env,sysroot,configure,preflight${BUILD:+,build,version}}
 else
-  PHASES=${PHASES:-env,sysroot,configure,preflight,build,version,cudatest,smoke,perf,bench,ctest}
+  PHASES=${PHASES:-env,sysroot,configure,preflight,build,version,cudatest,smoke,perf,bench,dist,ctest}
 fi
 O=${OUT:-$ROOT/tmp/gpu-out}
 mkdir -p "$O" "$ROOT/tmp"
@@ -278,11 +279,22 @@ p_bench() {  # every benchmark binary that exists, on CUDA; each bounded in time
     rl env DAUG_BENCH_DEVICE=cuda timeout 120 "$b" --benchmark_min_time=1 2>&1 | grep -vE '^\*\*\*|^-+$' | tail -n 25
   done
 }
+p_dist() {  # distributed launches on this machine: 2 ranks on the GPU (Gloo; NCCL when built with it) and on CPUs
+  local D=$B/bin/daug
+  rl env OMP_NUM_THREADS=1 ctest --test-dir "$B" -L distributed --timeout 300 2>&1 | tail -n 15
+  for be in auto gloo; do
+    echo "--- smoke heatmaps config, 2 ranks on cuda, backend $be ($(date -u +%T))"
+    rl "$D" run --nproc 2 --timeout 120 configs/smoke/heatmaps_nih.toml --set run.device=\"cuda\" \
+      --set "run.backend=\"$be\"" --set "run.runs_dir=\"$W/runs_dist\"" --set "run.cache_dir=\"$W/c_dist_$be\"" 2>&1 |
+      grep -E 'distributed:|images/s|steps/s|rror|rank' | cut -c1-300 | tail -n 20
+    echo "rc=${PIPESTATUS[0]} ($(date -u +%T))"
+  done
+}
 p_ctest() {  # the CPU suite on this LibTorch (chromium and the install test are not there)
   rl env OMP_NUM_THREADS=1 ctest --test-dir "$B" -j"$J" --timeout 300 --output-on-failure \
     -E '^(smoke\.clip_report|examples\..*|report\..*)$' 2>&1 | tail -n 60
 }
-export -f p_env p_sysroot p_configure p_preflight p_build p_version p_cudatest p_smoke p_perf p_bench p_ctest
+export -f p_env p_sysroot p_configure p_preflight p_build p_version p_cudatest p_smoke p_perf p_bench p_dist p_ctest
 
 say "gpu_check: PHASES=$PHASES BUDGET=${BUDGET}s DRY=$DRY PRECISION_KEY=$PRECISION_KEY"
 phase env 5 build.log
@@ -295,5 +307,6 @@ phase cudatest 60 cuda.log
 phase smoke 90 cuda.log
 phase perf 90 perf.log
 phase bench 60 bench.txt
+phase dist 60 dist.log
 phase ctest 90 ctest.log
 say "done; files: $(ls "$O" | tr '\n' ' ')"
