@@ -18,7 +18,7 @@
 #   bench      every built *_bench with DAUG_BENCH_DEVICE=cuda          ctest     the CPU suite on this LibTorch
 #   dist       ctest -L distributed; the smoke heatmap config as 2 ranks on cuda (backend auto, then gloo)
 # Results: at most 8 files in $OUT (the device tool's limit): summary.txt build.log cuda.log perf.log gpu_util.csv
-# bench.txt ctest.log.
+# bench.txt dist.log ctest.log.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
