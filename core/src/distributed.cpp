@@ -111,17 +111,17 @@ class C10dCommunicator final : public Communicator {
   }
 
   ~C10dCommunicator() override {
-    // Rank 0 hosts the store: keep it until every rank has let go of it (a peer still in its last exchange would
-    // otherwise see rank 0 "gone"). Skipped after a failure: then nobody waits for anyone.
+    // Rank 0 hosts the store: keep it until every rank has let go of it (a peer still reading the last exchange
+    // would otherwise see rank 0 "gone" instead of the error they will both report). After a failure the wait is
+    // short (5 s): the peers are failing too, and a dead one never arrives.
     try {
-      if (!failed_) {
-        store_->add("exit", 1);
-        if (env_.rank == 0) {
-          const auto deadline = std::chrono::steady_clock::now() + opts_.timeout;
-          while (store_->add("exit", 0) < env_.world_size && std::chrono::steady_clock::now() < deadline &&
-                 stalled_peers().empty())
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
+      store_->add("exit", 1);
+      if (env_.rank == 0) {
+        const auto deadline =
+            std::chrono::steady_clock::now() + (failed_ ? std::chrono::milliseconds(5000) : opts_.timeout);
+        while (store_->add("exit", 0) < env_.world_size && std::chrono::steady_clock::now() < deadline &&
+               stalled_peers().empty())
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
     } catch (const std::exception&) {
     }
