@@ -38,8 +38,9 @@ constexpr const char* kUsage =
     "others get the grace period to end on their own, and are then terminated.\n\n"
     "  --nproc N        number of ranks (processes) to start, >= 1\n"
     "  --master-port P  rendezvous port on 127.0.0.1 (default: a free port)\n"
-    "  --timeout S      seconds a rank waits for its peers in the rendezvous and in each collective before it\n"
-    "                   fails naming them (sets DAUG_DIST_TIMEOUT_S; default: the ranks' own)\n"
+    "  --timeout S      seconds a rank waits for peers that do not join the rendezvous, or for a peer in a tensor\n"
+    "                   collective, before it fails naming them (barriers wait for live peers; a dead one ends\n"
+    "                   them within seconds) (sets DAUG_DIST_TIMEOUT_S; default: the ranks' own)\n"
     "  --grace S        seconds the other ranks get to exit after one failed, before they are terminated\n"
     "                   (default 30)\n";
 
