@@ -76,8 +76,9 @@ struct RunTable {
       "when this build has NCCL, else gloo",
       Check::choice({"auto", "gloo", "nccl"}).for_runtime());
     v("dist_timeout_s", dist_timeout_s,
-      "distributed launches: seconds a rank waits for its peers (rendezvous, each collective) before it fails "
-      "naming them; the environment variable DAUG_DIST_TIMEOUT_S overrides it",
+      "distributed launches: seconds a rank waits for peers that do not join the rendezvous, or for a peer in a "
+      "tensor collective, before it fails naming them (barriers wait for live peers, and a dead one ends them "
+      "within seconds); the environment variable DAUG_DIST_TIMEOUT_S overrides it",
       Check::greater_than(0).for_runtime());
   }
 };
