@@ -407,10 +407,12 @@ void HeatmapsStage::run(StageContext& ctx) {
   }
   const std::string suffix = ctx.shard_count == 1 ? "" : fmt::format("_shard{}of{}", ctx.shard_index, ctx.shard_count);
   std::string md = fmt::format(
-      "### heatmaps\n\n{} heatmaps `<id>_{}{}.npy` ({} selected, shard {}/{}): {} made now in {} ({:.3f} images/s, "
+      "### heatmaps\n\n{} heatmaps `<id>_{}{}.npy` ({} selected, {}): {} made now in {} ({:.3f} images/s, "
       "{:.2f} s/image), {} found done ({} redone after failing verification). {}{}, L={}, label={}, image "
       "{}x{}x{}.{}\n",
-      images, kDirections.name(opts_.direction), opts_.tag, all.size(), ctx.shard_index, ctx.shard_count, made,
+      images, kDirections.name(opts_.direction), opts_.tag, all.size(),
+      world > 1 ? fmt::format("on {} ranks", world) : fmt::format("shard {}/{}", ctx.shard_index, ctx.shard_count),
+      made,
       stages::format_duration(secs), rate, rate > 0 ? 1.0 / rate : 0.0, already, redo,
       kDirections.name(opts_.direction), opts_.target, opts_.noise_level, opts_.label, prep.shape[0], prep.shape[1],
       prep.shape[2], ranks_md);
