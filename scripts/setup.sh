@@ -12,6 +12,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg-dev zlib1g-dev libicu-dev
   chromium                     # headless rendering check of the HTML report (tests/report)
+  python3                      # small helpers of the distributed pipeline tests (free port, JSON); libtorch-dev pulls it in too
   "$@"
 )
 missing=()
