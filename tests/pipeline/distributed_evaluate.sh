@@ -9,9 +9,7 @@ daug=$1; src=$2; work=$3
 rm -rf "$work"; mkdir -p "$work"
 source "$src/tests/pipeline/two_ranks.sh"
 cfg="$src/configs/smoke/clip_nih.toml"
-fail() { echo "FAIL: $1"; [ -n "${2:-}" ] && cat "$2"; exit 1; }
 sets=(--set data.max_per_split=8 --set evaluate.batch_size=3)
-dirs() { dirs=(--set "run.runs_dir=\"$work/$1/runs\"" --set "run.cache_dir=\"$work/$1/cache\""); }
 
 dirs one
 OMP_NUM_THREADS=1 "$daug" run "$cfg" "${sets[@]}" "${dirs[@]}" --stage train_classifier --stage train_diffusion \

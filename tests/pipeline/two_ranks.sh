@@ -3,6 +3,10 @@
 # 2-process launch on localhost, the environment set as torchrun sets it (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 # MASTER_PORT on a free port), one LibTorch thread each, each bounded by `timeout`. Logs: $work/NAME.rank{0,1}.txt.
 # Fails (exit 1, both logs printed) unless both ranks exit 0. Needs $daug and $work.
+# Also: `fail MSG [LOG]` (prints, exits 1) and `dirs NAME` (sets the array dirs to --set runs_dir/cache_dir under
+# $work/NAME).
+fail() { echo "FAIL: $1"; [ -n "${2:-}" ] && cat "$2"; exit 1; }
+dirs() { dirs=(--set "run.runs_dir=\"$work/$1/runs\"" --set "run.cache_dir=\"$work/$1/cache\""); }
 free_port() {
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
