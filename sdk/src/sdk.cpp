@@ -13,6 +13,7 @@
 #include <daug/guidance.h>
 #include <daug/heatmap_composer.h>
 #include <daug/labels.h>
+#include <daug/localization_truth.h>
 #include <daug/log.h>
 #include <daug/source.h>
 #include <daug/stage.h>
@@ -91,6 +92,11 @@ HeatmapComposer::~HeatmapComposer() = default;
 Backbone::~Backbone() = default;
 Criterion::~Criterion() = default;
 Source::~Source() = default;
+LocalizationTruth::~LocalizationTruth() = default;
+std::filesystem::path LocalizationTruth::truth_mask(const std::string&) const { return {}; }
+const LocalizationTruth* localization_truth(const Source& source) {
+  return dynamic_cast<const LocalizationTruth*>(&source);
+}
 
 std::string Source::fingerprint() const {
   // Chained per line (no whole-dataset string: MIMIC-CXR's reports alone are hundreds of MB).
