@@ -55,6 +55,36 @@ struct Field {
 };
 constexpr Field kLungs[2] = {{0.20, 0.42, 0.28, 0.70, "right lung"}, {0.58, 0.80, 0.28, 0.70, "left lung"}};
 
+// The pixels a computation needs to visit: [y0, y1) × [x0, x1), inside the image.
+struct Window {
+  int64_t y0, y1, x0, x1;
+  Window clipped(int64_t h, int64_t w) const {
+    return {std::clamp<int64_t>(y0, 0, h), std::clamp<int64_t>(y1, 0, h), std::clamp<int64_t>(x0, 0, w),
+            std::clamp<int64_t>(x1, 0, w)};
+  }
+};
+
+Window window(double cx, double cy, double radius, int64_t h, int64_t w) {
+  return Window{static_cast<int64_t>(std::floor(cy - radius)), static_cast<int64_t>(std::ceil(cy + radius)) + 1,
+                static_cast<int64_t>(std::floor(cx - radius)), static_cast<int64_t>(std::ceil(cx + radius)) + 1}
+      .clipped(h, w);
+}
+
+// blur() of the window's crop (which must hold every nonzero pixel with a 3σ margin), pasted into a zero map:
+// the same values as blurring the whole map, at the cost of the window.
+std::vector<float> blur_window(const std::vector<float>& v, int64_t h, int64_t w, double sigma, const Window& win) {
+  const int64_t ch = win.y1 - win.y0, cw = win.x1 - win.x0;
+  std::vector<float> out(v.size(), 0.f);
+  if (ch <= 0 || cw <= 0) return out;
+  std::vector<float> crop(static_cast<size_t>(ch * cw));
+  for (int64_t y = 0; y < ch; ++y)
+    for (int64_t x = 0; x < cw; ++x) crop[static_cast<size_t>(y * cw + x)] = v[static_cast<size_t>((y + win.y0) * w + x + win.x0)];
+  const auto b = blur(crop, ch, cw, sigma);
+  for (int64_t y = 0; y < ch; ++y)
+    for (int64_t x = 0; x < cw; ++x) out[static_cast<size_t>((y + win.y0) * w + x + win.x0)] = b[static_cast<size_t>(y * cw + x)];
+  return out;
+}
+
 void finish_box(Lesion& l) {
   l.x0 = l.w, l.y0 = l.h, l.x1 = -1, l.y1 = -1;
   for (int64_t y = 0; y < l.h; ++y)
@@ -99,8 +129,9 @@ Lesion draw(Kind kind, int64_t h, int64_t w, const Params& p, Rng& rng) {
   if (kind == Kind::nodule) {
     const double r = rng.uniform(p.nodule_radius[0], p.nodule_radius[1]) * scale;
     const double cx = rng.uniform(f.x0, f.x1) * static_cast<double>(w), cy = rng.uniform(f.y0, f.y1) * static_cast<double>(h);
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x) {
+    const Window win = window(cx, cy, r + 1, h, w);
+    for (int64_t y = win.y0; y < win.y1; ++y)
+      for (int64_t x = win.x0; x < win.x1; ++x) {
         const double dx = static_cast<double>(x) + 0.5 - cx, dy = static_cast<double>(y) + 0.5 - cy;
         const double q = (dx * dx + dy * dy) / (r * r);
         if (q <= 1) {
@@ -117,13 +148,14 @@ Lesion draw(Kind kind, int64_t h, int64_t w, const Params& p, Rng& rng) {
     for (int b = 0; b < blobs; ++b) {
       const double bx = cx + rng.uniform(-0.3, 0.3) * size, by = cy + rng.uniform(-0.3, 0.3) * size;
       const double br = rng.uniform(0.2, 0.35) * size;
-      for (int64_t y = 0; y < h; ++y)
-        for (int64_t x = 0; x < w; ++x) {
+      const Window win = window(bx, by, br + 1, h, w);
+      for (int64_t y = win.y0; y < win.y1; ++y)
+        for (int64_t x = win.x0; x < win.x1; ++x) {
           const double dx = static_cast<double>(x) + 0.5 - bx, dy = static_cast<double>(y) + 0.5 - by;
           if (dx * dx + dy * dy <= br * br) region[static_cast<size_t>(y * w + x)] = 1.f;
         }
     }
-    const auto soft = blur(region, h, w, 3 * scale);
+    const auto soft = blur_window(region, h, w, 3 * scale, window(cx, cy, 0.7 * size + 12 * scale, h, w));
     const auto tex = value_noise(h, w, std::max<int64_t>(4, static_cast<int64_t>(std::lround(static_cast<double>(w) / (size / 4)))), rng);
     for (size_t k = 0; k < n; ++k) {
       l.mask[k] = region[k] > 0.5f;
@@ -148,7 +180,9 @@ Lesion draw(Kind kind, int64_t h, int64_t w, const Params& p, Rng& rng) {
           depth[static_cast<size_t>(y * w + x)] = static_cast<float>((yc - top) / (base - top + 1e-9));
         }
       }
-    const auto soft = blur(region, h, w, 2 * scale);
+    const auto soft = blur_window(region, h, w, 2 * scale,
+                                  Window{0, h, static_cast<int64_t>(std::min(lateral, medial)) - 8,
+                                         static_cast<int64_t>(std::max(lateral, medial)) + 9}.clipped(h, w));
     for (size_t k = 0; k < n; ++k) {
       l.mask[k] = region[k] > 0.5f;
       l.profile[k] = soft[k] * (0.7f + 0.3f * depth[k]);

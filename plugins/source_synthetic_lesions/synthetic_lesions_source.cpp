@@ -63,6 +63,8 @@ std::array<double, 2> range_of(const std::vector<double>& v) { return {v[0], v.s
 void SyntheticLesionsOptions::visit(OptionVisitor& v) {
   v("source", source, "config table of the Source whose images get lesions (e.g. an nih table)",
     Check::required_non_empty());
+  v("split", split, "keep only these splits of the wrapped source: all, train, val, test or a '+' join (a "
+    "test-only benchmark need not draw lesions into the training images)", Check::required_non_empty());
   v("fraction", fraction, "share of the images that get a lesion (picked per image id from the seed)",
     Check::range(0, 1));
   v("kinds", kinds, "lesion kinds drawn (one per lesioned image, picked per id)", Check::choice(kKindNames));
@@ -145,9 +147,9 @@ SyntheticLesionsSource::SyntheticLesionsSource(Options options, std::shared_ptr<
   uint64_t h = stable_hash(kVersion);
   auto add = [&h](const std::string& line) { h = mix_seed(h, stable_hash(line)); };
   add(inner_->fingerprint());
-  add(fmt::format("fraction={} kinds={} contrast={},{} nodule={},{} consolidation={},{} effusion={},{} one_class={} "
+  add(fmt::format("split={} fraction={} kinds={} contrast={},{} nodule={},{} consolidation={},{} effusion={},{} one_class={} "
                   "seed={}",
-                  opts_.fraction, fmt::join(opts_.kinds, "/"), contrast[0], contrast[1], nr[0], nr[1], cs[0], cs[1],
+                  opts_.split, opts_.fraction, fmt::join(opts_.kinds, "/"), contrast[0], contrast[1], nr[0], nr[1], cs[0], cs[1],
                   eh[0], eh[1], opts_.one_class, opts_.seed));
   fingerprint_ = fmt::format("{:016x}", h);
   dir_ = opts_.out_dir.empty() ? cache_root / fmt::format("synthetic_lesions-{}", fingerprint_.substr(0, 12))
@@ -175,7 +177,14 @@ SyntheticLesionsSource::SyntheticLesionsSource(Options options, std::shared_ptr<
   std::string boxes_csv = "image,label,x,y,w,h\n";
   std::string lesions_csv = "id,split,kind,contrast,where,x,y,w,h,mask_pixels\n";
   const int none = chexpert_index("No Finding");
-  for (const Sample& in : inner_->samples()) {
+  std::vector<const Sample*> selected;
+  try {
+    selected = inner_->split(opts_.split);
+  } catch (const Error& e) {
+    throw ConfigError(fmt::format("[{}].split = \"{}\": {}", where, opts_.split, e.what()));
+  }
+  for (const Sample* in_ptr : selected) {
+    const Sample& in = *in_ptr;
     Sample s = in;
     lesions::Rng rng(mix_seed(static_cast<uint64_t>(opts_.seed), stable_hash(in.id)));
     const bool lesioned = rng.uniform() < opts_.fraction;

@@ -24,6 +24,7 @@ namespace daug::plugins {
 
 struct SyntheticLesionsOptions {
   std::string source;                                                ///< table of the wrapped Source
+  std::string split = "all";  ///< keep only these splits of the wrapped source ("test", "train+val", "all")
   double fraction = 0.5;                                             ///< share of images that get a lesion
   std::vector<std::string> kinds = {"nodule", "consolidation", "effusion"};
   std::vector<double> contrast = {0.15, 0.5};                        ///< [lo, hi] uniform, or [c] fixed
