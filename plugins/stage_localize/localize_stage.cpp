@@ -44,15 +44,18 @@ void LocalizeOptions::visit(OptionVisitor& v) {
 LocalizeStage::LocalizeStage(Options opts, std::shared_ptr<Source> data)
     : opts_(std::move(opts)), data_(std::move(data)), truth_(data_ ? localization_truth(*data_) : nullptr) {
   check_options(opts_, "[localize]");
-  DAUG_CHECK_AS(ConfigError, truth_ != nullptr, "[localize].data: the Source has no ground-truth boxes or masks");
+  DAUG_CHECK_AS(ConfigError, truth_ != nullptr && !truth_->truth_boxes().empty(),
+                "[localize].data: the Source has no ground-truth boxes or masks");
 }
 
 std::shared_ptr<Stage> LocalizeStage::create(Options opts, BuildContext& ctx) {
   auto data = ctx.component<Source>(opts.data);
-  if (!localization_truth(*data))
+  // A Source may implement LocalizationTruth and still have nothing for this data (nih without a boxes file).
+  const LocalizationTruth* truth = localization_truth(*data);
+  if (!truth || truth->truth_boxes().empty())
     throw ConfigError(fmt::format(
         "{}: table [{}] ({}) has no ground-truth boxes or masks; the localize stage needs a Source that implements "
-        "daug::LocalizationTruth (e.g. plugin \"nih\" with a boxes.csv, or \"synthetic_lesions\")",
+        "daug::LocalizationTruth and has boxes (e.g. plugin \"nih\" with a boxes.csv, or \"synthetic_lesions\")",
         ctx.where("data"), opts.data, data->describe()));
   ctx.component<Stage>(opts.heatmaps_stage);  // its heatmaps.index is read in run()
   return std::make_shared<LocalizeStage>(std::move(opts), std::move(data));

@@ -131,8 +131,8 @@ void ReportStage::run(StageContext& ctx) {
             "(e.g. NIH ChestX-ray14); its report text was generated from the image labels, so report→image "
             "retrieval here measures label matching, not free-text understanding.</div>\n";
 
-  // 1. Metric tables.
-  body += "<h2>Evaluation</h2>\n";
+  // 1. Metric tables (none when evaluate_stage = "", e.g. a heatmaps + localize pipeline).
+  if (!opts_.evaluate_stage.empty()) body += "<h2>Evaluation</h2>\n";
   const auto tables = artifact(opts_.evaluate_stage, artifacts::kTables);
   const auto examples_file = artifact(opts_.evaluate_stage, artifacts::kRetrievalExamples);
   nlohmann::json examples;
@@ -140,7 +140,7 @@ void ReportStage::run(StageContext& ctx) {
     body += html::markdown(read_file(tables));
     if (!examples_file.empty() && std::filesystem::exists(examples_file))
       examples = nlohmann::json::parse(read_file(examples_file));
-  } else {
+  } else if (!opts_.evaluate_stage.empty()) {
     body += "<p class=\"muted\">No evaluate stage ran in this pipeline (table [" + html::escape(opts_.evaluate_stage) +
             "]).</p>\n";
   }
@@ -217,8 +217,9 @@ void ReportStage::run(StageContext& ctx) {
   }
 
   // 5. Retrieval examples.
-  body += "<h2>Retrieval examples (report → image)</h2>\n";
-  if (!examples.is_array() || examples.empty()) body += "<p class=\"muted\">No retrieval examples.</p>\n";
+  if (!opts_.evaluate_stage.empty()) body += "<h2>Retrieval examples (report → image)</h2>\n";
+  if ((!examples.is_array() || examples.empty()) && !opts_.evaluate_stage.empty())
+    body += "<p class=\"muted\">No retrieval examples.</p>\n";
   for (size_t e = 0; examples.is_array() && e < examples.size() && static_cast<int64_t>(e) < opts_.examples; ++e) {
     const auto& x = examples[e];
     const auto qlabels = x["labels"].get<std::vector<std::string>>();

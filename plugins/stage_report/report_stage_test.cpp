@@ -135,4 +135,7 @@ TEST(Report, LocalizeSectionShowsTheTableAndGroundTruthOverlays) {
   // a configured localize stage that did not run: a note, not an error
   EXPECT_NE(page.find("<h2>Localisation [localize_other]</h2>\n<p class=\"muted\">The stage did not run"),
             std::string::npos);
+  // evaluate_stage = "": no evaluation or retrieval sections
+  EXPECT_EQ(page.find("<h2>Evaluation</h2>"), std::string::npos);
+  EXPECT_EQ(page.find("Retrieval examples"), std::string::npos);
 }
