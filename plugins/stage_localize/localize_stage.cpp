@@ -180,12 +180,16 @@ void LocalizeStage::run(StageContext& ctx) {
   eo.draws = opts_.bootstrap_draws;
   eo.seed = static_cast<uint64_t>(opts_.bootstrap_seed);
   loc::Evaluation ev(eo);
-  int64_t missing = 0, invalid = 0, masked = 0, overlays = 0;
+  int64_t missing = 0, invalid = 0, masked = 0;
   std::vector<std::string> first_missing, first_invalid;
   std::map<std::string, loc::Map> heat_of;
-  const auto overlay_dir = ctx.output(artifacts::kOverlays);
-  std::filesystem::remove_all(overlay_dir);  // a re-run writes them afresh (hit/miss is in the name)
-  std::filesystem::create_directories(overlay_dir);
+  struct OverlayJob {
+    const Sample* sample;
+    const loc::Map* heat;
+    const std::vector<const TruthBox*>* boxes;
+    std::string file;
+  };
+  std::vector<OverlayJob> jobs;  // drawn by the main rank with the other writes
   for (const auto& [key, bx] : boxes) {
     auto f = files.find(key.id);
     if (f == files.end() || !std::filesystem::exists(f->second)) {
@@ -214,12 +218,9 @@ void LocalizeStage::run(StageContext& ctx) {
     for (const TruthBox* b : bx) lb.push_back({b->x, b->y, b->w, b->h});
     const loc::Result r = ev.add_boxes(key.id, key.label, lb, bx.front()->image_w, h->second);
     auto s = samples.find(key.id);
-    if (overlays < opts_.overlays && s != samples.end()) {
-      const auto png =
-          overlay_dir / fmt::format("{}_{}_{}.png", key.id, file_safe(key.label), r.pointing ? "hit" : "miss");
-      data::save_png(png, overlay(*s->second, h->second, bx, truth_->truth_mask(key.id), opts_.overlay_size));
-      ++overlays;
-    }
+    if (static_cast<int64_t>(jobs.size()) < opts_.overlays && s != samples.end())
+      jobs.push_back({s->second, &h->second, &bx,
+                      fmt::format("{}_{}_{}.png", key.id, file_safe(key.label), r.pointing ? "hit" : "miss")});
   }
   const int64_t total = static_cast<int64_t>(boxes.size());
   if (missing > 0 && (ctx.strict || ev.pairs() == 0))
@@ -260,6 +261,12 @@ void LocalizeStage::run(StageContext& ctx) {
     write_file_atomic(ctx.output("paired_items"), out.paired_items);
     write_file_atomic(ctx.output(artifacts::kMetrics), out.metrics);
     write_file_atomic(ctx.output(artifacts::kSummary), out.md);
+    const auto overlay_dir = ctx.output(artifacts::kOverlays);
+    std::filesystem::remove_all(overlay_dir);  // a re-run writes them afresh (hit/miss is in the name)
+    std::filesystem::create_directories(overlay_dir);
+    for (const auto& j : jobs)
+      data::save_png(overlay_dir / j.file,
+                     overlay(*j.sample, *j.heat, *j.boxes, truth_->truth_mask(j.sample->id), opts_.overlay_size));
   });
   log::info("{}", out.md);
 }
