@@ -337,4 +337,23 @@ TEST(NihBoxes, BadRowsNameFileAndLine) {
   expect_error_contains([&] { NihSource s(o); }, {"missing.csv' does not exist"});
 }
 
+TEST(NihBoxes, TheBoxesFileEntersTheFingerprint) {
+  // Same labels.csv and images; boxes.csv rewritten with one digit changed, same size and mtime: only its contents
+  // differ, and the fingerprint must see it.
+  TempDir tmp;
+  std::filesystem::copy_file(std::filesystem::path(kDev) / "labels.csv", tmp / "labels.csv");
+  NihSource::Options o;
+  o.common.root = tmp.path().string();
+  o.images_dir = kDev + "/images";
+  daug::testing::write_text(tmp / "boxes.csv", "image,label,x,y,w,h\n00000072_000.png,Atelectasis,1,2,3,4\n");
+  const auto mtime = std::filesystem::last_write_time(tmp / "boxes.csv");
+  const std::string fa = NihSource(o).fingerprint();
+  EXPECT_EQ(NihSource(o).fingerprint(), fa);
+  daug::testing::write_text(tmp / "boxes.csv", "image,label,x,y,w,h\n00000072_000.png,Atelectasis,1,2,3,5\n");
+  std::filesystem::last_write_time(tmp / "boxes.csv", mtime);
+  NihSource b(o);
+  EXPECT_DOUBLE_EQ(b.truth_boxes().at(0).h, 5);
+  EXPECT_NE(b.fingerprint(), fa);
+}
+
 }  // namespace
