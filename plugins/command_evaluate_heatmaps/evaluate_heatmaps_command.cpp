@@ -2,19 +2,21 @@
 //
 //   daug evaluate-heatmaps --heatmaps DIR --boxes boxes.csv [--target NAME] [--direction +|-] [--suffix S]
 //                          [--box-image-size 1024] [--threshold 0.5] [--iobb 0.1] [--out DIR] [--strict]
+//                          [--masks DIR] [--bootstrap-draws 1000] [--bootstrap-seed 0]
 //
 // boxes.csv: columns image,label,x,y,w,h (pixels of a --box-image-size square image; `image` is a file name or id,
 // its extension is dropped), or NIH's BBox_List_2017.csv (Image Index, Finding Label, Bbox [x, y, w, h]).
 // Heatmaps (.npy, [H,W] or [C,H,W], any resolution) are found through DIR/index.csv, the index the heatmaps stage
-// publishes (its `file` column), or as DIR/<id><suffix> with --suffix. Definitions: heatmap_localization.h.
+// publishes (its `file` column), or as DIR/<id><suffix> with --suffix. Definitions: libs/localization.
 #include "evaluate_heatmaps_command.h"
-#include "heatmap_localization.h"
 
 #include <daug/artifact.h>
 #include <daug/checkpoint.h>
 #include <daug/data/csv.h>
 #include <daug/data/npy.h>
 #include <daug/error.h>
+#include <daug/localization/evaluation.h>
+#include <daug/localization/load.h>
 #include <daug/register.h>
 
 #include <ATen/ATen.h>
@@ -41,6 +43,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: daug evaluate-heatmaps --heatmaps DIR --boxes boxes.csv [--target NAME] [--direction +|-] [--suffix S]\n"
     "                              [--box-image-size 1024] [--threshold 0.5] [--iobb 0.1] [--out DIR] [--strict]\n"
+    "                              [--masks DIR] [--bootstrap-draws 1000] [--bootstrap-seed 0]\n"
     "Boxes must be finite and inside the image (0.5 px slack). Heatmaps with NaN/Inf values are left out and counted\n"
     "(--strict: an error, as a missing heatmap is).\n"
     "boxes.csv: image,label,x,y,w,h in pixels of the --box-image-size square image (NIH BBox_List_2017.csv works as "
@@ -48,14 +51,18 @@ constexpr const char* kUsage =
     "Heatmaps are found through DIR/index.csv (written by the heatmaps stage; --target/--direction pick rows when an\n"
     "id has several), or as DIR/<id><suffix> with --suffix (a directory without an index).\n"
     "Reports per label and overall: pointing-game hit rate, IoBB > --iobb hit rate after thresholding the min-max\n"
-    "heatmap at --threshold (IoBB = |detected box ∩ GT box| / |detected box|, ChestX-ray8), and the chance rate.\n"
-    "Writes localization.md/.csv/.json into --out (default: the heatmap directory).\n";
+    "heatmap at --threshold (IoBB = |detected box ∩ GT box| / |detected box|, ChestX-ray8), and the chance rate,\n"
+    "each beside the same metrics of uniform noise and a centred Gaussian (sigma = side/4) on the same boxes, with\n"
+    "percentile bootstrap 95% CIs of the hit rates. --masks DIR adds pixel AUROC and best Dice against DIR/<id>.npy\n"
+    "masks (H x W, nonzero = finding; brought to the heatmap grid by area fraction >= 0.5).\n"
+    "Writes localization.md/.csv/.json and paired_items.json into --out (default: the heatmap directory).\n";
 
 constexpr double kBoxSlack = 0.5;  // pixels a box may extend past the image edge
 
 struct Args {
-  std::string heatmaps, boxes, suffix, target, direction, out;
+  std::string heatmaps, boxes, suffix, target, direction, out, masks;
   double box_size = 1024, threshold = 0.5, iobb = 0.1;
+  int64_t draws = 1000, seed = 0;
   bool strict = false, help = false;
 };
 
@@ -68,7 +75,11 @@ Args parse(const std::vector<std::string>& args) {
       "suffix", po::value(&a.suffix), "read DIR/<id><suffix> instead of DIR/index.csv")(
       "box-image-size", po::value(&a.box_size), "box image size in pixels")("threshold", po::value(&a.threshold),
                                                                             "threshold on the min-max heatmap")(
-      "iobb", po::value(&a.iobb), "IoBB hit threshold")("out", po::value(&a.out), "output directory")(
+      "iobb", po::value(&a.iobb), "IoBB hit threshold")("masks", po::value(&a.masks),
+                                                        "directory of <id>.npy masks (pixel AUROC, best Dice)")(
+      "bootstrap-draws", po::value(&a.draws), "bootstrap draws of the hit-rate CIs")(
+      "bootstrap-seed", po::value(&a.seed), "bootstrap seed (also of the noise reference map)")(
+      "out", po::value(&a.out), "output directory")(
       "strict", po::bool_switch(&a.strict), "fail when a boxed image has no heatmap or one with NaN/Inf values");
   try {
     po::variables_map vm;
@@ -87,6 +98,10 @@ Args parse(const std::vector<std::string>& args) {
   DAUG_CHECK_AS(ConfigError, a.threshold >= 0 && a.threshold <= 1, "--threshold must be in [0, 1], but got ",
                 a.threshold);
   DAUG_CHECK_AS(ConfigError, a.iobb >= 0 && a.iobb < 1, "--iobb must be in [0, 1), but got ", a.iobb);
+  DAUG_CHECK_AS(ConfigError, a.draws >= 1, "--bootstrap-draws must be >= 1, but got ", a.draws);
+  DAUG_CHECK_AS(ConfigError, a.seed >= 0, "--bootstrap-seed must be >= 0, but got ", a.seed);
+  DAUG_CHECK_AS(DataError, a.masks.empty() || std::filesystem::is_directory(a.masks),
+                "daug evaluate-heatmaps: --masks ", a.masks, " is not a directory");
   DAUG_CHECK_AS(ConfigError, a.direction.empty() || a.direction == "+" || a.direction == "-",
                 "--direction must be + or -, but got '", a.direction, "'");
   DAUG_CHECK_AS(ConfigError, a.suffix.empty() || (a.target.empty() && a.direction.empty()),
@@ -101,18 +116,6 @@ Args parse(const std::vector<std::string>& args) {
 struct Key {
   std::string id, label;
   bool operator<(const Key& o) const { return std::tie(id, label) < std::tie(o.id, o.label); }
-};
-
-struct Tally {
-  int64_t n = 0, pointing = 0, iobb_hits = 0;
-  double iobb_sum = 0, chance_sum = 0;
-  void add(const loc::Result& r, double t) {
-    ++n;
-    pointing += r.pointing;
-    iobb_hits += r.best_iobb > t;
-    iobb_sum += r.best_iobb;
-    chance_sum += r.chance;
-  }
 };
 
 }  // namespace
@@ -166,10 +169,15 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
   }
   DAUG_CHECK_AS(DataError, !boxes.empty(), a.boxes, ": no boxes");
 
-  std::map<std::string, Tally> per_label;
-  Tally overall;
-  int64_t missing = 0, invalid = 0;
+  loc::EvaluationOptions eo;
+  eo.threshold = a.threshold;
+  eo.iobb = a.iobb;
+  eo.draws = a.draws;
+  eo.seed = a.seed;
+  loc::Evaluation ev(eo);
+  int64_t missing = 0, invalid = 0, scored = 0;
   std::vector<std::string> first_missing, first_invalid;
+  std::map<std::string, loc::Map> heat_of;  // valid heatmaps by id, for the masks
   for (const auto& [key, bx] : boxes) {
     const auto path = files.find(key.id);
     if (path.empty() || !std::filesystem::exists(path)) {
@@ -177,31 +185,26 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
       if (first_missing.size() < 5) first_missing.push_back(path.empty() ? key.id + " (not in the index)" : path.string());
       continue;
     }
-    at::Tensor t = data::load_npy(path).to(at::kFloat);
-    if (t.dim() == 3) t = t.select(0, 0);
-    DAUG_CHECK_AS(DataError, t.dim() == 2 && t.numel() > 0, path.string(), ": a heatmap must be [H,W] or [C,H,W], "
-                  "but the file holds shape ", t.sizes());
-    t = t.contiguous();
+    loc::LoadedHeatmap h = loc::load_heatmap(path);
     // A NaN/Inf map has no meaningful maximum (NaN compares false, so the argmax stays at pixel 0 and a box there
     // scores a hit): counted as invalid and left out of every rate.
-    const int64_t bad = t.numel() - at::isfinite(t).sum().item<int64_t>();
-    if (bad > 0) {
+    if (h.nonfinite > 0) {
       ++invalid;
       if (first_invalid.size() < 5)
-        first_invalid.push_back(fmt::format("{} ({} of {} values NaN/Inf)", path.string(), bad, t.numel()));
+        first_invalid.push_back(
+            fmt::format("{} ({} of {} values NaN/Inf)", path.string(), h.nonfinite, h.map.v.size()));
       continue;
     }
-    loc::Map m{t.size(0), t.size(1), std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel())};
-    const auto r = loc::evaluate(m, bx, a.box_size, a.threshold);
-    per_label[key.label].add(r, a.iobb);
-    overall.add(r, a.iobb);
+    ev.add_boxes(key.id, key.label, bx, a.box_size, h.map);
+    ++scored;
+    heat_of.emplace(key.id, std::move(h.map));
   }
   const int64_t total = static_cast<int64_t>(boxes.size());
-  if (missing > 0 && (a.strict || overall.n == 0))
+  if (missing > 0 && (a.strict || scored == 0))
     throw DataError(fmt::format("daug evaluate-heatmaps: {} of {} boxed image/label pairs have no heatmap ({}); "
                                 "first missing: {}{}", missing, total, files.describe(),
                                 fmt::join(first_missing, ", "), a.strict ? " (--strict)" : ""));
-  if (invalid > 0 && (a.strict || overall.n == 0))
+  if (invalid > 0 && (a.strict || scored == 0))
     throw DataError(
         fmt::format("daug evaluate-heatmaps: {} of {} boxed image/label pairs have a heatmap with NaN/Inf "
                     "values ({}); first: {}{}",
@@ -212,42 +215,55 @@ int EvaluateHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCo
                "first: {}\n",
                invalid, total, fmt::join(first_invalid, ", "));
 
-  auto rate = [](int64_t k, int64_t n) { return n ? static_cast<double>(k) / static_cast<double>(n) : 0.0; };
-  std::string md = fmt::format(
-      "### Heatmap localisation\n\nHeatmaps {} vs boxes `{}` ({}×{} px box images). Threshold {} on the "
-      "min-max heatmap; IoBB hit = IoBB > {}.\n\n| Label | N | Pointing hit rate | IoBB>{} hit rate | Mean IoBB | "
-      "Chance (box area fraction) |\n|---|---:|---:|---:|---:|---:|\n",
-      files.describe(), a.boxes, a.box_size, a.box_size, a.threshold, a.iobb, a.iobb);
-  std::string csv = "label,n,pointing_hit_rate,iobb_hit_rate,mean_iobb,chance\n";
-  nlohmann::json js;
-  auto emit = [&](const std::string& name, const Tally& t) {
-    const double pr = rate(t.pointing, t.n), ir = rate(t.iobb_hits, t.n);
-    const double mi = t.n ? t.iobb_sum / t.n : 0, chance = t.n ? t.chance_sum / t.n : 0;
-    md += fmt::format("| {} | {} | {:.4f} | {:.4f} | {:.4f} | {:.4f} |\n", name, t.n, pr, ir, mi, chance);
-    csv += fmt::format("{},{},{:.6f},{:.6f},{:.6f},{:.6f}\n", name, t.n, pr, ir, mi, chance);
-    js[name] = {{"n", t.n}, {"pointing_hit_rate", pr}, {"iobb_hit_rate", ir}, {"mean_iobb", mi}, {"chance", chance}};
-  };
-  for (const auto& l : label_order)
-    if (per_label.count(l)) emit(l, per_label[l]);
-  emit("Overall", overall);
-  md += "\nPointing game: the heatmap's maximum (pixel centre, rescaled to box coordinates) lies in a box of that image "
-        "and label. IoBB (Wang et al., ChestX-ray8): area(B ∩ G) / area(B), B = bounding box of the largest "
-        "8-connected region of the thresholded min-max heatmap, G = the best-matching ground-truth box. Chance: the "
-        "fraction of the image the boxes cover (the pointing-game rate of a uniformly random point).\n";
+  // Masks: <masks>/<id>.npy for every boxed image with a valid heatmap.
+  int64_t no_mask = 0;
+  std::vector<std::string> first_no_mask;
+  if (!a.masks.empty()) {
+    for (const auto& [id, heat] : heat_of) {
+      const auto mp = std::filesystem::path(a.masks) / (id + ".npy");
+      if (!std::filesystem::exists(mp)) {
+        ++no_mask;
+        if (first_no_mask.size() < 5) first_no_mask.push_back(mp.string());
+        continue;
+      }
+      const loc::Mask m = loc::load_mask(mp);
+      ev.add_mask(id, heat, loc::mask_to_grid(m.v, m.h, m.w, heat.h, heat.w));
+    }
+    if (no_mask > 0 && (a.strict || ev.masked_images() == 0))
+      throw DataError(fmt::format("daug evaluate-heatmaps: {} of {} images have no mask in --masks {}; first: {}{}",
+                                  no_mask, heat_of.size(), a.masks, fmt::join(first_no_mask, ", "),
+                                  a.strict ? " (--strict)" : ""));
+  }
+
+  loc::EvaluationText text;
+  text.source = fmt::format("Heatmaps {} vs boxes `{}` ({}×{} px box images){}", files.describe(), a.boxes, a.box_size,
+                            a.box_size, a.masks.empty() ? "" : fmt::format(" and masks `{}`", a.masks));
   if (missing > 0)
-    md += fmt::format("\n{} of {} boxed image/label pairs were skipped: no heatmap (first: {}).\n", missing, total,
-                      fmt::join(first_missing, ", "));
+    text.notes.push_back(fmt::format("{} of {} boxed image/label pairs were skipped: no heatmap (first: {}).", missing,
+                                     total, fmt::join(first_missing, ", ")));
   if (invalid > 0)
-    md += fmt::format(
-        "\n{} of {} boxed image/label pairs were left out: their heatmap holds NaN/Inf values (first: "
-        "{}).\n",
-        invalid, total, fmt::join(first_invalid, ", "));
-  js["_info"] = {{"threshold", a.threshold}, {"iobb", a.iobb},     {"box_image_size", a.box_size},
-                 {"missing", missing},       {"invalid", invalid}, {"pairs", total}};
+    text.notes.push_back(
+        fmt::format("{} of {} boxed image/label pairs were left out: their heatmap holds NaN/Inf values (first: {}).",
+                    invalid, total, fmt::join(first_invalid, ", ")));
+  if (no_mask > 0)
+    text.notes.push_back(fmt::format("{} of {} images have no mask and are left out of the pixel table (first: {}).",
+                                     no_mask, heat_of.size(), fmt::join(first_no_mask, ", ")));
+  const std::map<std::string, double> info = {{"threshold", a.threshold},
+                                              {"iobb", a.iobb},
+                                              {"box_image_size", a.box_size},
+                                              {"missing", static_cast<double>(missing)},
+                                              {"invalid", static_cast<double>(invalid)},
+                                              {"pairs", static_cast<double>(total)},
+                                              {"no_mask", static_cast<double>(no_mask)},
+                                              {"bootstrap_draws", static_cast<double>(a.draws)},
+                                              {"bootstrap_seed", static_cast<double>(a.seed)}};
+  const loc::EvaluationFiles out = ev.render(label_order, text, info);
+  const std::string& md = out.md;
   std::filesystem::create_directories(a.out);
   write_file_atomic(std::filesystem::path(a.out) / "localization.md", md);
-  write_file_atomic(std::filesystem::path(a.out) / "localization.csv", csv);
-  write_file_atomic(std::filesystem::path(a.out) / "localization.json", js.dump(2));
+  write_file_atomic(std::filesystem::path(a.out) / "localization.csv", out.csv);
+  write_file_atomic(std::filesystem::path(a.out) / "localization.json", out.json);
+  write_file_atomic(std::filesystem::path(a.out) / "paired_items.json", out.paired_items);
   fmt::print("{}", md);
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <set>
@@ -40,6 +41,9 @@ void NihSourceOptions::visit(OptionVisitor& v) {
   v("views", views, "keep only these view positions (e.g. [\"PA\"]); empty = all views");
   v("generate_reports", generate_reports,
     "generate report-style text from the labels (NIH has no reports; Sample::report_generated is set)");
+  v("boxes", boxes,
+    "ground-truth boxes CSV (image,label,x,y,w,h in pixels of the 256-px images; label in the NIH spelling and "
+    "positive for that image), relative to root or absolute; \"\" = root/boxes.csv if it exists, else none");
 }
 
 namespace {
@@ -272,6 +276,9 @@ NihSource::NihSource(Options o) : OptionsListSource(std::move(o), "nih") {
   }
   const int64_t p_train = opts_.split_percent[0], p_val = opts_.split_percent[1];
 
+  std::map<std::string, std::vector<std::string>> findings_of;  // for the boxes: NIH findings per image id
+  std::set<std::string> in_csv;                                 // every image id of the label CSV
+  for (size_t r = 0; r < t.rows(); ++r) in_csv.insert(stem_of(t.at(r, c_image)));
   data::ProblemList not_listed("images in neither split list");
   data::TextCheck text(fmt::format("nih({})", csv_path_), opts_.common.strict);
   for (size_t r = 0; r < t.rows(); ++r) {
@@ -342,6 +349,7 @@ NihSource::NihSource(Options o) : OptionsListSource(std::move(o), "nih") {
         s.split = bucket < p_train ? "train" : bucket < p_train + p_val ? "val" : "test";
       }
     }
+    findings_of[s.id] = found;
     if (opts_.generate_reports) {
       s.report = nih_report(s.id, found);
       s.report_generated = true;
@@ -352,15 +360,60 @@ NihSource::NihSource(Options o) : OptionsListSource(std::move(o), "nih") {
   if (!not_listed.empty())
     log::warn("nih: skipped {} (not in train_val_list or test_list)", not_listed.summary());
   data::finalize_samples(samples_, opts_.common, fmt::format("nih({})", csv_path_));
+  // Boxes: only when there is a file, so that a source without one keeps its label files (and fingerprint).
+  const std::filesystem::path boxes = opts_.boxes.empty() ? root / "boxes.csv" : data::resolve_under(root, opts_.boxes);
+  if (!opts_.boxes.empty() || std::filesystem::exists(boxes)) {
+    DAUG_CHECK_AS(DataError, std::filesystem::exists(boxes), where, ".boxes: '", boxes.string(), "' does not exist");
+    label_files_.push_back(boxes);
+    read_boxes(boxes, findings_of, in_csv);
+  }
   if (opts_.generate_reports)
     log::info("nih: the reports are GENERATED from the NIH labels (NIH ChestX-ray14 has no radiology reports); "
               "text-side results on this data measure label recovery, not report understanding");
 }
 
+void NihSource::read_boxes(const std::filesystem::path& path,
+                           const std::map<std::string, std::vector<std::string>>& findings,
+                           const std::set<std::string>& in_csv) {
+  const data::CsvTable t = data::CsvTable::read(path);
+  const size_t ci = t.column("image"), cl = t.column("label"), cx = t.column("x"), cy = t.column("y"),
+               cw = t.column("w"), ch = t.column("h");
+  std::set<std::string> kept;
+  for (const auto& s : samples_) kept.insert(s.id);
+  constexpr double kSlack = 0.5;  // boxes rescaled from 1024 px and rounded may pass the edge by this much
+  for (size_t r = 0; r < t.rows(); ++r) {
+    const std::string where = fmt::format("{}:{}", path.string(), t.line_of(r));
+    const std::string id = stem_of(t.at(r, ci)), label = t.at(r, cl);
+    DAUG_CHECK_AS(DataError, in_csv.count(id), where, ": image '", t.at(r, ci), "' is not in ", csv_path_);
+    if (!kept.count(id)) continue;  // listed, but left out by the view filter or the limits
+    const auto& f = findings.at(id);
+    DAUG_CHECK_AS(DataError, std::find(f.begin(), f.end(), label) != f.end(), where, ": label '", label,
+                  "' is not positive for image '", id, "' in ", csv_path_,
+                  " (positive: ", f.empty() ? std::string("none") : fmt::format("{}", fmt::join(f, ", ")), ")");
+    TruthBox b;
+    b.id = id;
+    b.label = label;
+    double* v[] = {&b.x, &b.y, &b.w, &b.h};
+    const size_t cols[] = {cx, cy, cw, ch};
+    for (int k = 0; k < 4; ++k) {
+      *v[k] = t.number(r, cols[k]);  // "<file>:<line>: column 'x' must be a number, but got '...'"
+      DAUG_CHECK_AS(DataError, std::isfinite(*v[k]), where, ": column '", t.header()[cols[k]],
+                    "' must be a finite number, but got '", t.at(r, cols[k]), "'");
+    }
+    b.image_w = b.image_h = kBoxImageSize;
+    if (!(b.w > 0 && b.h > 0) || b.x < -kSlack || b.y < -kSlack || b.x + b.w > kBoxImageSize + kSlack ||
+        b.y + b.h > kBoxImageSize + kSlack)
+      throw DataError(fmt::format("{}: box x={} y={} w={} h={} must have w, h > 0 and lie inside the {}x{} image",
+                                  where, b.x, b.y, b.w, b.h, kBoxImageSize, kBoxImageSize));
+    boxes_.push_back(std::move(b));
+  }
+}
+
 std::string NihSource::describe() const {
-  return fmt::format("nih(root={}, csv={}, {} images: {}{})", opts_.common.root,
+  return fmt::format("nih(root={}, csv={}, {} images: {}{}{})", opts_.common.root,
                      std::filesystem::path(csv_path_).filename().string(), samples_.size(),
-                     data::split_summary(samples_), opts_.generate_reports ? ", reports generated from labels" : "");
+                     data::split_summary(samples_), opts_.generate_reports ? ", reports generated from labels" : "",
+                     boxes_.empty() ? "" : fmt::format(", {} boxes", boxes_.size()));
 }
 
 }  // namespace daug::plugins

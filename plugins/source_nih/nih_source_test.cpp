@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
@@ -249,6 +250,110 @@ TEST(NihReport, EveryTemplateNamesItsFindingAndChoiceIsDeterministic) {
   EXPECT_EQ(daug::plugins::nih_to_chexpert("Hernia"), -1);
   EXPECT_EQ(daug::plugins::nih_to_chexpert("Nodule"), daug::chexpert_index("Lung Lesion"));
   EXPECT_EQ(daug::plugins::nih_to_chexpert("nodule"), -2);
+}
+
+TEST(NihBoxes, SampleWithoutBoxesKeepsItsFingerprintInputs) {
+  // The sample has no boxes.csv: the label files (whose contents enter Source::fingerprint()) are labels.csv alone,
+  // as before the boxes option, so the fingerprint and the data part of every cache key stay the same. The value is
+  // printed for a before/after comparison (it includes image mtimes, so it is not a constant of the repository).
+  NihSource src(sample_options());
+  ASSERT_EQ(src.label_files().size(), 1u);
+  EXPECT_EQ(src.label_files()[0], std::filesystem::path(kSample) / "labels.csv");
+  std::printf("nih sample fingerprint: %s\n", src.fingerprint().c_str());
+}
+
+TEST(NihBoxes, SampleHasNoBoxes) {
+  NihSource src(sample_options());
+  ASSERT_NE(daug::localization_truth(src), nullptr);
+  EXPECT_TRUE(daug::localization_truth(src)->truth_boxes().empty());
+}
+
+const std::string kDev = std::string(DAUG_SOURCE_DIR) + "/examples/data/nih-bbox-dev";
+
+TEST(NihBoxes, DevBoxesMatchTheirReadme) {
+  NihSource::Options o;
+  o.common.root = kDev;
+  NihSource src(o);
+  EXPECT_EQ(src.samples().size(), 420u);
+  const auto* truth = daug::localization_truth(src);
+  ASSERT_NE(truth, nullptr);
+  const auto& b = truth->truth_boxes();
+  ASSERT_EQ(b.size(), 477u);
+  std::map<std::string, int> per;
+  std::set<std::string> images;
+  for (const auto& x : b) {
+    ++per[x.label];
+    images.insert(x.id);
+    EXPECT_EQ(x.image_w, 256);
+    EXPECT_EQ(x.image_h, 256);
+  }
+  // README: "Boxes per label: Atelectasis 87, Cardiomegaly 70, Effusion 74, Infiltration 60, Mass 37, Nodule 38,
+  // Pneumonia 64, Pneumothorax 47"; every one of the 420 images has a box.
+  EXPECT_EQ(per, (std::map<std::string, int>{{"Atelectasis", 87},
+                                             {"Cardiomegaly", 70},
+                                             {"Effusion", 74},
+                                             {"Infiltration", 60},
+                                             {"Mass", 37},
+                                             {"Nodule", 38},
+                                             {"Pneumonia", 64},
+                                             {"Pneumothorax", 47}}));
+  EXPECT_EQ(images.size(), 420u);
+  // first row of boxes.csv: 00000072_000.png,Atelectasis,89.125925925926,141.95132275132275,31.9661375661375,...
+  EXPECT_EQ(b[0].id, "00000072_000");
+  EXPECT_DOUBLE_EQ(b[0].x, 89.125925925926);
+  EXPECT_DOUBLE_EQ(b[0].h, 20.5883597883598);
+  // the boxes file is a label file: its contents enter the fingerprint
+  ASSERT_EQ(src.label_files().size(), 2u);
+  EXPECT_EQ(src.label_files()[1], std::filesystem::path(kDev) / "boxes.csv");
+  EXPECT_TRUE(truth->truth_mask(b[0].id).empty());
+  // limits keep only the boxes of the images kept
+  o.common.limit = 3;
+  NihSource few(o);
+  std::set<std::string> kept;
+  for (const auto& s : few.samples()) kept.insert(s.id);
+  EXPECT_FALSE(few.truth_boxes().empty());
+  for (const auto& x : few.truth_boxes()) EXPECT_TRUE(kept.count(x.id)) << x.id;
+}
+
+TEST(NihBoxes, BadRowsNameFileAndLine) {
+  TempDir tmp;
+  NihSource::Options o;
+  o.common.root = kDev;
+  const std::string head = "image,label,x,y,w,h\n00000072_000.png,Atelectasis,1,2,3,4\n";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"nope.png,Atelectasis,1,2,3,4", "bad.csv:3: image 'nope.png' is not in"},
+      {"00000072_000.png,Mass,1,2,3,4", "bad.csv:3: label 'Mass' is not positive for image '00000072_000'"},
+      {"00000072_000.png,Atelectasis,x,2,3,4", "bad.csv:3: column 'x' must be a number"},
+      {"00000072_000.png,Atelectasis,nan,2,3,4", "bad.csv:3: column 'x' must be a finite number"},
+      {"00000072_000.png,Atelectasis,250,2,10,4",
+       "bad.csv:3: box x=250 y=2 w=10 h=4 must have w, h > 0 and lie inside"},
+      {"00000072_000.png,Atelectasis,1,2,0,4", "bad.csv:3: box x=1 y=2 w=0"}};
+  for (const auto& [row, want] : bad) {
+    daug::testing::write_text(tmp / "bad.csv", head + row + "\n");
+    o.boxes = (tmp / "bad.csv").string();
+    expect_error_contains([&] { NihSource s(o); }, {want});
+  }
+  o.boxes = (tmp / "missing.csv").string();
+  expect_error_contains([&] { NihSource s(o); }, {"missing.csv' does not exist"});
+}
+
+TEST(NihBoxes, TheBoxesFileEntersTheFingerprint) {
+  // Same labels.csv and images; boxes.csv rewritten with one digit changed, same size and mtime: only its contents
+  // differ, and the fingerprint must see it.
+  TempDir tmp;
+  std::filesystem::copy_file(std::filesystem::path(kDev) / "labels.csv", tmp / "labels.csv");
+  NihSource::Options o;
+  o.common.root = tmp.path().string();
+  o.images_dir = kDev + "/images";
+  daug::testing::write_text(tmp / "boxes.csv", "image,label,x,y,w,h\n00000072_000.png,Atelectasis,1,2,3,4\n");
+  const auto mtime = std::filesystem::last_write_time(tmp / "boxes.csv");
+  const std::string fa = NihSource(o).fingerprint();
+  EXPECT_EQ(NihSource(o).fingerprint(), fa);
+  daug::testing::write_text(tmp / "boxes.csv", "image,label,x,y,w,h\n00000072_000.png,Atelectasis,1,2,3,5\n");
+  std::filesystem::last_write_time(tmp / "boxes.csv", mtime);
+  NihSource b(o);
+  EXPECT_DOUBLE_EQ(b.truth_boxes().at(0).h, 5);
+  EXPECT_NE(b.fingerprint(), fa);
 }
 
 }  // namespace

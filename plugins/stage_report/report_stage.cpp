@@ -28,7 +28,9 @@ void ReportOptions::visit(OptionVisitor& v) {
   v("evaluate_stage", evaluate_stage, "evaluate stage whose tables and retrieval examples are shown");
   v("heatmap_stages", heatmap_stages, "heatmap stages whose overlay PNGs are shown (one section each)");
   v("extra_stages", extra_stages, "stages whose summary.md is included (e.g. train_classifier's AP table)");
-  v("overlays", overlays, "overlay images per heatmap stage (test images first)", Check::at_least(0));
+  v("localize_stages", localize_stages,
+    "localize stages whose localisation table and ground-truth overlays are shown (one section each)");
+  v("overlays", overlays, "overlay images per heatmap or localize stage (test images first)", Check::at_least(0));
   v("examples", examples, "retrieval examples shown", Check::at_least(0));
   v("thumb_size", thumb_size, "retrieval thumbnail side in pixels", Check::range(16, 1024));
   v("title", title, "page title");
@@ -43,6 +45,7 @@ std::shared_ptr<Stage> ReportStage::create(Options opts, BuildContext& ctx) {
   std::vector<std::string> wanted = {opts.evaluate_stage};
   wanted.insert(wanted.end(), opts.heatmap_stages.begin(), opts.heatmap_stages.end());
   wanted.insert(wanted.end(), opts.extra_stages.begin(), opts.extra_stages.end());
+  wanted.insert(wanted.end(), opts.localize_stages.begin(), opts.localize_stages.end());
   for (const auto& t : wanted)
     if (!t.empty() && ctx.config(t).exists() &&
         std::find(present.begin(), present.end(), t) == present.end()) {
@@ -128,8 +131,8 @@ void ReportStage::run(StageContext& ctx) {
             "(e.g. NIH ChestX-ray14); its report text was generated from the image labels, so report→image "
             "retrieval here measures label matching, not free-text understanding.</div>\n";
 
-  // 1. Metric tables.
-  body += "<h2>Evaluation</h2>\n";
+  // 1. Metric tables (none when evaluate_stage = "", e.g. a heatmaps + localize pipeline).
+  if (!opts_.evaluate_stage.empty()) body += "<h2>Evaluation</h2>\n";
   const auto tables = artifact(opts_.evaluate_stage, artifacts::kTables);
   const auto examples_file = artifact(opts_.evaluate_stage, artifacts::kRetrievalExamples);
   nlohmann::json examples;
@@ -137,7 +140,7 @@ void ReportStage::run(StageContext& ctx) {
     body += html::markdown(read_file(tables));
     if (!examples_file.empty() && std::filesystem::exists(examples_file))
       examples = nlohmann::json::parse(read_file(examples_file));
-  } else {
+  } else if (!opts_.evaluate_stage.empty()) {
     body += "<p class=\"muted\">No evaluate stage ran in this pipeline (table [" + html::escape(opts_.evaluate_stage) +
             "]).</p>\n";
   }
@@ -184,9 +187,39 @@ void ReportStage::run(StageContext& ctx) {
     if (files.empty()) body += "<p class=\"muted\">The overlays folder is empty.</p>\n";
   }
 
-  // 4. Retrieval examples.
-  body += "<h2>Retrieval examples (report → image)</h2>\n";
-  if (!examples.is_array() || examples.empty()) body += "<p class=\"muted\">No retrieval examples.</p>\n";
+  // 4. Localisation against ground truth, one section per localize stage: its table (heatmap rows beside the
+  // reference maps) and overlays with the boxes and mask contours; the file names say hit or miss.
+  for (const auto& t : opts_.localize_stages) {
+    body += "<h2>Localisation [" + html::escape(t) + "]</h2>\n";
+    const auto table = artifact(t, "localization");  // localization.md of the localize stage
+    if (table.empty() || !std::filesystem::exists(table)) {
+      body += "<p class=\"muted\">The stage did not run in this pipeline.</p>\n";
+      continue;
+    }
+    body += html::markdown(read_file(table));
+    const auto overlays = artifact(t, artifacts::kOverlays);
+    std::vector<std::filesystem::path> files;
+    if (!overlays.empty() && std::filesystem::is_directory(overlays))
+      for (const auto& e : std::filesystem::directory_iterator(overlays))
+        if (e.path().extension() == ".png") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    if (!files.empty())
+      body +=
+          "<p>Heatmap (hot colours) on the image; green: ground-truth boxes of the label; cyan: mask contour; "
+          "blue cross: the heatmap's maximum (the pointing game's point); hit/miss: the point is in a box.</p>\n";
+    for (size_t i = 0; i < files.size() && static_cast<int64_t>(i) < opts_.overlays; ++i) {
+      const auto stem = files[i].stem().string();
+      const bool hit = stem.size() > 4 && stem.compare(stem.size() - 4, 4, "_hit") == 0;
+      body += "<div class=\"ov\">" + png_img(read_file(files[i]), stem) + "<br><b>" + html::escape(stem) + "</b> " +
+              (hit ? "<span style=\"color:#2a9d3a\">hit</span>" : "<span style=\"color:#c0392b\">miss</span>") +
+              "</div>\n";
+    }
+  }
+
+  // 5. Retrieval examples.
+  if (!opts_.evaluate_stage.empty()) body += "<h2>Retrieval examples (report → image)</h2>\n";
+  if ((!examples.is_array() || examples.empty()) && !opts_.evaluate_stage.empty())
+    body += "<p class=\"muted\">No retrieval examples.</p>\n";
   for (size_t e = 0; examples.is_array() && e < examples.size() && static_cast<int64_t>(e) < opts_.examples; ++e) {
     const auto& x = examples[e];
     const auto qlabels = x["labels"].get<std::vector<std::string>>();

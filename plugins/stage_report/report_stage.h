@@ -1,7 +1,8 @@
 #pragma once
 /// `report` Stage: one self-contained HTML page (images inlined as base64 PNG) with the evaluation tables, the
 /// summaries of other stages (e.g. train_classifier's AP table), heatmap overlays (input | translated | heatmap)
-/// per heatmap stage, and report→image retrieval examples.
+/// per heatmap stage, localisation tables with ground-truth overlays per localize stage, and report→image retrieval
+/// examples.
 #include <daug/options.h>
 #include <daug/source.h>
 #include <daug/stage.h>
@@ -17,6 +18,7 @@ struct ReportOptions {
   std::string evaluate_stage = "evaluate";                 ///< tables + retrieval_examples.json
   std::vector<std::string> heatmap_stages = {"heatmaps"};  ///< one overlay section each
   std::vector<std::string> extra_stages = {"train_classifier", "train_clip"};  ///< their summary.md is included
+  std::vector<std::string> localize_stages;                ///< localisation table + GT-outline overlays each
   int64_t overlays = 6;                                    ///< overlay images per heatmap stage
   int64_t examples = 4;                                    ///< retrieval examples shown
   int64_t thumb_size = 128;                                ///< retrieval thumbnail side (px)

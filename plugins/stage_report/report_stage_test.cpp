@@ -92,3 +92,50 @@ TEST(Report, SelfContainedPageWithAllSections) {
   EXPECT_EQ(n, 7);
   EXPECT_NE(st.summary(tmp / "out").find("report.html"), std::string::npos);
 }
+
+TEST(Report, LocalizeSectionShowsTheTableAndGroundTruthOverlays) {
+  at::set_num_threads(1);
+  daug::testing::TempDir tmp;
+  auto src = std::make_shared<daug::testing::FakeSource>(tmp / "images", 3, 1);
+  daug::testing::write_text(tmp / "loc" / "localization.md",
+                            "### Localisation [heatmaps] vs [dev]\n\n| Label | Map | N |\n|---|---|---:|\n"
+                            "| Mass | heatmap | 2 |\n|  | centred Gaussian | 2 |\n");
+  data::save_png(tmp / "loc" / "overlays" / "a_Mass_hit.png", at::rand({3, 8, 8}));
+  data::save_png(tmp / "loc" / "overlays" / "b_Mass_miss.png", at::rand({3, 8, 8}));
+  plugins::ReportOptions o;
+  o.evaluate_stage = "";
+  o.heatmap_stages = {};
+  o.extra_stages = {};
+  o.localize_stages = {"localize", "localize_other"};
+  plugins::ReportStage st(o, src, {"localize"});
+  daug::testing::TestContext bctx;
+  std::filesystem::create_directories(tmp / "out");
+  StageContext ctx{tmp / "out",
+                   [&](const std::string& t, const std::string& name) -> std::filesystem::path {
+                     if (t == "localize" && name == "localization") return tmp / "loc" / "localization.md";
+                     if (t == "localize" && name == artifacts::kOverlays) return tmp / "loc" / "overlays";
+                     throw ConfigError("stage [" + t + "] has not run");
+                   },
+                   bctx,
+                   0,
+                   1,
+                   false,
+                   st.outputs()};
+  st.run(ctx);
+  std::ifstream in(tmp / "out" / "report.html");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string page = ss.str();
+  EXPECT_NE(page.find("<h2>Localisation [localize]</h2>"), std::string::npos) << page;
+  EXPECT_NE(page.find("<td>centred Gaussian</td>"), std::string::npos);
+  EXPECT_NE(page.find("alt=\"a_Mass_hit\""), std::string::npos);
+  EXPECT_NE(page.find("alt=\"b_Mass_miss\""), std::string::npos);
+  EXPECT_NE(page.find(">miss</span>"), std::string::npos);
+  EXPECT_NE(page.find("green: ground-truth boxes"), std::string::npos);
+  // a configured localize stage that did not run: a note, not an error
+  EXPECT_NE(page.find("<h2>Localisation [localize_other]</h2>\n<p class=\"muted\">The stage did not run"),
+            std::string::npos);
+  // evaluate_stage = "": no evaluation or retrieval sections
+  EXPECT_EQ(page.find("<h2>Evaluation</h2>"), std::string::npos);
+  EXPECT_EQ(page.find("Retrieval examples"), std::string::npos);
+}

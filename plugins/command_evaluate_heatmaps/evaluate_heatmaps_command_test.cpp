@@ -1,8 +1,9 @@
-// Localisation metrics on hand-made heatmaps and boxes, and `daug evaluate-heatmaps` end to end.
-#include "heatmap_localization.h"
-
+// `daug evaluate-heatmaps` end to end through the `daug` binary (metric definitions: libs/localization).
 #include "test_support.h"
 
+#include <daug/data/npy.h>
+
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -11,72 +12,6 @@
 #include <limits>
 #include <sstream>
 
-#ifdef DAUG_CLI_BINARY
-#include <daug/data/npy.h>
-
-#include <ATen/ATen.h>
-#endif
-
-using namespace daug::plugins::loc;
-
-namespace {
-Map grid(int64_t h, int64_t w, std::vector<float> v) { return Map{h, w, std::move(v)}; }
-}  // namespace
-
-TEST(Localization, PointingGameRescalesTheArgmax) {
-  // 4×4 map, peak at row 1, col 2; box image 8×8 → centre (x, y) = (2.5·2, 1.5·2) = (5, 3)
-  std::vector<float> v(16, 0.f);
-  v[1 * 4 + 2] = 1.f;
-  auto m = grid(4, 4, v);
-  EXPECT_TRUE(pointing_hit(m, {{4, 2, 2, 2}}, 8));
-  EXPECT_FALSE(pointing_hit(m, {{0, 0, 2, 2}}, 8));
-  EXPECT_TRUE(pointing_hit(m, {{0, 0, 2, 2}, {5, 3, 1, 1}}, 8));  // any box; edges count
-}
-
-TEST(Localization, DetectedBoxIsTheLargestBlobsBoundingBox) {
-  // 4×4: a 2×3 blob (rows 0-1, cols 0-2) and a single pixel at (3,3); S = 8 → 2 px per cell
-  std::vector<float> v(16, 0.f);
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 3; ++j) v[i * 4 + j] = 1.f;
-  v[15] = 1.f;
-  auto det = detected_box(grid(4, 4, v), 0.5, 8);
-  EXPECT_DOUBLE_EQ(det.x, 0);
-  EXPECT_DOUBLE_EQ(det.y, 0);
-  EXPECT_DOUBLE_EQ(det.w, 6);
-  EXPECT_DOUBLE_EQ(det.h, 4);
-  EXPECT_DOUBLE_EQ(iobb(det, {0, 0, 3, 4}), 12.0 / 24.0);  // intersection 3×4 over detected 6×4
-  EXPECT_DOUBLE_EQ(iobb(det, {6, 6, 2, 2}), 0.0);
-  // diagonal neighbours are connected (8-connectivity): (0,0)+(1,1) → one 2×2-cell box
-  std::vector<float> d(9, 0.f);
-  d[0] = d[4] = 1.f;
-  auto det2 = detected_box(grid(3, 3, d), 0.5, 3);
-  EXPECT_DOUBLE_EQ(det2.w, 2);
-  EXPECT_DOUBLE_EQ(det2.h, 2);
-  // a constant map detects nothing
-  EXPECT_DOUBLE_EQ(detected_box(grid(2, 2, {3, 3, 3, 3}), 0.5, 8).w, 0);
-  EXPECT_DOUBLE_EQ(iobb(Box{}, {0, 0, 1, 1}), 0.0);
-}
-
-TEST(Localization, ThresholdIsOnTheMinMaxMap) {
-  // values 10..13 → min-max 0, 1/3, 2/3, 1: threshold 0.5 keeps the last two cells (a 1×2 blob)
-  auto det = detected_box(grid(1, 4, {10, 11, 12, 13}), 0.5, 4);
-  EXPECT_DOUBLE_EQ(det.x, 2);
-  EXPECT_DOUBLE_EQ(det.w, 2);
-}
-
-TEST(Localization, UnionAreaAndChance) {
-  EXPECT_DOUBLE_EQ(union_area({{0, 0, 2, 2}, {1, 1, 2, 2}}, 10), 7.0);   // 4 + 4 − 1
-  EXPECT_DOUBLE_EQ(union_area({{0, 0, 2, 2}, {0, 0, 2, 2}}, 10), 4.0);   // duplicates
-  EXPECT_DOUBLE_EQ(union_area({{8, 8, 4, 4}}, 10), 4.0);                 // clipped to the image
-  std::vector<float> v(4, 0.f);
-  v[0] = 1.f;
-  auto r = evaluate(grid(2, 2, v), {{0, 0, 5, 5}}, 10, 0.5);
-  EXPECT_TRUE(r.pointing);
-  EXPECT_DOUBLE_EQ(r.best_iobb, 1.0);  // detected box = cell (0,0) = [0,5)² inside the box
-  EXPECT_DOUBLE_EQ(r.chance, 0.25);
-}
-
-#ifdef DAUG_CLI_BINARY
 namespace {
 std::string read(const std::filesystem::path& p) {
   std::ifstream in(p);
@@ -93,6 +28,21 @@ int evaluate(const std::string& args, const std::filesystem::path& log) {
 void expect_file_has(const std::filesystem::path& file, const std::string& needle) {
   const std::string text = read(file);
   EXPECT_NE(text.find(needle), std::string::npos) << text;
+}
+/// The fields of the first line of a CSV file that starts with `prefix` (empty if none).
+std::vector<std::string> csv_row(const std::filesystem::path& file, const std::string& prefix) {
+  std::istringstream in(read(file));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) {
+      std::vector<std::string> f;
+      std::istringstream ls(line);
+      std::string x;
+      while (std::getline(ls, x, ',')) f.push_back(x);
+      return f;
+    }
+  ADD_FAILURE() << "no row " << prefix << " in " << read(file);
+  return {};
 }
 /// Writes <dir>/index.csv as the heatmaps stage publishes it: the header, then `rows`.
 void write_index(const std::filesystem::path& dir, const std::string& rows) {
@@ -117,11 +67,23 @@ TEST(EvaluateHeatmapsCli, TablesFromTheHeatmapIndexAndClearErrors) {
   daug::testing::write_text(tmp / "boxes.csv",
                             "image,label,x,y,w,h\na.png,Mass,0,0,512,512\nb.png,Mass,0,0,512,512\n"
                             "c.png,Nodule,0,0,10,10\n");
-  const std::string args =
-      "--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "boxes.csv").string() + " --out " + (tmp / "out").string();
+  const std::string args = "--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "boxes.csv").string() +
+                           " --out " + (tmp / "out").string();
   ASSERT_EQ(evaluate(args, tmp / "log.txt"), 0) << read(tmp / "log.txt");
   // Mass: 2 pairs, pointing 1/2, IoBB: a's detected cell [0,256)² inside the box → 1; b's → 0; chance 0.25
-  expect_file_has(tmp / "out" / "localization.csv", "Mass,2,0.500000,0.500000,0.500000,0.250000");
+  // (the columns: label,map,n,pointing,ci_low,ci_high,iobb,ci_low,ci_high,mean_iobb,chance)
+  EXPECT_EQ(csv_row(tmp / "out" / "localization.csv", "Mass,heatmap,"),
+            (std::vector<std::string>{"Mass", "heatmap", "2", "0.500000", "0.000000", "1.000000", "0.500000",
+                                      "0.000000", "1.000000", "0.500000", "0.250000"}));
+  // the reference rows on the same boxes: the centred Gaussian's maximum (cell (1,1), centre (384, 384)) is in
+  // both Mass boxes; the chance column is the same on every row of a label
+  const auto g = csv_row(tmp / "out" / "localization.csv", "Mass,centred_gaussian,");
+  ASSERT_EQ(g.size(), 11u);
+  EXPECT_EQ(g[3], "1.000000");
+  EXPECT_EQ(g[10], "0.250000");
+  EXPECT_EQ(csv_row(tmp / "out" / "localization.csv", "Mass,uniform_noise,").size(), 11u);
+  expect_file_has(tmp / "out" / "localization.md", "| Mass | heatmap | 2 | 0.5000 [0.000, 1.000] |");
+  expect_file_has(tmp / "out" / "paired_items.json", "\"a|Mass\",1.0]");
   expect_file_has(tmp / "out" / "localization.md", "1 of 3 boxed image/label pairs were skipped");
   expect_file_has(tmp / "out" / "localization.md", "index.csv");
   // --strict turns the missing heatmap (listed in the index, file absent) into an error naming it
@@ -129,7 +91,8 @@ TEST(EvaluateHeatmapsCli, TablesFromTheHeatmapIndexAndClearErrors) {
   expect_file_has(tmp / "err.txt", "c_+nof.npy");
   // a bad number names file:line and column
   daug::testing::write_text(tmp / "bad.csv", "image,label,x,y,w,h\na.png,Mass,zero,0,5,5\n");
-  EXPECT_NE(evaluate("--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "bad.csv").string(), tmp / "bad.txt"), 0);
+  EXPECT_NE(evaluate("--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "bad.csv").string(), tmp / "bad.txt"),
+            0);
   expect_file_has(tmp / "bad.txt", "bad.csv:2: column 'x' must be a number, but got 'zero'");
   // --help prints the usage and succeeds
   EXPECT_EQ(evaluate("--help", tmp / "help.txt"), 0);
@@ -145,7 +108,7 @@ TEST(EvaluateHeatmapsCli, OldIndexSuffixModeAndAmbiguousIds) {
   // the 3-column index the heatmaps stage wrote before it recorded target and direction
   daug::testing::write_text(tmp / "old" / "index.csv", "id,split,file\na,test,a_+nof.npy\n");
   ASSERT_EQ(evaluate("--heatmaps " + (tmp / "old").string() + boxes, tmp / "log.txt"), 0) << read(tmp / "log.txt");
-  expect_file_has(tmp / "old" / "localization.csv", "Mass,1,1.000000");
+  expect_file_has(tmp / "old" / "localization.csv", "Mass,heatmap,1,1.000000");
   EXPECT_NE(evaluate("--heatmaps " + (tmp / "old").string() + boxes + " --target X", tmp / "t.txt"), 0);
   expect_file_has(tmp / "t.txt", "has only the columns id,split,file");
   // no index: an error that says so, or --suffix for a plain directory of <id><suffix> files
@@ -154,7 +117,7 @@ TEST(EvaluateHeatmapsCli, OldIndexSuffixModeAndAmbiguousIds) {
   expect_file_has(tmp / "n.txt", "index.csv does not exist");
   ASSERT_EQ(evaluate("--heatmaps " + (tmp / "plain").string() + boxes + " --suffix .heat.npy", tmp / "s.txt"), 0)
       << read(tmp / "s.txt");
-  expect_file_has(tmp / "plain" / "localization.csv", "Mass,1,1.000000");
+  expect_file_has(tmp / "plain" / "localization.csv", "Mass,heatmap,1,1.000000");
   // two heatmaps for one id (both directions): ambiguous until --direction picks one
   daug::data::save_npy(tmp / "both" / "a_+nof.npy", a);
   daug::data::save_npy(tmp / "both" / "a_-nof.npy", peak_at(3, 3));
@@ -163,7 +126,7 @@ TEST(EvaluateHeatmapsCli, OldIndexSuffixModeAndAmbiguousIds) {
   expect_file_has(tmp / "amb.txt", "index.csv:3: id 'a' has a second heatmap");
   ASSERT_EQ(evaluate("--heatmaps " + (tmp / "both").string() + boxes + " --direction -", tmp / "d.txt"), 0)
       << read(tmp / "d.txt");
-  expect_file_has(tmp / "both" / "localization.csv", "Mass,1,0.000000");
+  expect_file_has(tmp / "both" / "localization.csv", "Mass,heatmap,1,0.000000");
 }
 TEST(EvaluateHeatmapsCli, NanHeatmapsAreInvalidAndBadBoxesAreErrors) {
   daug::testing::TempDir tmp;
@@ -184,7 +147,7 @@ TEST(EvaluateHeatmapsCli, NanHeatmapsAreInvalidAndBadBoxesAreErrors) {
   const std::string args = hm + " --boxes " + (tmp / "boxes.csv").string() + " --out " + (tmp / "out").string();
   ASSERT_EQ(evaluate(args, tmp / "log.txt"), 0) << read(tmp / "log.txt");
   // Only a counts: 1 pair, pointing 0 (not 2/3 with the NaN and Inf maps scored as hits).
-  expect_file_has(tmp / "out" / "localization.csv", "Mass,1,0.000000");
+  expect_file_has(tmp / "out" / "localization.csv", "Mass,heatmap,1,0.000000");
   expect_file_has(tmp / "out" / "localization.md", "2 of 3 boxed image/label pairs were left out");
   expect_file_has(tmp / "out" / "localization.md", "n_+nof.npy (16 of 16 values NaN/Inf)");
   expect_file_has(tmp / "out" / "localization.json", "\"invalid\": 2");
@@ -220,4 +183,37 @@ TEST(EvaluateHeatmapsCli, NanHeatmapsAreInvalidAndBadBoxesAreErrors) {
   EXPECT_EQ(evaluate("--help", tmp / "help.txt"), 0);
   expect_file_has(tmp / "help.txt", "NaN/Inf");
 }
-#endif
+
+TEST(EvaluateHeatmapsCli, MasksGivePixelMetricsBesideTheReferenceMaps) {
+  daug::testing::TempDir tmp;
+  // a: peak at cell (0,0) of a 4×4 map; its 8×8 mask covers the top-left 2×2 pixels = exactly cell (0,0).
+  // b: a constant heatmap, a mask of its bottom-right 2×2 pixels (cell (3,3)).
+  daug::data::save_npy(tmp / "hm" / "a.npy", peak_at(0, 0));
+  daug::data::save_npy(tmp / "hm" / "b.npy", at::ones({4, 4}));
+  write_index(tmp / "hm", "a,test,a.npy,No Finding,+\nb,test,b.npy,No Finding,+\n");
+  at::Tensor ma = at::zeros({8, 8}, at::kByte), mb = at::zeros({8, 8}, at::kByte);
+  ma.slice(0, 0, 2).slice(1, 0, 2).fill_(1);
+  mb.slice(0, 6, 8).slice(1, 6, 8).fill_(255);
+  daug::data::save_npy(tmp / "masks" / "a.npy", ma);
+  daug::data::save_npy(tmp / "masks" / "b.npy", mb);
+  daug::testing::write_text(tmp / "boxes.csv", "image,label,x,y,w,h\na.png,Mass,0,0,16,16\nb.png,Mass,48,48,16,16\n");
+  const std::string args = "--heatmaps " + (tmp / "hm").string() + " --boxes " + (tmp / "boxes.csv").string() +
+                           " --box-image-size 64 --out " + (tmp / "out").string();
+  ASSERT_EQ(evaluate(args + " --masks " + (tmp / "masks").string(), tmp / "log.txt"), 0) << read(tmp / "log.txt");
+  // Pooled over both images' 32 cells: positives {1 (a), 1 (b)}, negatives 15 zeros (a) + 15 ones (b):
+  // a's positive beats 15 and ties 15 → 22.5; b's positive beats 15, ties 15 → 22.5; AUROC = 45 / (2·30) = 0.75.
+  // Per image: a 1.0, b 0.5 (constant) → 0.75. Best Dice: a is 1 at every t, b predicts nothing (0) → 0.5 at 0.05.
+  expect_file_has(tmp / "out" / "localization.md", "| heatmap | 2 | 0.7500 | 0.7500 | 0.5000 | 0.05 |");
+  expect_file_has(tmp / "out" / "localization.md", "| centred Gaussian | 2 |");
+  expect_file_has(tmp / "out" / "localization.json", "\"auroc_pooled\": 0.75");
+  // A missing mask: a note, or with --strict an error naming it.
+  std::filesystem::remove(tmp / "masks" / "b.npy");
+  ASSERT_EQ(evaluate(args + " --masks " + (tmp / "masks").string(), tmp / "log2.txt"), 0) << read(tmp / "log2.txt");
+  expect_file_has(tmp / "out" / "localization.md", "1 of 2 images have no mask");
+  EXPECT_NE(evaluate(args + " --strict --masks " + (tmp / "masks").string(), tmp / "err.txt"), 0);
+  expect_file_has(tmp / "err.txt", "b.npy");
+  EXPECT_NE(evaluate(args + " --masks " + (tmp / "nowhere").string(), tmp / "err2.txt"), 0);
+  expect_file_has(tmp / "err2.txt", "is not a directory");
+  EXPECT_NE(evaluate(args + " --bootstrap-draws 0", tmp / "err3.txt"), 0);
+  expect_file_has(tmp / "err3.txt", "--bootstrap-draws must be >= 1, but got 0");
+}

@@ -1,6 +1,6 @@
 #pragma once
-// Heatmap localisation metrics for `daug evaluate-heatmaps` (header-only, no LibTorch; tested in
-// heatmap_localization_test.cpp beside it).
+// Heatmap localisation metrics shared by `daug evaluate-heatmaps` and the `localize` stage (header-only, no
+// LibTorch; tested in heatmap_localization_test.cpp beside it).
 //
 // Definitions (Wang et al., "ChestX-ray8", CVPR 2017, §4.3 and Table 3):
 //  * Pointing game: the heatmap's maximum (first in row-major order on ties), its pixel centre rescaled to box
@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace daug::plugins::loc {
+namespace daug::loc {
 
 struct Box {
   double x = 0, y = 0, w = 0, h = 0;  ///< top-left corner and size, in box-image pixels
@@ -155,4 +155,4 @@ inline Result evaluate(const Map& m, const std::vector<Box>& boxes, double s, do
   return r;
 }
 
-}  // namespace daug::plugins::loc
+}  // namespace daug::loc
