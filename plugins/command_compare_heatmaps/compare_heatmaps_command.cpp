@@ -174,17 +174,19 @@ Localization pick_localization(const std::vector<std::pair<std::string, double>>
   auto names = [&](const std::string& k, const std::string& suffix) {
     return k == suffix || ends_with(k, "." + suffix);
   };
-  auto pick = [&](const std::string& metric, std::optional<double>& value, std::string& key) {
-    for (const std::string suffix : {"Overall." + metric, metric})
+  auto pick = [&](std::vector<std::string> suffixes, std::optional<double>& value) {
+    for (const auto& suffix : suffixes)
       for (const auto& [k, v] : flat)
         if (names(k, suffix)) {
           value = v;
-          key = k;
+          loc.keys.push_back(k);
           return;
         }
   };
-  pick("pointing_hit_rate", loc.pointing, loc.pointing_key);
-  pick("iobb_hit_rate", loc.iobb, loc.iobb_key);
+  pick({"Overall.pointing_hit_rate", "pointing_hit_rate"}, loc.pointing);
+  pick({"Overall.iobb_hit_rate", "iobb_hit_rate"}, loc.iobb);
+  pick({"pixel.auroc_pooled"}, loc.pixel_auroc);
+  pick({"pixel.best_dice"}, loc.best_dice);
   return loc;
 }
 
@@ -398,7 +400,7 @@ std::vector<Variant> sweep_variants(const Args& a, std::vector<std::string>& ski
       std::vector<std::pair<std::string, double>> flat;
       flatten(read_json(dir / kMetricsFile), "", flat);
       auto loc = pick_localization(flat);
-      if (loc.pointing || loc.iobb) {
+      if (loc.any()) {
         v.loc = loc;
         v.loc_source = "[" + t + "] metrics.json";
         break;
@@ -412,11 +414,11 @@ std::vector<Variant> sweep_variants(const Args& a, std::vector<std::string>& ski
 /// localization.json that `daug evaluate-heatmaps` writes into a heatmap directory by default.
 void read_dir_localization(Variant& v) {
   const auto file = v.heatmaps / "localization.json";
-  if (v.loc.pointing || v.loc.iobb || !std::filesystem::exists(file)) return;
+  if (v.loc.any() || !std::filesystem::exists(file)) return;
   std::vector<std::pair<std::string, double>> flat;
   flatten(read_json(file), "", flat);
   v.loc = pick_localization(flat);
-  if (v.loc.pointing || v.loc.iobb) v.loc_source = "localization.json";
+  if (v.loc.any()) v.loc_source = "localization.json";
 }
 
 /// A value for the tables: "n/a" (Markdown) or `missing` (CSV: empty) when absent or not finite.
@@ -527,12 +529,14 @@ int CompareHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCon
       "both have (matched by id, target and direction). s/image: the heatmaps stage's wall time over the images it "
       "made (metrics.json: seconds / made; includes image loading and file writes).\n\n"
       "| schedule | steps | matched | mean r | median r | min r | r undefined | s/image | speed-up | pointing | "
-      "IoBB hit | variant |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+      "IoBB hit | pixel AUROC | best Dice | variant "
+      "|\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
       R.schedule, R.name, ref_why, ref_images, R.heatmaps.string());
   std::string csv =
       "variant,schedule,steps,reference,heatmaps_dir,matched,only_variant,only_reference,pearson_valid,"
       "pearson_undefined,pearson_constant,pearson_nonfinite,pearson_mean,pearson_median,pearson_min,"
-      "seconds_per_image,images_per_s,speedup,pointing_hit_rate,iobb_hit_rate,localization_source\n";
+      "seconds_per_image,images_per_s,speedup,pointing_hit_rate,iobb_hit_rate,pixel_auroc,best_dice,localization_"
+      "source\n";
   auto csv_field = [](const std::string& s) {
     if (s.find_first_of(",\"\n") == std::string::npos) return s;
     std::string q = "\"";
@@ -552,17 +556,18 @@ int CompareHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCon
                                               ? std::optional<double>(*R.seconds_per_image / *v.seconds_per_image)
                                               : std::nullopt;
     const std::string steps = v.steps ? std::to_string(*v.steps) : "?";
-    md += fmt::format("| {}{} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", v.schedule,
+    md += fmt::format("| {}{} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", v.schedule,
                       i == *ref ? " (ref)" : "", steps, p.matched, ref_images, num(s.mean), num(s.median), num(s.min),
                       s.undefined, num(v.seconds_per_image, "{:.3f}"), num(speedup, "{:.1f}×"), num(v.loc.pointing),
-                      num(v.loc.iobb), v.name);
-    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(v.name),
-                       csv_field(v.schedule), v.steps ? std::to_string(*v.steps) : "", i == *ref ? 1 : 0,
-                       csv_field(v.heatmaps.string()), p.matched, p.only_variant, p.only_reference, s.valid,
-                       s.undefined, p.constant, p.nonfinite, num(s.mean, "{:.6f}", ""), num(s.median, "{:.6f}", ""),
-                       num(s.min, "{:.6f}", ""), num(v.seconds_per_image, "{:.6g}", ""),
-                       num(v.images_per_s, "{:.6g}", ""), num(speedup, "{:.6g}", ""), num(v.loc.pointing, "{:.6f}", ""),
-                       num(v.loc.iobb, "{:.6f}", ""), csv_field(v.loc_source));
+                      num(v.loc.iobb), num(v.loc.pixel_auroc), num(v.loc.best_dice), v.name);
+    csv +=
+        fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(v.name),
+                    csv_field(v.schedule), v.steps ? std::to_string(*v.steps) : "", i == *ref ? 1 : 0,
+                    csv_field(v.heatmaps.string()), p.matched, p.only_variant, p.only_reference, s.valid, s.undefined,
+                    p.constant, p.nonfinite, num(s.mean, "{:.6f}", ""), num(s.median, "{:.6f}", ""),
+                    num(s.min, "{:.6f}", ""), num(v.seconds_per_image, "{:.6g}", ""), num(v.images_per_s, "{:.6g}", ""),
+                    num(speedup, "{:.6g}", ""), num(v.loc.pointing, "{:.6f}", ""), num(v.loc.iobb, "{:.6f}", ""),
+                    num(v.loc.pixel_auroc, "{:.6f}", ""), num(v.loc.best_dice, "{:.6f}", ""), csv_field(v.loc_source));
     nlohmann::ordered_json row;
     row["variant"] = v.name;
     row["schedule"] = v.schedule;
@@ -582,9 +587,9 @@ int CompareHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCon
     if (!v.timing_note.empty()) row["timing_note"] = v.timing_note;
     row["pointing_hit_rate"] = jnum(v.loc.pointing);
     row["iobb_hit_rate"] = jnum(v.loc.iobb);
-    if (!v.loc_source.empty())
-      row["localization"] = {
-          {"source", v.loc_source}, {"pointing_key", v.loc.pointing_key}, {"iobb_key", v.loc.iobb_key}};
+    row["pixel_auroc"] = jnum(v.loc.pixel_auroc);
+    row["best_dice"] = jnum(v.loc.best_dice);
+    if (!v.loc_source.empty()) row["localization"] = {{"source", v.loc_source}, {"keys", v.loc.keys}};
     jrows.push_back(row);
 
     if (p.only_reference > 0)
@@ -603,19 +608,18 @@ int CompareHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCon
   bool any_loc = false;
   std::vector<std::string> loc_sources;
   for (const auto& v : vs) {
-    any_loc = any_loc || v.loc.pointing || v.loc.iobb;
+    any_loc = any_loc || v.loc.any();
     if (!v.loc_source.empty()) {
-      const std::string src =
-          fmt::format("{} ({}, {})", v.loc_source, v.loc.pointing_key.empty() ? "-" : v.loc.pointing_key,
-                      v.loc.iobb_key.empty() ? "-" : v.loc.iobb_key);
+      const std::string src = fmt::format("{} ({})", v.loc_source, fmt::join(v.loc.keys, ", "));
       if (std::find(loc_sources.begin(), loc_sources.end(), src) == loc_sources.end()) loc_sources.push_back(src);
     }
   }
   md += "\n";
-  if (any_loc)
-    md += fmt::format("Localisation (pointing game, IoBB hit rate) from: {}.\n", fmt::join(loc_sources, "; "));
+  if (any_loc) md += fmt::format("Localisation scores from: {}.\n", fmt::join(loc_sources, "; "));
   else
-    md += "No localisation scores were found (no stage metrics.json with *pointing_hit_rate, no localization.json).\n";
+    md +=
+        "No localisation scores were found (no other stage's metrics.json with *pointing_hit_rate, *iobb_hit_rate, "
+        "*pixel.auroc_pooled or *pixel.best_dice; no localization.json in the heatmap directories).\n";
   for (const auto& n : notes) md += "- " + n + "\n";
   if (!skipped.empty()) md += fmt::format("- left out (did not finish): {}\n", fmt::join(skipped, "; "));
 
@@ -627,6 +631,13 @@ int CompareHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCon
   iobb.name = "IoBB hit rate";
   iobb.marker = plot::Marker::square;
   iobb.color = plot::kPalette[1];
+  plot::Series auroc, dice;
+  auroc.name = "pixel AUROC";
+  auroc.marker = plot::Marker::triangle;
+  auroc.color = plot::kPalette[3];
+  dice.name = "best Dice";
+  dice.marker = plot::Marker::diamond;
+  dice.color = plot::Rgb{127, 127, 127};
   pg.color = plot::kPalette[2];
   int64_t unplotted = 0;
   for (size_t i : order) {
@@ -641,6 +652,8 @@ int CompareHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCon
     if (v.loc.pointing)
       pg.x.push_back(*v.seconds_per_image), pg.y.push_back(*v.loc.pointing), pg.labels.push_back(v.schedule);
     if (v.loc.iobb) iobb.x.push_back(*v.seconds_per_image), iobb.y.push_back(*v.loc.iobb);
+    if (v.loc.pixel_auroc) auroc.x.push_back(*v.seconds_per_image), auroc.y.push_back(*v.loc.pixel_auroc);
+    if (v.loc.best_dice) dice.x.push_back(*v.seconds_per_image), dice.y.push_back(*v.loc.best_dice);
   }
   std::vector<plot::Panel> panels(1);
   panels[0].title = fmt::format("Heatmap agreement with {} vs sampling cost", R.schedule);
@@ -651,9 +664,11 @@ int CompareHeatmapsCommand::run(const std::vector<std::string>& argv, CommandCon
     plot::Panel lp;
     lp.title = "Localisation vs sampling cost";
     lp.x = {"seconds per image", true, std::nullopt, std::nullopt};
-    lp.y = {"hit rate", false, 0.0, 1.0};
+    lp.y = {"hit rate / AUROC / Dice", false, 0.0, 1.0};
     if (!pg.x.empty()) lp.series.push_back(pg);
     if (!iobb.x.empty()) lp.series.push_back(iobb);
+    if (!auroc.x.empty()) lp.series.push_back(auroc);
+    if (!dice.x.empty()) lp.series.push_back(dice);
     panels.push_back(lp);
   }
   if (unplotted > 0) md += fmt::format("- {} variant(s) are not in the plot: no seconds per image.\n", unplotted);

@@ -77,12 +77,16 @@ struct Pairing {
 /// both files) and computes r on the flattened values.
 Pairing compare_sets(const HeatmapSet& reference, const HeatmapSet& variant);
 
-/// Localisation hit rates found among a stage's flattened metrics ("<key>" → value, nested objects joined by '.'):
-/// the pointing-game and IoBB hit rates of the `Overall` row when there is one (any key ending in
-/// "Overall.pointing_hit_rate"), else the first key ending in "pointing_hit_rate" (and "iobb_hit_rate").
+/// Localisation scores found among a stage's flattened metrics ("<key>" → value, nested objects joined by '.'): the
+/// pointing-game and IoBB hit rates of the `Overall` row when there is one (a key ending in
+/// "Overall.pointing_hit_rate"), else the first key ending in "pointing_hit_rate" (likewise "iobb_hit_rate"); and,
+/// when masks were scored, the pixel AUROC and best Dice of the heatmap ("pixel.auroc_pooled", "pixel.best_dice").
+/// A suffix matches whole key parts only ("xiobb_hit_rate" is another metric), so reference rows nested deeper
+/// ("Overall.centred_gaussian.pointing_hit_rate") are not taken for the heatmap's.
 struct Localization {
-  std::optional<double> pointing, iobb;
-  std::string pointing_key, iobb_key;  ///< the keys read
+  std::optional<double> pointing, iobb, pixel_auroc, best_dice;
+  std::vector<std::string> keys;  ///< the keys read
+  bool any() const { return pointing || iobb || pixel_auroc || best_dice; }
 };
 Localization pick_localization(const std::vector<std::pair<std::string, double>>& flat_metrics);
 

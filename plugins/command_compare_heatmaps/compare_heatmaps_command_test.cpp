@@ -69,17 +69,27 @@ TEST(CompareSchedules, StepsAndTheReference) {
 }
 
 TEST(CompareLocalization, PrefersTheOverallRowAndWholeKeyParts) {
+  // As the localize stage writes them (nlohmann sorts keys: the reference rows come first).
   Localization l = pick_localization({{"localization.Nodule.pointing_hit_rate", 0.2},
-                                      {"localization.Overall.pointing_hit_rate", 0.7},
+                                      {"localization.Overall.centred_gaussian.pointing_hit_rate", 0.3},
                                       {"localization.Overall.iobb_hit_rate", 0.4},
+                                      {"localization.Overall.pointing_hit_rate", 0.7},
+                                      {"localization.pixel.auroc_pooled", 0.81},
+                                      {"localization.pixel.best_dice", 0.35},
+                                      {"localization.pixel.centred_gaussian.best_dice", 0.1},
                                       {"images", 50}});
   EXPECT_EQ(l.pointing, 0.7);
-  EXPECT_EQ(l.pointing_key, "localization.Overall.pointing_hit_rate");
   EXPECT_EQ(l.iobb, 0.4);
+  EXPECT_EQ(l.pixel_auroc, 0.81);
+  EXPECT_EQ(l.best_dice, 0.35);
+  EXPECT_EQ(l.keys,
+            (std::vector<std::string>{"localization.Overall.pointing_hit_rate", "localization.Overall.iobb_hit_rate",
+                                      "localization.pixel.auroc_pooled", "localization.pixel.best_dice"}));
   l = pick_localization({{"pointing_hit_rate", 0.3}, {"xiobb_hit_rate", 0.9}});
   EXPECT_EQ(l.pointing, 0.3);
   EXPECT_FALSE(l.iobb.has_value());  // "xiobb_hit_rate" is another metric
-  EXPECT_FALSE(pick_localization({{"heatmaps.seconds", 3}}).pointing.has_value());
+  EXPECT_FALSE(l.best_dice.has_value());
+  EXPECT_FALSE(pick_localization({{"heatmaps.seconds", 3}}).any());
 }
 
 TEST(CompareFiles, EffectiveTomlAndIndex) {
@@ -287,7 +297,7 @@ TEST(CompareHeatmapsCli, SweepDirectoryFindsStagesStepsAndLocalization) {
     daug::testing::write_text(
         loc / "metrics.json",
         R"({"localization": {"Nodule": {"pointing_hit_rate": 0.1}, "Overall": {"pointing_hit_rate": )" +
-            std::to_string(v.pointing) + R"(, "iobb_hit_rate": 0.3}}})");
+            std::to_string(v.pointing) + R"(, "iobb_hit_rate": 0.3}, "pixel": {"best_dice": 0.25}}})");
     cmp.push_back(
         {{"variant", v.name}, {"status", "ok"}, {"run_dir", run.string()}, {"metrics", nlohmann::json::object()}});
   }
@@ -309,6 +319,8 @@ TEST(CompareHeatmapsCli, SweepDirectoryFindsStagesStepsAndLocalization) {
   EXPECT_DOUBLE_EQ(fast["speedup"].get<double>(), 20.0);
   EXPECT_DOUBLE_EQ(fast["pointing_hit_rate"].get<double>(), 0.5);  // Overall, not the Nodule row
   EXPECT_DOUBLE_EQ(fast["iobb_hit_rate"].get<double>(), 0.3);
+  EXPECT_DOUBLE_EQ(fast["best_dice"].get<double>(), 0.25);
+  EXPECT_TRUE(fast["pixel_auroc"].is_null());
   EXPECT_EQ(fast["localization"]["source"], "[localize] metrics.json");
   EXPECT_EQ(js["skipped"][0], "v[broken] (failed: out of memory)");
   EXPECT_TRUE(std::filesystem::exists(tmp / "sweep" / "tradeoff.png"));
