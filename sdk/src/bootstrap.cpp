@@ -45,7 +45,8 @@ class Evaluator {
       }
       if (kind_ != paired_kinds::kMacroAuc) continue;
       std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.v < b.v; });
-      for (size_t e = 0; e < entries.size(); ++e) entries[e].group_end = e + 1 == entries.size() || entries[e + 1].v != entries[e].v;
+      for (size_t e = 0; e < entries.size(); ++e)
+        entries[e].group_end = e + 1 == entries.size() || entries[e + 1].v != entries[e].v;
     }
   }
 
@@ -148,8 +149,8 @@ void check_paired_metric(const PairedMetric& m, const std::string& where) {
     DAUG_CHECK_AS(DataError, !it.id.empty(), item, ": the id must not be empty");
     DAUG_CHECK_AS(DataError, ids.insert(it.id).second, item, ": the id appears twice; ids must be unique");
     if (mean) {
-      DAUG_CHECK_AS(DataError, it.values.size() == 1 && it.labels.empty(), item,
-                    ": expected [id, value], but found ", it.values.size(), " values and ", it.labels.size(), " labels");
+      DAUG_CHECK_AS(DataError, it.values.size() == 1 && it.labels.empty(), item, ": expected [id, value], but found ",
+                    it.values.size(), " values and ", it.labels.size(), " labels");
       DAUG_CHECK_AS(DataError, std::isfinite(it.values[0]), item, ": expected a finite number, but found ",
                     it.values[0]);
       continue;
@@ -160,7 +161,8 @@ void check_paired_metric(const PairedMetric& m, const std::string& where) {
     for (size_t c = 0; c < classes; ++c) {
       const double y = it.labels[c], v = it.values[c];
       if (auc) {
-        DAUG_CHECK_AS(DataError, std::isnan(y) || is_01(y), item, ", class ", c, ": a label must be 0, 1 or null, but found ", y);
+        DAUG_CHECK_AS(DataError, std::isnan(y) || is_01(y), item, ", class ", c,
+                      ": a label must be 0, 1 or null, but found ", y);
         DAUG_CHECK_AS(DataError, std::isnan(y) || std::isfinite(v), item, ", class ", c,
                       ": the score must be a finite number where the label is not null, but found ", v);
       } else {
@@ -234,8 +236,8 @@ PairedItems read_paired_items(const std::filesystem::path& file) {
 }
 
 double paired_metric_value(const PairedMetric& m, const std::vector<uint32_t>& counts) {
-  DAUG_CHECK(counts.empty() || counts.size() == m.items.size(), "paired_metric_value: ", counts.size(),
-             " counts for ", m.items.size(), " items of '", m.name, "'");
+  DAUG_CHECK(counts.empty() || counts.size() == m.items.size(), "paired_metric_value: ", counts.size(), " counts for ",
+             m.items.size(), " items of '", m.name, "'");
   check_paired_metric(m, "paired_metric_value");
   return Evaluator(m, all_items(m))(counts);
 }

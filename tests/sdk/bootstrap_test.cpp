@@ -140,9 +140,9 @@ TEST(Bootstrap, SameSeedSameIntervalAnotherSeedAnother) {
 }
 
 TEST(Bootstrap, PairsOnlyTheCommonIds) {
-  auto base = mean_metric({1, 0, 1, 1});               // i0..i3
-  auto other = mean_metric({0, 0, 0, 0, 0, 0}, "i");   // i0..i5
-  other.items.erase(other.items.begin());              // i1..i5
+  auto base = mean_metric({1, 0, 1, 1});              // i0..i3
+  auto other = mean_metric({0, 0, 0, 0, 0, 0}, "i");  // i0..i5
+  other.items.erase(other.items.begin());             // i1..i5
   const auto d = daug::paired_difference(base, other, 50, 0);
   EXPECT_EQ(d.paired, 3u);
   EXPECT_EQ(d.base_items, 4u);
@@ -205,8 +205,9 @@ TEST(PairedItems, MalformedFilesAreDataErrorsNamingTheFileAndWhatWasExpected) {
   expect(head + "{\"name\": \"a\", \"kind\": \"mean\", \"items\": [[\"x\", \"0.5\"]]}]}",
          {"metrics[0] ('a', mean), item 0", "expected [\"<id>\", <number>]"});
   expect(head + "{\"name\": \"a\", \"kind\": \"mean\", \"items\": [[\"x\", 1], [\"x\", 0]]}]}", {"appears twice"});
-  expect(head + "{\"name\": \"auc.Avg\", \"kind\": \"macro_auc\", \"items\": [[\"x\", [0.1, 0.2], [1, 0]], "
-                "[\"y\", [0.3], [1]]]}]}",
+  expect(head +
+             "{\"name\": \"auc.Avg\", \"kind\": \"macro_auc\", \"items\": [[\"x\", [0.1, 0.2], [1, 0]], "
+             "[\"y\", [0.3], [1]]]}]}",
          {"item 1 ('y')", "like item 0"});
   expect(head + "{\"name\": \"auc.Avg\", \"kind\": \"macro_auc\", \"items\": [[\"x\", [0.1], [2]]]}]}",
          {"a label must be 0, 1 or null, but found 2"});

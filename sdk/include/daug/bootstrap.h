@@ -36,12 +36,12 @@ struct BootstrapInterval {
 
 /// A paired difference other − base over the items whose id both have.
 struct PairedDifference {
-  BootstrapInterval delta;   ///< estimate = other − base on the paired items; CI from paired resamples
-  double base_value = 0;     ///< base metric on the paired items
-  double other_value = 0;    ///< other metric on the paired items
-  size_t paired = 0;         ///< items in both (the ones resampled)
-  size_t base_items = 0;     ///< items of base
-  size_t other_items = 0;    ///< items of other
+  BootstrapInterval delta;  ///< estimate = other − base on the paired items; CI from paired resamples
+  double base_value = 0;    ///< base metric on the paired items
+  double other_value = 0;   ///< other metric on the paired items
+  size_t paired = 0;        ///< items in both (the ones resampled)
+  size_t base_items = 0;    ///< items of base
+  size_t other_items = 0;   ///< items of other
 };
 
 /// Throws DataError("<where>: metric '<name>' ...") unless `m` is well formed for its kind (see paired_items.h):

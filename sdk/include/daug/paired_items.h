@@ -78,6 +78,7 @@ struct PairedMetric {
 struct PairedItems {
   std::vector<PairedMetric> metrics;
 
+  /// Appends an empty metric; the reference is valid until the next add().
   PairedMetric& add(const std::string& name, const std::string& kind) {
     metrics.push_back(PairedMetric{name, kind, {}});
     return metrics.back();
