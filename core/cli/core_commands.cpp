@@ -169,19 +169,36 @@ DAUG_CLI_COMMAND("run", "run the stages a config lists (cached, resumable)", run
 
 int ablate_cmd(const std::vector<std::string>& args) {
   po::options_description desc(
-      "daug ablate CONFIG_OR_DIR... [--set key=value ...] [--out DIR] [--columns SUBSTRING ...]\n"
-      "Runs each config (a directory means every *.toml in it, sorted) and writes one comparison table");
+      "daug ablate CONFIG_OR_DIR... [--set key=value ...] [--out DIR] [--columns SUBSTRING ...] [--bootstrap N]\n"
+      "            [--bootstrap-seed S]\n"
+      "Runs each config (a directory means every *.toml in it, sorted) and writes one comparison table; stages that\n"
+      "write paired_items.json also get each variant's difference from the first with a paired bootstrap 95% CI");
   desc.add_options()("help,h", "show help")("configs", po::value<std::vector<std::string>>(), "config files or dirs")(
       "set", po::value<std::vector<std::string>>()->composing(), "override applied to every variant")(
       "out", po::value<std::string>(), "output directory (default runs/ablation_<first name>)")(
       "columns", po::value<std::vector<std::string>>()->composing(),
-      "keep only metric columns containing one of these substrings");
+      "keep only metric columns containing one of these substrings")(
+      "bootstrap", po::value<std::string>()->default_value("1000"),
+      "paired bootstrap resamples of the test items for the 95% CIs (0 = no CI table)")(
+      "bootstrap-seed", po::value<std::string>()->default_value("0"), "seed of the bootstrap resamples");
   po::positional_options_description pos;
   pos.add("configs", -1);
   auto vm = parse(args, desc, pos);
   if (vm.count("help") || !vm.count("configs")) {
     std::cout << desc;
     return vm.count("help") ? 0 : 2;
+  }
+  core::BootstrapOptions bootstrap;
+  {
+    // Whole-string parses: "12x" or "-1" are errors, not 12 or 2^64 − 1.
+    const auto draws = vm["bootstrap"].as<std::string>(), seed = vm["bootstrap-seed"].as<std::string>();
+    auto [p, ec] = std::from_chars(draws.data(), draws.data() + draws.size(), bootstrap.draws);
+    if (ec != std::errc() || p != draws.data() + draws.size() || draws.empty() || bootstrap.draws < 0 ||
+        bootstrap.draws > 1000000)
+      throw ConfigError("--bootstrap must be an integer in [0, 1000000] (0 = no CI), but got '" + draws + "'");
+    auto [q, ec2] = std::from_chars(seed.data(), seed.data() + seed.size(), bootstrap.seed);
+    if (ec2 != std::errc() || q != seed.data() + seed.size() || seed.empty())
+      throw ConfigError("--bootstrap-seed must be a non-negative integer below 2^64, but got '" + seed + "'");
   }
   std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   std::vector<std::filesystem::path> files;
@@ -210,7 +227,7 @@ int ablate_cmd(const std::vector<std::string>& args) {
   auto out = vm.count("out") ? std::filesystem::path(vm["out"].as<std::string>())
                              : std::filesystem::path("runs") / ("ablation_" + files.front().parent_path().filename().string());
   std::vector<std::string> cols = vm.count("columns") ? vm["columns"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const std::string table = core::run_variants(loader, variants, out, core::RunOptions{}, cols);
+  const std::string table = core::run_variants(loader, variants, out, core::RunOptions{}, cols, bootstrap);
   if (table.empty()) return 0;  // a rank > 0 of a distributed launch: rank 0 reports
   std::cout << table;
   std::cout << fmt::format("comparison: {}/comparison.{{md,csv,json}}\n", out.string());

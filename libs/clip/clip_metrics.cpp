@@ -60,27 +60,34 @@ at::Tensor topk_indices(const at::Tensor& query_emb, const at::Tensor& gallery_e
   return at::cat(parts, 0);
 }
 
+at::Tensor retrieval_ap(const at::Tensor& topk_idx, const at::Tensor& gallery_labels, ApKind kind) {
+  DAUG_CHECK(topk_idx.dim() == 2 && gallery_labels.dim() == 2,
+             "retrieval_ap: shapes must be idx [Q,K] and gallery "
+             "labels [G,C], but got ",
+             topk_idx.sizes(), " and ", gallery_labels.sizes());
+  const int64_t q = topk_idx.size(0), k = topk_idx.size(1), c = gallery_labels.size(1);
+  auto gl = (gallery_labels.cpu().to(at::kFloat) > 0.5).to(at::kDouble);
+  auto hits = gl.index_select(0, topk_idx.cpu().reshape({-1}).to(at::kLong)).view({q, k, c});  // [Q,K,C]
+  auto rank = at::arange(1, k + 1, at::kDouble).view({1, k, 1});
+  auto prec = hits.cumsum(1) / rank;
+  auto num = (hits * prec).sum(1);  // [Q,C]
+  if (kind == ApKind::released) {
+    auto nh = hits.sum(1);
+    return at::where(nh > 0, num / nh.clamp_min(1), at::zeros_like(num));
+  }
+  auto r = gl.sum(0, true).clamp_max(static_cast<double>(k));  // [1,C] = min(K, R)
+  return at::where(r > 0, num / r.clamp_min(1), at::zeros_like(num));
+}
+
 ClassRow retrieval_map(const at::Tensor& topk_idx, const at::Tensor& query_labels, const at::Tensor& gallery_labels,
                        ApKind kind, const std::string& metric_name) {
   DAUG_CHECK(topk_idx.dim() == 2 && query_labels.dim() == 2 && gallery_labels.dim() == 2 &&
                  topk_idx.size(0) == query_labels.size(0) && query_labels.size(1) == gallery_labels.size(1),
              "retrieval_map: shapes must be idx [Q,K], query labels [Q,C], gallery labels [G,C], but got ",
              topk_idx.sizes(), ", ", query_labels.sizes(), ", ", gallery_labels.sizes());
-  const int64_t q = topk_idx.size(0), k = topk_idx.size(1), c = query_labels.size(1);
-  auto gl = (gallery_labels.cpu().to(at::kFloat) > 0.5).to(at::kDouble);
+  const int64_t c = query_labels.size(1);
   auto ql = (query_labels.cpu().to(at::kFloat) > 0.5).to(at::kDouble);
-  auto hits = gl.index_select(0, topk_idx.cpu().reshape({-1}).to(at::kLong)).view({q, k, c});  // [Q,K,C]
-  auto rank = at::arange(1, k + 1, at::kDouble).view({1, k, 1});
-  auto prec = hits.cumsum(1) / rank;
-  auto num = (hits * prec).sum(1);  // [Q,C]
-  at::Tensor ap;
-  if (kind == ApKind::released) {
-    auto nh = hits.sum(1);
-    ap = at::where(nh > 0, num / nh.clamp_min(1), at::zeros_like(num));
-  } else {
-    auto r = gl.sum(0, true).clamp_max(static_cast<double>(k));  // [1,C] = min(K, R)
-    ap = at::where(r > 0, num / r.clamp_min(1), at::zeros_like(num));
-  }
+  auto ap = retrieval_ap(topk_idx, gallery_labels, kind);
   auto n_pos = ql.sum(0);                // [C]
   auto ap_sum = (ap * ql).sum(0);        // [C]
   ClassRow row;

@@ -36,6 +36,11 @@ struct ClassRow {
 /// in chunks of `chunk` queries so a Q×G matrix is never held whole. Ties keep torch.topk's order.
 at::Tensor topk_indices(const at::Tensor& query_emb, const at::Tensor& gallery_emb, int64_t k, int64_t chunk = 1024);
 
+/// Per-query, per-class AP@K [Q,C] (double) from top-K indices [Q,K]: for query q and class c, the AP of q's list
+/// with "relevant" = the gallery item has label c (0/1 labels [G,C]). retrieval_map averages it over the queries
+/// positive for c.
+at::Tensor retrieval_ap(const at::Tensor& topk_idx, const at::Tensor& gallery_labels, ApKind kind);
+
 /// Per-class retrieval mAP@K from top-K indices [Q,K]: for class i, the queries are those with label i, an item
 /// is relevant iff it has label i. `query_labels` [Q,C] and `gallery_labels` [G,C] are 0/1. A class with no
 /// positive query is NaN with na = "no positives" (excluded from Avg/wAvg). Weights = #positive queries.

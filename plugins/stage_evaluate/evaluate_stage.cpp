@@ -4,6 +4,7 @@
 #include "clip_metrics.h"
 #include "clip_shard.h"
 
+#include <daug/bootstrap.h>
 #include <daug/build_context.h>
 #include <daug/checkpoint.h>
 #include <daug/communicator.h>
@@ -11,6 +12,7 @@
 #include <daug/fingerprint.h>
 #include <daug/labels.h>
 #include <daug/log.h>
+#include <daug/paired_items.h>
 #include <daug/register.h>
 #include <daug/train/checkpoint.h>
 
@@ -54,6 +56,11 @@ void EvaluateOptions::visit(OptionVisitor& v) {
   v("batch_size", batch_size, "embedding batch size", Check::at_least(1));
   v("examples", examples, "retrieval examples written to retrieval_examples.json (for the report)",
     Check::at_least(0));
+  v("bootstrap", bootstrap,
+    "resamples of the query items for a percentile 95% CI of each Avg (R→I/I→I mAP@K, AUC); "
+    "0 = no CI (paired_items.json, the per-query values, is written either way)",
+    Check::range(0, 1000000));
+  v("bootstrap_seed", bootstrap_seed, "seed of the bootstrap resamples", Check::at_least(0));
 }
 
 EvaluateStage::EvaluateStage(Options opts, std::shared_ptr<Source> data, std::shared_ptr<Backbone> backbone,
@@ -83,7 +90,8 @@ std::vector<Artifact> EvaluateStage::outputs() const {
           {"tables.csv", "tables.csv", "the same tables as CSV"},
           {"tables.json", "tables.json", "the same tables as JSON"},
           {artifacts::kRetrievalExamples, "retrieval_examples.json", "a few report->image queries with their top hits"},
-          metrics_artifact()};
+          metrics_artifact(),
+          paired_items_artifact()};
 }
 
 std::string EvaluateStage::fingerprint() const {
@@ -221,28 +229,54 @@ void EvaluateStage::run(StageContext& ctx) {
       for (size_t c = 0; c < queries[i]->labels.size(); ++c)
         if (std::isnan(queries[i]->labels[c])) ql_auc[static_cast<int64_t>(i)][static_cast<int64_t>(c)] = NAN;
 
-  // 5. Metrics.
+  // 5. Metrics, and per query the values behind each Avg (paired_items.json, for bootstrap CIs): R→I/I→I mAP@K Avg
+  // is a macro_mean of the query's AP@K for each class it is positive for, AUC Avg a macro_auc of its class scores.
   std::vector<clip::ClassRow> rows;
+  std::vector<PairedMetric> row_items;  // one per row
   std::map<int64_t, std::pair<at::Tensor, at::Tensor>> topk;
+  const auto nq_items = static_cast<int64_t>(queries.size());
+  auto per_query = [&](const std::string& kind, const at::Tensor& values, const at::Tensor& labels) {
+    auto v = values.to(at::kDouble).contiguous();
+    auto l = labels.to(at::kDouble).contiguous();
+    auto va = v.accessor<double, 2>();
+    auto la = l.accessor<double, 2>();
+    PairedMetric m{"", kind, {}};
+    for (int64_t q = 0; q < nq_items; ++q) {
+      PairedItem it{queries[static_cast<size_t>(q)]->id, {}, {}};
+      for (int64_t c = 0; c < v.size(1); ++c) {
+        it.values.push_back(va[q][c]);
+        // as retrieval_map and classification_auc read the labels: > 0.5 positive, NaN (AUC, "exclude") left out
+        it.labels.push_back(std::isnan(la[q][c]) ? la[q][c] : (la[q][c] > 0.5 ? 1.0 : 0.0));
+      }
+      m.items.push_back(std::move(it));
+    }
+    return m;
+  };
   for (auto k : opts_.k) {
     auto r2i = clip::topk_indices(q_txt, g_img, k);
     auto i2i = clip::topk_indices(q_img, g_img, k);
     topk[k] = {r2i, i2i};
     rows.push_back(clip::retrieval_map(r2i, ql, gl, kind, fmt::format("R→I mAP@{}", k)));
+    row_items.push_back(per_query(paired_kinds::kMacroMean, clip::retrieval_ap(r2i, gl, kind), ql));
     rows.push_back(clip::retrieval_map(i2i, ql, gl, kind, fmt::format("I→I mAP@{}", k)));
+    row_items.push_back(per_query(paired_kinds::kMacroMean, clip::retrieval_ap(i2i, gl, kind), ql));
   }
   // Both AUCs: "AUC" ranks float32 sigmoid probabilities as released (saturated scores tie at 1.0), "AUC (exact)"
   // the double logits.
-  rows.push_back(clip::classification_auc(clip::class_scores(q_img, cls, opts_.class_logit_scale, true), ql_auc,
-                                          "AUC"));
-  rows.push_back(clip::classification_auc(clip::class_scores(q_img, cls, opts_.class_logit_scale, false), ql_auc,
-                                          "AUC (exact)"));
+  for (bool released : {true, false}) {
+    auto scores = clip::class_scores(q_img, cls, opts_.class_logit_scale, released);
+    rows.push_back(clip::classification_auc(scores, ql_auc, released ? "AUC" : "AUC (exact)"));
+    row_items.push_back(per_query(paired_kinds::kMacroAuc, scores, ql_auc));
+  }
 
   std::vector<std::string> names(kChexpertClasses.begin(), kChexpertClasses.end());
   const std::string md_table = clip::markdown_table(rows, names);
   const std::string csv = clip::csv_table(rows, names);
   nlohmann::json tables, metrics;
-  for (const auto& r : rows) {
+  PairedItems paired;
+  std::string ci_table;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
     tables[r.metric] = row_json(r);
     std::string key = r.metric;
     for (const char* from : {"R→I mAP@", "I→I mAP@"})
@@ -251,7 +285,25 @@ void EvaluateStage::run(StageContext& ctx) {
     if (key == "AUC (exact)") key = "auc_exact";
     metrics[key]["Avg"] = tables[r.metric]["Avg"];
     metrics[key]["wAvg"] = tables[r.metric]["wAvg"];
+    row_items[i].name = key + ".Avg";
+    const auto ci = bootstrap_interval(row_items[i], opts_.bootstrap, static_cast<uint64_t>(opts_.bootstrap_seed));
+    // The items must reproduce the table's Avg, or their CIs would describe another number.
+    DAUG_CHECK((std::isnan(ci.estimate) && std::isnan(r.avg)) || std::abs(ci.estimate - r.avg) <= 1e-9, where,
+               ": the per-query items of ", r.metric, " give Avg ", ci.estimate, ", but the table has ", r.avg);
+    if (opts_.bootstrap > 0) {
+      auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+      metrics[key]["Avg_ci95"] = {num(ci.lo), num(ci.hi)};
+      tables[r.metric]["Avg_ci95"] = metrics[key]["Avg_ci95"];
+      auto cell = [](double v) { return std::isnan(v) ? std::string("n/a") : fmt::format("{:.4f}", v); };
+      ci_table += fmt::format("| {} | {} | [{}, {}] |\n", r.metric, cell(r.avg), cell(ci.lo), cell(ci.hi));
+    }
+    paired.metrics.push_back(std::move(row_items[i]));
   }
+  if (!ci_table.empty())
+    ci_table = fmt::format(
+        "\nBootstrap 95% CI of Avg: percentile interval over {} resamples of the {} {} queries with "
+        "replacement (seed {}).\n\n| Metric | Avg | 95% CI |\n|---|---:|---:|\n{}",
+        opts_.bootstrap, queries.size(), opts_.query_split, opts_.bootstrap_seed, ci_table);
   bool generated = false;
   for (const auto* s : queries) generated |= s->report_generated;
   tables["_info"] = {{"gallery", gallery.size()}, {"queries", queries.size()}, {"ap", clip::kApKinds.name(opts_.ap)},
@@ -284,9 +336,10 @@ void EvaluateStage::run(StageContext& ctx) {
     ex.push_back(j);
   }
 
-  std::string md = fmt::format(
-      "### evaluate\n\nQueries: {} {} images/reports; gallery: {} {} images; AP: {}; weights: {}.\n\n{}", queries.size(),
-      opts_.query_split, gallery.size(), opts_.gallery_split, clip::kApKinds.name(opts_.ap), weights, md_table);
+  std::string md =
+      fmt::format("### evaluate\n\nQueries: {} {} images/reports; gallery: {} {} images; AP: {}; weights: {}.\n\n{}",
+                  queries.size(), opts_.query_split, gallery.size(), opts_.gallery_split, clip::kApKinds.name(opts_.ap),
+                  weights, md_table + ci_table);
   md += "\nR→I: test report → gallery images; I→I: test image → gallery images; AUC: sigmoid(s·cos(image, class "
         "prompt)) per class, ranked in float32 as released (scores that saturate at 1.0 tie); AUC (exact): the same "
         "ranked by the exact logits. Avg = mean over classes, wAvg = weighted by #positive queries (retrieval) or "
@@ -299,7 +352,8 @@ void EvaluateStage::run(StageContext& ctx) {
   write_file_atomic(ctx.output("tables.json"), tables.dump(2));
   write_file_atomic(ctx.output(artifacts::kMetrics), metrics.dump(2));
   write_file_atomic(ctx.output(artifacts::kRetrievalExamples), ex.dump(2));
-  log::info("{} done:\n{}", where, md_table);
+  write_file_atomic(ctx.output(artifacts::kPairedItems), paired.to_json());
+  log::info("{} done:\n{}{}", where, md_table, ci_table);
 }
 
 std::string EvaluateStage::summary(const std::filesystem::path& output_dir) const {

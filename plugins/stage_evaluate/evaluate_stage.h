@@ -36,6 +36,8 @@ struct EvaluateOptions {
   MissingLabels missing_labels = MissingLabels::negative;  ///< TOML "negative" or "exclude"
   int64_t batch_size = 64;
   int64_t examples = 8;                    ///< retrieval examples written for the report
+  int64_t bootstrap = 1000;                ///< resamples of the queries for the 95% CI of each Avg (0 = none)
+  int64_t bootstrap_seed = 0;              ///< seed of those resamples (daug/bootstrap.h)
   void visit(OptionVisitor& v);
 };
 

@@ -3,14 +3,17 @@
 #include "clip_common.h"
 #include "fakes/fake_backbone.h"
 #include "fakes/fake_source.h"
+#include "fakes/sample_list_source.h"
 #include "fakes/sequential_ranks.h"
 #include "test_support.h"
 
+#include <daug/bootstrap.h>
 #include <daug/checkpoint.h>
 #include <daug/error.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -190,4 +193,100 @@ TEST(Evaluate, DistributedRanksGiveTheSingleProcessTables) {
           EXPECT_NEAR(ex[q][by][h]["score"].get<double>(), examples[q][by][h]["score"].get<double>(), 1e-6);
         }
   }
+}
+
+namespace {
+
+// FakeSource's samples with some edits (NaN query labels).
+class EditedSource final : public daug::testing::SampleListSource {
+ public:
+  explicit EditedSource(std::vector<Sample> s) { samples_ = std::move(s); }
+  std::string describe() const override { return "edited"; }
+};
+
+}  // namespace
+
+// Issue 12: paired_items.json holds per-query values that reproduce every Avg exactly (so `daug ablate` can pair
+// variants by query), and the stage reports a bootstrap 95% CI of each Avg from them, seeded.
+TEST(Evaluate, PairedItemsReproduceEveryAvgAndGiveSeededCIs) {
+  daug::testing::TempDir tmp;
+  at::manual_seed(5);
+  daug::testing::FakeSource fake(tmp / "images", 70, 40);  // queries img30..img69
+  auto samples = fake.samples();
+  samples[31].labels[0] = NAN;  // a positive and a negative of two classes become unknown
+  samples[34].labels[8] = NAN;
+  auto src = std::make_shared<EditedSource>(samples);
+  auto run = [&](plugins::EvaluateOptions o, const std::filesystem::path& out) {
+    o.composer = "";
+    o.train_stage = "";
+    o.k = {1, 5};
+    plugins::EvaluateStage st(o, src, std::make_shared<daug::testing::FakeBackbone>(8, 16, 24, /*seed=*/3), nullptr,
+                              "cpu");
+    daug::testing::run_stage(st, out, daug::testing::single_artifact("train_clip", artifacts::kCheckpoint, {}));
+  };
+  for (auto missing : {plugins::MissingLabels::negative, plugins::MissingLabels::exclude}) {
+    plugins::EvaluateOptions o;
+    o.missing_labels = missing;
+    const auto out = tmp / (missing == plugins::MissingLabels::exclude ? "exclude" : "negative");
+    run(o, out);
+    const auto metrics = nlohmann::json::parse(read(out / "metrics.json"));
+    const auto items = daug::read_paired_items(out / "paired_items.json");
+    ASSERT_EQ(items.metrics.size(), 6u);
+    std::vector<std::string> names;
+    int wide = 0;
+    for (const auto& m : items.metrics) {
+      names.push_back(m.name);
+      ASSERT_EQ(m.items.size(), 40u) << m.name;
+      EXPECT_EQ(m.items[0].id, "img30");
+      const std::string key = m.name.substr(0, m.name.size() - 4);  // without ".Avg"
+      EXPECT_EQ(m.kind, key.rfind("auc", 0) == 0 ? "macro_auc" : "macro_mean") << m.name;
+      // The full sample's metric is the table's Avg (the AUC one ranks with ties 1/2 like the stage).
+      EXPECT_NEAR(daug::paired_metric_value(m), metrics[key]["Avg"].get<double>(), 1e-12) << m.name;
+      // The CI in metrics.json is the bootstrap of these items: 1000 draws, seed 0.
+      const auto ci = daug::bootstrap_interval(m, 1000, 0);
+      EXPECT_EQ(metrics[key]["Avg_ci95"][0].get<double>(), ci.lo) << m.name;
+      EXPECT_EQ(metrics[key]["Avg_ci95"][1].get<double>(), ci.hi) << m.name;
+      EXPECT_LE(ci.lo, ci.hi) << m.name;
+      wide += ci.lo < ci.hi;
+    }
+    EXPECT_GE(wide, 2) << "retrieval is perfect here, but the AUCs vary";
+    EXPECT_EQ(names, (std::vector<std::string>{"r2i_map@1.Avg", "i2i_map@1.Avg", "r2i_map@5.Avg", "i2i_map@5.Avg",
+                                               "auc.Avg", "auc_exact.Avg"}));
+    // NaN labels: left out of AUC with "exclude" (null in the file), negative with "negative"; never relevant in
+    // retrieval.
+    const auto& auc = items.metrics[4];
+    EXPECT_EQ(std::isnan(auc.items[1].labels[0]), missing == plugins::MissingLabels::exclude);
+    EXPECT_EQ(std::isnan(auc.items[4].labels[8]), missing == plugins::MissingLabels::exclude);
+    EXPECT_EQ(items.metrics[0].items[1].labels[0], 0.0);
+    const auto md = read(out / "tables.md");
+    EXPECT_NE(md.find("Bootstrap 95% CI of Avg: percentile interval over 1000 resamples of the 40 test queries"),
+              std::string::npos)
+        << md;
+    EXPECT_NE(
+        md.find(fmt::format("| AUC | {:.4f} | [{:.4f}, {:.4f}] |", metrics["auc"]["Avg"].get<double>(),
+                            metrics["auc"]["Avg_ci95"][0].get<double>(), metrics["auc"]["Avg_ci95"][1].get<double>())),
+        std::string::npos)
+        << md;
+  }
+  // Same seed: the same CIs; another seed: other CIs, the same Avg; bootstrap = 0: no CI, the items still written.
+  plugins::EvaluateOptions o;
+  run(o, tmp / "again");
+  EXPECT_EQ(read(tmp / "again" / "metrics.json"), read(tmp / "negative" / "metrics.json"));
+  o.bootstrap_seed = 1;
+  run(o, tmp / "seed1");
+  const auto m0 = nlohmann::json::parse(read(tmp / "negative" / "metrics.json"));
+  const auto m1 = nlohmann::json::parse(read(tmp / "seed1" / "metrics.json"));
+  bool other_ci = false;
+  for (const auto& [key, v] : m0.items()) {
+    EXPECT_EQ(m1[key]["Avg"], v["Avg"]) << key;
+    other_ci |= m1[key]["Avg_ci95"] != v["Avg_ci95"];
+  }
+  EXPECT_TRUE(other_ci) << m0.dump() << "\n" << m1.dump();
+  o.bootstrap = 0;
+  run(o, tmp / "off");
+  const auto moff = nlohmann::json::parse(read(tmp / "off" / "metrics.json"));
+  EXPECT_FALSE(moff["auc"].contains("Avg_ci95"));
+  EXPECT_EQ(moff["auc"]["Avg"], m0["auc"]["Avg"]);
+  EXPECT_EQ(read(tmp / "off" / "tables.md").find("Bootstrap"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(tmp / "off" / "paired_items.json"));
 }

@@ -17,6 +17,13 @@ cat "$work/comparison/comparison.md"
 for v in "${variants[@]}"; do
   grep -q "^| $v | ok |" "$work/comparison/comparison.md" || { echo "variant $v missing or failed"; exit 1; }
 done
+# Issue 12: each variant's paired bootstrap difference from clip_baseline, per test query, with its 95% CI.
+for v in daug_clip daug_hybrid; do
+  grep -qE "^\| evaluate\.r2i_map@5\.Avg \| $v \| [-+][0-9.]+ \| \[[-+][0-9.]+, [-+][0-9.]+\] \| [0-9]+ \|$" \
+    "$work/comparison/comparison.md" || { echo "no paired bootstrap CI row for $v"; exit 1; }
+done
+grep -q "### Paired bootstrap: difference from clip_baseline" "$work/comparison/comparison.md" \
+  || { echo "no paired bootstrap table"; exit 1; }
 # Table 3's AUC rows are the separate released classification runs (cls_*: w = 0 / 0.7, channel or not): a second
 # ablation set over the same cache, so its channel variants reuse the same heatmaps.
 cls=(cls_baseline cls_daug cls_hcontra cls_all)

@@ -33,16 +33,28 @@ struct Variant {
 /// A [sweep] entry that is not a non-empty array → ConfigError with its location.
 std::vector<Variant> expand_sweep(const ConfigDocument& doc, const std::string& base_name);
 
+/// Paired bootstrap CIs in the comparison (daug/bootstrap.h): for every stage that wrote paired_items.json in every
+/// variant that ran, the difference of each of its metrics from the first such variant, with a percentile CI over
+/// `draws` resamples of the items paired by id (the same draws for every variant). draws = 0: no CI table.
+struct BootstrapOptions {
+  int64_t draws = 1000;
+  uint64_t seed = 0;
+};
+
 /// Flattened numeric metrics of a finished run: "<stage>.<key>" → value, from each stage's metrics.json.
 std::vector<std::pair<std::string, double>> collect_metrics(const RunResult& run);
 
 /// Runs every variant (in order; a failing variant is recorded as failed and the rest still run) and writes
 /// comparison.md, comparison.csv and comparison.json into `out_dir`. Returns the Markdown table.
 /// `column_filters`: keep only metric columns containing one of these substrings (empty = all).
+/// With paired items (see BootstrapOptions) the Markdown gains a table "Paired bootstrap: difference from <first>"
+/// (metric | variant | Δ | 95% CI | n items), the CSV the columns "Δ <metric>", "Δ <metric> lo95", "Δ <metric> hi95",
+/// "<metric> paired n", and each comparison.json row a "paired_bootstrap" object. A malformed paired_items.json is
+/// a DataError naming the file (after comparison.* without the CI were written).
 /// Under a distributed launch every rank runs every variant, and rank 0 alone writes the comparison (the other ranks
 /// return "").
 std::string run_variants(const PluginLoader& loader, const std::vector<Variant>& variants,
                          const std::filesystem::path& out_dir, const RunOptions& options,
-                         const std::vector<std::string>& column_filters);
+                         const std::vector<std::string>& column_filters, const BootstrapOptions& bootstrap = {});
 
 }  // namespace daug::core
