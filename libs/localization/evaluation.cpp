@@ -1,3 +1,4 @@
+#include <daug/paired_items.h>
 #include <daug/localization/evaluation.h>
 
 #include <daug/seed.h>
@@ -109,7 +110,7 @@ EvaluationFiles Evaluation::render(const std::vector<std::string>& label_order, 
       "label,map,n,pointing_hit_rate,pointing_ci_low,pointing_ci_high,iobb_hit_rate,iobb_ci_low,iobb_ci_high,"
       "mean_iobb,chance\n";
   nlohmann::json js = nlohmann::json::object();
-  nlohmann::json paired = {{"format", kPairedItemsFormat}, {"metrics", nlohmann::json::array()}};
+  nlohmann::json paired = {{"format", ::daug::kPairedItemsFormat}, {"metrics", nlohmann::json::array()}};
   for (const auto& name : names) {
     nlohmann::json row;
     for (int k = 0; k < kMapKinds; ++k) {

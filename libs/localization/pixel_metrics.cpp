@@ -1,3 +1,5 @@
+#include <daug/bootstrap.h>
+#include <daug/paired_items.h>
 #include <daug/localization/pixel_metrics.h>
 
 #include <daug/seed.h>
@@ -110,26 +112,12 @@ Map centred_gaussian_map(int64_t h, int64_t w) {
 Interval bootstrap_mean_ci(const std::vector<double>& values, int64_t draws, uint64_t seed) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   if (values.empty() || draws <= 0) return {nan, nan};
-  const uint64_t n = values.size();
-  std::vector<double> means(static_cast<size_t>(draws));
-  for (int64_t b = 0; b < draws; ++b) {
-    const uint64_t s = mix_seed(seed, static_cast<uint64_t>(b));
-    double sum = 0;
-    for (uint64_t k = 0; k < n; ++k) {
-      // Multiply-high maps the 64-bit draw onto [0, n) (Lemire); the bias is below n / 2^64.
-      const auto idx = static_cast<size_t>((static_cast<unsigned __int128>(mix_seed(s, k)) * n) >> 64);
-      sum += values[idx];
-    }
-    means[static_cast<size_t>(b)] = sum / static_cast<double>(n);
-  }
-  std::sort(means.begin(), means.end());
-  auto pct = [&](double q) {
-    const double pos = q * static_cast<double>(draws - 1);
-    const auto i = static_cast<size_t>(std::floor(pos));
-    const size_t j = std::min(i + 1, means.size() - 1);
-    return means[i] + (pos - static_cast<double>(i)) * (means[j] - means[i]);
-  };
-  return {pct(0.025), pct(0.975)};
+  // The SDK's resampling (daug/bootstrap.h): the same draws `daug ablate` makes for its paired CIs.
+  PairedMetric m{"mean", paired_kinds::kMean, {}};
+  m.items.reserve(values.size());
+  for (size_t k = 0; k < values.size(); ++k) m.items.push_back({std::to_string(k), {values[k]}, {}});
+  const BootstrapInterval ci = bootstrap_interval(m, draws, seed);
+  return {ci.lo, ci.hi};
 }
 
 }  // namespace daug::loc

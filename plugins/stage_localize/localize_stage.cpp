@@ -1,6 +1,7 @@
 // Stage `localize` (see localize_stage.h and README.md).
 #include "localize_stage.h"
 
+#include <daug/paired_items.h>
 #include <daug/checkpoint.h>
 #include <daug/data/csv.h>
 #include <daug/data/image.h>
@@ -69,7 +70,7 @@ std::vector<Artifact> LocalizeStage::outputs() const {
   return {{"localization", "localization.md", "localisation tables (Markdown) with the reference rows"},
           {"localization.csv", "localization.csv", "label,map,n,hit rates with 95% CIs,mean IoBB,chance"},
           {"localization.json", "localization.json", "the tables as JSON (per label, per map; pixel metrics)"},
-          {"paired_items", "paired_items.json", "per (image|label) hits of the heatmap, for paired bootstrap CIs"},
+          paired_items_artifact(),
           {artifacts::kOverlays, "overlays",
            "PNG: heatmap on the image, GT boxes (green), mask contour (cyan), maximum (blue cross); <id>_<label>_"
            "<hit|miss>.png"},
@@ -258,7 +259,7 @@ void LocalizeStage::run(StageContext& ctx) {
     write_file_atomic(ctx.output("localization"), out.md);
     write_file_atomic(ctx.output("localization.csv"), out.csv);
     write_file_atomic(ctx.output("localization.json"), out.json);
-    write_file_atomic(ctx.output("paired_items"), out.paired_items);
+    write_file_atomic(ctx.output(artifacts::kPairedItems), out.paired_items);
     write_file_atomic(ctx.output(artifacts::kMetrics), out.metrics);
     write_file_atomic(ctx.output(artifacts::kSummary), out.md);
     const auto overlay_dir = ctx.output(artifacts::kOverlays);

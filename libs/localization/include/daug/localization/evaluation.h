@@ -20,8 +20,6 @@ enum MapKind { kHeatmap = 0, kUniformNoise = 1, kCentredGaussian = 2, kMapKinds 
 const char* map_key(int kind);
 const char* map_title(int kind);
 
-/// Format of paired_items.json (the per-item file paired bootstrap CIs read; see the notes of issue 12).
-inline constexpr const char* kPairedItemsFormat = "daug.paired_items/1";
 
 struct EvaluationOptions {
   double threshold = 0.5;  ///< on the min-max heatmap, for the IoBB detection
