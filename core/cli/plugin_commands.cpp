@@ -39,6 +39,20 @@ class CliCommandContext final : public CommandContext {
     return *experiments_.back();
   }
 
+  StageRun run_stages(const std::filesystem::path& config, const std::vector<std::string>& overrides,
+                      const std::vector<std::string>& stages) override {
+    auto doc = core::load_config(config, overrides);
+    join_launch(doc);
+    core::RunOptions options;
+    options.only = stages;
+    options.with_upstream = true;
+    core::RunResult r = core::run_pipeline(loader_, std::move(doc), overrides, options);
+    StageRun out;
+    out.run_dir = r.run_dir;
+    for (const auto& [table, dir] : r.stage_dirs) out.stage_dirs[table] = dir;
+    return out;
+  }
+
   /// Under a distributed launch (`daug launch --nproc N -- <command>`, torchrun, srun) the first config a command
   /// loads joins the ranks with its [run] backend, device and dist_timeout_s (DAUG_DIST_TIMEOUT_S overrides), as
   /// `daug run` does, and the command sees them through daug::communicator() (`daug embed` splits its items).

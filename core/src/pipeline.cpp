@@ -345,9 +345,12 @@ RunResult run_pipeline(const PluginLoader& loader, std::shared_ptr<const ConfigD
   if (run.stages.empty())
     throw ConfigError(fmt::format("{}: [run].stages is empty; list the stage tables to run",
                                   run_view.location("stages").str()));
-  for (const auto& o : options.only)
-    if (std::find(run.stages.begin(), run.stages.end(), o) == run.stages.end())
-      throw ConfigError(fmt::format("--stage {}: not one of [run].stages ({})", o, fmt::join(run.stages, ", ")));
+  if (options.with_upstream)
+    DAUG_CHECK_AS(ConfigError, !options.only.empty(), "run_pipeline: with_upstream needs the stages to run in `only`");
+  else
+    for (const auto& o : options.only)
+      if (std::find(run.stages.begin(), run.stages.end(), o) == run.stages.end())
+        throw ConfigError(fmt::format("--stage {}: not one of [run].stages ({})", o, fmt::join(run.stages, ", ")));
   DAUG_CHECK_AS(ConfigError, options.shard_count >= 1 && options.shard_index >= 0 &&
                                  options.shard_index < options.shard_count,
                 "--shard must be k/N with 0 <= k < N, but got ", options.shard_index, "/", options.shard_count);
@@ -410,8 +413,21 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
   // Build every stage (and through them every component it declares) before any compute: config mistakes, and
   // tables nothing uses (a misspelt [guidanse]), surface now.
   std::vector<std::shared_ptr<Stage>> stages;
+  if (options.with_upstream) {
+    // The requested stages and, dependencies first, every upstream stage they declared in create().
+    std::vector<std::string> order;
+    std::function<void(const std::string&)> visit = [&](const std::string& table) {
+      if (std::find(order.begin(), order.end(), table) != order.end()) return;
+      runner.stage(table);  // builds it, which records its dependencies
+      for (const auto& dep : exp.dependencies_of(table))
+        if (runner.is_stage(dep)) visit(dep);
+      order.push_back(table);
+    };
+    for (const auto& table : options.only) visit(table);
+    run.stages = order;
+  }
   for (const auto& table : run.stages) stages.push_back(runner.stage(table));
-  exp.check_all_tables_used({"run", "sweep"});
+  if (!options.with_upstream) exp.check_all_tables_used({"run", "sweep"});
   if (dist) {  // same config but other cache keys: a rank sees other input files (no shared filesystem?)
     std::string dirs;
     for (const auto& table : run.stages) dirs += fmt::format("[{}] {}\n", table, runner.output_dir(table).string());
@@ -424,7 +440,7 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
             r, first_difference(all[0], all[r], static_cast<int>(r))));
   }
   auto selected = [&](const std::string& table) {
-    return options.only.empty() || std::find(options.only.begin(), options.only.end(), table) != options.only.end();
+    return options.only.empty() || options.with_upstream || std::find(options.only.begin(), options.only.end(), table) != options.only.end();
   };
   auto complete = [&](const std::string& table) {
     return std::filesystem::exists(runner.output_dir(table) / ".complete");

@@ -195,6 +195,10 @@ class LendingContext final : public CommandContext {
                       const std::filesystem::path&) override {
     return ctx_;
   }
+  StageRun run_stages(const std::filesystem::path&, const std::vector<std::string>&,
+                      const std::vector<std::string>&) override {
+    throw Error("embed must not run stages");
+  }
 
  private:
   testing::TestContext ctx_;

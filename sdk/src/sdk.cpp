@@ -18,6 +18,7 @@
 #include <daug/source.h>
 #include <daug/stage.h>
 #include <daug/trainable.h>
+#include <daug/vector_search.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -91,6 +92,7 @@ Generator::~Generator() = default;
 HeatmapComposer::~HeatmapComposer() = default;
 Backbone::~Backbone() = default;
 Criterion::~Criterion() = default;
+VectorSearch::~VectorSearch() = default;
 Source::~Source() = default;
 LocalizationTruth::~LocalizationTruth() = default;
 std::filesystem::path LocalizationTruth::truth_mask(const std::string&) const { return {}; }

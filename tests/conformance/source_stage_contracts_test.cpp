@@ -82,6 +82,10 @@ class NoBuildContext final : public CommandContext {
                       const std::filesystem::path&) override {
     throw Error("conformance: --help and a bad flag must not load a config (asked for " + config.string() + ")");
   }
+  StageRun run_stages(const std::filesystem::path& config, const std::vector<std::string>&,
+                      const std::vector<std::string>&) override {
+    throw Error("conformance: --help and a bad flag must not run stages (asked for " + config.string() + ")");
+  }
 };
 
 class CommandContract : public ::testing::TestWithParam<PluginCase> {};

@@ -4,7 +4,7 @@
 /// Bump DAUG_SDK_ABI_VERSION on any change to a class or struct in sdk/include/daug: the plugin loader refuses
 /// plugins built against another value, because a changed vtable or struct layout would crash at run time.
 
-#define DAUG_SDK_ABI_VERSION 3
+#define DAUG_SDK_ABI_VERSION 4
 #define DAUG_VERSION_STRING "0.1.0"
 
 #if defined(_WIN32)

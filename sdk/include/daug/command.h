@@ -33,6 +33,7 @@
 #include <daug/component.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,20 @@ class DAUG_SDK_API CommandContext {
   /// BuildContext. Throws ConfigError with file:line for a bad config.
   virtual BuildContext& build(const std::filesystem::path& config, const std::vector<std::string>& overrides,
                               const std::filesystem::path& run_dir) = 0;
+
+  /// What run_stages() ran: the run directory (resolved.toml, effective.toml, run.log) and the output directory of
+  /// every stage it ran or found finished, keyed by config table. Empty on the ranks > 0 of a distributed launch
+  /// except for stage_dirs.
+  struct StageRun {
+    std::filesystem::path run_dir;
+    std::map<std::string, std::filesystem::path> stage_dirs;
+  };
+  /// Runs `stages` of `config` as `daug run CONFIG --set ... --stage ...` would (run directory, cache, locks,
+  /// resume, distributed ranks), except that they need not be listed in [run].stages: every upstream stage they
+  /// declare runs first when it is not finished, and config tables none of them uses are allowed. For commands
+  /// built on one stage's output (`daug index build`). Throws as `daug run` does.
+  virtual StageRun run_stages(const std::filesystem::path& config, const std::vector<std::string>& overrides,
+                              const std::vector<std::string>& stages) = 0;
 };
 
 class DAUG_SDK_API Command : public Component {

@@ -21,6 +21,11 @@ struct RunOptions {
   bool dry_run = false;
   /// Only run these stages (default: all of [run].stages).
   std::vector<std::string> only;
+  /// With `only`: the stages need not be in [run].stages, and [run].stages is replaced by them and every upstream
+  /// stage they declare (dependencies first), all selected: what is not finished runs, the rest is reused. Config
+  /// tables that none of them uses are allowed (the config may describe a larger experiment). For commands that
+  /// need one stage's output (`daug index build`).
+  bool with_upstream = false;
 };
 
 struct RunResult {
