@@ -448,19 +448,19 @@ at::Tensor minmax(const at::Tensor& image) {
   return image.dim() == 3 ? y.squeeze(0) : y;
 }
 
-void save_png(const std::filesystem::path& path, const at::Tensor& image) {
+std::string encode_png(const at::Tensor& image, const std::string& what) {
   DAUG_CHECK(image.defined() && image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3),
-             "save_png('", path.string(), "'): expected [1,H,W] gray or [3,H,W] RGB, but got shape ",
+             what, ": expected [1,H,W] gray or [3,H,W] RGB, but got shape ",
              image.defined() ? image.sizes() : at::IntArrayRef{});
-  DAUG_CHECK(image.size(1) > 0 && image.size(2) > 0, "save_png('", path.string(), "'): empty image ", image.sizes());
+  DAUG_CHECK(image.size(1) > 0 && image.size(2) > 0, what, ": empty image ", image.sizes());
   at::Tensor u8;
   if (image.scalar_type() == at::kByte) {
     u8 = image.to(at::kCPU);
   } else {
-    DAUG_CHECK(at::isFloatingType(image.scalar_type()), "save_png('", path.string(),
-               "'): expected float in [0,1] or uint8, but got ", image.scalar_type());
+    DAUG_CHECK(at::isFloatingType(image.scalar_type()), what, ": expected float in [0,1] or uint8, but got ",
+               image.scalar_type());
     at::Tensor f = image.detach().to(at::kCPU, at::kFloat);
-    DAUG_CHECK(!at::isnan(f).any().item<bool>(), "save_png('", path.string(), "'): the image contains NaN");
+    DAUG_CHECK(!at::isnan(f).any().item<bool>(), what, ": the image contains NaN");
     u8 = (f.clamp(0.0, 1.0) * 255.0f).round().to(at::kByte);
   }
   at::Tensor hwc = u8.permute({1, 2, 0}).contiguous();
@@ -470,8 +470,12 @@ void save_png(const std::filesystem::path& path, const at::Tensor& image) {
   std::string encoded;
   PngWriteState s{&encoded, {0}};
   if (!png_encode(&s, rows.data(), static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), static_cast<int>(c)))
-    throw Error(fmt::format("save_png('{}'): libpng failed: {}", path.string(), s.msg));
-  write_file_atomic(path, encoded);
+    throw Error(fmt::format("{}: libpng failed: {}", what, s.msg));
+  return encoded;
+}
+
+void save_png(const std::filesystem::path& path, const at::Tensor& image) {
+  write_file_atomic(path, encode_png(image, "save_png('" + path.string() + "')"));
 }
 
 }  // namespace daug::data

@@ -29,9 +29,10 @@ struct DtypeInfo {
 const DtypeInfo kDtypes[] = {
     {"<f4", at::kFloat, 4}, {"<f8", at::kDouble, 8}, {"|u1", at::kByte, 1},
     {"<i8", at::kLong, 8},  {"<i4", at::kInt, 4},    {"|b1", at::kBool, 1},
+    {"<f2", at::kHalf, 2},  // float16: compact retrieval-index embeddings
 };
 
-const char* kSupported = "<f4 (float32), <f8 (float64), |u1 (uint8), <i8 (int64), <i4 (int32), |b1 (bool)";
+const char* kSupported = "<f4 (float32), <f8 (float64), <f2 (float16), |u1 (uint8), <i8 (int64), <i4 (int32), |b1 (bool)";
 
 const DtypeInfo* dtype_for(at::ScalarType t) {
   for (const auto& d : kDtypes)

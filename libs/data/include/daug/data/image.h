@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace daug::data {
 
@@ -50,5 +51,7 @@ at::Tensor minmax(const at::Tensor& image);
 
 /// Writes an 8-bit PNG ([1,H,W] gray or [3,H,W] RGB, float in [0,1] or uint8) atomically.
 void save_png(const std::filesystem::path& path, const at::Tensor& image);
+/// The bytes save_png writes (e.g. to inline a thumbnail in HTML); `what` names the image in errors.
+std::string encode_png(const at::Tensor& image, const std::string& what = "encode_png");
 
 }  // namespace daug::data

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End to end: `daug index build` on the CLIP smoke config (runs the heatmap and CLIP stages it needs), then
+# `daug query` by text, by an indexed id and by an image file (its heatmap computed through the heatmap stage),
+# with the hits and class scores checked in numpy against the index files and an independent text embedding from
+# `daug embed`; HTML rendered in headless Chromium; a rebuild is a cache hit; damaged indexes are refused.
+# Args: DAUG_BINARY SOURCE_DIR WORK_DIR
+set -euo pipefail
+daug=$1; src=$2; work=$3
+py=/usr/bin/python3
+rm -rf "$work"; mkdir -p "$work"
+cfg="$src/configs/smoke/clip_nih.toml"
+sets=(--set "run.runs_dir=\"$work/runs\"" --set "run.cache_dir=\"$work/cache\"")
+fail() { echo "index_query: $*"; exit 1; }
+run() { local out=$1; shift; "$@" > "$out" 2>&1 || { cat "$out"; fail "command failed: $*"; }; }
+
+run "$work/build.txt" "$daug" index build "$cfg" "${sets[@]}" --out "$work/idx"
+grep -q "index of 12 images" "$work/build.txt" || { cat "$work/build.txt"; fail "expected 12 indexed images"; }
+for f in index.json embeddings.npy items.csv class_embeddings.npy config.toml; do
+  [ -s "$work/idx/$f" ] || fail "missing $f"
+done
+run "$work/info.txt" "$daug" index info "$work/idx"
+grep -q "12 images" "$work/info.txt" || { cat "$work/info.txt"; fail "index info"; }
+# Rebuilding is a cache hit of every stage.
+run "$work/build2.txt" "$daug" index build "$cfg" "${sets[@]}" --out "$work/idx2"
+grep -q "stage \[index\].*cached at" "$work/build2.txt" || { cat "$work/build2.txt"; fail "rebuild not cached"; }
+cmp "$work/idx/embeddings.npy" "$work/idx2/embeddings.npy" || fail "rebuild changed the embeddings"
+
+text="large right pleural effusion"
+run "$work/q_text.json" "$daug" query --index "$work/idx" --text "$text" --k 5 --json
+ckpt=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['model']['checkpoint'])" "$work/idx/index.json")
+run "$work/embed.txt" "$daug" embed "$cfg" "${sets[@]}" --set "backbone.weights=\"$ckpt\"" --texts "$text" \
+  --out "$work/emb"
+"$py" "$src/tests/retrieval/check_query.py" text "$work/idx" "$work/emb/text_embeds_norm.npy" "$work/q_text.json" 5
+
+id=$("$py" -c "import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[3]['id'])" "$work/idx/items.csv")
+image=$("$py" -c "import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[3]['image'])" "$work/idx/items.csv")
+run "$work/q_id.json" "$daug" query --index "$work/idx" --id "$id" --k 4 --json
+"$py" "$src/tests/retrieval/check_query.py" id "$work/idx" "$id" "$work/q_id.json" 4
+run "$work/q_image.json" "$daug" query --index "$work/idx" --image "$image" --k 3 --json --html "$work/q.html"
+"$py" "$src/tests/retrieval/check_query.py" image "$work/idx" "$id" "$work/q_image.json" 3
+grep -q '"heatmap"' "$work/q_image.json" || fail "the image query computed no heatmap"
+[ "$(grep -c 'class="thumb"' "$work/q.html")" -eq 3 ] || fail "expected 3 thumbnails in the HTML"
+grep -q 'id="query-heatmap"' "$work/q.html" || fail "no query heatmap in the HTML"
+"$src/tests/report/render_check.sh" "$work/q.html" "$work/q.png" > "$work/render.txt" 2>&1 \
+  || { cat "$work/render.txt"; fail "the query page does not render"; }
+# Plain-text output: ranked lines with scores.
+run "$work/q_text.txt" "$daug" query --index "$work/idx" --text "$text" --k 3
+grep -Eq '^ +1 +[-0-9.]+ ' "$work/q_text.txt" || { cat "$work/q_text.txt"; fail "no ranked text output"; }
+
+# Refusals: a changed checkpoint, a missing index, a bad --k, two queries.
+cp -r "$work/idx" "$work/bad"
+sed -i 's/"checkpoint_sha256": "[0-9a-f]*"/"checkpoint_sha256": "0000"/' "$work/bad/index.json"
+if "$daug" query --index "$work/bad" --text x > "$work/e1.txt" 2>&1; then fail "a changed checkpoint was accepted"; fi
+grep -q "changed since the index was built" "$work/e1.txt" || { cat "$work/e1.txt"; fail "e1 message"; }
+if "$daug" query --index "$work/nope" --text x > "$work/e2.txt" 2>&1; then fail "a missing index was accepted"; fi
+grep -q "does not exist" "$work/e2.txt" || { cat "$work/e2.txt"; fail "e2 message"; }
+if "$daug" query --index "$work/idx" --text x --id "$id" > "$work/e3.txt" 2>&1; then fail "two queries accepted"; fi
+grep -q "exactly one of" "$work/e3.txt" || { cat "$work/e3.txt"; fail "e3 message"; }
+echo "index_query OK"
