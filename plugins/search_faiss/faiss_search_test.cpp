@@ -8,8 +8,11 @@
 #include <daug/core/plugin_loader.h>
 #include <daug/error.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <random>
 
 #include "search_reference.h"
 #include "test_support.h"
@@ -80,6 +83,39 @@ TEST(FaissSearch, FlatReturnsTheExactRowsAndScores) {
   for (int64_t k : {1, 10, 100}) {
     const auto a = exact->search(q.view(), k), b = flat->search(q.view(), k);
     for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].rows, b[i].rows) << "k=" << k << " query " << i;
+  }
+}
+
+TEST(FaissSearch, FlatTiesAtTheKthPlaceAreFaissChoiceButScoresAndOrderAreExact) {
+  // Entries in {-1, 0, 1}, 3 columns: at most 27 distinct rows among 400, integer scores: ties everywhere. The
+  // scores at every position are the brute force's; rows above the k-th score are the same rows in the same order;
+  // among the rows tied with the k-th score FAISS keeps its own choice (not always the lowest rows: documented in
+  // README.md), each of them really tied, in row order.
+  std::mt19937_64 rng(3);
+  std::uniform_int_distribution<int> u(-1, 1);
+  RowMatrix db{std::vector<float>(400 * 3), 400, 3}, q{std::vector<float>(30 * 3), 30, 3};
+  for (auto& v : db.values) v = static_cast<float>(u(rng));
+  for (auto& v : q.values) v = static_cast<float>(u(rng));
+  auto s = make(FaissIndexType::flat);
+  s.add(db.view());
+  const auto all = brute_force_search(db, q, 400);
+  for (int64_t k : {1, 7, 50}) {
+    const auto got = s.search(q.view(), k), truth = brute_force_search(db, q, k);
+    for (size_t i = 0; i < got.size(); ++i) {
+      SCOPED_TRACE("k=" + std::to_string(k) + " query " + std::to_string(i));
+      ASSERT_EQ(got[i].scores, truth[i].scores);
+      const float kth = truth[i].scores.back();
+      for (size_t j = 0; j < got[i].rows.size(); ++j) {
+        if (truth[i].scores[j] > kth) {
+          EXPECT_EQ(got[i].rows[j], truth[i].rows[j]) << "hit " << j;
+        } else {
+          const auto& a = all[i];
+          const auto pos = std::find(a.rows.begin(), a.rows.end(), got[i].rows[j]) - a.rows.begin();
+          EXPECT_EQ(a.scores[static_cast<size_t>(pos)], kth) << "hit " << j << ": row " << got[i].rows[j];
+          if (j > 0 && got[i].scores[j - 1] == got[i].scores[j]) EXPECT_LT(got[i].rows[j - 1], got[i].rows[j]);
+        }
+      }
+    }
   }
 }
 
