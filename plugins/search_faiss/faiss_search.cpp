@@ -148,8 +148,9 @@ void FaissSearch::add(const FloatRows& database) {
       }
       case FaissIndexType::ivf_flat: {
         const int64_t nlist = opts_.nlist ? *opts_.nlist : faiss_default_nlist(n);
-        DAUG_CHECK_AS(ConfigError, nlist <= n, where("nlist"), " = ", nlist, " k-means lists need at least as many ",
-                      "database rows, but the database has ", n, " rows");
+        DAUG_CHECK_AS(ConfigError, nlist <= n, where("nlist"), " = ", nlist,
+                      " must be <= the database's rows (k-means needs a row per list), but the database has ", n,
+                      " rows");
         const int64_t nprobe = opts_.nprobe ? *opts_.nprobe : std::min(kFaissDefaultNprobe, nlist);
         DAUG_CHECK_AS(ConfigError, nprobe <= nlist, where("nprobe"), " = ", nprobe, " must be <= nlist = ", nlist,
                       opts_.nlist ? "" : " (unset nlist: round(4*sqrt(rows)))");
