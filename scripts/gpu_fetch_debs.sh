@@ -14,6 +14,8 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
   libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev zlib1g libicu-dev libicu72
   libgloo-dev                  # headers only, when PyTorch's LibTorch ships no gloo/ (c10d's ProcessGroupGloo.hpp)
+  libfaiss-dev                 # plugins/search_faiss: FAISS headers + the static libfaiss.a it links
+  libopenblas0-openmp libgfortran5 libquadmath0   # FAISS's BLAS/LAPACK (openblas-openmp/libblas.so.3, liblapack.so.3) at run time
 )
 mkdir -p "$D"
 grep -qx '/.debs/' .git/info/exclude 2>/dev/null || grep -qx '/.debs/' .gitignore || echo "note: add /.debs/ to .gitignore"
@@ -25,13 +27,14 @@ n=$(ls "$D"/*.deb | wc -l)
 echo "gpu_fetch_debs: ${n} packages, $(du -cb "$D"/*.deb | tail -1 | cut -f1) bytes of .deb"
 
 # The pruned sysroot: headers, shared libraries, the static libraries the build links (GoogleTest, benchmark),
-# CMake/pkg-config files. No docs, no other static libraries (ICU's and Boost's are most of the size).
+# CMake/pkg-config files. No docs, no other static libraries (ICU's and Boost's are most of the size); libfaiss.a
+# stays (FAISS ships no shared library; plugins/search_faiss links it into its module).
 S=$(mktemp -d)
 trap 'rm -rf "$S"' EXIT
 for f in "$D"/*.deb; do dpkg-deb -x "$f" "$S/root"; done
 R=$S/root
 rm -rf "$R/usr/share/doc" "$R/usr/share/man" "$R/usr/share/lintian" "$R/usr/share/info"
-find "$R" -name '*.a' ! -name 'libgtest*.a' ! -name 'libgmock*.a' ! -name 'libbenchmark*.a' -delete
+find "$R" -name '*.a' ! -name 'libgtest*.a' ! -name 'libgmock*.a' ! -name 'libbenchmark*.a' ! -name 'libfaiss.a' -delete
 tar -C "$R" -cJf "$D/sysroot.tar.xz" .
 [ "${KEEP_DEBS:-0}" = 1 ] || rm -f "$D"/*.deb
 tar_bytes=$(stat -c %s "$D/sysroot.tar.xz")

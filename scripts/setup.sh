@@ -11,6 +11,7 @@ PKGS=(
   libtomlplusplus-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg-dev zlib1g-dev libicu-dev
+  libfaiss-dev                 # FAISS 1.7.3 (static libfaiss.a + headers): the `faiss` VectorSearch plugin
   chromium                     # headless rendering check of the HTML report (tests/report)
   python3                      # small helpers of the distributed pipeline tests (free port, JSON); libtorch-dev pulls it in too
   "$@"

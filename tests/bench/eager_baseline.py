@@ -10,6 +10,8 @@ thread count, so that a benchmark can print daug's speed as a ratio to plain eag
            layouts: UNet 113.7M params, classifier 5.45M, 7 classes).
   finetune one CLIP fine-tune step (ViT-B/32 or tiny): image tower + report tower + 14 class prompts -> hybrid loss
            (0.7 clip + 0.3 class BCE, s = exp(4.602)) -> backward -> AdamW (no decay on biases).
+  search   exact inner-product top-k: torch.mm(queries, database.T) + topk (the `exact` VectorSearch's work) on
+           --rows x --dim L2-normalised random rows and --batch queries, --k hits (search_bench.cpp).
   heatmaps DAug heatmaps of the main CPU config's models (tiny 32^2 UNet + tiny classifier, ddim20, L = 500:
            10 DDIM inversion + 10 guided DDIM steps, matched index pattern) + the absdiff/min-max composer.
 
@@ -482,9 +484,17 @@ def bench_finetune(a):
     return run_timed(step, a.iters, a.warmup)
 
 
+def bench_search(a):
+    torch.manual_seed(0)
+    db = F.normalize(torch.randn(a.rows, a.dim, device=DEV), dim=1)
+    q = F.normalize(torch.randn(a.batch, a.dim, device=DEV), dim=1)
+    with torch.no_grad():
+        return run_timed(lambda: torch.topk(torch.mm(q, db.t()), a.k, dim=1), a.iters, a.warmup)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["guided", "heatmaps", "finetune"])
+    p.add_argument("what", choices=["guided", "heatmaps", "finetune", "search"])
     p.add_argument("--preset", default="tiny")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
@@ -493,12 +503,15 @@ def main():
     p.add_argument("--respacing", default="ddim20", help="heatmaps: ddimN (the main CPU config: ddim20)")
     p.add_argument("--channels-last", action="store_true", help="guided: channels-last UNet/classifier")
     p.add_argument("--foreach", action="store_true", help="finetune: AdamW(foreach=True)")
+    p.add_argument("--rows", type=int, default=100000, help="search: database rows")
+    p.add_argument("--dim", type=int, default=512, help="search: dimension")
+    p.add_argument("--k", type=int, default=10, help="search: hits per query")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     global DEV
     DEV = torch.device(a.device)
     torch.set_num_threads(a.threads)
-    sec = {"guided": bench_guided, "heatmaps": bench_heatmaps, "finetune": bench_finetune}[a.what](a)
+    sec = {"guided": bench_guided, "heatmaps": bench_heatmaps, "finetune": bench_finetune, "search": bench_search}[a.what](a)
     print(f"EAGER {a.what} seconds={sec:.6f} cpu_seconds={CPU_BEST[0]:.6f} iters={a.iters} threads={torch.get_num_threads()} "
           f"device={DEV} torch={torch.__version__}", flush=True)
     return 0

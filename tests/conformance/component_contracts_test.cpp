@@ -330,6 +330,28 @@ TEST_P(HeatmapComposerContract, ComposeShapePurityAndMismatch) {
   }
 }
 
+// ---- VectorSearch -------------------------------------------------------------------------------------------
+
+class VectorSearchContract : public ::testing::TestWithParam<PluginCase> {};
+
+TEST_P(VectorSearchContract, AddSearchOrderingAndErrors) {
+  Built b(GetParam());
+  const auto h = b.hints();
+  {
+    SCOPED_TRACE(config_for(GetParam()).string());
+    check_vector_search(*b.subject<VectorSearch>(), h.exists() && h.has("exact") && h.get_bool("exact"));
+  }
+  // Each variant: the same config with a list of --set overrides (e.g. the approximate index types).
+  if (h.exists() && h.has("variants"))
+    for (const auto& overrides : h.get_string_matrix("variants")) {
+      std::string label;
+      for (const auto& o : overrides) label += (label.empty() ? "" : " ") + o;
+      SCOPED_TRACE("variant --set " + label);
+      Built v(GetParam(), overrides);
+      check_vector_search(*v.subject<VectorSearch>(), false);
+    }
+}
+
 // ---- Trainable ----------------------------------------------------------------------------------------------
 
 class TrainableContract : public ::testing::TestWithParam<PluginCase> {
@@ -394,6 +416,8 @@ INSTANTIATE_TEST_SUITE_P(Conformance, CriterionContract, ::testing::ValuesIn(plu
                          plugin_param_name);
 INSTANTIATE_TEST_SUITE_P(Conformance, HeatmapComposerContract,
                          ::testing::ValuesIn(plugins_of(HeatmapComposer::kInterface)), plugin_param_name);
+INSTANTIATE_TEST_SUITE_P(Conformance, VectorSearchContract,
+                         ::testing::ValuesIn(plugins_of(VectorSearch::kInterface)), plugin_param_name);
 INSTANTIATE_TEST_SUITE_P(Conformance, TrainableContract, ::testing::ValuesIn(plugins_of_any(trainable_interfaces())),
                          qualified_param_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GuidanceContract);
@@ -402,6 +426,7 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ClassifierContract);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackboneContract);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CriterionContract);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HeatmapComposerContract);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(VectorSearchContract);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(TrainableContract);
 
 }  // namespace daug::conformance

@@ -1,6 +1,8 @@
 // Shared machinery of the conformance suite: plugin discovery, building from configs, and the contract checks.
 #include "conformance.h"
 
+#include "search_reference.h"
+
 #include <daug/error.h>
 #include <daug/labels.h>
 
@@ -22,7 +24,8 @@ void PrintTo(const PluginCase& c, std::ostream* os) { *os << c.interface << " '"
 const std::vector<std::string>& known_interfaces() {
   static const std::vector<std::string> k = {Guidance::kInterface,   Generator::kInterface, Classifier::kInterface,
                                              Backbone::kInterface,   Criterion::kInterface, HeatmapComposer::kInterface,
-                                             Source::kInterface,     Stage::kInterface,     Command::kInterface};
+                                             Source::kInterface,     Stage::kInterface,     Command::kInterface,
+                                             VectorSearch::kInterface};
   return k;
 }
 
@@ -42,6 +45,7 @@ const std::vector<std::string>& trainable_interfaces() {
     add(static_cast<Source*>(nullptr), Source::kInterface);
     add(static_cast<Stage*>(nullptr), Stage::kInterface);
     add(static_cast<Command*>(nullptr), Command::kInterface);
+    add(static_cast<VectorSearch*>(nullptr), VectorSearch::kInterface);
     return out;
   }();
   return k;
@@ -107,6 +111,7 @@ std::filesystem::path config_for(const PluginCase& c) { return configs_dir() / s
 std::string default_table(const std::string& interface) {
   if (interface == HeatmapComposer::kInterface) return "composer";
   if (interface == Source::kInterface) return "data";
+  if (interface == VectorSearch::kInterface) return "search";
   return snake(interface);
 }
 
@@ -154,6 +159,7 @@ std::shared_ptr<Component> Built::subject_any() {
   if (i == Source::kInterface) return subject<Source>();
   if (i == Stage::kInterface) return subject<Stage>();
   if (i == Command::kInterface) return subject<Command>();
+  if (i == VectorSearch::kInterface) return subject<VectorSearch>();
   throw Error("the conformance suite has no contracts for interface '" + i + "'; add them in tests/conformance");
 }
 
@@ -309,6 +315,86 @@ void check_zero_guidance_is_reconstruction(Generator& g, Guidance& zero, const T
     EXPECT_LE(diff, 1e-5) << name << ": translate with a zero-scale guidance must equal the plain reconstruction "
                           << "(no guidance), but max |Δ| = " << diff;
   }
+}
+
+// ---- VectorSearch -------------------------------------------------------------------------------------------
+
+void check_vector_search(VectorSearch& s, bool exact) {
+  EXPECT_EQ(s.size(), 0) << "size() before add()";
+  EXPECT_EQ(s.dim(), 0) << "dim() before add()";
+  const int64_t n = 600, d = 16;
+  daug::testing::RowMatrix db = daug::testing::clustered_unit_rows(n, d, 12, 0.2f, 21);
+  // Rows 100 and 300 duplicate row 5: equal scores, to be ordered 5, 100, 300.
+  for (int64_t dup : {100, 300}) std::copy_n(db.row(5), d, db.values.data() + dup * d);
+  daug::testing::RowMatrix q = daug::testing::clustered_unit_rows(20, d, 12, 0.2f, 22);
+  q.values.insert(q.values.end(), db.row(5), db.row(5) + d);
+  q.values.insert(q.values.end(), db.row(42), db.row(42) + d);
+  q.rows += 2;
+  EXPECT_THROW(s.search(q.view(), 3), daug::Error) << "search() before add() must throw";
+
+  const daug::testing::RowMatrix keep = db;
+  std::vector<float> buffer = db.values;
+  s.add(FloatRows{buffer.data(), n, d});
+  std::fill(buffer.begin(), buffer.end(), 7.f);  // the caller reuses its buffer
+  EXPECT_EQ(s.size(), n);
+  EXPECT_EQ(s.dim(), d);
+
+  for (int64_t k : {int64_t{1}, int64_t{10}, n + 5}) {
+    SCOPED_TRACE("k = " + std::to_string(k));
+    const auto got = s.search(q.view(), k);
+    ASSERT_EQ(got.size(), static_cast<size_t>(q.rows)) << "one SearchHits per query";
+    const auto truth = daug::testing::brute_force_search(keep, q, k);
+    for (int64_t i = 0; i < q.rows; ++i) {
+      const auto& h = got[static_cast<size_t>(i)];
+      ASSERT_EQ(h.rows.size(), h.scores.size()) << "query " << i << ": rows and scores differ in length";
+      EXPECT_GE(h.rows.size(), 1u) << "query " << i << ": no hits";
+      EXPECT_LE(static_cast<int64_t>(h.rows.size()), std::min(k, n)) << "query " << i << ": more than min(k, size())";
+      std::set<int64_t> seen;
+      for (size_t j = 0; j < h.rows.size(); ++j) {
+        const int64_t r = h.rows[j];
+        ASSERT_TRUE(r >= 0 && r < n) << "query " << i << " hit " << j << ": row " << r << " outside [0, " << n << ")";
+        EXPECT_TRUE(seen.insert(r).second) << "query " << i << ": row " << r << " returned twice";
+        double ip = 0;
+        for (int64_t c = 0; c < d; ++c) ip += static_cast<double>(q.row(i)[c]) * keep.row(r)[c];
+        EXPECT_NEAR(h.scores[j], ip, 1e-4) << "query " << i << " hit " << j << " (row " << r
+                                           << "): the score is not the inner product (was the database copied?)";
+        if (j > 0) {
+          EXPECT_GE(h.scores[j - 1], h.scores[j]) << "query " << i << ": hits not ordered by score descending at " << j;
+          if (h.scores[j - 1] == h.scores[j])
+            EXPECT_LT(h.rows[j - 1], h.rows[j]) << "query " << i << ": equal scores not ordered by row ascending at " << j;
+        }
+      }
+      if (exact) {
+        // The exact top-k up to float32 rounding: at every rank the returned row's true score is the brute force's
+        // score at that rank (rows whose scores differ by float rounding only may swap places).
+        const auto& t = truth[static_cast<size_t>(i)];
+        ASSERT_EQ(h.rows.size(), t.rows.size()) << "query " << i << ": not the exact top-k (an exact search returns min(k, size()) hits)";
+        for (size_t j = 0; j < h.rows.size(); ++j) {
+          double ip = 0;
+          for (int64_t c = 0; c < d; ++c) ip += static_cast<double>(q.row(i)[c]) * keep.row(h.rows[j])[c];
+          EXPECT_NEAR(ip, t.scores[j], 2e-6) << "query " << i << " rank " << j << ": row " << h.rows[j]
+                                             << " instead of row " << t.rows[j] << ": not the exact top-k";
+        }
+      }
+    }
+    if (exact && k >= 3) {
+      const auto& dup = got[20].rows;  // the query equal to row 5
+      EXPECT_EQ(std::vector<int64_t>(dup.begin(), dup.begin() + 3), (std::vector<int64_t>{5, 100, 300}))
+          << "three equal rows must come first, by row ascending";
+    }
+  }
+  EXPECT_TRUE(s.search(FloatRows{nullptr, 0, d}, 5).empty()) << "no queries: no results";
+
+  daug::testing::RowMatrix wrong = daug::testing::gaussian_rows(2, d - 1, 23);
+  try {
+    s.search(wrong.view(), 5);
+    ADD_FAILURE() << "queries of dimension " << d - 1 << " against a dimension-" << d << " database must throw";
+  } catch (const daug::Error& e) {
+    const std::string m = e.what();
+    EXPECT_TRUE(m.find(std::to_string(d)) != std::string::npos && m.find(std::to_string(d - 1)) != std::string::npos)
+        << "the dimension error must name the expected " << d << " and the found " << d - 1 << ": " << m;
+  }
+  EXPECT_THROW(s.search(q.view(), 0), daug::Error) << "k = 0 must throw";
 }
 
 // ---- Stage --------------------------------------------------------------------------------------------------

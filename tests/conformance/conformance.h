@@ -10,12 +10,14 @@
 //    heatmap_composer/channel.toml). A plugin without one fails `Conformance.EveryPluginIsCovered` (and its
 //    interface's contract tests), so a new plugin cannot skip its contract.
 //  * The component under test is the table named after its interface's role ([guidance], [generator],
-//    [classifier], [backbone], [criterion], [composer], [data]), else the one table naming the plugin (Commands:
+//    [classifier], [backbone], [criterion], [composer], [data], [search]), else the one table naming the plugin (Commands:
 //    [<name>]); `[conformance] table = "..."` overrides it. Stage configs are run configs for `daug run` (every
 //    table used: unused tables are errors); the stages under test are [run].stages.
 //  * `[conformance]` holds test-only hints the interface does not expose (read by the tests, never by plugins):
 //    `image_shape = [C, H, W]` (classifier/guidance input), `label = 1` (class label of a class-conditional
-//    generator, -1 = unconditional), `noise_level = 500` (generator translate).
+//    generator, -1 = unconditional), `noise_level = 500` (generator translate), `exact = true` (a VectorSearch
+//    that must return the exact top-k), `variants = [["search.type=\"hnsw\""], ...]` (VectorSearch: the contract
+//    also runs on the config with each list of --set overrides).
 //
 // The contract checks are free functions on interface objects, so that self_test.cpp can show that each of them
 // fails on a deliberately broken fixture.
@@ -33,6 +35,7 @@
 #include <daug/source.h>
 #include <daug/stage.h>
 #include <daug/trainable.h>
+#include <daug/vector_search.h>
 
 #include <gtest/gtest.h>
 
@@ -128,6 +131,13 @@ void check_source(const Source& s);
 
 /// translate() with a zero-scale guidance equals translate() without guidance (same seed) for both encode modes.
 void check_zero_guidance_is_reconstruction(Generator& g, Guidance& zero, const TranslateRequest& base);
+
+/// The VectorSearch contract on a fresh (never added to) search: size()/dim() 0 and search() throwing before add();
+/// add() of clustered unit rows (with duplicated rows: ties) copies them; every query gets 1..min(k, size()) hits
+/// with valid distinct rows, scores equal to the inner products, ordered by score descending and, among equal
+/// scores, by row ascending; k > size() and no queries work; a dimension mismatch and k < 1 throw daug::Error
+/// naming what was expected and found. `exact`: the hits are the brute force's rows.
+void check_vector_search(VectorSearch& fresh, bool exact);
 
 /// Files under a directory: relative path → (size, mtime in ns); directories with size -1.
 struct FileStamp {

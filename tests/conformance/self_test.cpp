@@ -1,8 +1,11 @@
 // The contract checks can fail: each is run on a correct fake (no failure) and on a deliberately broken fixture
 // (the check must report the breach). Covers Trainable (non-atomic load_state, aliasing), Source (duplicate ids,
 // bad labels, missing image), Generator (guidance path that is not the reconstruction at scale 0) and Stage
-// (a second run that rewrites a cache file or runs a stage again).
+// (a second run that rewrites a cache file or runs a stage again) and VectorSearch (unordered ties, an aliased
+// database, a missing dimension check).
 #include "conformance.h"
+
+#include "search_reference.h"
 
 #include <daug/checkpoint.h>
 #include <daug/error.h>
@@ -112,6 +115,72 @@ TEST(ContractSelfTest, TrainableChecks) {
   extra.emplace_back("extra", at::zeros({1}));
   EXPECT_TRUE(reports(failures_of([&] { check_load_state_rejects(wrong_type, extra, "extra", "x"); }),
                       "other than daug::DataError"));
+}
+
+// ---- VectorSearch ---------------------------------------------------------------------------------------------
+
+enum class SearchBug { none, ties_by_row_descending, keeps_callers_buffer, no_dim_check, approximate_misses };
+
+/// A brute-force search (tests/support/search_reference.h) with one deliberate bug.
+class FakeSearch final : public VectorSearch {
+ public:
+  explicit FakeSearch(SearchBug bug) : bug_(bug) {}
+  void add(const FloatRows& db) override {
+    if (bug_ == SearchBug::keeps_callers_buffer) {
+      alias_ = db;
+    } else {
+      db_ = {std::vector<float>(db.data, db.data + db.rows * db.dim), db.rows, db.dim};
+    }
+    rows_ = db.rows;
+    dim_ = db.dim;
+  }
+  std::vector<SearchHits> search(const FloatRows& q, int64_t k) const override {
+    if (rows_ == 0) throw Error("fake: search before add");
+    if (k < 1) throw Error("fake: k < 1");
+    if (bug_ != SearchBug::no_dim_check && q.dim != dim_)
+      throw DataError("fake: dimension " + std::to_string(dim_) + " expected, got " + std::to_string(q.dim));
+    daug::testing::RowMatrix db = db_;
+    if (bug_ == SearchBug::keeps_callers_buffer)
+      db = {std::vector<float>(alias_.data, alias_.data + rows_ * dim_), rows_, dim_};
+    daug::testing::RowMatrix qm{std::vector<float>(q.data, q.data + q.rows * std::min(q.dim, dim_)), q.rows,
+                                std::min(q.dim, dim_)};
+    if (q.dim != dim_) return std::vector<SearchHits>(static_cast<size_t>(q.rows));
+    auto out = daug::testing::brute_force_search(db, qm, k);
+    for (auto& h : out) {
+      if (bug_ == SearchBug::ties_by_row_descending)
+        for (size_t j = 0; j + 1 < h.rows.size(); ++j)
+          if (h.scores[j] == h.scores[j + 1] && h.rows[j] < h.rows[j + 1]) std::swap(h.rows[j], h.rows[j + 1]);
+      if (bug_ == SearchBug::approximate_misses && h.rows.size() > 1) {  // the second-best row is missed
+        h.rows.erase(h.rows.begin() + 1);
+        h.scores.erase(h.scores.begin() + 1);
+      }
+    }
+    return out;
+  }
+  int64_t size() const override { return rows_; }
+  int64_t dim() const override { return dim_; }
+  std::string describe() const override { return "fake_search"; }
+
+ private:
+  SearchBug bug_;
+  daug::testing::RowMatrix db_;
+  FloatRows alias_;
+  int64_t rows_ = 0, dim_ = 0;
+};
+
+TEST(ContractSelfTest, VectorSearchChecks) {
+  FakeSearch ok(SearchBug::none);
+  EXPECT_TRUE(failures_of([&] { check_vector_search(ok, true); }).empty());
+  FakeSearch misses(SearchBug::approximate_misses);  // fine for an approximate search, not for an exact one
+  EXPECT_TRUE(failures_of([&] { check_vector_search(misses, false); }).empty());
+  FakeSearch misses_exact(SearchBug::approximate_misses);
+  EXPECT_TRUE(reports(failures_of([&] { check_vector_search(misses_exact, true); }), "not the exact top-k"));
+  FakeSearch ties(SearchBug::ties_by_row_descending);
+  EXPECT_TRUE(reports(failures_of([&] { check_vector_search(ties, false); }), "equal scores not ordered by row"));
+  FakeSearch alias(SearchBug::keeps_callers_buffer);
+  EXPECT_TRUE(reports(failures_of([&] { check_vector_search(alias, false); }), "was the database copied?"));
+  FakeSearch no_dim(SearchBug::no_dim_check);
+  EXPECT_TRUE(reports(failures_of([&] { check_vector_search(no_dim, false); }), "must throw"));
 }
 
 // ---- Source -------------------------------------------------------------------------------------------------
