@@ -22,6 +22,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -100,7 +101,9 @@ int build(const std::vector<std::string>& args, CommandContext& ctx) {
   std::vector<std::string> overrides = a.sets;
   // A config without the table gets one with the stage's defaults (tables data, backbone, clip_composer, heatmaps,
   // train_clip: those of configs/clip/stages.toml).
-  if (!ctx.build(a.config, a.sets, "").config(a.table).exists())
+  const ConfigView table = ctx.build(a.config, a.sets, "").config(a.table);
+  const auto keys = table.exists() ? table.keys() : std::vector<std::string>{};
+  if (std::find(keys.begin(), keys.end(), "plugin") == keys.end())
     overrides.push_back(fmt::format("{}.plugin=\"index\"", a.table));
   if (!a.source.empty()) overrides.push_back(fmt::format("{}.data={}", a.table, toml_string(a.source)));
   if (!a.checkpoint.empty())

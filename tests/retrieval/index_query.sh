@@ -12,6 +12,8 @@ cfg="$src/configs/smoke/clip_nih.toml"
 sets=(--set "run.runs_dir=\"$work/runs\"" --set "run.cache_dir=\"$work/cache\"")
 fail() { echo "index_query: $*"; exit 1; }
 run() { local out=$1; shift; "$@" > "$out" 2>&1 || { cat "$out"; fail "command failed: $*"; }; }
+# JSON on stdout; the log (stage runs of an image query) on stderr.
+run_json() { local out=$1; shift; "$@" > "$out" 2> "$out.log" || { cat "$out" "$out.log"; fail "command failed: $*"; }; }
 
 run "$work/build.txt" "$daug" index build "$cfg" "${sets[@]}" --out "$work/idx"
 grep -q "index of 12 images" "$work/build.txt" || { cat "$work/build.txt"; fail "expected 12 indexed images"; }
@@ -25,8 +27,17 @@ run "$work/build2.txt" "$daug" index build "$cfg" "${sets[@]}" --out "$work/idx2
 grep -q "stage \[index\].*cached at" "$work/build2.txt" || { cat "$work/build2.txt"; fail "rebuild not cached"; }
 cmp "$work/idx/embeddings.npy" "$work/idx2/embeddings.npy" || fail "rebuild changed the embeddings"
 
+# Two ranks (chunks of 5 rows dealt round-robin, rank 0 assembles) give the same rows to float rounding (other batches).
+run "$work/build_dist.txt" timeout 300 "$daug" launch --nproc 2 -- index build "$cfg" "${sets[@]}" \
+  --set index.chunk_rows=5 --out "$work/idx_dist"
+"$py" -c "
+import numpy as np, sys
+a, b = (np.load(f'{d}/embeddings.npy') for d in sys.argv[1:3])
+assert a.shape == b.shape and np.abs(a - b).max() < 1e-6, (a.shape, b.shape, np.abs(a - b).max())
+print('2-rank index: same rows, max |diff|', np.abs(a - b).max())" "$work/idx" "$work/idx_dist"
+
 text="large right pleural effusion"
-run "$work/q_text.json" "$daug" query --index "$work/idx" --text "$text" --k 5 --json
+run_json "$work/q_text.json" "$daug" query --index "$work/idx" --text "$text" --k 5 --json
 ckpt=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['model']['checkpoint'])" "$work/idx/index.json")
 run "$work/embed.txt" "$daug" embed "$cfg" "${sets[@]}" --set "backbone.weights=\"$ckpt\"" --texts "$text" \
   --out "$work/emb"
@@ -34,9 +45,9 @@ run "$work/embed.txt" "$daug" embed "$cfg" "${sets[@]}" --set "backbone.weights=
 
 id=$("$py" -c "import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[3]['id'])" "$work/idx/items.csv")
 image=$("$py" -c "import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[3]['image'])" "$work/idx/items.csv")
-run "$work/q_id.json" "$daug" query --index "$work/idx" --id "$id" --k 4 --json
+run_json "$work/q_id.json" "$daug" query --index "$work/idx" --id "$id" --k 4 --json
 "$py" "$src/tests/retrieval/check_query.py" id "$work/idx" "$id" "$work/q_id.json" 4
-run "$work/q_image.json" "$daug" query --index "$work/idx" --image "$image" --k 3 --json --html "$work/q.html"
+run_json "$work/q_image.json" "$daug" query --index "$work/idx" --image "$image" --k 3 --json --html "$work/q.html"
 "$py" "$src/tests/retrieval/check_query.py" image "$work/idx" "$id" "$work/q_image.json" 3
 grep -q '"heatmap"' "$work/q_image.json" || fail "the image query computed no heatmap"
 [ "$(grep -c 'class="thumb"' "$work/q.html")" -eq 3 ] || fail "expected 3 thumbnails in the HTML"
@@ -46,6 +57,15 @@ grep -q 'id="query-heatmap"' "$work/q.html" || fail "no query heatmap in the HTM
 # Plain-text output: ranked lines with scores.
 run "$work/q_text.txt" "$daug" query --index "$work/idx" --text "$text" --k 3
 grep -Eq '^ +1 +[-0-9.]+ ' "$work/q_text.txt" || { cat "$work/q_text.txt"; fail "no ranked text output"; }
+
+# The FAISS plugin, selected through TOML, gives the same top 10 as exact search (flat, HNSW, IVF probing every list).
+run_json "$work/q_exact10.json" "$daug" query --index "$work/idx" --text "$text" --k 10 --json
+for t in 'type="flat"' 'type="hnsw"' 'type="ivf_flat" --set search.nlist=2 --set search.nprobe=2'; do
+  # shellcheck disable=SC2086
+  run_json "$work/q_faiss.json" "$daug" query --index "$work/idx" --text "$text" --k 10 --json \
+    --set 'search.plugin="faiss"' --set search.$t
+  "$py" "$src/tests/retrieval/check_query.py" same "$work/q_exact10.json" "$work/q_faiss.json"
+done
 
 # Refusals: a changed checkpoint, a missing index, a bad --k, two queries.
 cp -r "$work/idx" "$work/bad"
