@@ -220,3 +220,36 @@ TEST(Pipeline, UnfinishedUpstreamStageIsRefusedBeforeAnythingRuns) {
   daug::core::run_pipeline(loader, daug::core::parse_config(config(d, ""), "p.toml"), {}, only);
   EXPECT_NO_THROW(daug::core::run_pipeline(loader, only_second, {}, {}));
 }
+
+// RunOptions::with_upstream (CommandContext::run_stages, `daug index build`): a stage that is not in [run].stages
+// runs after every unfinished upstream stage it declared, finished ones are reused, and tables that none of them
+// uses are allowed (the config may describe a larger experiment).
+TEST(Pipeline, WithUpstreamRunsAStageAndWhatItNeedsOutsideRunStages) {
+  TempDir d;
+  daug::core::PluginLoader loader({std::string(DAUG_FIXTURE_DIR) + "/good"});
+  loader.load_all();
+  // [run].stages lists only [first]; [third] (not listed) reads [second], which reads [first]; [unused] is unused.
+  const std::string extra = "[third]\nplugin = \"count\"\nvalue = 3\nupstream = \"second\"\n"
+                            "[unused]\nplugin = \"count\"\nvalue = 9\n";
+  auto doc = [&] { return daug::core::parse_config(config(d, extra), "p.toml", {"run.stages=[\"first\"]"}); };
+  daug::core::RunOptions plain;
+  plain.only = {"third"};
+  expect_error_contains([&] { daug::core::run_pipeline(loader, doc(), {}, plain); },
+                        {"--stage third: not one of [run].stages"});
+  daug::core::RunOptions up;
+  up.only = {"third"};
+  up.with_upstream = true;
+  auto r = daug::core::run_pipeline(loader, doc(), {}, up);
+  ASSERT_EQ(r.stage_dirs.size(), 3u);  // dependencies first
+  EXPECT_EQ(r.stage_dirs[0].first, "first");
+  EXPECT_EQ(r.stage_dirs[1].first, "second");
+  EXPECT_EQ(r.stage_dirs[2].first, "third");
+  EXPECT_NE(r.summary.find("value 321"), std::string::npos) << r.summary;  // each read its upstream's output
+  for (const auto& [table, dir] : r.stage_dirs) EXPECT_EQ(count_lines(dir / "runs.txt"), 1) << table;
+  // Again: every stage is reused, none runs.
+  auto r2 = daug::core::run_pipeline(loader, doc(), {}, up);
+  EXPECT_EQ(r2.stage_dirs, r.stage_dirs);
+  for (const auto& [table, dir] : r.stage_dirs) EXPECT_EQ(count_lines(dir / "runs.txt"), 1) << table;
+  for (const auto& e : std::filesystem::directory_iterator(d / "cache"))
+    EXPECT_NE(e.path().filename().string().rfind("unused-", 0), 0u) << "the unused table ran: " << e.path();
+}
