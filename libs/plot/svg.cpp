@@ -165,7 +165,15 @@ Result line_chart(const Chart& c) {
     legend.push_back({l.name, l.color.empty() ? kPalette[i % std::size(kPalette)] : l.color, l.width, l.opacity, lx, ly});
     lx += w;
   }
-  const auto xt = ticks(f.x0, f.x1, false), yt = ticks(f.y0, f.y1, ylog);
+  auto xt = ticks(f.x0, f.x1, false);
+  const auto yt = ticks(f.y0, f.y1, ylog);
+  if (c.x_integer) {  // nice steps below 1 become every whole number in range
+    if (xt.size() >= 2 && xt[1] - xt[0] < 1) {
+      xt.clear();
+      for (double v = std::ceil(f.x0); v <= f.x1; ++v) xt.push_back(v);
+    }
+    xt.erase(std::remove_if(xt.begin(), xt.end(), [](double v) { return v != std::round(v); }), xt.end());
+  }
   const auto xl = tick_labels(xt, false), yl = tick_labels(yt, ylog);
   double yt_w = 0;
   for (const auto& l : yl) yt_w = std::max(yt_w, text_w(l));

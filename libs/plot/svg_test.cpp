@@ -286,3 +286,16 @@ TEST(Svg, TickLabelsOfLearningRatesShareOnePowerOfTen) {
     EXPECT_NE(labels.find(t), std::string::npos) << t << " in " << labels;
   EXPECT_EQ(labels.find("0.00015"), std::string::npos);
 }
+
+TEST(Svg, IntegerXTicksOnAShortRun) {
+  svg::Chart c;
+  c.x_integer = true;
+  c.lines.push_back({"loss", {0, 1}, {1, 0.5}});  // two steps: ticks 0 and 1 only, not 0.2, 0.4, ...
+  const auto r = svg::line_chart(c);
+  const auto g = r.svg.find("<g class=\"tick-labels\"");
+  const std::string labels = r.svg.substr(g, r.svg.find("</g>", g) - g);
+  EXPECT_NE(labels.find("text-anchor=\"middle\">0</text>"), std::string::npos) << labels;
+  EXPECT_NE(labels.find("text-anchor=\"middle\">1</text>"), std::string::npos) << labels;
+  EXPECT_EQ(labels.find("text-anchor=\"middle\">0.2</text>"), std::string::npos) << labels;
+  EXPECT_EQ(count(labels, "text-anchor=\"middle\""), 2);
+}

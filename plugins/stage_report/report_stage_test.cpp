@@ -242,6 +242,7 @@ TEST(Report, TrainingCurvesOneFigurePerStageWithALossesArtifact) {
   const std::string one = figure_of(page, "train_diffusion");  // one row: dots, not an empty chart
   EXPECT_NE(one.find("1 optimizer step (step 0 to 0)"), std::string::npos) << one;
   EXPECT_EQ(occurrences(one, "<circle class=\"point\" data-series=\"loss\""), 1);
+  EXPECT_NE(one.find("Too few steps to smooth"), std::string::npos);
   EXPECT_NE(figure_of(page, "train_fresh").find("has no rows yet"), std::string::npos);
   EXPECT_NE(figure_of(page, "train_header").find("has no rows yet"), std::string::npos);
   EXPECT_NE(figure_of(page, "train_gone").find("no <code>losses.csv</code>"), std::string::npos);

@@ -43,6 +43,7 @@ struct Chart {
   std::string title, x_title, y_title;
   Scale y_scale = Scale::linear;
   std::optional<double> x_min, x_max, y_min, y_max;  ///< fixed limits; otherwise from the data (y with a 5% margin)
+  bool x_integer = false;  ///< x ticks only at whole numbers (e.g. steps: no "0.5" tick on a 2-step run)
   int width = 480, height = 300;                     ///< pixels (also the viewBox)
   /// A line with more drawable points than this is thinned to the first, lowest, highest and last point of each
   /// pixel column of the plot area, which looks the same and keeps a 100k-step run's page small.
