@@ -83,14 +83,16 @@ double Frame::py(double y) const {
 std::string escape(const std::string& s) {
   std::string out;
   out.reserve(s.size());
-  for (char c : s) switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
+  for (char c : s) {
+    const char* e = c == '&'    ? "&amp;"
+                    : c == '<'  ? "&lt;"
+                    : c == '>'  ? "&gt;"
+                    : c == '"'  ? "&quot;"
+                    : c == '\'' ? "&#39;"
+                                : nullptr;
+    if (e) out += e;
+    else out += c;
+  }
   return out;
 }
 
@@ -162,7 +164,8 @@ Result line_chart(const Chart& c) {
     if (l.name.empty()) continue;
     const double w = 24 + text_w(l.name) + 12;
     if (lx > 8 && lx + w > c.width - 8) lx = 8, ly += kLegendRowH;
-    legend.push_back({l.name, l.color.empty() ? kPalette[i % std::size(kPalette)] : l.color, l.width, l.opacity, lx, ly});
+    legend.push_back(
+        {l.name, l.color.empty() ? kPalette[i % std::size(kPalette)] : l.color, l.width, l.opacity, lx, ly});
     lx += w;
   }
   auto xt = ticks(f.x0, f.x1, false);
@@ -199,8 +202,8 @@ Result line_chart(const Chart& c) {
     const double v = xt[i];
     const std::string x = num(f.px(v));
     grid += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>", x, num(f.top), num(f.bottom));
-    tick_lines += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>", x, num(f.bottom),
-                              num(f.bottom + kTickLen));
+    tick_lines +=
+        fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>", x, num(f.bottom), num(f.bottom + kTickLen));
     labels += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>", x, num(f.bottom + kTickLen + 12),
                           escape(xl[i]));
   }
@@ -208,21 +211,23 @@ Result line_chart(const Chart& c) {
     const double v = yt[i];
     const std::string y = num(f.py(v));
     grid += fmt::format("<line x1=\"{1}\" y1=\"{0}\" x2=\"{2}\" y2=\"{0}\"/>", y, num(f.left), num(f.right));
-    tick_lines += fmt::format("<line x1=\"{1}\" y1=\"{0}\" x2=\"{2}\" y2=\"{0}\"/>", y, num(f.left - kTickLen),
-                              num(f.left));
+    tick_lines +=
+        fmt::format("<line x1=\"{1}\" y1=\"{0}\" x2=\"{2}\" y2=\"{0}\"/>", y, num(f.left - kTickLen), num(f.left));
     labels += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", num(f.left - kTickLen - 3),
                           num(f.py(v) + 4), escape(yl[i]));
   }
   s += "<g class=\"grid\" stroke=\"#e6e6e6\" stroke-width=\"1\">" + grid + "</g>\n";
-  s += fmt::format("<g class=\"axes\" stroke=\"#000\" stroke-width=\"1\">{0}<line x1=\"{1}\" y1=\"{2}\" x2=\"{1}\" "
-                   "y2=\"{3}\"/><line x1=\"{1}\" y1=\"{3}\" x2=\"{4}\" y2=\"{3}\"/></g>\n",
-                   tick_lines, num(f.left), num(f.top), num(f.bottom), num(f.right));
+  s += fmt::format(
+      "<g class=\"axes\" stroke=\"#000\" stroke-width=\"1\">{0}<line x1=\"{1}\" y1=\"{2}\" x2=\"{1}\" "
+      "y2=\"{3}\"/><line x1=\"{1}\" y1=\"{3}\" x2=\"{4}\" y2=\"{3}\"/></g>\n",
+      tick_lines, num(f.left), num(f.top), num(f.bottom), num(f.right));
   s += "<g class=\"tick-labels\" fill=\"#222\">" + labels + "</g>\n";
   s += fmt::format("<text class=\"x-title\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
                    num((f.left + f.right) / 2), num(c.height - 6.0), escape(c.x_title));
   const std::string ytitle = c.y_title + (ylog ? " (log scale)" : "");
-  s += fmt::format("<text class=\"y-title\" transform=\"translate({},{}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
-                   num(6 + 11.0), num((f.top + f.bottom) / 2), escape(ytitle));
+  s += fmt::format(
+      "<text class=\"y-title\" transform=\"translate({},{}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
+      num(6 + 11.0), num((f.top + f.bottom) / 2), escape(ytitle));
 
   // Lines: runs of drawable points (a gap at each unusable or out-of-limits point), thinned per pixel column.
   s += "<g class=\"lines\" fill=\"none\" stroke-linejoin=\"round\" stroke-linecap=\"round\">\n";
@@ -263,10 +268,11 @@ Result line_chart(const Chart& c) {
     std::string d, dots;
     for (const auto& run : runs) {
       if (run.size() == 1) {
-        dots += fmt::format("<circle class=\"point\" data-series=\"{}\" cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"{}\" "
-                            "fill-opacity=\"{}\"/>\n",
-                            escape(l.name), num(f.px(l.x[run[0]])), num(f.py(l.y[run[0]])),
-                            num(std::max(2.0, l.width + 1)), escape(color), l.opacity);
+        dots += fmt::format(
+            "<circle class=\"point\" data-series=\"{}\" cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"{}\" "
+            "fill-opacity=\"{}\"/>\n",
+            escape(l.name), num(f.px(l.x[run[0]])), num(f.py(l.y[run[0]])), num(std::max(2.0, l.width + 1)),
+            escape(color), l.opacity);
         continue;
       }
       for (size_t k = 0; k < run.size(); ++k)
@@ -274,9 +280,10 @@ Result line_chart(const Chart& c) {
                          num(f.py(l.y[run[k]])));
     }
     if (!d.empty())
-      s += fmt::format("<path class=\"series\" data-series=\"{}\" stroke=\"{}\" stroke-width=\"{}\" "
-                       "stroke-opacity=\"{}\" d=\"{}\"/>\n",
-                       escape(l.name), escape(color), l.width, l.opacity, d);
+      s += fmt::format(
+          "<path class=\"series\" data-series=\"{}\" stroke=\"{}\" stroke-width=\"{}\" "
+          "stroke-opacity=\"{}\" d=\"{}\"/>\n",
+          escape(l.name), escape(color), l.width, l.opacity, d);
     s += dots;
   }
   s += "</g>\n";
@@ -285,10 +292,11 @@ Result line_chart(const Chart& c) {
   if (!legend.empty()) {
     s += "<g class=\"legend\">";
     for (const auto& e : legend)
-      s += fmt::format("<line x1=\"{0}\" y1=\"{2}\" x2=\"{1}\" y2=\"{2}\" stroke=\"{3}\" stroke-width=\"{4}\" "
-                       "stroke-opacity=\"{5}\"/><text x=\"{6}\" y=\"{7}\">{8}</text>",
-                       num(e.x), num(e.x + 18), num(e.y + 6), escape(e.color), std::max(e.width, 1.5), e.opacity,
-                       num(e.x + 24), num(e.y + 10), escape(e.name));
+      s += fmt::format(
+          "<line x1=\"{0}\" y1=\"{2}\" x2=\"{1}\" y2=\"{2}\" stroke=\"{3}\" stroke-width=\"{4}\" "
+          "stroke-opacity=\"{5}\"/><text x=\"{6}\" y=\"{7}\">{8}</text>",
+          num(e.x), num(e.x + 18), num(e.y + 6), escape(e.color), std::max(e.width, 1.5), e.opacity, num(e.x + 24),
+          num(e.y + 10), escape(e.name));
     s += "</g>\n";
   }
   if (xs.empty())

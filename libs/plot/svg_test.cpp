@@ -169,8 +169,8 @@ TEST(Svg, AutomaticScaleIsLogOnlyForPositiveDataSpanningTwoDecades) {
   };
   EXPECT_TRUE(ylog({10, 1, 0.1}));
   EXPECT_TRUE(ylog({10, kNaN, 0.1, kInf}));  // non-finite values do not decide
-  EXPECT_FALSE(ylog({10, 1, 0.11}));          // less than two decades
-  EXPECT_FALSE(ylog({10, 0, 0.001}));         // a zero cannot go on a log axis
+  EXPECT_FALSE(ylog({10, 1, 0.11}));         // less than two decades
+  EXPECT_FALSE(ylog({10, 0, 0.001}));        // a zero cannot go on a log axis
   EXPECT_FALSE(ylog({}));
 }
 

@@ -72,12 +72,14 @@ std::string training_curves_html(const std::filesystem::path& csv, const std::st
   rc.lines.push_back({"lr", step, lr, "#444", 1.5, 1.0});
   const auto lr_chart = svg::line_chart(rc);
 
-  std::string cap = fmt::format("Stage [{}]: {}, {} optimizer step{} (step {} to {}). ", html::escape(stage), name, n,
-                                n == 1 ? "" : "s", static_cast<int64_t>(step.front()), static_cast<int64_t>(step.back()));
-  cap += span > 1 ? fmt::format("Pale thin lines: the value logged at each step; thick lines (EMA): an exponential "
-                                "moving average over a span of {} steps (rows / 20; &alpha; = 2/(span+1), debiased as "
-                                "in TensorBoard, so it trails the raw curve by about half a span). ",
-                                span)
+  std::string cap =
+      fmt::format("Stage [{}]: {}, {} optimizer step{} (step {} to {}). ", html::escape(stage), name, n,
+                  n == 1 ? "" : "s", static_cast<int64_t>(step.front()), static_cast<int64_t>(step.back()));
+  cap += span > 1 ? fmt::format(
+                        "Pale thin lines: the value logged at each step; thick lines (EMA): an exponential "
+                        "moving average over a span of {} steps (rows / 20; &alpha; = 2/(span+1), debiased as "
+                        "in TensorBoard, so it trails the raw curve by about half a span). ",
+                        span)
                   : "Too few steps to smooth (span = rows / 20 &lt; 2): the thick EMA lines equal the raw values. ";
   cap += loss_chart.frame.ylog ? "The loss axis is logarithmic: the losses span two decades or more. "
                                : "The loss axis is linear. ";

@@ -169,8 +169,8 @@ void ReportStage::run(StageContext& ctx) {
     } catch (const DataError& e) {
       log::warn("[report] no training curves for [{}]: {}", t, e.what());
       curves += "<figure class=\"curves\" data-stage=\"" + html::escape(t) +
-                "\">\n<div class=\"note error\"><b>Cannot draw the training curves of [" + html::escape(t) +
-                "]:</b> " + html::escape(e.what()) + "</div>\n</figure>\n";
+                "\">\n<div class=\"note error\"><b>Cannot draw the training curves of [" + html::escape(t) + "]:</b> " +
+                html::escape(e.what()) + "</div>\n</figure>\n";
     }
   }
   if (!curves.empty()) body += "<h2>Training curves</h2>\n" + curves;
@@ -283,7 +283,8 @@ std::string ReportStage::summary(const std::filesystem::path& output_dir) const 
 }
 
 std::vector<Artifact> ReportStage::outputs() const {
-  return {{"report", "report.html", "self-contained HTML report (tables, summaries, training curves, overlays, retrieval examples)"},
+  return {{"report", "report.html",
+           "self-contained HTML report (tables, summaries, training curves, overlays, retrieval examples)"},
           {"thumbs", "thumbs", "PNG thumbnails used by the report"}};
 }
 

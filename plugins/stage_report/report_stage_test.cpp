@@ -1,9 +1,9 @@
 #include "report_stage.h"
 
 #include "curves.h"
+#include "fakes/fake_source.h"
 #include "html.h"
 #include "test_support.h"
-#include "fakes/fake_source.h"
 
 #include <daug/data/image.h>
 #include <daug/error.h>
@@ -212,9 +212,8 @@ TEST(Report, TrainingCurvesOneFigurePerStageWithALossesArtifact) {
   daug::testing::write_text(tmp / "train_header" / "losses.csv", "step,epoch,lr,loss,grad_norm,elapsed_s\n");
   // train_diffusion is not in extra_stages: it is drawn because it is an upstream stage with a `losses` artifact;
   // [heatmaps] declares none; [train_gone] declares one but wrote no file.
-  const std::string page =
-      report_with_losses(tmp, {"heatmaps", "train_classifier", "train_clip", "train_diffusion", "train_fresh",
-                               "train_header", "train_gone"});
+  const std::string page = report_with_losses(tmp, {"heatmaps", "train_classifier", "train_clip", "train_diffusion",
+                                                    "train_fresh", "train_header", "train_gone"});
   EXPECT_EQ(occurrences(page, "<h2>Training curves</h2>"), 1);
   EXPECT_EQ(occurrences(page, "<figure class=\"curves\""), 6) << page;
   EXPECT_EQ(figure_of(page, "heatmaps"), "");
@@ -263,10 +262,12 @@ TEST(Report, MalformedLossesCsvIsShownWithItsFileAndLine) {
   const std::string page = report_with_losses(tmp, {"train_classifier", "train_clip", "train_diffusion"});
   const std::string clf = figure_of(page, "train_classifier"), clip = figure_of(page, "train_clip");
   EXPECT_NE(clf.find("Cannot draw the training curves of [train_classifier]"), std::string::npos) << clf;
-  EXPECT_NE(clf.find((tmp / "train_classifier" / "losses.csv").string() + ":5: expected 6 fields"),
-            std::string::npos) << clf;
-  EXPECT_NE(clip.find((tmp / "train_clip" / "losses.csv").string() + ":4: column 'loss' must be a number, but got '1.5x'"),
-            std::string::npos) << clip;
+  EXPECT_NE(clf.find((tmp / "train_classifier" / "losses.csv").string() + ":5: expected 6 fields"), std::string::npos)
+      << clf;
+  EXPECT_NE(
+      clip.find((tmp / "train_clip" / "losses.csv").string() + ":4: column 'loss' must be a number, but got '1.5x'"),
+      std::string::npos)
+      << clip;
   EXPECT_EQ(clip.find("<svg"), std::string::npos);
   // The other stages are still drawn.
   EXPECT_EQ(occurrences(figure_of(page, "train_diffusion"), "<svg "), 2);

@@ -22,11 +22,11 @@
 namespace daug::plot::svg {
 
 struct Line {
-  std::string name;           ///< legend entry and the path's data-series attribute ("" = no legend entry)
-  std::vector<double> x, y;   ///< same length; a point with a non-finite x or y (or y <= 0 on a log axis) is a gap
-  std::string color;          ///< CSS colour; "" = kPalette[index of the line]
-  double width = 1.5;         ///< stroke width (px)
-  double opacity = 1.0;       ///< stroke opacity
+  std::string name;          ///< legend entry and the path's data-series attribute ("" = no legend entry)
+  std::vector<double> x, y;  ///< same length; a point with a non-finite x or y (or y <= 0 on a log axis) is a gap
+  std::string color;         ///< CSS colour; "" = kPalette[index of the line]
+  double width = 1.5;        ///< stroke width (px)
+  double opacity = 1.0;      ///< stroke opacity
   /// Whether its undrawable points count in Result::skipped and the chart's note (false for a derived line, e.g. a
   /// smoothed copy, whose gaps repeat those of the line it was computed from).
   bool counted = true;
@@ -43,8 +43,8 @@ struct Chart {
   std::string title, x_title, y_title;
   Scale y_scale = Scale::linear;
   std::optional<double> x_min, x_max, y_min, y_max;  ///< fixed limits; otherwise from the data (y with a 5% margin)
-  bool x_integer = false;  ///< x ticks only at whole numbers (e.g. steps: no "0.5" tick on a 2-step run)
-  int width = 480, height = 300;                     ///< pixels (also the viewBox)
+  bool x_integer = false;         ///< x ticks only at whole numbers (e.g. steps: no "0.5" tick on a 2-step run)
+  int width = 480, height = 300;  ///< pixels (also the viewBox)
   /// A line with more drawable points than this is thinned to the first, lowest, highest and last point of each
   /// pixel column of the plot area, which looks the same and keeps a 100k-step run's page small.
   int64_t max_points = 4000;
