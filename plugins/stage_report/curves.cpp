@@ -25,7 +25,8 @@ std::string training_curves_html(const std::filesystem::path& csv, const std::st
   };
   if (!std::filesystem::exists(csv)) return note_only("no " + name + " (the stage wrote none).");
   // libs/train starts a fresh run with an empty file and writes the header with the first row.
-  if (std::filesystem::file_size(csv) == 0) return note_only(name + " has no rows yet.");
+  std::error_code ec;  // an unreadable file is left to the CSV reader, whose DataError names it
+  if (std::filesystem::file_size(csv, ec) == 0 && !ec) return note_only(name + " has no rows yet.");
   const auto table = data::CsvTable::read(csv);
   if (table.rows() == 0) return note_only(name + " has no rows yet.");
 
