@@ -1,5 +1,6 @@
 #include "report_stage.h"
 
+#include "curves.h"
 #include "html.h"
 
 #include <daug/build_context.h>
@@ -27,7 +28,9 @@ void ReportOptions::visit(OptionVisitor& v) {
     Check::required_non_empty());
   v("evaluate_stage", evaluate_stage, "evaluate stage whose tables and retrieval examples are shown");
   v("heatmap_stages", heatmap_stages, "heatmap stages whose overlay PNGs are shown (one section each)");
-  v("extra_stages", extra_stages, "stages whose summary.md is included (e.g. train_classifier's AP table)");
+  v("extra_stages", extra_stages,
+    "stages whose summary.md is included (e.g. train_classifier's AP table); the training curves of these and of "
+    "every other stage the report reads are drawn when the stage declares a `losses` artifact");
   v("localize_stages", localize_stages,
     "localize stages whose localisation table and ground-truth overlays are shown (one section each)");
   v("overlays", overlays, "overlay images per heatmap or localize stage (test images first)", Check::at_least(0));
@@ -89,6 +92,8 @@ th{background:#f3f3f3} td:first-child,th:first-child{text-align:left} td.na{colo
 .hits{display:flex;gap:8px;flex-wrap:wrap} .hit{font-size:11px;width:140px}
 .hit img,.q img{border:1px solid #ccc} .hit.rel img{border:3px solid #2a9d3a} .hit.irr img{border:3px solid #c0392b}
 .q{display:flex;gap:12px;align-items:flex-start;margin-bottom:8px} blockquote{margin:0;font-style:italic;color:#333}
+figure.curves{margin:12px 0 20px} .charts{display:flex;gap:12px;flex-wrap:wrap} .charts svg{border:1px solid #ddd}
+figcaption{font-size:12px;color:#444;max-width:1014px;margin-top:4px} .note.error{background:#fde2e0;border-left-color:#c0392b}
 </style>)";
 
 }  // namespace
@@ -151,6 +156,24 @@ void ReportStage::run(StageContext& ctx) {
     if (summary.empty() || !std::filesystem::exists(summary)) continue;
     body += "<h2>Stage [" + html::escape(t) + "]</h2>\n" + html::markdown(read_file(summary));
   }
+
+  // Training curves: every stage this report reads that declares a `losses` artifact (found by the artifact name,
+  // not the plugin), one figure each. A malformed losses.csv is shown as its DataError (file:line) in place of the
+  // figure, not raised: the rest of the report stays readable.
+  std::string curves;
+  for (const auto& t : present_) {
+    const auto csv = artifact(t, artifacts::kLosses);
+    if (csv.empty()) continue;
+    try {
+      curves += training_curves_html(csv, t);
+    } catch (const DataError& e) {
+      log::warn("[report] no training curves for [{}]: {}", t, e.what());
+      curves += "<figure class=\"curves\" data-stage=\"" + html::escape(t) +
+                "\">\n<div class=\"note error\"><b>Cannot draw the training curves of [" + html::escape(t) + "]:</b> " +
+                html::escape(e.what()) + "</div>\n</figure>\n";
+    }
+  }
+  if (!curves.empty()) body += "<h2>Training curves</h2>\n" + curves;
 
   // 3. Heatmap overlays, one section per heatmap stage; test images first.
   for (const auto& t : opts_.heatmap_stages) {
@@ -260,7 +283,8 @@ std::string ReportStage::summary(const std::filesystem::path& output_dir) const 
 }
 
 std::vector<Artifact> ReportStage::outputs() const {
-  return {{"report", "report.html", "self-contained HTML report (tables, summaries, overlays, retrieval examples)"},
+  return {{"report", "report.html",
+           "self-contained HTML report (tables, summaries, training curves, overlays, retrieval examples)"},
           {"thumbs", "thumbs", "PNG thumbnails used by the report"}};
 }
 
@@ -271,4 +295,5 @@ std::string ReportStage::describe() const {
 }  // namespace daug::plugins
 
 DAUG_REGISTER_PLUGIN(daug::Stage, "report", daug::plugins::ReportStage,
-                     "self-contained HTML report: metric tables, stage summaries, heatmap overlays, retrieval examples")
+                     "self-contained HTML report: metric tables, stage summaries, training curves, heatmap overlays, "
+                     "retrieval examples")

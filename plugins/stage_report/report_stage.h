@@ -1,6 +1,7 @@
 #pragma once
 /// `report` Stage: one self-contained HTML page (images inlined as base64 PNG) with the evaluation tables, the
-/// summaries of other stages (e.g. train_classifier's AP table), heatmap overlays (input | translated | heatmap)
+/// summaries of other stages (e.g. train_classifier's AP table), the training curves (inline SVG) of every stage it
+/// reads that declares a `losses` artifact, heatmap overlays (input | translated | heatmap)
 /// per heatmap stage, localisation tables with ground-truth overlays per localize stage, and report→image retrieval
 /// examples.
 #include <daug/options.h>
@@ -17,7 +18,8 @@ struct ReportOptions {
   std::string data = "data";                               ///< Source (labels, generated-report flag)
   std::string evaluate_stage = "evaluate";                 ///< tables + retrieval_examples.json
   std::vector<std::string> heatmap_stages = {"heatmaps"};  ///< one overlay section each
-  std::vector<std::string> extra_stages = {"train_classifier", "train_clip"};  ///< their summary.md is included
+  /// Their summary.md is included (and their training curves, when they declare a `losses` artifact).
+  std::vector<std::string> extra_stages = {"train_classifier", "train_diffusion", "train_clip"};
   std::vector<std::string> localize_stages;                ///< localisation table + GT-outline overlays each
   int64_t overlays = 6;                                    ///< overlay images per heatmap stage
   int64_t examples = 4;                                    ///< retrieval examples shown

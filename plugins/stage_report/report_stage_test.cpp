@@ -1,17 +1,20 @@
 #include "report_stage.h"
 
+#include "curves.h"
+#include "fakes/fake_source.h"
 #include "html.h"
 #include "test_support.h"
-#include "fakes/fake_source.h"
 
 #include <daug/data/image.h>
 #include <daug/error.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -138,4 +141,150 @@ TEST(Report, LocalizeSectionShowsTheTableAndGroundTruthOverlays) {
   // evaluate_stage = "": no evaluation or retrieval sections
   EXPECT_EQ(page.find("<h2>Evaluation</h2>"), std::string::npos);
   EXPECT_EQ(page.find("Retrieval examples"), std::string::npos);
+}
+
+namespace {
+
+/// A losses.csv as libs/train writes it: step,epoch,lr,loss,grad_norm,elapsed_s[,parts], `rows` rows.
+std::string losses_csv(int rows, const std::vector<std::string>& parts, double loss0, double decay) {
+  std::string s = "step,epoch,lr,loss,grad_norm,elapsed_s";
+  for (const auto& p : parts) s += "," + p;
+  s += "\n";
+  for (int i = 0; i < rows; ++i) {
+    s += fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.3f}", i, i / 10, 1e-4 * std::min(1.0, (i + 1) / 5.0),
+                     loss0 * std::exp(-decay * i), 1.5, 0.1 * i);
+    for (size_t k = 0; k < parts.size(); ++k) s += fmt::format(",{:.6g}", (k + 1) * 0.5 * std::exp(-decay * i));
+    s += "\n";
+  }
+  return s;
+}
+
+/// The page the report writes when the stages in `present` publish the losses.csv files under tmp/<stage>/.
+std::string report_with_losses(daug::testing::TempDir& tmp, const std::vector<std::string>& present) {
+  auto src = std::make_shared<daug::testing::FakeSource>(tmp / "images", 3, 1);
+  plugins::ReportOptions o;
+  o.evaluate_stage = "";
+  o.heatmap_stages = {};
+  o.extra_stages = {"train_classifier", "train_clip"};
+  plugins::ReportStage st(o, src, present);
+  daug::testing::TestContext bctx;
+  std::filesystem::create_directories(tmp / "out");
+  StageContext ctx{tmp / "out",
+                   [&](const std::string& t, const std::string& name) -> std::filesystem::path {
+                     // Every stage whose name starts with "train" declares `losses`; the others do not.
+                     if (t.rfind("train", 0) == 0 && name == artifacts::kLosses) return tmp / t / "losses.csv";
+                     throw ConfigError("[" + t + "] declares no artifact '" + name + "'");
+                   },
+                   bctx,
+                   0,
+                   1,
+                   false,
+                   st.outputs()};
+  st.run(ctx);
+  std::ifstream in(tmp / "out" / "report.html");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// The <figure class="curves"> of stage `t` in `page` ("" if none).
+std::string figure_of(const std::string& page, const std::string& t) {
+  const auto a = page.find("<figure class=\"curves\" data-stage=\"" + t + "\"");
+  if (a == std::string::npos) return "";
+  return page.substr(a, page.find("</figure>", a) - a);
+}
+
+int occurrences(const std::string& s, const std::string& what) {
+  int n = 0;
+  for (auto p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Report, TrainingCurvesOneFigurePerStageWithALossesArtifact) {
+  at::set_num_threads(1);
+  daug::testing::TempDir tmp;
+  daug::testing::write_text(tmp / "train_classifier" / "losses.csv", losses_csv(50, {}, 2.0, 0.1));  // 2 → 0.015
+  daug::testing::write_text(tmp / "train_clip" / "losses.csv", losses_csv(40, {"clip", "i2c_bce"}, 1.0, 0.01));
+  daug::testing::write_text(tmp / "train_diffusion" / "losses.csv", losses_csv(1, {}, 0.3, 0.0));  // one row
+  daug::testing::write_text(tmp / "train_fresh" / "losses.csv", "");  // started, nothing logged yet
+  daug::testing::write_text(tmp / "train_header" / "losses.csv", "step,epoch,lr,loss,grad_norm,elapsed_s\n");
+  // train_diffusion is not in extra_stages: it is drawn because it is an upstream stage with a `losses` artifact;
+  // [heatmaps] declares none; [train_gone] declares one but wrote no file.
+  const std::string page = report_with_losses(tmp, {"heatmaps", "train_classifier", "train_clip", "train_diffusion",
+                                                    "train_fresh", "train_header", "train_gone"});
+  EXPECT_EQ(occurrences(page, "<h2>Training curves</h2>"), 1);
+  EXPECT_EQ(occurrences(page, "<figure class=\"curves\""), 6) << page;
+  EXPECT_EQ(figure_of(page, "heatmaps"), "");
+  EXPECT_LT(page.find("data-stage=\"train_classifier\""), page.find("data-stage=\"train_clip\""));
+
+  const std::string clf = figure_of(page, "train_classifier");
+  EXPECT_EQ(occurrences(clf, "<svg "), 2);  // loss, learning rate
+  EXPECT_EQ(occurrences(clf, "<path class=\"series\""), 3);
+  for (const char* s : {"loss", "loss EMA", "lr"})
+    EXPECT_EQ(occurrences(clf, std::string("<path class=\"series\" data-series=\"") + s + "\""), 1) << s;
+  // 50 rows: one path of 50 points per loss line; 50 / 20 = a span of 2 steps; 2 → 0.015 spans two decades.
+  const auto d = clf.find(" d=\"M", clf.find("data-series=\"loss\""));
+  EXPECT_EQ(occurrences(clf.substr(d, clf.find('"', d + 4) - d), " L"), 49);
+  EXPECT_NE(clf.find("50 optimizer steps (step 0 to 49)"), std::string::npos) << clf;
+  EXPECT_NE(clf.find("span of 2 steps"), std::string::npos);
+  EXPECT_NE(clf.find("The loss axis is logarithmic"), std::string::npos);
+
+  const std::string clip = figure_of(page, "train_clip");
+  for (const char* s : {"loss", "loss EMA", "clip", "clip EMA", "i2c_bce", "i2c_bce EMA", "lr"})
+    EXPECT_EQ(occurrences(clip, std::string("<path class=\"series\" data-series=\"") + s + "\""), 1) << s;
+  for (const char* s : {"grad_norm", "epoch", "elapsed_s"})
+    EXPECT_EQ(clip.find(std::string("data-series=\"") + s), std::string::npos) << s;
+  EXPECT_NE(clip.find("The loss axis is linear"), std::string::npos);
+
+  const std::string one = figure_of(page, "train_diffusion");  // one row: dots, not an empty chart
+  EXPECT_NE(one.find("1 optimizer step (step 0 to 0)"), std::string::npos) << one;
+  EXPECT_EQ(occurrences(one, "<circle class=\"point\" data-series=\"loss\""), 1);
+  EXPECT_NE(one.find("Too few steps to smooth"), std::string::npos);
+  EXPECT_NE(figure_of(page, "train_fresh").find("has no rows yet"), std::string::npos);
+  EXPECT_NE(figure_of(page, "train_header").find("has no rows yet"), std::string::npos);
+  EXPECT_NE(figure_of(page, "train_gone").find("no <code>losses.csv</code>"), std::string::npos);
+}
+
+TEST(Report, MalformedLossesCsvIsShownWithItsFileAndLine) {
+  at::set_num_threads(1);
+  daug::testing::TempDir tmp;
+  std::string bad = losses_csv(5, {}, 1.0, 0.1);
+  bad.replace(bad.find("\n3,0,"), 5, "\n3,0,oops,");  // a 7th field on line 5
+  daug::testing::write_text(tmp / "train_classifier" / "losses.csv", bad);
+  std::string nan_word = losses_csv(5, {"clip"}, 1.0, 0.1);
+  const auto row2 = nan_word.find("\n2,0,");
+  const auto loss_at = nan_word.find(',', nan_word.find(',', nan_word.find(',', row2 + 1) + 1) + 1) + 1;
+  nan_word.replace(loss_at, nan_word.find(',', loss_at) - loss_at, "1.5x");  // line 4: loss = "1.5x"
+  daug::testing::write_text(tmp / "train_clip" / "losses.csv", nan_word);
+  daug::testing::write_text(tmp / "train_diffusion" / "losses.csv", losses_csv(3, {}, 1.0, 0.1));
+  const std::string page = report_with_losses(tmp, {"train_classifier", "train_clip", "train_diffusion"});
+  const std::string clf = figure_of(page, "train_classifier"), clip = figure_of(page, "train_clip");
+  EXPECT_NE(clf.find("Cannot draw the training curves of [train_classifier]"), std::string::npos) << clf;
+  EXPECT_NE(clf.find((tmp / "train_classifier" / "losses.csv").string() + ":5: expected 6 fields"), std::string::npos)
+      << clf;
+  EXPECT_NE(
+      clip.find((tmp / "train_clip" / "losses.csv").string() + ":4: column 'loss' must be a number, but got '1.5x'"),
+      std::string::npos)
+      << clip;
+  EXPECT_EQ(clip.find("<svg"), std::string::npos);
+  // The other stages are still drawn.
+  EXPECT_EQ(occurrences(figure_of(page, "train_diffusion"), "<svg "), 2);
+  // Called directly, the same file is a DataError.
+  EXPECT_THROW(plugins::training_curves_html(tmp / "train_clip" / "losses.csv", "train_clip"), DataError);
+}
+
+TEST(Report, NonFiniteLossesAreGapsAndSaidInTheCaption) {
+  at::set_num_threads(1);
+  daug::testing::TempDir tmp;
+  daug::testing::write_text(tmp / "train_clip" / "losses.csv",
+                            "step,epoch,lr,loss,grad_norm,elapsed_s\n0,0,1e-4,1.0,1,0.1\n1,0,1e-4,nan,1,0.2\n"
+                            "2,0,1e-4,0.8,1,0.3\n3,0,1e-4,0.7,1,0.4\n4,0,1e-4,inf,1,0.5\n");
+  const std::string page = report_with_losses(tmp, {"train_clip"});
+  const std::string clip = figure_of(page, "train_clip");
+  EXPECT_NE(clip.find("<b>2 logged values could not be drawn (not finite).</b>"), std::string::npos) << clip;
+  EXPECT_NE(clip.find(">2 points not drawn (non-finite)</text>"), std::string::npos) << clip;
+  EXPECT_EQ(occurrences(clip, "<circle class=\"point\" data-series=\"loss\""), 1);  // step 0 alone
+  EXPECT_EQ(clip.find("nan"), std::string::npos);
 }

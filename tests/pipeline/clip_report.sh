@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke: configs/smoke/clip_nih.toml (heatmaps -> train_clip -> evaluate -> report) from an empty cache; the
-# evaluate tables are printed, metrics.json exists, the report renders in headless Chromium, and a second run is
-# served from the cache. Args: DAUG_BINARY SOURCE_DIR WORK_DIR
+# evaluate tables are printed, metrics.json exists, the report renders in headless Chromium with a visible training-
+# curves figure per training stage (tests/report/curves_check.py), and a second run is served from the cache.
+# Args: DAUG_BINARY SOURCE_DIR WORK_DIR
 set -euo pipefail
 daug=$1; src=$2; work=$3
 rm -rf "$work"; mkdir -p "$work"
@@ -13,6 +14,8 @@ ls "$work"/cache/evaluate-*/metrics.json > /dev/null
 report=$(ls "$work"/cache/report-*/report.html)
 "$src/tests/report/render_check.sh" "$report" "$work/report.png" > "$work/render.txt" 2>&1 \
   || { cat "$work/render.txt"; exit 1; }
+python3 "$src/tests/report/curves_check.py" "$report" "$work/curves" train_classifier train_diffusion train_clip \
+  > "$work/curves.txt" 2>&1 || { cat "$work/curves.txt"; exit 1; }
 # Same config again: every stage is a cache hit.
 "$daug" run "$src/configs/smoke/clip_nih.toml" "${sets[@]}" > "$work/out2.txt" 2>&1 || { cat "$work/out2.txt"; exit 1; }
 hits=$(grep -c "cached at" "$work/out2.txt" || true)
