@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 namespace daug::plugins {
@@ -105,10 +106,12 @@ std::vector<SearchHits> ExactSearch::search(const FloatRows& queries, int64_t k)
         for (int64_t i = b; i < e; ++i) {
           TopK& t = top[static_cast<size_t>(q0 + i)];
           const float* row = s + i * nr;
+          // Most scores lose to the current k-th: skip them before the heap (ties go to offer()).
+          float kth = t.heap.size() == kk ? t.heap.front().first : -std::numeric_limits<float>::infinity();
           for (int64_t j = 0; j < nr; ++j) {
-            // Most scores lose to the current k-th: skip them before the heap (ties go to offer()).
-            if (t.heap.size() == kk && row[j] < t.heap.front().first) continue;
+            if (row[j] < kth) continue;
             t.offer({row[j], r0 + j}, kk);
+            if (t.heap.size() == kk) kth = t.heap.front().first;
           }
         }
       });

@@ -237,6 +237,29 @@ std::vector<SearchHits> FaissSearch::search(const FloatRows& queries, int64_t k)
   return out;
 }
 
+void FaissSearch::set_search_params(std::optional<int64_t> nprobe, std::optional<int64_t> ef_search) {
+  const std::string w = "[" + table_ + "] faiss search set_search_params()";
+  DAUG_CHECK(index_, w, ": called before add()");
+  if (nprobe) {
+    auto* ivf = dynamic_cast<faiss::IndexIVFFlat*>(index_.get());
+    DAUG_CHECK_AS(ConfigError, ivf, w, ": nprobe applies to type = \"ivf_flat\", but type = \"",
+                  kFaissIndexTypes.name(opts_.type), "\"");
+    DAUG_CHECK_AS(ConfigError, *nprobe >= 1 && *nprobe <= nlist_, w, ": nprobe must be in [1, nlist = ", nlist_,
+                  "], but got ", *nprobe);
+    ivf->nprobe = static_cast<size_t>(*nprobe);
+    nprobe_ = *nprobe;
+    opts_.nprobe = *nprobe;
+  }
+  if (ef_search) {
+    auto* h = dynamic_cast<faiss::IndexHNSWFlat*>(index_.get());
+    DAUG_CHECK_AS(ConfigError, h, w, ": ef_search applies to type = \"hnsw\", but type = \"",
+                  kFaissIndexTypes.name(opts_.type), "\"");
+    DAUG_CHECK_AS(ConfigError, *ef_search >= 1, w, ": ef_search must be >= 1, but got ", *ef_search);
+    h->hnsw.efSearch = static_cast<int>(*ef_search);
+    opts_.ef_search = *ef_search;
+  }
+}
+
 std::string FaissSearch::describe() const {
   std::string s = "faiss(type=" + kFaissIndexTypes.name(opts_.type);
   if (opts_.type == FaissIndexType::ivf_flat)

@@ -195,6 +195,40 @@ TEST(FaissSearch, ReproducibleForASeed) {
   EXPECT_FALSE(same(hnsw(1), hnsw(2))) << "hnsw: the seed has no effect (node levels)";
 }
 
+TEST(FaissSearch, SearchParamsChangeWithoutRebuildingLikeAFreshIndex) {
+  // set_search_params() on a built index gives the results of an index built with those parameters.
+  const RowMatrix db = clustered_unit_rows(3000, 32, 20, 0.15f, 9), q = clustered_unit_rows(50, 32, 20, 0.15f, 10);
+  auto same = [](const std::vector<SearchHits>& a, const std::vector<SearchHits>& b) {
+    for (size_t i = 0; i < a.size(); ++i)
+      if (a[i].rows != b[i].rows || a[i].scores != b[i].scores) return false;
+    return true;
+  };
+  auto ivf = [&](int64_t nprobe) {
+    return make(FaissIndexType::ivf_flat, [&](auto& o) { o.nlist = 30; o.nprobe = nprobe; o.seed = 3; });
+  };
+  auto a = ivf(1), b = ivf(6);
+  a.add(db.view());
+  b.add(db.view());
+  const auto before = a.search(q.view(), 10);
+  a.set_search_params(6, std::nullopt);
+  EXPECT_EQ(a.nprobe(), 6);
+  EXPECT_FALSE(same(before, a.search(q.view(), 10))) << "nprobe 1 -> 6 changed nothing";
+  EXPECT_TRUE(same(a.search(q.view(), 10), b.search(q.view(), 10))) << "nprobe set after add() != nprobe built in";
+  auto hnsw = [&](int64_t ef) {
+    return make(FaissIndexType::hnsw, [&](auto& o) { o.M = 4; o.ef_search = ef; o.seed = 3; });
+  };
+  auto c = hnsw(2), e = hnsw(40);
+  c.add(db.view());
+  e.add(db.view());
+  const auto low = c.search(q.view(), 10);
+  c.set_search_params(std::nullopt, 40);
+  EXPECT_FALSE(same(low, c.search(q.view(), 10))) << "ef_search 2 -> 40 changed nothing";
+  EXPECT_TRUE(same(c.search(q.view(), 10), e.search(q.view(), 10))) << "ef_search set after add() != built in";
+  expect_error_contains([&] { a.set_search_params(31, std::nullopt); }, {"nprobe must be in [1, nlist = 30]", "got 31"});
+  expect_error_contains([&] { c.set_search_params(4, std::nullopt); }, {"nprobe applies to type = \"ivf_flat\""});
+  expect_error_contains([&] { a.set_search_params(std::nullopt, 8); }, {"ef_search applies to type = \"hnsw\""});
+}
+
 TEST(FaissSearch, ErrorsNameTheKeyAndWhatWasFound) {
   const RowMatrix db = gaussian_rows(50, 8, 9);
   // nlist > rows: known only in add(); the message names the key's file:line and both numbers.
