@@ -37,7 +37,9 @@ namespace {
 using Hit = std::pair<float, int64_t>;  // (score, row)
 
 /// The result order of the contract: higher score first, then lower row.
-inline bool better(const Hit& a, const Hit& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); }
+inline bool better(const Hit& a, const Hit& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
 
 /// Bounded heap of the k best hits seen so far; its top (front) is the worst of them.
 struct TopK {
@@ -66,8 +68,8 @@ std::shared_ptr<VectorSearch> ExactSearch::create(Options opts, BuildContext& ct
 
 void ExactSearch::add(const FloatRows& database) {
   const std::string where = "[" + table_ + "] exact search add()";
-  DAUG_CHECK(rows_ == 0, where, ": add() takes every database row in one call, but it was already called with ",
-             rows_, " rows");
+  DAUG_CHECK(rows_ == 0, where, ": add() takes every database row in one call, but it was already called with ", rows_,
+             " rows");
   DAUG_CHECK_AS(DataError, database.rows >= 1 && database.dim >= 1, where,
                 ": the database must have >= 1 row of dimension >= 1, but got ", database.rows, " x ", database.dim);
   DAUG_CHECK_AS(DataError, database.data != nullptr, where, ": database data is null for ", database.rows, " x ",

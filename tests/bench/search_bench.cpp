@@ -47,7 +47,9 @@ daug::core::PluginLoader& loader() {
   return *l;
 }
 
-int64_t env_int(const char* name, int64_t fallback) { return std::atoll(daug::bench::env_or(name, std::to_string(fallback)).c_str()); }
+int64_t env_int(const char* name, int64_t fallback) {
+  return std::atoll(daug::bench::env_or(name, std::to_string(fallback)).c_str());
+}
 
 constexpr int64_t kDim = 512, kClusters = 100, kK = 10;
 constexpr float kSpread = 0.03f;
@@ -85,8 +87,8 @@ Built& from_toml(const std::string& body) {
   daug::log::set_level(daug::log::Level::warn);
   const auto root = std::filesystem::temp_directory_path() / "daug_search_bench";
   std::filesystem::create_directories(root);
-  auto doc = daug::core::parse_config("schema_version = 1\n[run]\nseed = 0\n[search]\n" + body, "search_bench.toml",
-                                      {}, root);
+  auto doc =
+      daug::core::parse_config("schema_version = 1\n[run]\nseed = 0\n[search]\n" + body, "search_bench.toml", {}, root);
   Built b;
   b.exp = std::make_unique<daug::core::Experiment>(loader(), doc, root);
   b.search = b.exp->component<daug::VectorSearch>("search");
@@ -192,7 +194,28 @@ void BM_FaissHnsw(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Exact)->Arg(1024)->Arg(4096)->Arg(16384)->Arg(65536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_Exact)
+    ->Arg(1024)
+    ->Arg(4096)
+    ->Arg(16384)
+    ->Arg(65536)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
 BENCHMARK(BM_FaissFlat)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
-BENCHMARK(BM_FaissIvfFlat)->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
-BENCHMARK(BM_FaissHnsw)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
+BENCHMARK(BM_FaissIvfFlat)
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(5);
+BENCHMARK(BM_FaissHnsw)
+    ->Arg(16)
+    ->Arg(32)
+    ->Arg(64)
+    ->Arg(128)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(5);
