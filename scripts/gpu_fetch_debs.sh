@@ -15,7 +15,7 @@ PKGS=(
   libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev zlib1g libicu-dev libicu72
   libgloo-dev                  # headers only, when PyTorch's LibTorch ships no gloo/ (c10d's ProcessGroupGloo.hpp)
   libfaiss-dev                 # plugins/search_faiss: FAISS headers + the static libfaiss.a it links
-  libopenblas0-openmp libgfortran5 libquadmath0   # FAISS's BLAS/LAPACK (openblas-openmp/libblas.so.3, liblapack.so.3) at run time
+  libblas3 liblapack3 libgfortran5 libquadmath0   # FAISS's BLAS/LAPACK at run time (reference: small; OpenBLAS adds 8 MB)
 )
 mkdir -p "$D"
 grep -qx '/.debs/' .git/info/exclude 2>/dev/null || grep -qx '/.debs/' .gitignore || echo "note: add /.debs/ to .gitignore"

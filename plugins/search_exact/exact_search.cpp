@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 namespace daug::plugins {
@@ -36,7 +37,9 @@ namespace {
 using Hit = std::pair<float, int64_t>;  // (score, row)
 
 /// The result order of the contract: higher score first, then lower row.
-inline bool better(const Hit& a, const Hit& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); }
+inline bool better(const Hit& a, const Hit& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
 
 /// Bounded heap of the k best hits seen so far; its top (front) is the worst of them.
 struct TopK {
@@ -65,8 +68,8 @@ std::shared_ptr<VectorSearch> ExactSearch::create(Options opts, BuildContext& ct
 
 void ExactSearch::add(const FloatRows& database) {
   const std::string where = "[" + table_ + "] exact search add()";
-  DAUG_CHECK(rows_ == 0, where, ": add() takes every database row in one call, but it was already called with ",
-             rows_, " rows");
+  DAUG_CHECK(rows_ == 0, where, ": add() takes every database row in one call, but it was already called with ", rows_,
+             " rows");
   DAUG_CHECK_AS(DataError, database.rows >= 1 && database.dim >= 1, where,
                 ": the database must have >= 1 row of dimension >= 1, but got ", database.rows, " x ", database.dim);
   DAUG_CHECK_AS(DataError, database.data != nullptr, where, ": database data is null for ", database.rows, " x ",
@@ -105,10 +108,12 @@ std::vector<SearchHits> ExactSearch::search(const FloatRows& queries, int64_t k)
         for (int64_t i = b; i < e; ++i) {
           TopK& t = top[static_cast<size_t>(q0 + i)];
           const float* row = s + i * nr;
+          // Most scores lose to the current k-th: skip them before the heap (ties go to offer()).
+          float kth = t.heap.size() == kk ? t.heap.front().first : -std::numeric_limits<float>::infinity();
           for (int64_t j = 0; j < nr; ++j) {
-            // Most scores lose to the current k-th: skip them before the heap (ties go to offer()).
-            if (t.heap.size() == kk && row[j] < t.heap.front().first) continue;
+            if (row[j] < kth) continue;
             t.offer({row[j], r0 + j}, kk);
+            if (t.heap.size() == kk) kth = t.heap.front().first;
           }
         }
       });

@@ -131,8 +131,8 @@ std::string FaissSearch::where(const std::string& key) const {
 
 void FaissSearch::add(const FloatRows& database) {
   const std::string where_add = "[" + table_ + "] faiss search add()";
-  DAUG_CHECK(!index_, where_add, ": add() takes every database row in one call, but it was already called with ",
-             rows_, " rows");
+  DAUG_CHECK(!index_, where_add, ": add() takes every database row in one call, but it was already called with ", rows_,
+             " rows");
   check_rows(database, "database", where_add);
   DAUG_CHECK_AS(DataError, database.rows >= 1, where_add, ": the database must have >= 1 row, but got 0 x ",
                 database.dim);
@@ -188,9 +188,8 @@ void FaissSearch::add(const FloatRows& database) {
         break;
       }
       case FaissIndexType::hnsw: {
-        auto h = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(d),
-                                                        static_cast<int>(opts_.M.value_or(kFaissDefaultM)),
-                                                        faiss::METRIC_INNER_PRODUCT);
+        auto h = std::make_unique<faiss::IndexHNSWFlat>(
+            static_cast<int>(d), static_cast<int>(opts_.M.value_or(kFaissDefaultM)), faiss::METRIC_INNER_PRODUCT);
         h->hnsw.efConstruction = static_cast<int>(opts_.ef_construction.value_or(kFaissDefaultEfConstruction));
         h->hnsw.efSearch = static_cast<int>(opts_.ef_search.value_or(kFaissDefaultEfSearch));
         h->hnsw.rng = faiss::RandomGenerator(seed);  // node levels
@@ -226,8 +225,9 @@ std::vector<SearchHits> FaissSearch::search(const FloatRows& queries, int64_t k)
       if (label >= 0) hits.emplace_back(scores[static_cast<size_t>(i * kk + j)], label);  // -1: fewer found
     }
     // FAISS orders by score; the contract also orders equal scores by row.
-    std::sort(hits.begin(), hits.end(),
-              [](const Hit& a, const Hit& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    std::sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
     auto& o = out[static_cast<size_t>(i)];
     for (const auto& [s, r] : hits) {
       o.rows.push_back(r);
@@ -235,6 +235,29 @@ std::vector<SearchHits> FaissSearch::search(const FloatRows& queries, int64_t k)
     }
   }
   return out;
+}
+
+void FaissSearch::set_search_params(std::optional<int64_t> nprobe, std::optional<int64_t> ef_search) {
+  const std::string w = "[" + table_ + "] faiss search set_search_params()";
+  DAUG_CHECK(index_, w, ": called before add()");
+  if (nprobe) {
+    auto* ivf = dynamic_cast<faiss::IndexIVFFlat*>(index_.get());
+    DAUG_CHECK_AS(ConfigError, ivf, w, ": nprobe applies to type = \"ivf_flat\", but type = \"",
+                  kFaissIndexTypes.name(opts_.type), "\"");
+    DAUG_CHECK_AS(ConfigError, *nprobe >= 1 && *nprobe <= nlist_, w, ": nprobe must be in [1, nlist = ", nlist_,
+                  "], but got ", *nprobe);
+    ivf->nprobe = static_cast<size_t>(*nprobe);
+    nprobe_ = *nprobe;
+    opts_.nprobe = *nprobe;
+  }
+  if (ef_search) {
+    auto* h = dynamic_cast<faiss::IndexHNSWFlat*>(index_.get());
+    DAUG_CHECK_AS(ConfigError, h, w, ": ef_search applies to type = \"hnsw\", but type = \"",
+                  kFaissIndexTypes.name(opts_.type), "\"");
+    DAUG_CHECK_AS(ConfigError, *ef_search >= 1, w, ": ef_search must be >= 1, but got ", *ef_search);
+    h->hnsw.efSearch = static_cast<int>(*ef_search);
+    opts_.ef_search = *ef_search;
+  }
 }
 
 std::string FaissSearch::describe() const {

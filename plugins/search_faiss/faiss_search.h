@@ -68,6 +68,9 @@ class FaissSearch final : public VectorSearch {
   int64_t size() const override { return rows_; }
   int64_t dim() const override { return dim_; }
   std::string describe() const override;
+  /// Changes the search-time parameters of the built index without rebuilding it: `nprobe` (ivf_flat, <= nlist)
+  /// and `ef_search` (hnsw); an unset one is left as it is. For benchmarks that sweep them over one index.
+  void set_search_params(std::optional<int64_t> nprobe, std::optional<int64_t> ef_search);
   /// nlist and nprobe of the built IVF index (0 before add() or for other types).
   int64_t nlist() const { return nlist_; }
   int64_t nprobe() const { return nprobe_; }

@@ -130,7 +130,10 @@ TEST(FaissSearch, KLargerThanTheDatabase) {
       EXPECT_EQ(got[i].rows, truth[i].rows) << kFaissIndexTypes.name(type) << " query " << i << ": all 7 rows";
   }
   // IVF may find fewer than k when its probed lists hold fewer rows: FAISS's -1 labels are dropped.
-  auto ivf = make(FaissIndexType::ivf_flat, [](auto& o) { o.nlist = 7; o.nprobe = 1; });
+  auto ivf = make(FaissIndexType::ivf_flat, [](auto& o) {
+    o.nlist = 7;
+    o.nprobe = 1;
+  });
   ivf.add(db.view());
   for (const auto& h : ivf.search(q.view(), 20)) {
     EXPECT_GE(h.rows.size(), 1u);
@@ -150,11 +153,26 @@ TEST(FaissSearch, ApproximateIndexesReachRecallOnClusteredData) {
     double min_recall;
   };
   const std::vector<Case> cases = {
-      {"ivf nlist=64 nprobe=8", FaissIndexType::ivf_flat, [](auto& o) { o.nlist = 64; o.nprobe = 8; }, 0.9},
-      {"ivf nprobe=nlist (exhaustive)", FaissIndexType::ivf_flat, [](auto& o) { o.nlist = 16; o.nprobe = 16; }, 1.0},
+      {"ivf nlist=64 nprobe=8", FaissIndexType::ivf_flat,
+       [](auto& o) {
+         o.nlist = 64;
+         o.nprobe = 8;
+       },
+       0.9},
+      {"ivf nprobe=nlist (exhaustive)", FaissIndexType::ivf_flat,
+       [](auto& o) {
+         o.nlist = 16;
+         o.nprobe = 16;
+       },
+       1.0},
       {"ivf default nlist, train_rows=2000", FaissIndexType::ivf_flat, [](auto& o) { o.train_rows = 2000; }, 0.8},
       {"hnsw defaults", FaissIndexType::hnsw, {}, 0.95},
-      {"hnsw M=8 ef_search=16", FaissIndexType::hnsw, [](auto& o) { o.M = 8; o.ef_search = 16; }, 0.7},
+      {"hnsw M=8 ef_search=16", FaissIndexType::hnsw,
+       [](auto& o) {
+         o.M = 8;
+         o.ef_search = 16;
+       },
+       0.7},
   };
   for (const auto& c : cases) {
     auto s = make(c.type, c.set);
@@ -174,12 +192,21 @@ TEST(FaissSearch, ApproximateIndexesReachRecallOnClusteredData) {
 TEST(FaissSearch, ReproducibleForASeed) {
   const RowMatrix db = clustered_unit_rows(3000, 32, 20, 0.15f, 7), q = clustered_unit_rows(60, 32, 20, 0.15f, 8);
   auto ivf = [&](int64_t seed) {
-    auto s = make(FaissIndexType::ivf_flat, [&](auto& o) { o.nlist = 32; o.nprobe = 1; o.seed = seed; o.train_rows = 1000; });
+    auto s = make(FaissIndexType::ivf_flat, [&](auto& o) {
+      o.nlist = 32;
+      o.nprobe = 1;
+      o.seed = seed;
+      o.train_rows = 1000;
+    });
     s.add(db.view());
     return s.search(q.view(), 10);
   };
   auto hnsw = [&](int64_t seed) {
-    auto s = make(FaissIndexType::hnsw, [&](auto& o) { o.M = 4; o.ef_search = 10; o.seed = seed; });
+    auto s = make(FaissIndexType::hnsw, [&](auto& o) {
+      o.M = 4;
+      o.ef_search = 10;
+      o.seed = seed;
+    });
     s.add(db.view());
     return s.search(q.view(), 10);
   };
@@ -195,14 +222,58 @@ TEST(FaissSearch, ReproducibleForASeed) {
   EXPECT_FALSE(same(hnsw(1), hnsw(2))) << "hnsw: the seed has no effect (node levels)";
 }
 
+TEST(FaissSearch, SearchParamsChangeWithoutRebuildingLikeAFreshIndex) {
+  // set_search_params() on a built index gives the results of an index built with those parameters.
+  const RowMatrix db = clustered_unit_rows(3000, 32, 20, 0.15f, 9), q = clustered_unit_rows(50, 32, 20, 0.15f, 10);
+  auto same = [](const std::vector<SearchHits>& a, const std::vector<SearchHits>& b) {
+    for (size_t i = 0; i < a.size(); ++i)
+      if (a[i].rows != b[i].rows || a[i].scores != b[i].scores) return false;
+    return true;
+  };
+  auto ivf = [&](int64_t nprobe) {
+    return make(FaissIndexType::ivf_flat, [&](auto& o) {
+      o.nlist = 30;
+      o.nprobe = nprobe;
+      o.seed = 3;
+    });
+  };
+  auto a = ivf(1), b = ivf(6);
+  a.add(db.view());
+  b.add(db.view());
+  const auto before = a.search(q.view(), 10);
+  a.set_search_params(6, std::nullopt);
+  EXPECT_EQ(a.nprobe(), 6);
+  EXPECT_FALSE(same(before, a.search(q.view(), 10))) << "nprobe 1 -> 6 changed nothing";
+  EXPECT_TRUE(same(a.search(q.view(), 10), b.search(q.view(), 10))) << "nprobe set after add() != nprobe built in";
+  auto hnsw = [&](int64_t ef) {
+    return make(FaissIndexType::hnsw, [&](auto& o) {
+      o.M = 4;
+      o.ef_search = ef;
+      o.seed = 3;
+    });
+  };
+  auto c = hnsw(2), e = hnsw(40);
+  c.add(db.view());
+  e.add(db.view());
+  const auto low = c.search(q.view(), 10);
+  c.set_search_params(std::nullopt, 40);
+  EXPECT_FALSE(same(low, c.search(q.view(), 10))) << "ef_search 2 -> 40 changed nothing";
+  EXPECT_TRUE(same(c.search(q.view(), 10), e.search(q.view(), 10))) << "ef_search set after add() != built in";
+  expect_error_contains([&] { a.set_search_params(31, std::nullopt); },
+                        {"nprobe must be in [1, nlist = 30]", "got 31"});
+  expect_error_contains([&] { c.set_search_params(4, std::nullopt); }, {"nprobe applies to type = \"ivf_flat\""});
+  expect_error_contains([&] { a.set_search_params(std::nullopt, 8); }, {"ef_search applies to type = \"hnsw\""});
+}
+
 TEST(FaissSearch, ErrorsNameTheKeyAndWhatWasFound) {
   const RowMatrix db = gaussian_rows(50, 8, 9);
   // nlist > rows: known only in add(); the message names the key's file:line and both numbers.
   daug::testing::TempDir run;
   auto s = from_toml("[search]\nplugin = \"faiss\"\ntype = \"ivf_flat\"\nnlist = 100\n", run);
   EXPECT_THROW(s->add(db.view()), ConfigError);
-  expect_error_contains([&] { from_toml("[search]\nplugin = \"faiss\"\ntype = \"ivf_flat\"\nnlist = 100\n", run)->add(db.view()); },
-                        {"inline.toml:4", "[search].nlist", "= 100", "the database has 50 rows"});
+  expect_error_contains(
+      [&] { from_toml("[search]\nplugin = \"faiss\"\ntype = \"ivf_flat\"\nnlist = 100\n", run)->add(db.view()); },
+      {"inline.toml:4", "[search].nlist", "= 100", "the database has 50 rows"});
   // Keys of another index type.
   expect_error_contains([&] { from_toml("[search]\nplugin = \"faiss\"\ntype = \"hnsw\"\nnprobe = 4\n", run); },
                         {"inline.toml:4", "[search].nprobe", "applies to type = \"ivf_flat\"", "type = \"hnsw\""});
@@ -216,7 +287,12 @@ TEST(FaissSearch, ErrorsNameTheKeyAndWhatWasFound) {
   expect_error_contains([&] { make(FaissIndexType::ivf_flat, [](auto& o) { o.train_rows = 60; }).add(db.view()); },
                         {"[search].train_rows", "= 60", "the database has 50 rows"});
   expect_error_contains(
-      [&] { make(FaissIndexType::ivf_flat, [](auto& o) { o.nlist = 20; o.train_rows = 10; }); },
+      [&] {
+        make(FaissIndexType::ivf_flat, [](auto& o) {
+          o.nlist = 20;
+          o.train_rows = 10;
+        });
+      },
       {"[search].train_rows", "must be >= nlist = 20"});
   EXPECT_THROW(make(FaissIndexType::hnsw, [](auto& o) { o.M = 1; }), ConfigError);
 

@@ -416,8 +416,8 @@ INSTANTIATE_TEST_SUITE_P(Conformance, CriterionContract, ::testing::ValuesIn(plu
                          plugin_param_name);
 INSTANTIATE_TEST_SUITE_P(Conformance, HeatmapComposerContract,
                          ::testing::ValuesIn(plugins_of(HeatmapComposer::kInterface)), plugin_param_name);
-INSTANTIATE_TEST_SUITE_P(Conformance, VectorSearchContract,
-                         ::testing::ValuesIn(plugins_of(VectorSearch::kInterface)), plugin_param_name);
+INSTANTIATE_TEST_SUITE_P(Conformance, VectorSearchContract, ::testing::ValuesIn(plugins_of(VectorSearch::kInterface)),
+                         plugin_param_name);
 INSTANTIATE_TEST_SUITE_P(Conformance, TrainableContract, ::testing::ValuesIn(plugins_of_any(trainable_interfaces())),
                          qualified_param_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GuidanceContract);

@@ -22,10 +22,10 @@ namespace daug::conformance {
 void PrintTo(const PluginCase& c, std::ostream* os) { *os << c.interface << " '" << c.name << "' (" << c.library.string() << ")"; }
 
 const std::vector<std::string>& known_interfaces() {
-  static const std::vector<std::string> k = {Guidance::kInterface,   Generator::kInterface, Classifier::kInterface,
-                                             Backbone::kInterface,   Criterion::kInterface, HeatmapComposer::kInterface,
-                                             Source::kInterface,     Stage::kInterface,     Command::kInterface,
-                                             VectorSearch::kInterface};
+  static const std::vector<std::string> k = {
+      Guidance::kInterface,  Generator::kInterface,       Classifier::kInterface, Backbone::kInterface,
+      Criterion::kInterface, HeatmapComposer::kInterface, Source::kInterface,     Stage::kInterface,
+      Command::kInterface,   VectorSearch::kInterface};
   return k;
 }
 
@@ -361,14 +361,16 @@ void check_vector_search(VectorSearch& s, bool exact) {
         if (j > 0) {
           EXPECT_GE(h.scores[j - 1], h.scores[j]) << "query " << i << ": hits not ordered by score descending at " << j;
           if (h.scores[j - 1] == h.scores[j])
-            EXPECT_LT(h.rows[j - 1], h.rows[j]) << "query " << i << ": equal scores not ordered by row ascending at " << j;
+            EXPECT_LT(h.rows[j - 1], h.rows[j])
+                << "query " << i << ": equal scores not ordered by row ascending at " << j;
         }
       }
       if (exact) {
         // The exact top-k up to float32 rounding: at every rank the returned row's true score is the brute force's
         // score at that rank (rows whose scores differ by float rounding only may swap places).
         const auto& t = truth[static_cast<size_t>(i)];
-        ASSERT_EQ(h.rows.size(), t.rows.size()) << "query " << i << ": not the exact top-k (an exact search returns min(k, size()) hits)";
+        ASSERT_EQ(h.rows.size(), t.rows.size())
+            << "query " << i << ": not the exact top-k (an exact search returns min(k, size()) hits)";
         for (size_t j = 0; j < h.rows.size(); ++j) {
           double ip = 0;
           for (int64_t c = 0; c < d; ++c) ip += static_cast<double>(q.row(i)[c]) * keep.row(h.rows[j])[c];

@@ -43,7 +43,8 @@ inline std::vector<SearchHits> brute_force_search(const RowMatrix& db, const Row
     const int64_t m = std::min(k, db.rows);
     for (int64_t j = 0; j < m; ++j) {
       out[static_cast<size_t>(i)].rows.push_back(order[static_cast<size_t>(j)]);
-      out[static_cast<size_t>(i)].scores.push_back(static_cast<float>(score[static_cast<size_t>(order[static_cast<size_t>(j)])]));
+      out[static_cast<size_t>(i)].scores.push_back(
+          static_cast<float>(score[static_cast<size_t>(order[static_cast<size_t>(j)])]));
     }
   }
   return out;
