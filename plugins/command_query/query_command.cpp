@@ -279,7 +279,7 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
                   retrieval::kItemsFile, " (", x.items.size(), " items, e.g. '", x.items.front().id, "')");
     q = x.embeddings[row].unsqueeze(0);
     query = {{"kind", "id"}, {"id", a.id}, {"row", row}, {"image", x.items[static_cast<size_t>(row)].image}};
-    if (!a.html.empty()) query_thumb = thumbnail_of_file(x.items[static_cast<size_t>(row)].image, 256);
+    if (!a.html.empty()) query_thumb = thumbnail_of_file(x.items[static_cast<size_t>(row)].image, 192);
   } else {
     Model model = load_model(*b, m, index);
     if (!a.text.empty()) {
@@ -310,8 +310,8 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
       query = {{"kind", a.image_dicom.empty() ? "image" : "image-dicom"}, {"image", s.image.string()}};
       if (!heat.empty()) query["heatmap"] = heat;
       if (!a.html.empty()) {
-        query_thumb = thumbnail_of_file(s.image.string(), 256);
-        if (!heat.empty()) heat_thumb = thumbnail(data::minmax(clip::resize_heatmap(data::load_npy(heat).to(at::kFloat), 256)), 256);
+        query_thumb = thumbnail_of_file(s.image.string(), 192);
+        if (!heat.empty()) heat_thumb = thumbnail(data::minmax(clip::resize_heatmap(data::load_npy(heat).to(at::kFloat), 192)), 192);
       }
     }
   }
@@ -382,7 +382,7 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
                     "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
                     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
                     "img{display:block}.hits{display:flex;flex-wrap:wrap;gap:12px}"
-                    ".hit{border:1px solid #ccc;padding:6px;width:200px;font-size:12px}"
+                    ".hit{border:1px solid #ccc;padding:6px;width:200px;font-size:12px;overflow-wrap:anywhere}"
                     ".bar{background:#4a7;height:10px}</style></head><body>\n";
     h += "<h1>daug query</h1>\n<p>Index <code>" + escape(index.string()) + "</code>: " + std::to_string(m.count) +
          " images, search <code>" + escape(search->describe()) + "</code>, model fingerprint <code>" +
