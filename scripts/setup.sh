@@ -11,6 +11,7 @@ PKGS=(
   libtomlplusplus-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg-dev zlib1g-dev libicu-dev
+  libdcmtk-dev                 # DICOM input through DCMTK 3.6.7 (libs/data dicom.h); libdcmtk17 has its dictionary
   chromium                     # headless rendering check of the HTML report (tests/report)
   python3                      # small helpers of the distributed pipeline tests (free port, JSON); libtorch-dev pulls it in too
   "$@"
