@@ -249,6 +249,11 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
   // The first frame, decompressed by the registered codec when the transfer syntax is encapsulated.
   const size_t frame_bytes = static_cast<size_t>(rows) * cols * (allocated / 8);
   const DcmXfer xfer(ds->getOriginalXfer());
+  if (!xfer.isEncapsulated() && pixel_elem->getLength() < frame_bytes)
+    throw DataError(fmt::format("'{}': {} holds {} bytes, less than one frame of (0028,0010) Rows x (0028,0011) "
+                                "Columns x (0028,0100) BitsAllocated / 8 = {} x {} x {} = {} bytes",
+                                name, tag_name(DCM_PixelData), pixel_elem->getLength(), rows, cols, allocated / 8,
+                                frame_bytes));
   std::vector<Uint8> buffer(frame_bytes + (frame_bytes & 1));
   OFString colour;
   Uint32 fragment = 0;
