@@ -214,7 +214,7 @@ TEST(MimicSource, DefaultImageFormatKeepsTheEffectiveOptions) {
   EXPECT_FALSE(o.image_format.has_value());
   EXPECT_EQ(daug::dump_options(o).find("image_format"), std::string::npos) << daug::dump_options(o);
   o.image_format = "dicom";
-  EXPECT_NE(daug::dump_options(o).find("image_format = \"dicom\""), std::string::npos) << daug::dump_options(o);
+  EXPECT_NE(daug::dump_options(o).find("image_format = 'dicom'"), std::string::npos) << daug::dump_options(o);
 }
 
 #ifdef DAUG_TEST_DICOM
