@@ -17,6 +17,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <thread>
 #include <vector>
 
@@ -353,6 +354,40 @@ TEST_F(Dicom, TruncatedAndCorruptFilesNameFileAndTag) {
   expect_error_contains([&] { daug::data::load_gray(q); }, {"c.dcm", "DICOM"});
 }
 
+TEST_F(Dicom, JpegTemMarkerIsRejectedNotAHang) {
+  // DCMTK 3.6.7's JPEG bit-depth scan loops forever on a TEM marker (FF01) before the frame header.
+  const auto p = write("tem.dcm", spec8(png), DicomSyntax::jpeg_baseline);
+  std::string bytes;
+  {
+    std::ifstream f(p, std::ios::binary);
+    bytes.assign((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  }
+  const size_t soi = bytes.find("\xFF\xD8\xFF", 132);
+  ASSERT_NE(soi, std::string::npos);
+  bytes[soi + 1] = '\x01';
+  daug::testing::write_text(p, bytes);
+  expect_error_contains([&] { daug::data::load_gray(p); },
+                        {"tem.dcm", "(7FE0,0010) PixelData fragment 1", "TEM marker (FF01)"});
+}
+
+TEST_F(Dicom, RleSegmentOffsetOutsideTheFragmentIsRejected) {
+  // DCMTK 3.6.7's RLE decoder reads out of bounds at a segment offset past the fragment.
+  const auto p = write("rle.dcm", spec8(png), DicomSyntax::rle);
+  std::string bytes;
+  {
+    std::ifstream f(p, std::ios::binary);
+    bytes.assign((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  }
+  const std::string header("\x01\x00\x00\x00\x40\x00\x00\x00", 8);  // 1 segment, at offset 64
+  const size_t at = bytes.find(header, 132);
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at + 4, 4, std::string(4, '\xFF'));
+  daug::testing::write_text(p, bytes);
+  expect_error_contains([&] { daug::data::load_gray(p); },
+                        {"rle.dcm", "(7FE0,0010) PixelData fragment 1: invalid RLE header",
+                         "segment 1 starts at offset 4294967295"});
+}
+
 TEST_F(Dicom, NonImageAndUnsupportedNameTheTag) {
   DicomSpec sr;
   sr.pixel_data = false;
@@ -428,6 +463,59 @@ TEST_F(Dicom, ConcurrentDecodes) {
     });
   for (auto& th : threads) th.join();
   EXPECT_EQ(bad, std::vector<int>(4, 0));
+}
+
+}  // namespace
+
+namespace {
+
+// A quick, deterministic mutation pass over the fuzz seeds (fuzz/corpus/dicom): truncations, flipped bytes and
+// 32-bit fields overwritten with extreme values (element lengths, LUT descriptors, dimensions). Every input must
+// decode or be rejected with a daug::Error; the libFuzzer target (fuzz/dicom_fuzz.cpp) goes much further.
+TEST(DicomMutations, SeedsMutatedAreDecodedOrRejected) {
+  const auto dir = std::filesystem::path(DAUG_SOURCE_DIR) / "fuzz/corpus/dicom";
+  std::vector<std::filesystem::path> seeds;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) seeds.push_back(e.path());
+  std::sort(seeds.begin(), seeds.end());
+  ASSERT_GE(seeds.size(), 5u);
+  uint64_t state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  // DAUG_DICOM_MUTATIONS=N runs N per seed (a longer local hunt) and names each input on stderr first.
+  const char* env = std::getenv("DAUG_DICOM_MUTATIONS");
+  const int mutations = env ? std::atoi(env) : 300;
+  size_t accepted = 0, rejected = 0;
+  for (const auto& seed : seeds) {
+    std::ifstream f(seed, std::ios::binary);
+    const std::string original((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    for (int k = 0; k < mutations; ++k) {
+      std::string b = original;
+      switch (k % 3) {
+        case 0: b.resize(next() % (b.size() + 1)); break;
+        case 1: for (int j = 0; j < 4; ++j) b[next() % b.size()] = static_cast<char>(next()); break;
+        case 2: {
+          const uint32_t v[] = {0xFFFFFFFFu, 0xFFFFFFFEu, 0x7FFFFFFFu, 0u, 0x00010000u, 0xFFFF0000u};
+          const size_t at = 132 + next() % (b.size() - 136);
+          std::memcpy(&b[at], &v[next() % 6], 4);
+          break;
+        }
+      }
+      if (env) std::cerr << seed.filename().string() << " " << k << "\n";
+      try {
+        const auto g = daug::data::decode_dicom(b.data(), b.size(), seed.filename().string());
+        ASSERT_EQ(g.pixels.size(), static_cast<size_t>(g.width * g.height));
+        ++accepted;
+      } catch (const daug::Error&) {
+        ++rejected;
+      } catch (const std::exception& e) {
+        FAIL() << seed.filename() << " mutation " << k << ": " << e.what();
+      }
+    }
+  }
+  EXPECT_GT(accepted, 0u);
+  EXPECT_GT(rejected, 0u);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -26,6 +27,8 @@
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -169,6 +172,64 @@ std::optional<Lut> lut_of(DcmItem* ds, const DcmTagKey& seq, bool signed_input, 
   return read_lut(item, seq, signed_input, file);
 }
 
+// DCMTK 3.6.7's dcmjpeg reads the bit depth with a marker walk (DJCodecDecoder::scanJpegDataForBitDepth) that
+// never advances past a TEM marker (FF01): a fragment whose walk reaches one hangs the decoder forever (found by
+// the mutation test). This repeats that walk and says whether it would reach a TEM before it stops.
+bool dcmjpeg_walk_hangs(const Uint8* data, Uint32 length) {
+  if (data == nullptr) return false;
+  auto be16 = [&](Uint32 at) { return static_cast<unsigned>(data[at] << 8 | data[at + 1]); };
+  Uint32 offset = 0;
+  while (offset + 4 < length) {
+    const unsigned m = be16(offset);
+    if (m == 0xFF01) return true;
+    if (m >= 0xFFC0 && m <= 0xFFCF && m != 0xFFC4 && m != 0xFFC8 && m != 0xFFCC) return false;  // SOF: stops
+    if (m == 0xFFC4 || m == 0xFFC8 || m == 0xFFCC || (m >= 0xFFDA && m <= 0xFFFE)) {
+      offset += be16(offset + 2) + 2;  // a marker segment with a length
+    } else if (m >= 0xFFD0 && m <= 0xFFD9) {
+      offset += 2;  // RSTn, SOI, EOI
+    } else if (m == 0xFFFF) {
+      offset += 1;  // a fill byte (newer DCMTK); 3.6.7 stops here, so walking on only rejects more
+    } else if (data[offset] == 0xFF && data[offset + 1] > 2 && data[offset + 1] <= 0xBF) {
+      offset += 2;  // reserved markers
+    } else {
+      return false;  // DCMTK stops with a syntax error
+    }
+  }
+  return false;
+}
+
+// The JPEG transfer syntaxes dcmjpeg decodes: 1.2.840.10008.1.2.4.50 to .70 (not JPEG-LS .80/.81).
+bool is_dcmjpeg_syntax(const DcmXfer& xfer) {
+  const std::string id = xfer.getXferID();
+  const std::string prefix = "1.2.840.10008.1.2.4.";
+  if (id.compare(0, prefix.size(), prefix) != 0 || id.size() != prefix.size() + 2) return false;
+  const int n = std::atoi(id.c_str() + prefix.size());
+  return n >= 50 && n <= 70;
+}
+
+// DCMTK 3.6.7's RLE decoder trusts the segment offsets of the RLE header (PS3.5 G.3.1: the number of segments,
+// 1 to 15, then 15 offsets, the first 64, increasing) and reads out of bounds on one past the fragment (found by
+// the mutation test). Returns what is wrong with the header of `data`, or "".
+std::string rle_header_problem(const Uint8* data, Uint32 length) {
+  if (data == nullptr || length < 64) return fmt::format("{} bytes, shorter than the 64-byte RLE header", length);
+  auto le32 = [&](Uint32 at) {
+    return static_cast<Uint32>(data[at]) | static_cast<Uint32>(data[at + 1]) << 8 |
+           static_cast<Uint32>(data[at + 2]) << 16 | static_cast<Uint32>(data[at + 3]) << 24;
+  };
+  const Uint32 segments = le32(0);
+  if (segments < 1 || segments > 15) return fmt::format("{} segments, expected 1 to 15", segments);
+  Uint32 previous = 0;
+  for (Uint32 i = 0; i < segments; ++i) {
+    const Uint32 offset = le32(4 + 4 * i);
+    if ((i == 0 && offset != 64) || (i > 0 && offset <= previous) || offset >= length)
+      return fmt::format("segment {} starts at offset {} (the first must be 64, the others increasing and inside "
+                         "the {}-byte fragment)",
+                         i + 1, offset, length);
+    previous = offset;
+  }
+  return "";
+}
+
 uint8_t to8(double y) {
   if (!(y > 0)) return 0;  // also NaN
   if (y >= 255) return 255;
@@ -254,6 +315,29 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
                                 "Columns x (0028,0100) BitsAllocated / 8 = {} x {} x {} = {} bytes",
                                 name, tag_name(DCM_PixelData), pixel_elem->getLength(), rows, cols, allocated / 8,
                                 frame_bytes));
+  // Checks of the compressed fragments that DCMTK 3.6.7's decoders get wrong (a hang, an out-of-bounds read).
+  const bool jpeg = is_dcmjpeg_syntax(xfer), rle = xfer.getXfer() == EXS_RLELossless;
+  DcmPixelSequence* seq = nullptr;
+  if ((jpeg || rle) &&
+      static_cast<DcmPixelData*>(pixel_elem)->getEncapsulatedRepresentation(xfer.getXfer(), nullptr, seq).good() &&
+      seq != nullptr) {
+    for (unsigned long i = 1; i < seq->card(); ++i) {  // item 0 is the offset table
+      DcmPixelItem* item = nullptr;
+      Uint8* bytes = nullptr;
+      if (seq->getItem(item, i).bad() || item->getUint8Array(bytes).bad()) continue;
+      if (jpeg && dcmjpeg_walk_hangs(bytes, item->getLength()))
+        throw DataError(fmt::format("'{}': {} fragment {}: the JPEG stream has a TEM marker (FF01) before its "
+                                    "frame header, which DCMTK 3.6.7's JPEG decoder cannot get past; not a valid "
+                                    "DICOM JPEG stream",
+                                    name, tag_name(DCM_PixelData), i));
+      if (rle) {
+        const std::string problem = rle_header_problem(bytes, item->getLength());
+        if (!problem.empty())
+          throw DataError(fmt::format("'{}': {} fragment {}: invalid RLE header: {}", name, tag_name(DCM_PixelData),
+                                      i, problem));
+      }
+    }
+  }
   std::vector<Uint8> buffer(frame_bytes + (frame_bytes & 1));
   OFString colour;
   Uint32 fragment = 0;
