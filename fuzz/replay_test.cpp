@@ -15,10 +15,10 @@ namespace {
 
 // Listed here (not taken from the registry) because gtest instantiates the suite before every translation
 // unit's static registration is guaranteed to have run; RegistryMatchesTheList keeps both in step.
-const std::vector<std::string> kTargets = {"clip_weights", "config",    "csv",          "image",      "npy",
-                                           "safetensors",  "tokenizer", "torch_pickle", "torch_save",
+const std::vector<std::string> kTargets = {
+    "clip_weights", "config", "csv", "image", "npy", "safetensors", "tokenizer", "torch_pickle", "torch_save",
 #ifdef DAUG_FUZZ_DICOM
-                                           "dicom"  // built with DAUG_DICOM (DCMTK)
+    "dicom"  // built with DAUG_DICOM (DCMTK)
 #endif
 };
 

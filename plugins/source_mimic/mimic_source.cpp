@@ -234,9 +234,8 @@ MimicSource::MimicSource(Options o) : OptionsListSource(std::move(o), "mimic_cxr
 std::string MimicSource::describe() const {
   return fmt::format("mimic_cxr(root={}, labels={}, {}views=[{}], items={}, report_text={}, {} images: {})",
                      opts_.common.root, opts_.labels_csv.empty() ? opts_.labeler : opts_.labels_csv,
-                     opts_.image_format.value_or("jpg") == "dicom" ? "images=dicom, " : "",
-                     fmt::join(opts_.views, ","), opts_.items, opts_.report_text, samples_.size(),
-                     data::split_summary(samples_));
+                     opts_.image_format.value_or("jpg") == "dicom" ? "images=dicom, " : "", fmt::join(opts_.views, ","),
+                     opts_.items, opts_.report_text, samples_.size(), data::split_summary(samples_));
 }
 
 }  // namespace daug::plugins

@@ -14,8 +14,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -163,12 +163,13 @@ TEST_F(Dicom, TwelveBitRescaleAndLinearWindow) {
   const uint8_t exact[] = {0, 0, 3, 97, 128, 224, 252, 255, 255};
   const uint8_t sigmoid[] = {0, 30, 31, 97, 128, 209, 224, 225, 255};
   for (size_t i = 0; i < 9; ++i) s.words[i] = xs[i];
-  s.strings = {{DCM_RescaleSlope, "2"}, {DCM_RescaleIntercept, "-1024"}, {DCM_WindowCenter, "1500\\40"},
+  s.strings = {{DCM_RescaleSlope, "2"},
+               {DCM_RescaleIntercept, "-1024"},
+               {DCM_WindowCenter, "1500\\40"},
                {DCM_WindowWidth, "200\\400"}};
   const auto got = decoded_bytes(write("w.dcm", s));
   for (size_t i = 0; i < 9; ++i) EXPECT_EQ(got[i], linear[i]) << "pixel " << i << ", stored " << xs[i];
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_EQ(got[i], linear_window(2.0 * s.words[i] - 1024, 1500, 200)) << i;
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], linear_window(2.0 * s.words[i] - 1024, 1500, 200)) << i;
   EXPECT_EQ(decode_file(d / "w.dcm").voi, DicomVoi::window);
 
   s.strings.push_back({DCM_VOILUTFunction, "LINEAR_EXACT"});
@@ -240,8 +241,7 @@ TEST_F(Dicom, VoiLutSequence) {
   for (size_t i = 0; i < 4; ++i) s.words[i] = xs[i];
   const auto got = decoded_bytes(write("lut.dcm", s));
   for (size_t i = 0; i < 4; ++i) EXPECT_EQ(got[i], want[i]) << "stored " << xs[i];
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_EQ(got[i], round_half_up(lut.data[s.words[i]] * 255.0 / 65535)) << i;
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], round_half_up(lut.data[s.words[i]] * 255.0 / 65535)) << i;
   EXPECT_EQ(decode_file(d / "lut.dcm").voi, DicomVoi::voi_lut);
 
   // 8-bit entries for 1024..3071; values outside map to the first / last entry.
@@ -272,8 +272,7 @@ TEST_F(Dicom, VoiLutSequence) {
   for (uint32_t i = 0; i < 4096; ++i) ls.data.push_back(static_cast<uint16_t>(4095 - i));  // inverting LUT
   t.voi_lut = ls;
   const auto gs = decoded_bytes(write("luts.dcm", t));
-  for (size_t i = 0; i < gs.size(); ++i)
-    ASSERT_EQ(gs[i], round_half_up((4095 - 16 * png.px[i]) * 255.0 / 4095)) << i;
+  for (size_t i = 0; i < gs.size(); ++i) ASSERT_EQ(gs[i], round_half_up((4095 - 16 * png.px[i]) * 255.0 / 4095)) << i;
 }
 
 TEST_F(Dicom, ModalityLutSequence) {
@@ -289,9 +288,11 @@ TEST_F(Dicom, ModalityLutSequence) {
 
 TEST_F(Dicom, CompressedTransferSyntaxes) {
   // 8-bit: lossless syntaxes give the PNG's pixels exactly.
-  for (auto [name, syntax] : {std::pair{"implicit", DicomSyntax::implicit_le}, {"deflated", DicomSyntax::deflated},
+  for (auto [name, syntax] : {std::pair{"implicit", DicomSyntax::implicit_le},
+                              {"deflated", DicomSyntax::deflated},
                               {"jpeg_lossless", DicomSyntax::jpeg_lossless},
-                              {"jpeg_ls", DicomSyntax::jpeg_ls_lossless}, {"rle", DicomSyntax::rle}}) {
+                              {"jpeg_ls", DicomSyntax::jpeg_ls_lossless},
+                              {"rle", DicomSyntax::rle}}) {
     SCOPED_TRACE(name);
     EXPECT_EQ(decoded_bytes(write(std::string(name) + "8.dcm", spec8(png), syntax)), png.px);
   }
@@ -311,12 +312,13 @@ TEST_F(Dicom, CompressedTransferSyntaxes) {
 
   // 12 bits with rescale and window: every lossless syntax decodes to the uncompressed file's values.
   DicomSpec s = spec12(png);
-  s.strings = {{DCM_RescaleSlope, "2"}, {DCM_RescaleIntercept, "-1024"}, {DCM_WindowCenter, "2500"},
-               {DCM_WindowWidth, "5000"}};
+  s.strings = {
+      {DCM_RescaleSlope, "2"}, {DCM_RescaleIntercept, "-1024"}, {DCM_WindowCenter, "2500"}, {DCM_WindowWidth, "5000"}};
   const auto ref = decoded_bytes(write("ref12.dcm", s));
   for (auto [name, syntax] : {std::pair{"big_endian", DicomSyntax::big_endian},
                               {"jpeg_lossless", DicomSyntax::jpeg_lossless},
-                              {"jpeg_ls", DicomSyntax::jpeg_ls_lossless}, {"rle", DicomSyntax::rle}}) {
+                              {"jpeg_ls", DicomSyntax::jpeg_ls_lossless},
+                              {"rle", DicomSyntax::rle}}) {
     SCOPED_TRACE(name);
     EXPECT_EQ(decoded_bytes(write(std::string(name) + "12.dcm", s, syntax)), ref);
   }
@@ -383,9 +385,9 @@ TEST_F(Dicom, RleSegmentOffsetOutsideTheFragmentIsRejected) {
   ASSERT_NE(at, std::string::npos);
   bytes.replace(at + 4, 4, std::string(4, '\xFF'));
   daug::testing::write_text(p, bytes);
-  expect_error_contains([&] { daug::data::load_gray(p); },
-                        {"rle.dcm", "(7FE0,0010) PixelData fragment 1: invalid RLE header",
-                         "segment 1 starts at offset 4294967295"});
+  expect_error_contains(
+      [&] { daug::data::load_gray(p); },
+      {"rle.dcm", "(7FE0,0010) PixelData fragment 1: invalid RLE header", "segment 1 starts at offset 4294967295"});
 }
 
 TEST_F(Dicom, NonImageAndUnsupportedNameTheTag) {
@@ -448,10 +450,9 @@ TEST_F(Dicom, PixelLimitFromTheHeader) {
 
 TEST_F(Dicom, ConcurrentDecodes) {
   // Decoders registered and files decoded from several threads at once (prefetch workers do this).
-  std::vector<std::filesystem::path> files = {write("a.dcm", spec8(png), DicomSyntax::jpeg_lossless),
-                                              write("b.dcm", spec8(png), DicomSyntax::jpeg_ls_lossless),
-                                              write("c.dcm", spec8(png), DicomSyntax::rle),
-                                              write("e.dcm", spec8(png), DicomSyntax::implicit_le)};
+  std::vector<std::filesystem::path> files = {
+      write("a.dcm", spec8(png), DicomSyntax::jpeg_lossless), write("b.dcm", spec8(png), DicomSyntax::jpeg_ls_lossless),
+      write("c.dcm", spec8(png), DicomSyntax::rle), write("e.dcm", spec8(png), DicomSyntax::implicit_le)};
   std::vector<int> bad(4, 0);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
@@ -493,8 +494,12 @@ TEST(DicomMutations, SeedsMutatedAreDecodedOrRejected) {
     for (int k = 0; k < mutations; ++k) {
       std::string b = original;
       switch (k % 3) {
-        case 0: b.resize(next() % (b.size() + 1)); break;
-        case 1: for (int j = 0; j < 4; ++j) b[next() % b.size()] = static_cast<char>(next()); break;
+        case 0:
+          b.resize(next() % (b.size() + 1));
+          break;
+        case 1:
+          for (int j = 0; j < 4; ++j) b[next() % b.size()] = static_cast<char>(next());
+          break;
         case 2: {
           const uint32_t v[] = {0xFFFFFFFFu, 0xFFFFFFFEu, 0x7FFFFFFFu, 0u, 0x00010000u, 0xFFFF0000u};
           const size_t at = 132 + next() % (b.size() - 136);

@@ -42,10 +42,10 @@ struct DicomSpec {
   uint16_t bits_allocated = 8, bits_stored = 8, high_bit = 7, pixel_representation = 0;
   uint16_t samples_per_pixel = 1;
   std::string photometric = "MONOCHROME2";
-  int frames = 1;                ///< NumberOfFrames is written when > 1
-  std::vector<uint8_t> bytes;    ///< BitsAllocated 8: rows·cols·frames values
-  std::vector<uint16_t> words;   ///< BitsAllocated 16: rows·cols·frames words (bit patterns as stored)
-  bool pixel_data = true;        ///< false: no PixelData (a non-image object)
+  int frames = 1;               ///< NumberOfFrames is written when > 1
+  std::vector<uint8_t> bytes;   ///< BitsAllocated 8: rows·cols·frames values
+  std::vector<uint16_t> words;  ///< BitsAllocated 16: rows·cols·frames words (bit patterns as stored)
+  bool pixel_data = true;       ///< false: no PixelData (a non-image object)
   std::string sop_class = UID_SecondaryCaptureImageStorage;
   std::vector<std::pair<DcmTagKey, std::string>> strings;  ///< extra attributes, e.g. {DCM_WindowCenter, "40"}
   std::optional<DicomLut> voi_lut, modality_lut;
@@ -53,7 +53,14 @@ struct DicomSpec {
 
 /// How the file is written.
 enum class DicomSyntax {
-  explicit_le, implicit_le, big_endian, deflated, jpeg_baseline, jpeg_lossless, jpeg_ls_lossless, rle,
+  explicit_le,
+  implicit_le,
+  big_endian,
+  deflated,
+  jpeg_baseline,
+  jpeg_lossless,
+  jpeg_ls_lossless,
+  rle,
   no_meta_header  ///< the bare dataset (explicit little endian), without preamble and meta header
 };
 
@@ -138,24 +145,42 @@ inline std::string write_dicom_file(const std::filesystem::path& path, const Dic
   const DcmRLERepresentationParameter rle;
   const DcmRepresentationParameter* param = nullptr;
   switch (syntax) {
-    case DicomSyntax::explicit_le: case DicomSyntax::no_meta_header: break;
-    case DicomSyntax::implicit_le: xfer = EXS_LittleEndianImplicit; break;
-    case DicomSyntax::big_endian: xfer = EXS_BigEndianExplicit; break;
-    case DicomSyntax::deflated: xfer = EXS_DeflatedLittleEndianExplicit; break;
-    case DicomSyntax::jpeg_baseline: xfer = EXS_JPEGProcess1; param = &lossy; break;
-    case DicomSyntax::jpeg_lossless: xfer = EXS_JPEGProcess14SV1; param = &lossless; break;
-    case DicomSyntax::jpeg_ls_lossless: xfer = EXS_JPEGLSLossless; param = &ls; break;
-    case DicomSyntax::rle: xfer = EXS_RLELossless; param = &rle; break;
+    case DicomSyntax::explicit_le:
+    case DicomSyntax::no_meta_header:
+      break;
+    case DicomSyntax::implicit_le:
+      xfer = EXS_LittleEndianImplicit;
+      break;
+    case DicomSyntax::big_endian:
+      xfer = EXS_BigEndianExplicit;
+      break;
+    case DicomSyntax::deflated:
+      xfer = EXS_DeflatedLittleEndianExplicit;
+      break;
+    case DicomSyntax::jpeg_baseline:
+      xfer = EXS_JPEGProcess1;
+      param = &lossy;
+      break;
+    case DicomSyntax::jpeg_lossless:
+      xfer = EXS_JPEGProcess14SV1;
+      param = &lossless;
+      break;
+    case DicomSyntax::jpeg_ls_lossless:
+      xfer = EXS_JPEGLSLossless;
+      param = &ls;
+      break;
+    case DicomSyntax::rle:
+      xfer = EXS_RLELossless;
+      param = &rle;
+      break;
   }
   if (param != nullptr) {
     c = ds->chooseRepresentation(xfer, param);
     if (c.bad()) return std::string("compressing: ") + c.text();
     if (!ds->canWriteXfer(xfer)) return "cannot write the compressed transfer syntax";
   }
-  if (syntax == DicomSyntax::no_meta_header)
-    c = ds->saveFile(path.c_str(), xfer);
-  else
-    c = file.saveFile(path.c_str(), xfer);
+  if (syntax == DicomSyntax::no_meta_header) c = ds->saveFile(path.c_str(), xfer);
+  else c = file.saveFile(path.c_str(), xfer);
   return c.good() ? "" : std::string("saving: ") + c.text();
 }
 

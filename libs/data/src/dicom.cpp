@@ -45,9 +45,10 @@ bool is_dicom(const void* data, size_t size) {
 
 #ifndef DAUG_WITH_DCMTK
 DicomGray8 decode_dicom(const void*, size_t, const std::string& name) {
-  throw DataError(fmt::format("'{}' is a DICOM file, but this daug was built without DICOM support "
-                              "(-DDAUG_DICOM=OFF; rebuild with libdcmtk-dev installed and DAUG_DICOM=ON)",
-                              name));
+  throw DataError(
+      fmt::format("'{}' is a DICOM file, but this daug was built without DICOM support "
+                  "(-DDAUG_DICOM=OFF; rebuild with libdcmtk-dev installed and DAUG_DICOM=ON)",
+                  name));
 }
 #else
 namespace {
@@ -222,9 +223,10 @@ std::string rle_header_problem(const Uint8* data, Uint32 length) {
   for (Uint32 i = 0; i < segments; ++i) {
     const Uint32 offset = le32(4 + 4 * i);
     if ((i == 0 && offset != 64) || (i > 0 && offset <= previous) || offset >= length)
-      return fmt::format("segment {} starts at offset {} (the first must be 64, the others increasing and inside "
-                         "the {}-byte fragment)",
-                         i + 1, offset, length);
+      return fmt::format(
+          "segment {} starts at offset {} (the first must be 64, the others increasing and inside "
+          "the {}-byte fragment)",
+          i + 1, offset, length);
     previous = offset;
   }
   return "";
@@ -241,9 +243,10 @@ uint8_t to8(double y) {
 DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) {
   init_dcmtk();
   if (!dcmDataDict.isDictionaryLoaded())
-    throw Error(fmt::format("'{}': DCMTK's data dictionary is not loaded (libdcmtk17 ships it as "
-                            "/usr/share/libdcmtk17/dicom.dic; DCMDICTPATH overrides the path)",
-                            name));
+    throw Error(
+        fmt::format("'{}': DCMTK's data dictionary is not loaded (libdcmtk17 ships it as "
+                    "/usr/share/libdcmtk17/dicom.dic; DCMDICTPATH overrides the path)",
+                    name));
   DcmInputBufferStream in;
   in.setBuffer(data, static_cast<offile_off_t>(size));
   in.setEos();
@@ -256,11 +259,12 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
   if (cond.bad()) {
     // The element being read when the data ran out (or broke) is the last one DCMTK inserted.
     std::string where;
-    DcmItem* part = ds != nullptr && ds->card() > 0 ? static_cast<DcmItem*>(ds) : static_cast<DcmItem*>(file.getMetaInfo());
+    DcmItem* part =
+        ds != nullptr && ds->card() > 0 ? static_cast<DcmItem*>(ds) : static_cast<DcmItem*>(file.getMetaInfo());
     if (part != nullptr && part->card() > 0)
       where = fmt::format(" in or after {}", tag_name(part->getElement(part->card() - 1)->getTag()));
-    throw DataError(fmt::format("'{}': corrupt or truncated DICOM file: the parse stopped{} (DCMTK: {})", name,
-                                where, cond.text()));
+    throw DataError(fmt::format("'{}': corrupt or truncated DICOM file: the parse stopped{} (DCMTK: {})", name, where,
+                                cond.text()));
   }
   Reader r(ds, name);
 
@@ -303,18 +307,18 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
     r.fail(DCM_PixelRepresentation, fmt::format("= {}: expected 0 (unsigned) or 1 (signed)", representation));
   const bool is_signed = representation == 1;
   Sint32 frames = 1;
-  if (ds->tagExistsWithValue(DCM_NumberOfFrames) && (ds->findAndGetSint32(DCM_NumberOfFrames, frames).bad() ||
-                                                     frames < 1))
+  if (ds->tagExistsWithValue(DCM_NumberOfFrames) &&
+      (ds->findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1))
     r.fail(DCM_NumberOfFrames, fmt::format("= '{}': expected a positive integer", r.str(DCM_NumberOfFrames)));
 
   // The first frame, decompressed by the registered codec when the transfer syntax is encapsulated.
   const size_t frame_bytes = static_cast<size_t>(rows) * cols * (allocated / 8);
   const DcmXfer xfer(ds->getOriginalXfer());
   if (!xfer.isEncapsulated() && pixel_elem->getLength() < frame_bytes)
-    throw DataError(fmt::format("'{}': {} holds {} bytes, less than one frame of (0028,0010) Rows x (0028,0011) "
-                                "Columns x (0028,0100) BitsAllocated / 8 = {} x {} x {} = {} bytes",
-                                name, tag_name(DCM_PixelData), pixel_elem->getLength(), rows, cols, allocated / 8,
-                                frame_bytes));
+    throw DataError(
+        fmt::format("'{}': {} holds {} bytes, less than one frame of (0028,0010) Rows x (0028,0011) "
+                    "Columns x (0028,0100) BitsAllocated / 8 = {} x {} x {} = {} bytes",
+                    name, tag_name(DCM_PixelData), pixel_elem->getLength(), rows, cols, allocated / 8, frame_bytes));
   // Checks of the compressed fragments that DCMTK 3.6.7's decoders get wrong (a hang, an out-of-bounds read).
   const bool jpeg = is_dcmjpeg_syntax(xfer), rle = xfer.getXfer() == EXS_RLELossless;
   DcmPixelSequence* seq = nullptr;
@@ -326,15 +330,16 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
       Uint8* bytes = nullptr;
       if (seq->getItem(item, i).bad() || item->getUint8Array(bytes).bad()) continue;
       if (jpeg && dcmjpeg_walk_hangs(bytes, item->getLength()))
-        throw DataError(fmt::format("'{}': {} fragment {}: the JPEG stream has a TEM marker (FF01) before its "
-                                    "frame header, which DCMTK 3.6.7's JPEG decoder cannot get past; not a valid "
-                                    "DICOM JPEG stream",
-                                    name, tag_name(DCM_PixelData), i));
+        throw DataError(
+            fmt::format("'{}': {} fragment {}: the JPEG stream has a TEM marker (FF01) before its "
+                        "frame header, which DCMTK 3.6.7's JPEG decoder cannot get past; not a valid "
+                        "DICOM JPEG stream",
+                        name, tag_name(DCM_PixelData), i));
       if (rle) {
         const std::string problem = rle_header_problem(bytes, item->getLength());
         if (!problem.empty())
-          throw DataError(fmt::format("'{}': {} fragment {}: invalid RLE header: {}", name, tag_name(DCM_PixelData),
-                                      i, problem));
+          throw DataError(
+              fmt::format("'{}': {} fragment {}: invalid RLE header: {}", name, tag_name(DCM_PixelData), i, problem));
       }
     }
   }
@@ -344,9 +349,10 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
   cond = static_cast<DcmPixelData*>(pixel_elem)
              ->getUncompressedFrame(ds, 0, fragment, buffer.data(), static_cast<Uint32>(buffer.size()), colour);
   if (cond.bad())
-    throw DataError(fmt::format("'{}': cannot decode the first frame of {} (transfer syntax {} = '{}'; this build "
-                                "decodes uncompressed, deflated, JPEG, JPEG-LS and RLE): DCMTK: {}",
-                                name, tag_name(DCM_PixelData), xfer.getXferID(), xfer.getXferName(), cond.text()));
+    throw DataError(
+        fmt::format("'{}': cannot decode the first frame of {} (transfer syntax {} = '{}'; this build "
+                    "decodes uncompressed, deflated, JPEG, JPEG-LS and RLE): DCMTK: {}",
+                    name, tag_name(DCM_PixelData), xfer.getXferID(), xfer.getXferName(), cond.text()));
 
   DicomGray8 out;
   out.height = rows;

@@ -327,10 +327,11 @@ at::Tensor decode_any(const std::filesystem::path& path, int64_t min_h = 0, int6
       (unsigned char)bytes[2] == 0xFF)
     return decode_jpeg(bytes, path, min_h, min_w);
   if (is_dicom(bytes.data(), bytes.size()) || has_dicom_extension(path)) return dicom_tensor(bytes, path);
-  throw DataError(fmt::format("'{}': not a PNG, JPEG or DICOM file: expected the PNG signature 89 50 4e 47 0d 0a 1a "
-                              "0a, the JPEG SOI ff d8 ff or 'DICM' at offset 128, but the file starts with {} ({} "
-                              "bytes)",
-                              path.string(), hex_prefix(bytes), bytes.size()));
+  throw DataError(
+      fmt::format("'{}': not a PNG, JPEG or DICOM file: expected the PNG signature 89 50 4e 47 0d 0a 1a "
+                  "0a, the JPEG SOI ff d8 ff or 'DICM' at offset 128, but the file starts with {} ({} "
+                  "bytes)",
+                  path.string(), hex_prefix(bytes), bytes.size()));
 }
 
 // PNG writing to memory.
