@@ -363,7 +363,9 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
   const int shift = high + 1 - stored;
   const uint32_t mask = (uint32_t{1} << stored) - 1;
   const uint32_t sign_bit = uint32_t{1} << (stored - 1);
-  auto stored_value = [&](size_t i) -> int32_t {
+  // Every step below depends on the stored value only, so it fills a table over the 2^BitsStored levels (at most
+  // 65536) that the pixels then index: the same values as mapping each pixel, without per-pixel arithmetic.
+  auto raw_at = [&](size_t i) -> uint32_t {
     uint32_t raw;
     if (allocated == 8) {
       raw = buffer[i];
@@ -372,27 +374,30 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
       std::memcpy(&v, buffer.data() + 2 * i, 2);  // host byte order (getUncompressedFrame swaps)
       raw = v;
     }
-    raw = (raw >> shift) & mask;
+    return (raw >> shift) & mask;
+  };
+  auto value_of = [&](uint32_t raw) -> int32_t {  // two's complement when signed
     if (is_signed && (raw & sign_bit)) return static_cast<int32_t>(raw) - static_cast<int32_t>(mask) - 1;
     return static_cast<int32_t>(raw);
   };
+  const size_t levels = size_t{mask} + 1;
+  std::vector<uint8_t> table(levels);
 
   // Modality transform.
   const std::optional<Lut> modality_lut = lut_of(ds, DCM_ModalityLUTSequence, is_signed, name);
   const double slope = r.ds(DCM_RescaleSlope).value_or(1.0), intercept = r.ds(DCM_RescaleIntercept).value_or(0.0);
-  auto modality = [&](int32_t x) -> double {
+  auto modality = [&](uint32_t raw) -> double {
+    const int32_t x = value_of(raw);
     if (modality_lut) return (*modality_lut)(x);
     return slope * x + intercept;
   };
   // A VOI LUT is indexed by modality values: signed when a rescale can make them negative.
   const bool modality_signed = modality_lut ? false : (is_signed || intercept < 0 || slope < 0);
 
-  std::vector<uint8_t>& px = out.pixels;
-  px.resize(n);
   if (const std::optional<Lut> voi = lut_of(ds, DCM_VOILUTSequence, modality_signed, name)) {
     out.voi = DicomVoi::voi_lut;
     const double scale = 255.0 / static_cast<double>((uint32_t{1} << voi->bits) - 1);
-    for (size_t i = 0; i < n; ++i) px[i] = to8((*voi)(modality(stored_value(i))) * scale);
+    for (uint32_t v = 0; v < levels; ++v) table[v] = to8((*voi)(modality(v)) * scale);
   } else if (ds->tagExistsWithValue(DCM_WindowCenter) || ds->tagExistsWithValue(DCM_WindowWidth)) {
     out.voi = DicomVoi::window;
     const auto c = r.ds(DCM_WindowCenter), w = r.ds(DCM_WindowWidth);
@@ -405,41 +410,49 @@ DicomGray8 decode_dicom(const void* data, size_t size, const std::string& name) 
       if (width < 1) r.fail(DCM_WindowWidth, fmt::format("= {}: expected >= 1 for a LINEAR window", width));
       // PS3.3 C.11.2.1.2.1, output range [0, 255].
       const double lo = center - 0.5 - (width - 1) / 2, hi = center - 0.5 + (width - 1) / 2;
-      for (size_t i = 0; i < n; ++i) {
-        const double x = modality(stored_value(i));
-        px[i] = x <= lo ? 0 : x > hi ? 255 : to8(((x - (center - 0.5)) / (width - 1) + 0.5) * 255.0);
+      for (uint32_t v = 0; v < levels; ++v) {
+        const double x = modality(v);
+        table[v] = x <= lo ? 0 : x > hi ? 255 : to8(((x - (center - 0.5)) / (width - 1) + 0.5) * 255.0);
       }
     } else if (function == "LINEAR_EXACT") {
       if (!(width > 0)) r.fail(DCM_WindowWidth, fmt::format("= {}: expected > 0 for a LINEAR_EXACT window", width));
       // C.11.2.1.3.2
-      for (size_t i = 0; i < n; ++i) {
-        const double x = modality(stored_value(i));
-        px[i] = x <= center - width / 2 ? 0 : x > center + width / 2 ? 255 : to8(((x - center) / width + 0.5) * 255.0);
+      for (uint32_t v = 0; v < levels; ++v) {
+        const double x = modality(v);
+        table[v] = x <= center - width / 2  ? 0
+                   : x > center + width / 2 ? 255
+                                            : to8(((x - center) / width + 0.5) * 255.0);
       }
     } else if (function == "SIGMOID") {
       if (!(width > 0)) r.fail(DCM_WindowWidth, fmt::format("= {}: expected > 0 for a SIGMOID window", width));
       // C.11.2.1.3.1
-      for (size_t i = 0; i < n; ++i)
-        px[i] = to8(255.0 / (1.0 + std::exp(-4.0 * (modality(stored_value(i)) - center) / width)));
+      for (uint32_t v = 0; v < levels; ++v)
+        table[v] = to8(255.0 / (1.0 + std::exp(-4.0 * (modality(v) - center) / width)));
     } else {
       r.fail(DCM_VOILUTFunction, fmt::format("= '{}': expected LINEAR, LINEAR_EXACT or SIGMOID", function));
     }
   } else if (stored == 8 && !is_signed && !modality_lut && slope == 1.0 && intercept == 0.0) {
     out.voi = DicomVoi::as_stored;
-    for (size_t i = 0; i < n; ++i) px[i] = static_cast<uint8_t>(stored_value(i));
+    for (uint32_t v = 0; v < levels; ++v) table[v] = static_cast<uint8_t>(v);
   } else {
+    // Min-max over the levels that occur in the frame.
     out.voi = DicomVoi::min_max;
+    std::vector<uint8_t> seen(levels, 0);
+    for (size_t i = 0; i < n; ++i) seen[raw_at(i)] = 1;
     double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    for (size_t i = 0; i < n; ++i) {
-      const double m = modality(stored_value(i));
-      lo = std::min(lo, m);
-      hi = std::max(hi, m);
-    }
+    for (uint32_t v = 0; v < levels; ++v)
+      if (seen[v]) {
+        const double m = modality(v);
+        lo = std::min(lo, m);
+        hi = std::max(hi, m);
+      }
     const double range = hi - lo;
-    for (size_t i = 0; i < n; ++i) px[i] = range > 0 ? to8((modality(stored_value(i)) - lo) / range * 255.0) : 0;
+    for (uint32_t v = 0; v < levels; ++v) table[v] = range > 0 ? to8((modality(v) - lo) / range * 255.0) : 0;
   }
   if (photometric == "MONOCHROME1")
-    for (auto& v : px) v = static_cast<uint8_t>(255 - v);
+    for (auto& t : table) t = static_cast<uint8_t>(255 - t);
+  out.pixels.resize(n);
+  for (size_t i = 0; i < n; ++i) out.pixels[i] = table[raw_at(i)];
   return out;
 }
 #endif  // DAUG_WITH_DCMTK
