@@ -27,6 +27,9 @@
 /// DCMTK cannot decode (JPEG 2000 in Debian's build), or Rows × Columns above max_image_pixels() (checked from
 /// the header before any decompression).
 ///
+/// Measured (decode_dicom of a 2544×3056 12-bit MONOCHROME1 frame with a window, 1 thread, 2-core machine shared
+/// with other builds, so noisy): uncompressed 79 ms, RLE 97 ms, JPEG lossless 207 ms, JPEG-LS 394 ms.
+///
 /// Thread safety: reentrant. The decoders are registered once (std::call_once) on first use; DCMTK's log
 /// output is switched off then (the errors come back as DataError text instead).
 #include <daug/tensor.h>
