@@ -10,7 +10,7 @@
 # was found. New interesting inputs go to build-fuzz/fuzz/work/<target>/ (not committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ALL=(clip_weights config csv image npy safetensors tokenizer torch_pickle torch_save)
+ALL=(clip_weights config csv dicom image npy safetensors tokenizer torch_pickle torch_save)
 secs=${1:-300}
 [ $# -gt 0 ] && shift
 targets=("$@")

@@ -154,9 +154,11 @@ p_configure() {
   # LD_LIBRARY_PATH has to reach the compilers.
   rpl="-Wl,-rpath-link,$SR_LIB:$TORCH_LIB${NV_LIBS:+:$NV_LIBS}"
   rm -rf "$B"
+  # DAUG_DICOM=OFF: DCMTK and its chain (libtiff, libxml2 ...) are not in the sysroot; DICOM decoding is CPU-only.
   cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$SR/usr;$TORCH_CMAKE" \
     -DCCACHE_PROGRAM=CCACHE_PROGRAM-NOTFOUND -DDAUG_BUILD_EXAMPLES=OFF \
+    -DDAUG_DICOM=OFF \
     -DCMAKE_EXE_LINKER_FLAGS="$rpl" -DCMAKE_SHARED_LINKER_FLAGS="$rpl" -DCMAKE_MODULE_LINKER_FLAGS="$rpl" \
     "${cuda_args[@]}" 2>&1 | tee "$W-configure.log" |
     grep -E 'daug:|Torch|CUDA|cuDNN|Caffe2|Boost|fmt|spdlog|ICU|PNG|JPEG|ZLIB|Warning|Error|error' | head -60

@@ -12,6 +12,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg-dev zlib1g-dev libicu-dev
   libfaiss-dev                 # FAISS 1.7.3 (static libfaiss.a + headers): the `faiss` VectorSearch plugin
+  libdcmtk-dev                 # DICOM input through DCMTK 3.6.7 (libs/data dicom.h); libdcmtk17 has its dictionary
   chromium                     # headless rendering check of the HTML report (tests/report)
   python3                      # small helpers of the distributed pipeline tests (free port, JSON); libtorch-dev pulls it in too
   "$@"

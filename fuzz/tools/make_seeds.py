@@ -3,14 +3,17 @@
 files for users: numpy (.npy), Pillow (PNG/JPEG), PyTorch (torch.save, TorchScript), gzip, plus hand-written
 files that follow a published spec (safetensors) and a few deliberately broken edge cases.
 Committed output; rerun only to change the seeds: /usr/bin/python3 fuzz/tools/make_seeds.py (Debian's
-python3-numpy, python3-pil, python3-torch)."""
+python3-numpy, python3-pil, python3-torch; the DICOM seeds need DCMTK's tools, Debian's `dcmtk`).
+`make_seeds.py dicom image` rewrites only those targets' seeds."""
 import gzip
 import io
 import json
 import os
 import shutil
 import struct
+import subprocess
 import sys
+import tempfile
 import zipfile
 from collections import OrderedDict
 
@@ -116,6 +119,54 @@ def seeds_image():
     put("image", "cmyk.jpg", img_bytes(rgb.convert("CMYK"), "JPEG"))
 
 
+def seeds_dicom():
+    """DICOM files written by DCMTK's own tools: dump2dcm from a text dump (+ raw pixels), then its encoders."""
+    g = np.add.outer(np.arange(8), np.arange(8)).astype(np.uint8) * 16
+    with tempfile.TemporaryDirectory() as tmp:
+        def dump(name, lines, pixels):
+            raw = os.path.join(tmp, name + ".raw")
+            pixels.tofile(raw)
+            txt = os.path.join(tmp, name + ".txt")
+            with open(txt, "w") as f:
+                f.write("\n".join(lines + ["(7fe0,0010) %s =%s" % ("OB" if pixels.itemsize == 1 else "OW", raw)]))
+            out = os.path.join(tmp, name + ".dcm")
+            subprocess.run(["dump2dcm", "-q", "+te", "-g", txt, out], check=True)
+            return out
+
+        def image(bits, photometric, extra=(), frames=1):
+            return ["(0008,0016) UI =SecondaryCaptureImageStorage", "(0008,0018) UI [1.2.3.4]",
+                    "(0028,0002) US 1", "(0028,0004) CS [%s]" % photometric] + \
+                   (["(0028,0008) IS [%d]" % frames] if frames > 1 else []) + \
+                   ["(0028,0010) US 8", "(0028,0011) US 8", "(0028,0100) US %d" % (8 if bits <= 8 else 16),
+                    "(0028,0101) US %d" % bits, "(0028,0102) US %d" % (bits - 1), "(0028,0103) US 0"] + list(extra)
+
+        m2 = dump("m2", image(8, "MONOCHROME2"), g)
+        put("dicom", "mono2_8bit.dcm", open(m2, "rb").read())
+        put("dicom", "mono1_8bit.dcm", open(dump("m1", image(8, "MONOCHROME1"), g), "rb").read())
+        w12 = (g.astype(np.uint16) * 16).astype("<u2")
+        win = dump("w12", image(12, "MONOCHROME2", ["(0028,1050) DS [1024]", "(0028,1051) DS [2048]",
+                                                     "(0028,1052) DS [-100]", "(0028,1053) DS [2]"]), w12)
+        put("dicom", "window_12bit.dcm", open(win, "rb").read())
+        put("dicom", "multiframe.dcm", open(dump("mf", image(8, "MONOCHROME2", frames=2),
+                                                  np.concatenate([g, 255 - g])), "rb").read())
+        voi = image(12, "MONOCHROME1", ["(0028,3010) SQ (Sequence with explicit length #=1)",
+                                        "  (fffe,e000) na (Item with explicit length #=3)",
+                                        "    (0028,3002) US 16\\0\\8",
+                                        "    (0028,3006) US " + "\\".join(str(i * 16) for i in range(16)),
+                                        "  (fffe,e00d) na (ItemDelimitationItem for re-encoding)",
+                                        "(fffe,e0dd) na (SequenceDelimitationItem for re-encod.)"])
+        put("dicom", "voi_lut.dcm", open(dump("voi", voi, (g // 16).astype("<u2")), "rb").read())
+        for tool, args, name in [("dcmcjpeg", ["+eb"], "jpeg_baseline.dcm"), ("dcmcjpeg", ["+e1"], "jpeg_lossless.dcm"),
+                                 ("dcmcjpls", ["+el"], "jpeg_ls.dcm"), ("dcmcrle", [], "rle.dcm")]:
+            out = os.path.join(tmp, name)
+            subprocess.run([tool, "-q"] + args + [m2, out], check=True)
+            put("dicom", name, open(out, "rb").read())
+        put("dicom", "truncated.dcm", open(m2, "rb").read()[:-30])
+        sr = dump("sr", ["(0008,0016) UI =BasicTextSRStorage", "(0008,0018) UI [1.2.3.5]"], np.zeros(0, np.uint8))
+        sr_bytes = open(sr, "rb").read()
+        put("dicom", "no_pixels_sr.dcm", sr_bytes[:sr_bytes.rfind(b"\xe0\x7f\x10\x00")])  # drop the empty PixelData
+
+
 def seeds_csv():
     with open(os.path.join(REPO, "examples/data/nih-cxr14-sample/labels.csv"), "rb") as f:
         nih = b"".join(f.readlines()[:4])
@@ -205,10 +256,20 @@ def seeds_torch():
 
 
 if __name__ == "__main__":
-    if os.path.isdir(CORPUS):
-        shutil.rmtree(CORPUS)
-    for fn in [seeds_safetensors, seeds_npy, seeds_image, seeds_csv, seeds_config, seeds_tokenizer, seeds_torch]:
-        fn()
+    groups = {"safetensors": [seeds_safetensors], "npy": [seeds_npy], "image": [seeds_image], "csv": [seeds_csv],
+              "config": [seeds_config], "tokenizer": [seeds_tokenizer], "dicom": [seeds_dicom],
+              "torch": [seeds_torch]}
+    if len(sys.argv) > 1:  # only these targets' seeds
+        for t in sys.argv[1:]:
+            shutil.rmtree(os.path.join(CORPUS, t), ignore_errors=True)
+            for fn in groups[t]:
+                fn()
+    else:
+        if os.path.isdir(CORPUS):
+            shutil.rmtree(CORPUS)
+        for fns in groups.values():
+            for fn in fns:
+                fn()
     for t in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, t))
         size = sum(os.path.getsize(os.path.join(CORPUS, t, f)) for f in files)

@@ -32,6 +32,10 @@ void MimicSourceOptions::visit(OptionVisitor& v) {
     Check::required_non_empty());
   v("images_dir", images_dir, "folder holding pXX/pSUBJECT/sSTUDY/DICOM.jpg, relative to root",
     Check::required_non_empty());
+  v("image_format", image_format,
+    "jpg (unset): MIMIC-CXR-JPG's <images_dir>/pXX/pSUBJECT/sSTUDY/<dicom_id>.jpg; dicom: the MIMIC-CXR DICOM "
+    "release's <dicom_id>.dcm in the same tree (decoded through DCMTK: libs/data dicom.h)",
+    Check::choice({"jpg", "dicom"}));
   v("views", views, "keep only images with these ViewPosition values (released frontal set: PA, and AP = 'AP' or "
     "'AP AXIAL', datasets/mimic.py); empty = all views");
   v("items", items,
@@ -108,6 +112,7 @@ MimicSource::MimicSource(Options o) : OptionsListSource(std::move(o), "mimic_cxr
   const size_t c_dicom = t.column("dicom_id"), c_study = t.column("study_id"), c_subject = t.column("subject_id"),
                c_split = t.column("split");
   const std::filesystem::path images = data::resolve_under(root, opts_.images_dir);
+  const std::string extension = opts_.image_format.value_or("jpg") == "dicom" ? ".dcm" : ".jpg";
   data::ProblemList no_labels("images of studies without a row in " + labels_file);
   data::ProblemList no_meta("images without a row in " + opts_.metadata_csv);
   size_t other_view = 0;
@@ -146,7 +151,7 @@ MimicSource::MimicSource(Options o) : OptionsListSource(std::move(o), "mimic_cxr
     s.patient = subject;
     s.split = data::normalize_split(t, r, c_split);
     s.labels = lab->second;
-    s.image = images / (mimic_study_dir(subject, study) + "/" + dicom + ".jpg");
+    s.image = images / (mimic_study_dir(subject, study) + "/" + dicom + extension);
     all.push_back(std::move(s));
     view_rank.push_back(rank);
   }
@@ -227,13 +232,14 @@ MimicSource::MimicSource(Options o) : OptionsListSource(std::move(o), "mimic_cxr
 }
 
 std::string MimicSource::describe() const {
-  return fmt::format("mimic_cxr(root={}, labels={}, views=[{}], items={}, report_text={}, {} images: {})",
+  return fmt::format("mimic_cxr(root={}, labels={}, {}views=[{}], items={}, report_text={}, {} images: {})",
                      opts_.common.root, opts_.labels_csv.empty() ? opts_.labeler : opts_.labels_csv,
-                     fmt::join(opts_.views, ","), opts_.items, opts_.report_text, samples_.size(),
-                     data::split_summary(samples_));
+                     opts_.image_format.value_or("jpg") == "dicom" ? "images=dicom, " : "", fmt::join(opts_.views, ","),
+                     opts_.items, opts_.report_text, samples_.size(), data::split_summary(samples_));
 }
 
 }  // namespace daug::plugins
 
 DAUG_REGISTER_PLUGIN(daug::Source, "mimic_cxr", daug::plugins::MimicSource,
-                     "MIMIC-CXR-JPG v2.0.0 (chexpert/negbio, split, metadata CSVs) with MIMIC-CXR report sections")
+                     "MIMIC-CXR-JPG v2.0.0 (chexpert/negbio, split, metadata CSVs) with MIMIC-CXR report sections; "
+                     "or MIMIC-CXR's DICOM files (image_format = \"dicom\")")

@@ -1,6 +1,7 @@
 #pragma once
 /// `mimic_cxr` Source: MIMIC-CXR-JPG v2.0.0 (files/pXX/pSUBJECT/sSTUDY/DICOM.jpg with the chexpert/negbio, split
-/// and metadata CSVs) plus MIMIC-CXR report text (files/pXX/pSUBJECT/sSTUDY.txt).
+/// and metadata CSVs) plus MIMIC-CXR report text (files/pXX/pSUBJECT/sSTUDY.txt); with image_format = "dicom",
+/// the MIMIC-CXR DICOM release's files/pXX/pSUBJECT/sSTUDY/DICOM.dcm instead of the JPEGs.
 #include "mimic_report.h"
 
 #include <daug/sources/list_source.h>
@@ -9,6 +10,7 @@
 #include <daug/source.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,8 @@ struct MimicSourceOptions {
   std::string split_csv = "mimic-cxr-2.0.0-split.csv";
   std::string metadata_csv = "mimic-cxr-2.0.0-metadata.csv";
   std::string images_dir = "files";
+  /// unset = "jpg" (an option added later: unset keeps the effective options, hence cache keys, of older configs)
+  std::optional<std::string> image_format;
   std::vector<std::string> views = {"PA", "AP", "AP AXIAL"};  ///< ViewPosition filter (released); empty = all
   std::string items = "image";                    ///< image | study (one image per study, first by `views` order)
   std::string reports = "required";               ///< required | optional | none

@@ -6,6 +6,9 @@
 #include <daug/error.h>
 
 #include "test_support.h"
+#ifdef DAUG_TEST_DICOM
+#include "dicom_file.h"
+#endif
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -202,6 +205,49 @@ TEST(MimicSource, StudyItems) {
   MimicSource ap_first(o);
   EXPECT_EQ(ap_first.samples().size(), 6u);
 }
+
+TEST(MimicSource, DefaultImageFormatKeepsTheEffectiveOptions) {
+  // image_format came later: unset (= jpg) must not appear in the effective options, so cache keys of existing
+  // configs stay as they were.
+  Fixture f;
+  auto o = f.options();
+  EXPECT_FALSE(o.image_format.has_value());
+  EXPECT_EQ(daug::dump_options(o).find("image_format"), std::string::npos) << daug::dump_options(o);
+  o.image_format = "dicom";
+  EXPECT_NE(daug::dump_options(o).find("image_format = 'dicom'"), std::string::npos) << daug::dump_options(o);
+}
+
+#ifdef DAUG_TEST_DICOM
+// MIMIC-CXR (not -JPG): files/pXX/pSUBJECT/sSTUDY/<dicom_id>.dcm, MONOCHROME1 as many of its radiographs are.
+TEST(MimicSource, DicomLayout) {
+  Fixture f;
+  daug::testing::DicomSpec spec;
+  spec.rows = 3;
+  spec.cols = 5;
+  spec.photometric = "MONOCHROME1";
+  for (int i = 0; i < 15; ++i) spec.bytes.push_back(static_cast<uint8_t>(17 * i));
+  for (const auto& im : kImages) {
+    const auto dir = f.d / "files" / (std::string("p") + std::string(im.subject).substr(0, 2)) /
+                     (std::string("p") + im.subject) / (std::string("s") + im.study);
+    if (std::string(im.dicom) == "bbbbbbbb-11111111-22222222-33333333-44444444") continue;  // missing: skipped
+    ASSERT_EQ(daug::testing::write_dicom_file(dir / (std::string(im.dicom) + ".dcm"), spec), "");
+  }
+  auto o = f.options();
+  o.image_format = "dicom";
+  MimicSource src(o);
+  ASSERT_EQ(src.samples().size(), 6u);  // as the JPEG tree, less the image without a .dcm
+  const auto& a = by_id(src, "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014");
+  EXPECT_EQ(a.image, f.d / "files/p10/p10000032/s50414267/02aa804e-bde0afdd-112c0b34-7bc16630-4e384014.dcm");
+  EXPECT_EQ(a.labels[c("No Finding")], 1.0f);
+  EXPECT_NE(src.describe().find("images=dicom"), std::string::npos) << src.describe();
+  // Read through the loaders every stage uses: 255 - 17 i (MONOCHROME1 inverted), / 255.
+  at::Tensor img = daug::data::load_gray(a.image);
+  ASSERT_EQ(img.sizes(), (at::IntArrayRef{1, 3, 5}));
+  for (int i = 0; i < 15; ++i) EXPECT_FLOAT_EQ(img.flatten()[i].item<float>(), (255 - 17 * i) / 255.0f) << i;
+  o.common.strict = true;
+  expect_error_contains([&] { MimicSource s(o); }, {"1 image files are missing", "bbbbbbbb", ".dcm"});
+}
+#endif
 
 TEST(MimicSource, ReportsFromSections) {
   Fixture f;

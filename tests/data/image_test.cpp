@@ -287,7 +287,7 @@ TEST(Image, WrongMagicFails) {
   TempDir d;
   daug::testing::write_text(d / "x.png", "GIF89a\x01\x00\x01\x00");
   expect_error_contains([&] { daug::data::load_gray(d / "x.png"); },
-                        {"x.png", "not a PNG or JPEG", "47 49 46 38 39 61"});
+                        {"x.png", "not a PNG, JPEG or DICOM", "47 49 46 38 39 61"});
   daug::testing::write_text(d / "empty.jpg", "");
   expect_error_contains([&] { daug::data::load_gray(d / "empty.jpg"); }, {"empty.jpg", "empty"});
 }

@@ -1,9 +1,12 @@
-// PNG (libpng) and JPEG (libjpeg-turbo) decoding to float tensors, resizing, min-max, PNG writing.
+// PNG (libpng) and JPEG (libjpeg-turbo) decoding to float tensors (DICOM: dicom.cpp), resizing, min-max, PNG
+// writing.
 //
 // Both C libraries report errors by longjmp. The decoders below keep every object that must survive an error
 // in a plain struct owned by the caller (no C++ objects with destructors live between setjmp and longjmp), and
 // the caller turns the recorded message into a daug::DataError.
 #include <daug/data/image.h>
+
+#include <daug/data/dicom.h>
 
 #include <daug/checkpoint.h>
 #include <daug/error.h>
@@ -12,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -32,7 +36,7 @@ std::string read_bytes(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path, ec))
     throw DataError(fmt::format("image file '{}' does not exist", path.string()));
   if (std::filesystem::is_directory(path, ec))
-    throw DataError(fmt::format("image path '{}' is a directory, expected a PNG or JPEG file", path.string()));
+    throw DataError(fmt::format("image path '{}' is a directory, expected a PNG, JPEG or DICOM file", path.string()));
   std::ifstream f(path, std::ios::binary);
   if (!f) throw DataError(fmt::format("cannot open image file '{}' for reading", path.string()));
   std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -302,6 +306,18 @@ std::string hex_prefix(const std::string& bytes) {
   return out;
 }
 
+at::Tensor dicom_tensor(const std::string& bytes, const std::filesystem::path& path) {
+  DicomGray8 g = decode_dicom(bytes.data(), bytes.size(), path.string());
+  return at::from_blob(g.pixels.data(), {1, g.height, g.width}, at::kByte).to(at::kFloat).div_(255.0f);
+}
+
+// A DICOM file without the Part 10 preamble (older exports) is recognised by its extension only.
+bool has_dicom_extension(const std::filesystem::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".dcm" || ext == ".dicom";
+}
+
 at::Tensor decode_any(const std::filesystem::path& path, int64_t min_h = 0, int64_t min_w = 0) {
   std::string bytes = read_bytes(path);
   static const unsigned char kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -310,9 +326,12 @@ at::Tensor decode_any(const std::filesystem::path& path, int64_t min_h = 0, int6
   if (bytes.size() >= 3 && (unsigned char)bytes[0] == 0xFF && (unsigned char)bytes[1] == 0xD8 &&
       (unsigned char)bytes[2] == 0xFF)
     return decode_jpeg(bytes, path, min_h, min_w);
-  throw DataError(fmt::format("'{}': not a PNG or JPEG file: expected the PNG signature 89 50 4e 47 0d 0a 1a 0a or "
-                              "the JPEG SOI ff d8 ff, but the file starts with {} ({} bytes)",
-                              path.string(), hex_prefix(bytes), bytes.size()));
+  if (is_dicom(bytes.data(), bytes.size()) || has_dicom_extension(path)) return dicom_tensor(bytes, path);
+  throw DataError(
+      fmt::format("'{}': not a PNG, JPEG or DICOM file: expected the PNG signature 89 50 4e 47 0d 0a 1a "
+                  "0a, the JPEG SOI ff d8 ff or 'DICM' at offset 128, but the file starts with {} ({} "
+                  "bytes)",
+                  path.string(), hex_prefix(bytes), bytes.size()));
 }
 
 // PNG writing to memory.
@@ -387,6 +406,8 @@ int64_t max_image_pixels() {
   }();
   return limit;
 }
+
+at::Tensor load_dicom(const std::filesystem::path& path) { return dicom_tensor(read_bytes(path), path); }
 
 at::Tensor load_gray(const std::filesystem::path& path) { return to_gray(decode_any(path)).contiguous(); }
 

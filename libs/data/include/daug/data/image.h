@@ -1,5 +1,5 @@
 #pragma once
-/// Image decoding (PNG via libpng, JPEG via libjpeg-turbo), resizing and normalisation.
+/// Image decoding (PNG via libpng, JPEG via libjpeg-turbo, DICOM via DCMTK: dicom.h), resizing and normalisation.
 /// Thread safety: every function is reentrant (no global state); decode images from several threads freely.
 /// Measured (tests/data/data_bench, 1 thread, CPU time on a loaded 2-core machine): a 256² 8-bit PNG 1.1 ms,
 /// a 2544×3056 gray JPEG (MIMIC-CXR size, 2.7 MB) 60–78 ms, its AA-bicubic resize to 512² 47–53 ms.
@@ -24,12 +24,14 @@ int64_t max_image_pixels();
 
 /// Decodes a PNG or JPEG (detected from the magic bytes, not the extension): 8- or 16-bit; gray, gray+alpha,
 /// RGB or RGBA, converted to gray with ITU-R 601 luma (alpha ignored). Returns float32 [1,H,W] in [0,1].
+/// A DICOM file ("DICM" at offset 128, or a .dcm/.dicom file without the preamble) is decoded by
+/// decode_dicom (dicom.h) to 8-bit gray, as an 8-bit PNG; the pixel limit applies to its Rows × Columns.
 /// A missing, truncated or unsupported file, or one larger than max_image_pixels(), throws daug::DataError naming
 /// the file and what was found.
 at::Tensor load_gray(const std::filesystem::path& path);
 
 /// As load_gray, but a JPEG is decoded with libjpeg's DCT-domain scaling (1/8, 1/4 or 1/2) to the smallest size
-/// that is still at least min_h × min_w (PNGs decode fully). Saves the IDCT and pixel work but not the entropy
+/// that is still at least min_h × min_w (PNGs and DICOMs decode fully). Saves the IDCT and pixel work but not the entropy
 /// decoding: a 2.7 MB 2544×3056 JPEG to 256² took 39 ms (decode+resize) vs 60 ms for the full decode alone
 /// (data_bench, CPU time). Values differ slightly from a full decode + resize, so it is opt-in (dataset.h `reduced`).
 at::Tensor load_gray_reduced(const std::filesystem::path& path, int64_t min_h, int64_t min_w);
