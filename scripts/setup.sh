@@ -13,6 +13,8 @@ PKGS=(
   libpng-dev libjpeg-dev zlib1g-dev libicu-dev
   libfaiss-dev                 # FAISS 1.7.3 (static libfaiss.a + headers): the `faiss` VectorSearch plugin
   libdcmtk-dev                 # DICOM input through DCMTK 3.6.7 (libs/data dicom.h); libdcmtk17 has its dictionary
+  dcmtk                        # img2dcm/dcmodify: tests/retrieval writes DICOM queries from NIH PNGs with DCMTK's tools
+  python3-numpy python3-pil    # tests/retrieval: independent numpy checks of query results; PNG->BMP for img2dcm
   chromium                     # headless rendering check of the HTML report (tests/report)
   python3                      # small helpers of the distributed pipeline tests (free port, JSON); libtorch-dev pulls it in too
   "$@"

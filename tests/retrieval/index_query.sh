@@ -54,6 +54,35 @@ grep -q '"heatmap"' "$work/q_image.json" || fail "the image query computed no he
 grep -q 'id="query-heatmap"' "$work/q.html" || fail "no query heatmap in the HTML"
 "$src/tests/report/render_check.sh" "$work/q.html" "$work/q.png" > "$work/render.txt" 2>&1 \
   || { cat "$work/render.txt"; fail "the query page does not render"; }
+# DICOM: the same image written by DCMTK's img2dcm as MONOCHROME2 8-bit gives the PNG query's hits and scores; with
+# (0028,0004) set to MONOCHROME1 by dcmodify it reads as the inverted image (255 - p), so it must give the hits and
+# scores of a PNG holding 255 - p.
+"$py" -c "
+from PIL import Image, ImageOps; import sys
+im = Image.open(sys.argv[1]).convert('L'); im.save(sys.argv[2]); ImageOps.invert(im).save(sys.argv[3])" \
+  "$image" "$work/q.bmp" "$work/q_inverted.png"
+img2dcm -q -i BMP "$work/q.bmp" "$work/q2.dcm"
+cp "$work/q2.dcm" "$work/q1.dcm"
+dcmodify -q -nb -m "(0028,0004)=MONOCHROME1" "$work/q1.dcm"
+run_json "$work/q_dicom2.json" "$daug" query --index "$work/idx" --image-dicom "$work/q2.dcm" --k 3 --json
+run_json "$work/q_dicom1.json" "$daug" query --index "$work/idx" --image-dicom "$work/q1.dcm" --k 3 --json
+run_json "$work/q_inverted.json" "$daug" query --index "$work/idx" --image "$work/q_inverted.png" --k 3 --json
+"$py" - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+def load(n):
+    j = json.load(open(f"{w}/{n}.json"))
+    return [(h["row"], h["score"]) for h in j["hits"]], [(c["class"], c["probability"]) for c in j["class_scores"]]
+for dcm, png in (("q_dicom2", "q_image"), ("q_dicom1", "q_inverted")):
+    (a, ca), (b, cb) = load(dcm), load(png)
+    assert [r for r, _ in a] == [r for r, _ in b], (dcm, a, png, b)
+    assert max(abs(x - y) for (_, x), (_, y) in zip(a, b)) < 1e-6, (dcm, a, png, b)
+    assert max(abs(x - y) for (_, x), (_, y) in zip(ca, cb)) < 1e-6, (dcm, png)
+    print(f"{dcm}.dcm query == {png} query: rows {[r for r, _ in a]}")
+inv, orig = load("q_inverted")[0], load("q_image")[0]
+assert inv != orig, "the inverted image gave the original's hits: the inversion did nothing"
+PY
+
 # Plain-text output: ranked lines with scores.
 run "$work/q_text.txt" "$daug" query --index "$work/idx" --text "$text" --k 3
 grep -Eq '^ +1 +[-0-9.]+ ' "$work/q_text.txt" || { cat "$work/q_text.txt"; fail "no ranked text output"; }
