@@ -1,5 +1,9 @@
 #include "clip_data.h"
 
+#include <daug/checkpoint.h>
+#include <daug/train/checkpoint.h>
+#include <nlohmann/json.hpp>
+
 #include "clip_common.h"
 
 #include <daug/artifact.h>
@@ -145,6 +149,21 @@ at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, Hea
     parts.push_back(at::stack(xs).to(device));
   }
   return clip_compose(parts, composer);
+}
+
+ClipCheckpoint load_clip_checkpoint(Backbone& backbone, const std::filesystem::path& file, const std::string& where) {
+  DAUG_CHECK_AS(DataError, std::filesystem::exists(file), where, ": checkpoint ", file.string(),
+                " does not exist (run the training stage first, or set checkpoint)");
+  auto f = load_safetensors(file);
+  NamedTensors model = train::model_state(f.tensors);
+  DAUG_CHECK_AS(DataError, !model.empty(), file.string(), ": no '", train::kModelPrefix,
+                "*' tensors; this is not a train_clip checkpoint");
+  backbone.load_state(model);
+  ClipCheckpoint out;
+  if (auto it = f.metadata.find("prompts"); it != f.metadata.end())
+    out.prompts = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+  if (auto it = f.metadata.find("step"); it != f.metadata.end()) out.step = it->second;
+  return out;
 }
 
 void require_reports(const std::vector<const Sample*>& samples, const std::string& where) {

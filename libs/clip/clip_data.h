@@ -2,6 +2,7 @@
 /// Data side of the CLIP stages (static library `daug_clip_data`, links daug_data): heatmap lookup with a clear
 /// report of missing files, CLIP batches (image + composed heatmaps), checkpoint naming and the options the
 /// train and evaluate stages share.
+#include <daug/backbone.h>
 #include <daug/heatmap_composer.h>
 #include <daug/options.h>
 #include <daug/source.h>
@@ -60,6 +61,15 @@ at::Tensor clip_batch(const std::vector<const Sample*>& batch, int64_t size, Hea
 /// clip_batch's result.
 std::vector<at::Tensor> clip_item(const Sample& sample, int64_t size, bool with_maps, const HeatmapSpec& spec);
 at::Tensor clip_compose(const std::vector<at::Tensor>& parts, HeatmapComposer* composer);
+
+/// What a train_clip checkpoint carried besides the weights.
+struct ClipCheckpoint {
+  std::vector<std::string> prompts;  ///< the class prompts of its metadata; empty when it stores none
+  std::string step;                  ///< its training step; empty when it stores none
+};
+/// Loads a train_clip checkpoint (checkpoint.safetensors: its `model.*` tensors) into `backbone`. DataError naming
+/// the file when it does not exist (`where` says which stage needs it) or holds no `model.*` tensors.
+ClipCheckpoint load_clip_checkpoint(Backbone& backbone, const std::filesystem::path& file, const std::string& where);
 
 /// Refuses samples without report text (the CLIP loss and report→image retrieval need one): DataError with the
 /// count and the first ids.

@@ -205,6 +205,21 @@ std::string model_fingerprint(const std::string& checkpoint_sha256, const std::s
   return data::sha256_hex(text);
 }
 
+std::string toml_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\u{:04X}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 std::string file_sha256(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   DAUG_CHECK_AS(DataError, in.good(), "cannot read ", file.string());

@@ -131,3 +131,9 @@ TEST(IndexFiles, FileSha256IsTheSha256OfTheBytes) {
   // FIPS 180-2 test vector.
   EXPECT_EQ(retrieval::file_sha256(tmp / "f"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
+
+TEST(IndexFiles, TomlStringEscapesQuotesBackslashesAndControlCharacters) {
+  EXPECT_EQ(retrieval::toml_string("/a b/c.png"), "\"/a b/c.png\"");
+  EXPECT_EQ(retrieval::toml_string("say \"x\" \\ y"), "\"say \\\"x\\\" \\\\ y\"");
+  EXPECT_EQ(retrieval::toml_string("a\nb\tc"), "\"a\\u000Ab\\u0009c\"");
+}

@@ -75,15 +75,6 @@ BuildArgs parse_build(const std::vector<std::string>& args) {
   return a;
 }
 
-std::string toml_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string read_text(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   DAUG_CHECK_AS(DataError, in.good(), "cannot read ", file.string());
@@ -105,12 +96,12 @@ int build(const std::vector<std::string>& args, CommandContext& ctx) {
   const auto keys = table.exists() ? table.keys() : std::vector<std::string>{};
   if (std::find(keys.begin(), keys.end(), "plugin") == keys.end())
     overrides.push_back(fmt::format("{}.plugin=\"index\"", a.table));
-  if (!a.source.empty()) overrides.push_back(fmt::format("{}.data={}", a.table, toml_string(a.source)));
+  if (!a.source.empty()) overrides.push_back(fmt::format("{}.data={}", a.table, retrieval::toml_string(a.source)));
   if (!a.checkpoint.empty())
     overrides.push_back(fmt::format("{}.checkpoint={}", a.table,
-                                    toml_string(std::filesystem::absolute(a.checkpoint).lexically_normal().string())));
-  if (!a.split.empty()) overrides.push_back(fmt::format("{}.split={}", a.table, toml_string(a.split)));
-  if (!a.dtype.empty()) overrides.push_back(fmt::format("{}.dtype={}", a.table, toml_string(a.dtype)));
+                                    retrieval::toml_string(std::filesystem::absolute(a.checkpoint).lexically_normal().string())));
+  if (!a.split.empty()) overrides.push_back(fmt::format("{}.split={}", a.table, retrieval::toml_string(a.split)));
+  if (!a.dtype.empty()) overrides.push_back(fmt::format("{}.dtype={}", a.table, retrieval::toml_string(a.dtype)));
 
   const CommandContext::StageRun r = ctx.run_stages(a.config, overrides, {a.table});
   if (!communicator().is_main()) return 0;  // rank 0 copies the index

@@ -25,11 +25,11 @@
 #include <daug/data/npy.h>
 #include <daug/error.h>
 #include <daug/heatmap_composer.h>
+#include <daug/html/html.h>
 #include <daug/labels.h>
 #include <daug/log.h>
 #include <daug/register.h>
 #include <daug/retrieval/index_files.h>
-#include <daug/train/checkpoint.h>
 #include <daug/vector_search.h>
 
 #include <ATen/ATen.h>
@@ -98,53 +98,11 @@ QueryArgs parse(const std::vector<std::string>& args) {
   return a;
 }
 
-std::string toml_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string label_list(const std::vector<float>& labels) {
   std::string out;
   for (size_t c = 0; c < labels.size() && c < kChexpertClasses.size(); ++c)
     if (!std::isnan(labels[c]) && labels[c] > 0.5f) out += (out.empty() ? "" : "|") + std::string(kChexpertClasses[c]);
   return out.empty() ? "-" : out;
-}
-
-std::string base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s : {18, 12, 6, 0}) out += t[(v >> s) & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    if (i + 1 < in.size()) v |= uint8_t(in[i + 1]) << 8;
-    out += t[(v >> 18) & 63];
-    out += t[(v >> 12) & 63];
-    out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 /// A PNG data URI of `image` ([1|3,H,W] in [0,1]) scaled to at most `side` pixels, aspect kept.
@@ -154,7 +112,7 @@ std::string thumbnail(const at::Tensor& image, int64_t side) {
   at::Tensor t = f < 1.0 ? data::resize(image, std::max<int64_t>(1, std::lround(h * f)),
                                         std::max<int64_t>(1, std::lround(w * f)), data::Filter::area)
                          : image;
-  return "data:image/png;base64," + base64(data::encode_png(t.clamp(0, 1)));
+  return "data:image/png;base64," + html::base64(data::encode_png(t.clamp(0, 1)));
 }
 
 std::string thumbnail_of_file(const std::string& path, int64_t side) {
@@ -193,8 +151,7 @@ Model load_model(BuildContext& b, const retrieval::IndexManifest& m, const fs::p
     DAUG_CHECK_AS(DataError, sha == m.checkpoint_sha256, "checkpoint ", m.checkpoint,
                   " changed since the index was built: its sha256 is ", sha, ", but ", index.string(),
                   "/index.json recorded ", m.checkpoint_sha256, "; rebuild the index");
-    auto file = load_safetensors(m.checkpoint);
-    out.backbone->load_state(train::model_state(file.tensors));
+    clip::load_clip_checkpoint(*out.backbone, m.checkpoint, "daug query");
   }
   const std::string fp = retrieval::model_fingerprint(m.checkpoint_sha256, out.backbone->fingerprint(),
                                                       out.backbone->describe(),
@@ -222,7 +179,7 @@ fs::path query_heatmap(CommandContext& ctx, const fs::path& config, std::vector<
   write_file_atomic(work / "query.csv", csv);
   const std::string& h = m.heatmaps_stage;
   overrides.push_back(fmt::format("query_image.plugin=\"manifest\""));
-  overrides.push_back(fmt::format("query_image.root={}", toml_string(work.string())));
+  overrides.push_back(fmt::format("query_image.root={}", retrieval::toml_string(work.string())));
   overrides.push_back("query_image.csv=\"query.csv\"");
   overrides.push_back("query_image.strict=true");
   overrides.push_back(fmt::format("{}.data=\"query_image\"", h));
@@ -251,8 +208,8 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
   DAUG_CHECK_AS(DataError, fs::is_regular_file(config), index.string(), ": ", retrieval::kConfigFile,
                 " is missing (an index directory written by `daug index build` has it)");
   // Query-time stage runs (heatmaps) reuse the build's cached models; their run directories go beside the index.
-  std::vector<std::string> overrides = {fmt::format("run.cache_dir={}", toml_string(m.cache_dir)),
-                                        fmt::format("run.runs_dir={}", toml_string((index / "query_runs").string()))};
+  std::vector<std::string> overrides = {fmt::format("run.cache_dir={}", retrieval::toml_string(m.cache_dir)),
+                                        fmt::format("run.runs_dir={}", retrieval::toml_string((index / "query_runs").string()))};
   overrides.insert(overrides.end(), a.sets.begin(), a.sets.end());
   BuildContext* b = &ctx.build(config, overrides, "");
   if (!b->config("search").exists()) {  // the default search: exact
@@ -384,15 +341,15 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
                     "img{display:block}.hits{display:flex;flex-wrap:wrap;gap:12px}"
                     ".hit{border:1px solid #ccc;padding:6px;width:200px;font-size:12px;overflow-wrap:anywhere}"
                     ".bar{background:#4a7;height:10px}</style></head><body>\n";
-    h += "<h1>daug query</h1>\n<p>Index <code>" + escape(index.string()) + "</code>: " + std::to_string(m.count) +
-         " images, search <code>" + escape(search->describe()) + "</code>, model fingerprint <code>" +
-         escape(m.model_fingerprint.substr(0, 16)) + "</code>.</p>\n<h2>Query</h2>\n";
-    if (query["kind"] == "text") h += "<p><b>Text:</b> " + escape(a.text) + "</p>\n";
+    h += "<h1>daug query</h1>\n<p>Index <code>" + html::escape(index.string()) + "</code>: " + std::to_string(m.count) +
+         " images, search <code>" + html::escape(search->describe()) + "</code>, model fingerprint <code>" +
+         html::escape(m.model_fingerprint.substr(0, 16)) + "</code>.</p>\n<h2>Query</h2>\n";
+    if (query["kind"] == "text") h += "<p><b>Text:</b> " + html::escape(a.text) + "</p>\n";
     if (!query_thumb.empty() || !heat_thumb.empty()) {
       h += "<div class=\"hits\">";
       if (!query_thumb.empty())
         h += "<div class=\"hit\"><img id=\"query-image\" alt=\"query image\" src=\"" + query_thumb + "\"><br>" +
-             escape(query.value("image", std::string())) + "</div>";
+             html::escape(query.value("image", std::string())) + "</div>";
       if (!heat_thumb.empty())
         h += "<div class=\"hit\"><img id=\"query-heatmap\" alt=\"query heatmap\" src=\"" + heat_thumb +
              "\"><br>heatmap</div>";
@@ -403,18 +360,18 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
       const auto& it = x.items[static_cast<size_t>(hits[r].row)];
       const std::string thumb = thumbnail_of_file(it.image, 192);
       h += fmt::format("<div class=\"hit\"><b>#{}</b> score {:.4f}<br>{}<br><i>{}</i>{}</div>\n", r + 1, hits[r].score,
-                       escape(it.id), escape(label_list(it.labels)),
+                       html::escape(it.id), html::escape(label_list(it.labels)),
                        thumb.empty() ? std::string("<br>(image unreadable)")
-                                     : "<img class=\"thumb\" alt=\"" + escape(it.id) + "\" src=\"" + thumb + "\">");
+                                     : "<img class=\"thumb\" alt=\"" + html::escape(it.id) + "\" src=\"" + thumb + "\">");
     }
     h += "</div>\n";
     if (!classes.empty()) {
-      h += "<h2>Class scores</h2>\n<p>" + escape(j["class_scores_formula"].get<std::string>()) +
+      h += "<h2>Class scores</h2>\n<p>" + html::escape(j["class_scores_formula"].get<std::string>()) +
            "</p>\n<table><tr><th>class</th><th>probability</th><th></th><th>cosine</th></tr>\n";
       for (const auto& c : classes)
         h += fmt::format("<tr><td>{}</td><td>{:.4f}</td><td><div class=\"bar\" style=\"width:{}px\"></div></td>"
                          "<td>{:+.4f}</td></tr>\n",
-                         escape(c.name), c.probability, std::lround(200 * c.probability), c.cosine);
+                         html::escape(c.name), c.probability, std::lround(200 * c.probability), c.cosine);
       h += "</table>\n";
     }
     h += "</body></html>\n";

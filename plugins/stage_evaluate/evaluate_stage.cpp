@@ -158,18 +158,9 @@ void EvaluateStage::run(StageContext& ctx) {
   std::vector<std::string> prompts = opts_.prompts;
   std::string weights = "the backbone as built (no fine-tuning checkpoint)";
   if (!ckpt.empty()) {
-    DAUG_CHECK_AS(DataError, std::filesystem::exists(ckpt), where, ": checkpoint ", ckpt.string(),
-                  " does not exist (run the training stage first, or set checkpoint)");
-    auto file = load_safetensors(ckpt);
-    NamedTensors model = train::model_state(file.tensors);
-    DAUG_CHECK_AS(DataError, !model.empty(), ckpt.string(), ": no '", train::kModelPrefix,
-                  "*' tensors; this is not a train_clip checkpoint");
-    backbone_->load_state(model);
-    auto it = file.metadata.find("prompts");
-    if (prompts.empty() && it != file.metadata.end())
-      prompts = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
-    auto st = file.metadata.find("step");
-    weights = fmt::format("{} (step {})", ckpt.string(), st == file.metadata.end() ? "?" : st->second);
+    const auto loaded = clip::load_clip_checkpoint(*backbone_, ckpt, where);
+    if (prompts.empty()) prompts = loaded.prompts;
+    weights = fmt::format("{} (step {})", ckpt.string(), loaded.step.empty() ? "?" : loaded.step);
   }
   if (prompts.empty()) prompts = clip::released_prompts();
   DAUG_CHECK_AS(DataError, prompts.size() == 14, where, ": need 14 class prompts, but got ", prompts.size());

@@ -18,7 +18,6 @@
 #include <daug/log.h>
 #include <daug/register.h>
 #include <daug/retrieval/index_files.h>
-#include <daug/train/checkpoint.h>
 #include <daug/train/prefetcher.h>
 
 #include <ATen/ATen.h>
@@ -128,19 +127,10 @@ void IndexStage::run(StageContext& ctx) {
   std::vector<std::string> prompts = opts_.prompts;
   retrieval::IndexManifest m;
   if (!ckpt.empty()) {
-    DAUG_CHECK_AS(DataError, std::filesystem::exists(ckpt), where, ": checkpoint ", ckpt.string(),
-                  " does not exist (run the training stage first, or set checkpoint)");
-    auto file = load_safetensors(ckpt);
-    NamedTensors model = train::model_state(file.tensors);
-    DAUG_CHECK_AS(DataError, !model.empty(), ckpt.string(), ": no '", train::kModelPrefix,
-                  "*' tensors; this is not a train_clip checkpoint");
-    backbone_->load_state(model);
-    auto it = file.metadata.find("prompts");
-    if (prompts.empty() && it != file.metadata.end())
-      prompts = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
-    auto st = file.metadata.find("step");
+    const auto loaded = clip::load_clip_checkpoint(*backbone_, ckpt, where);
+    if (prompts.empty()) prompts = loaded.prompts;
+    m.checkpoint_step = loaded.step;
     m.checkpoint = std::filesystem::absolute(ckpt).string();
-    m.checkpoint_step = st == file.metadata.end() ? "" : st->second;
     m.checkpoint_sha256 = retrieval::file_sha256(ckpt);
   }
   if (prompts.empty()) prompts = clip::released_prompts();

@@ -1,6 +1,6 @@
 #include "curves.h"
 
-#include "html.h"
+#include <daug/html/html.h>
 
 #include <daug/data/csv.h>
 #include <daug/plot/svg.h>

@@ -1,7 +1,7 @@
 #include "report_stage.h"
 
 #include "curves.h"
-#include "html.h"
+#include <daug/html/html.h>
 
 #include <daug/build_context.h>
 #include <daug/checkpoint.h>

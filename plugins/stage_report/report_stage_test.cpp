@@ -2,7 +2,7 @@
 
 #include "curves.h"
 #include "fakes/fake_source.h"
-#include "html.h"
+#include <daug/html/html.h>
 #include "test_support.h"
 
 #include <daug/data/image.h>
@@ -20,7 +20,7 @@
 #include <sstream>
 
 using namespace daug;
-namespace html = daug::plugins::html;
+namespace html = daug::html;
 
 TEST(Html, Base64KnownVectors) {  // RFC 4648 §10
   EXPECT_EQ(html::base64(""), "");

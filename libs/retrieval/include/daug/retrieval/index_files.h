@@ -94,6 +94,10 @@ std::string model_fingerprint(const std::string& checkpoint_sha256, const std::s
                               const std::string& backbone, const std::string& composer,
                               const std::string& heatmap_prep, const std::vector<std::string>& prompts);
 
+/// `s` as a TOML basic string ("..." with quotes, backslashes and control characters escaped), for the `--set
+/// table.key=VALUE` overrides `daug index build` and `daug query` pass to the core (paths, table names).
+std::string toml_string(const std::string& s);
+
 /// sha256 hex of a file's bytes, read in blocks (checkpoints may be hundreds of MB).
 std::string file_sha256(const std::filesystem::path& file);
 

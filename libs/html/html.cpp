@@ -1,9 +1,9 @@
-#include "html.h"
+#include <daug/html/html.h>
 
 #include <sstream>
 #include <vector>
 
-namespace daug::plugins::html {
+namespace daug::html {
 
 std::string escape(const std::string& s) {
   std::string o;
@@ -133,4 +133,4 @@ std::string markdown(const std::string& md) {
   return out;
 }
 
-}  // namespace daug::plugins::html
+}  // namespace daug::html
