@@ -252,8 +252,8 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
       spec.quantize_first = m.heatmap_prep == "released";
       std::string heat;
       if (m.heatmap_maps > 0) {
-        DAUG_CHECK_AS(ConfigError, m.heatmap_maps == 1 || !a.heatmap.empty(), "daug query: the model composes ",
-                      m.heatmap_maps, " heatmaps per image; only one can be computed or given");
+        DAUG_CHECK_AS(ConfigError, m.heatmap_maps == 1, "daug query: the index's model composes ", m.heatmap_maps,
+                      " heatmaps per image (", m.composer, "); image queries support models with one");
         const auto stamp = std::chrono::system_clock::now().time_since_epoch().count();
         heat = !a.heatmap.empty() ? fs::absolute(a.heatmap).string()
                                   : query_heatmap(ctx, config, overrides, m, image,
@@ -279,7 +279,13 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
   const double search_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   DAUG_CHECK(found.size() == 1, "search returned ", found.size(), " result lists for one query");
   std::vector<Hit> hits;
-  for (size_t i = 0; i < found[0].rows.size(); ++i) hits.push_back({found[0].rows[i], found[0].scores[i]});
+  DAUG_CHECK(found[0].rows.size() == found[0].scores.size(), search->describe(), " returned ", found[0].rows.size(),
+             " rows but ", found[0].scores.size(), " scores");
+  for (size_t i = 0; i < found[0].rows.size(); ++i) {
+    DAUG_CHECK(found[0].rows[i] >= 0 && found[0].rows[i] < m.count, search->describe(), " returned row ",
+               found[0].rows[i], " of an index of ", m.count, " rows");
+    hits.push_back({found[0].rows[i], found[0].scores[i]});
+  }
 
   std::vector<ClassScore> classes;
   if (query["kind"] != "text") {
