@@ -123,9 +123,9 @@ TEST(Npy, Errors) {
   daug::testing::write_text(d / "magic.npy", "PK\x03\x04 this is a zip");
   expect_error_contains([&] { daug::data::load_npy(d / "magic.npy"); }, {"magic.npy", "not a .npy file", "50 4b 03 04"});
 
-  daug::testing::write_text(d / "dtype.npy", npy_bytes(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }",
-                                                       std::string(4, '\0')));
-  expect_error_contains([&] { daug::data::load_npy(d / "dtype.npy"); }, {"dtype.npy", "unsupported dtype '<f2'", "<f4"});
+  daug::testing::write_text(d / "dtype.npy", npy_bytes(1, "{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }",
+                                                       std::string(16, '\0')));
+  expect_error_contains([&] { daug::data::load_npy(d / "dtype.npy"); }, {"dtype.npy", "unsupported dtype '<c8'", "<f4"});
 
   daug::testing::write_text(d / "be.npy", npy_bytes(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }",
                                                     payload));
@@ -161,7 +161,7 @@ TEST(Npy, Errors) {
   expect_error_contains([&] { daug::data::load_npy(d / "missing.npy"); }, {"missing.npy", "does not exist"});
   EXPECT_THROW(daug::data::load_npy(d / "short.npy"), daug::DataError);
 
-  expect_error_contains([&] { daug::data::save_npy(d / "h.npy", at::zeros({2}, at::kHalf)); }, {"unsupported dtype"});
+  expect_error_contains([&] { daug::data::save_npy(d / "h.npy", at::zeros({2}, at::kBFloat16)); }, {"unsupported dtype"});
 }
 
 TEST(Npy, InfoReadsOnlyTheHeaderAndAgreesWithLoad) {
@@ -204,3 +204,25 @@ TEST(Npy, InfoReadsOnlyTheHeaderAndAgreesWithLoad) {
 }
 
 }  // namespace
+
+// float16 ('<f2', the compact retrieval-index embeddings): IEEE 754 binary16 bit patterns written by hand —
+// 0x3C00 = 1.0, 0xC000 = -2.0, 0x3555 = 0.333251953125 (the nearest half to 1/3), 0x7BFF = 65504 (the largest).
+TEST(Npy, Float16ReadsIeeeHalfBitPatternsAndRoundTrips) {
+  TempDir d;
+  const unsigned char halves[8] = {0x00, 0x3C, 0x00, 0xC0, 0x55, 0x35, 0xFF, 0x7B};
+  daug::testing::write_text(d / "h.npy", npy_bytes(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (4,), }",
+                                                   std::string(reinterpret_cast<const char*>(halves), 8)));
+  const at::Tensor t = daug::data::load_npy(d / "h.npy");
+  ASSERT_EQ(t.scalar_type(), at::kHalf);
+  const at::Tensor f = t.to(at::kFloat);
+  EXPECT_EQ(f[0].item<float>(), 1.0f);
+  EXPECT_EQ(f[1].item<float>(), -2.0f);
+  EXPECT_EQ(f[2].item<float>(), 0.333251953125f);
+  EXPECT_EQ(f[3].item<float>(), 65504.0f);
+  daug::data::save_npy(d / "h2.npy", t);
+  std::ifstream in(d / "h2.npy", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GE(bytes.size(), 8u);
+  EXPECT_EQ(bytes.substr(bytes.size() - 8), std::string(reinterpret_cast<const char*>(halves), 8));
+  EXPECT_EQ(daug::data::read_npy_info(d / "h2.npy").dtype, at::kHalf);
+}
