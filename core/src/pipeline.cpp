@@ -440,7 +440,8 @@ RunResult run_stages(const PluginLoader& loader, std::shared_ptr<const ConfigDoc
             r, first_difference(all[0], all[r], static_cast<int>(r))));
   }
   auto selected = [&](const std::string& table) {
-    return options.only.empty() || options.with_upstream || std::find(options.only.begin(), options.only.end(), table) != options.only.end();
+    return options.only.empty() || options.with_upstream ||
+           std::find(options.only.begin(), options.only.end(), table) != options.only.end();
   };
   auto complete = [&](const std::string& table) {
     return std::filesystem::exists(runner.output_dir(table) / ".complete");

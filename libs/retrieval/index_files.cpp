@@ -39,8 +39,8 @@ template <class T>
 T get(const nlohmann::json& j, const char* key, const std::filesystem::path& file) {
   auto it = j.find(key);
   if (it == j.end())
-    throw DataError(fmt::format("{}: missing key '{}' (expected a {} index manifest)", file.string(), key,
-                                kIndexFormat));
+    throw DataError(
+        fmt::format("{}: missing key '{}' (expected a {} index manifest)", file.string(), key, kIndexFormat));
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception&) {
@@ -61,18 +61,17 @@ std::string IndexManifest::to_json() const {
   j["class_embeddings"] = kClassEmbeddingsFile;
   j["config"] = kConfigFile;
   j["normalized"] = true;
-  j["model"] = {{"fingerprint", model_fingerprint}, {"checkpoint", checkpoint},
+  j["model"] = {{"fingerprint", model_fingerprint},       {"checkpoint", checkpoint},
                 {"checkpoint_sha256", checkpoint_sha256}, {"checkpoint_step", checkpoint_step},
-                {"backbone_table", backbone_table}, {"backbone", backbone},
-                {"composer_table", composer_table}, {"composer", composer}};
-  j["heatmaps"] = {{"maps", heatmap_maps}, {"stage", heatmaps_stage}, {"origin", heatmaps_origin},
-                   {"prep", heatmap_prep}};
+                {"backbone_table", backbone_table},       {"backbone", backbone},
+                {"composer_table", composer_table},       {"composer", composer}};
+  j["heatmaps"] = {
+      {"maps", heatmap_maps}, {"stage", heatmaps_stage}, {"origin", heatmaps_origin}, {"prep", heatmap_prep}};
   j["preprocessing"] = {{"image_size", image_size}, {"image", preprocessing}};
   j["classes"] = std::vector<std::string>(kChexpertClasses.begin(), kChexpertClasses.end());
   j["prompts"] = prompts;
   j["class_logit_scale"] = class_logit_scale;
-  j["source"] = {{"table", source_table}, {"describe", source}, {"fingerprint", source_fingerprint},
-                 {"split", split}};
+  j["source"] = {{"table", source_table}, {"describe", source}, {"fingerprint", source_fingerprint}, {"split", split}};
   j["stage"] = {{"table", stage_table}, {"output_dir", stage_dir}, {"cache_dir", cache_dir}};
   return j.dump(2) + "\n";
 }
@@ -141,7 +140,8 @@ void write_items_csv(const std::filesystem::path& file, const std::vector<IndexI
     const auto& it = items[r];
     std::string positives;
     for (size_t c = 0; c < it.labels.size() && c < kChexpertClasses.size(); ++c)
-      if (!std::isnan(it.labels[c]) && it.labels[c] > 0.5f) positives += (positives.empty() ? "" : "|") + std::string(kChexpertClasses[c]);
+      if (!std::isnan(it.labels[c]) && it.labels[c] > 0.5f)
+        positives += (positives.empty() ? "" : "|") + std::string(kChexpertClasses[c]);
     out << r << ',' << csv_field(it.id) << ',' << csv_field(it.split) << ',' << csv_field(it.image) << ','
         << csv_field(positives);
     for (size_t c = 0; c < kChexpertClasses.size(); ++c)
@@ -172,8 +172,9 @@ std::vector<IndexItem> read_items_csv(const std::filesystem::path& file) {
 
 at::Tensor load_embeddings(const std::filesystem::path& file, int64_t rows, int64_t dim) {
   at::Tensor e = data::load_npy(file);
-  DAUG_CHECK_AS(DataError, e.dim() == 2 && e.size(0) == rows && e.size(1) == dim &&
-                               (e.scalar_type() == at::kFloat || e.scalar_type() == at::kHalf),
+  DAUG_CHECK_AS(DataError,
+                e.dim() == 2 && e.size(0) == rows && e.size(1) == dim &&
+                    (e.scalar_type() == at::kFloat || e.scalar_type() == at::kHalf),
                 file.string(), ": expected float32/float16 [", rows, ", ", dim, "] as index.json says, but found ",
                 e.scalar_type(), " ", e.sizes());
   e = e.to(at::kFloat).contiguous();
@@ -191,16 +192,16 @@ LoadedIndex load_index(const std::filesystem::path& dir) {
   DAUG_CHECK_AS(DataError, static_cast<int64_t>(x.items.size()) == x.manifest.count, (dir / kItemsFile).string(),
                 ": holds ", x.items.size(), " rows, but index.json says count = ", x.manifest.count);
   x.embeddings = load_embeddings(dir / kEmbeddingsFile, x.manifest.count, x.manifest.dim);
-  x.class_embeddings = load_embeddings(dir / kClassEmbeddingsFile, static_cast<int64_t>(kChexpertClasses.size()),
-                                       x.manifest.dim);
+  x.class_embeddings =
+      load_embeddings(dir / kClassEmbeddingsFile, static_cast<int64_t>(kChexpertClasses.size()), x.manifest.dim);
   return x;
 }
 
 std::string model_fingerprint(const std::string& checkpoint_sha256, const std::string& backbone_fingerprint,
-                              const std::string& backbone, const std::string& composer,
-                              const std::string& heatmap_prep, const std::vector<std::string>& prompts) {
-  std::string text = checkpoint_sha256 + "\n" + backbone_fingerprint + "\n" + backbone + "\n" + composer + "\n" +
-                     heatmap_prep;
+                              const std::string& backbone, const std::string& composer, const std::string& heatmap_prep,
+                              const std::vector<std::string>& prompts) {
+  std::string text =
+      checkpoint_sha256 + "\n" + backbone_fingerprint + "\n" + backbone + "\n" + composer + "\n" + heatmap_prep;
   for (const auto& p : prompts) text += "\n" + p;
   return data::sha256_hex(text);
 }

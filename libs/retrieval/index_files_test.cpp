@@ -46,8 +46,9 @@ void write_index(const std::filesystem::path& dir, int64_t n, int64_t d, bool ha
   data::save_npy(dir / retrieval::kEmbeddingsFile, half ? e.to(at::kHalf) : e);
   data::save_npy(dir / retrieval::kClassEmbeddingsFile, at::randn({14, d}));
   std::vector<retrieval::IndexItem> items;
-  for (int64_t i = 0; i < n; ++i) items.push_back({"id" + std::to_string(i), "test", "/img/" + std::to_string(i) + ".png",
-                                                   std::vector<float>(14, 0.0f)});
+  for (int64_t i = 0; i < n; ++i)
+    items.push_back(
+        {"id" + std::to_string(i), "test", "/img/" + std::to_string(i) + ".png", std::vector<float>(14, 0.0f)});
   retrieval::write_items_csv(dir / retrieval::kItemsFile, items);
 }
 

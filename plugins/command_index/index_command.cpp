@@ -51,8 +51,8 @@ BuildArgs parse_build(const std::vector<std::string>& args) {
   desc.add_options()("help,h", "show help")("config", po::value(&a.config), "experiment config (TOML)")(
       "set", po::value(&a.sets)->composing(), "override, e.g. --set index.batch_size=32")(
       "checkpoint", po::value(&a.checkpoint), "fine-tuned weights (train_clip checkpoint.safetensors)")(
-      "source", po::value(&a.source), "Source table whose images are indexed")(
-      "split", po::value(&a.split), "train, val, test, all or a '+' join")(
+      "source", po::value(&a.source), "Source table whose images are indexed")("split", po::value(&a.split),
+                                                                               "train, val, test, all or a '+' join")(
       "dtype", po::value(&a.dtype), "float32 or float16")("table", po::value(&a.table), "the index stage's table")(
       "out", po::value(&a.out), "output directory");
   po::positional_options_description pos;
@@ -98,8 +98,9 @@ int build(const std::vector<std::string>& args, CommandContext& ctx) {
     overrides.push_back(fmt::format("{}.plugin=\"index\"", a.table));
   if (!a.source.empty()) overrides.push_back(fmt::format("{}.data={}", a.table, retrieval::toml_string(a.source)));
   if (!a.checkpoint.empty())
-    overrides.push_back(fmt::format("{}.checkpoint={}", a.table,
-                                    retrieval::toml_string(std::filesystem::absolute(a.checkpoint).lexically_normal().string())));
+    overrides.push_back(
+        fmt::format("{}.checkpoint={}", a.table,
+                    retrieval::toml_string(std::filesystem::absolute(a.checkpoint).lexically_normal().string())));
   if (!a.split.empty()) overrides.push_back(fmt::format("{}.split={}", a.table, retrieval::toml_string(a.split)));
   if (!a.dtype.empty()) overrides.push_back(fmt::format("{}.dtype={}", a.table, retrieval::toml_string(a.dtype)));
 
@@ -131,8 +132,8 @@ int info(const std::vector<std::string>& args) {
   const auto& m = x.manifest;
   fmt::print("index {}\n  {} images, {}-d {} embeddings (L2-normalised)\n  source [{}] {} split '{}'\n", args[1],
              m.count, m.dim, m.dtype, m.source_table, m.source, m.split);
-  fmt::print("  model fingerprint {}\n  backbone [{}] {}\n  checkpoint {}{}\n", m.model_fingerprint,
-             m.backbone_table, m.backbone, m.checkpoint.empty() ? "(none: the backbone as built)" : m.checkpoint,
+  fmt::print("  model fingerprint {}\n  backbone [{}] {}\n  checkpoint {}{}\n", m.model_fingerprint, m.backbone_table,
+             m.backbone, m.checkpoint.empty() ? "(none: the backbone as built)" : m.checkpoint,
              m.checkpoint_step.empty() ? "" : " (step " + m.checkpoint_step + ")");
   fmt::print("  composer {}\n  heatmaps {}\n  preprocessing {}\n", m.composer_table.empty() ? "(none)" : m.composer,
              m.heatmap_maps == 0 ? std::string("(none)")

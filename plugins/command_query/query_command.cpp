@@ -73,8 +73,8 @@ QueryArgs parse(const std::vector<std::string>& args) {
       "image-dicom", po::value(&a.image_dicom), "DICOM file")("id", po::value(&a.id), "an indexed image's id")(
       "k", po::value(&a.k), "hits to return (default 10)")("json", po::bool_switch(&a.json), "JSON output")(
       "html", po::value(&a.html), "write an HTML page with thumbnails")(
-      "heatmap", po::value(&a.heatmap), "the query image's heatmap (.npy)")(
-      "set", po::value(&a.sets)->composing(), "override of the index's config.toml");
+      "heatmap", po::value(&a.heatmap), "the query image's heatmap (.npy)")("set", po::value(&a.sets)->composing(),
+                                                                            "override of the index's config.toml");
   try {
     po::variables_map vm;
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -88,8 +88,8 @@ QueryArgs parse(const std::vector<std::string>& args) {
   if (a.help) return a;
   DAUG_CHECK_AS(ConfigError, !a.index.empty(), "daug query: --index DIR is required\n", kUsage);
   const int kinds = !a.text.empty() + !a.image.empty() + !a.image_dicom.empty() + !a.id.empty();
-  DAUG_CHECK_AS(ConfigError, kinds == 1, "daug query: give exactly one of --text, --image, --image-dicom, --id, but got ",
-                kinds, "\n", kUsage);
+  DAUG_CHECK_AS(ConfigError, kinds == 1,
+                "daug query: give exactly one of --text, --image, --image-dicom, --id, but got ", kinds, "\n", kUsage);
   DAUG_CHECK_AS(ConfigError, a.k >= 1, "daug query: --k must be >= 1, but got ", a.k);
   DAUG_CHECK_AS(ConfigError, a.heatmap.empty() || !a.image.empty() || !a.image_dicom.empty(),
                 "daug query: --heatmap goes with --image or --image-dicom");
@@ -153,13 +153,12 @@ Model load_model(BuildContext& b, const retrieval::IndexManifest& m, const fs::p
                   "/index.json recorded ", m.checkpoint_sha256, "; rebuild the index");
     clip::load_clip_checkpoint(*out.backbone, m.checkpoint, "daug query");
   }
-  const std::string fp = retrieval::model_fingerprint(m.checkpoint_sha256, out.backbone->fingerprint(),
-                                                      out.backbone->describe(),
-                                                      out.composer ? out.composer->describe() : "", m.heatmap_prep,
-                                                      m.prompts);
-  DAUG_CHECK_AS(DataError, fp == m.model_fingerprint, "the model built from ", (index / retrieval::kConfigFile).string(),
-                " (", out.backbone->describe(), ") has fingerprint ", fp.substr(0, 16), ", but the index was built by ",
-                m.model_fingerprint.substr(0, 16), " (", m.backbone,
+  const std::string fp =
+      retrieval::model_fingerprint(m.checkpoint_sha256, out.backbone->fingerprint(), out.backbone->describe(),
+                                   out.composer ? out.composer->describe() : "", m.heatmap_prep, m.prompts);
+  DAUG_CHECK_AS(DataError, fp == m.model_fingerprint, "the model built from ",
+                (index / retrieval::kConfigFile).string(), " (", out.backbone->describe(), ") has fingerprint ",
+                fp.substr(0, 16), ", but the index was built by ", m.model_fingerprint.substr(0, 16), " (", m.backbone,
                 "); a --set changed the model, or its weights changed: rebuild the index");
   out.backbone->set_training(false);
   return out;
@@ -170,7 +169,8 @@ Model load_model(BuildContext& b, const retrieval::IndexManifest& m, const fs::p
 fs::path query_heatmap(CommandContext& ctx, const fs::path& config, std::vector<std::string> overrides,
                        const retrieval::IndexManifest& m, const fs::path& image, const fs::path& work) {
   DAUG_CHECK_AS(ConfigError, !m.heatmaps_stage.empty(), "daug query: the index's model reads heatmaps from ",
-                m.heatmaps_origin, ", not from a heatmap stage, so the query image's heatmap cannot be computed; "
+                m.heatmaps_origin,
+                ", not from a heatmap stage, so the query image's heatmap cannot be computed; "
                 "give it with --heatmap FILE.npy");
   fs::create_directories(work);
   std::string csv = "image,id,split";
@@ -208,8 +208,9 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
   DAUG_CHECK_AS(DataError, fs::is_regular_file(config), index.string(), ": ", retrieval::kConfigFile,
                 " is missing (an index directory written by `daug index build` has it)");
   // Query-time stage runs (heatmaps) reuse the build's cached models; their run directories go beside the index.
-  std::vector<std::string> overrides = {fmt::format("run.cache_dir={}", retrieval::toml_string(m.cache_dir)),
-                                        fmt::format("run.runs_dir={}", retrieval::toml_string((index / "query_runs").string()))};
+  std::vector<std::string> overrides = {
+      fmt::format("run.cache_dir={}", retrieval::toml_string(m.cache_dir)),
+      fmt::format("run.runs_dir={}", retrieval::toml_string((index / "query_runs").string()))};
   overrides.insert(overrides.end(), a.sets.begin(), a.sets.end());
   BuildContext* b = &ctx.build(config, overrides, "");
   if (!b->config("search").exists()) {  // the default search: exact
@@ -268,7 +269,8 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
       if (!heat.empty()) query["heatmap"] = heat;
       if (!a.html.empty()) {
         query_thumb = thumbnail_of_file(s.image.string(), 192);
-        if (!heat.empty()) heat_thumb = thumbnail(data::minmax(clip::resize_heatmap(data::load_npy(heat).to(at::kFloat), 192)), 192);
+        if (!heat.empty())
+          heat_thumb = thumbnail(data::minmax(clip::resize_heatmap(data::load_npy(heat).to(at::kFloat), 192)), 192);
       }
     }
   }
@@ -310,8 +312,13 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
     std::vector<std::string> labels;
     for (size_t c = 0; c < it.labels.size() && c < kChexpertClasses.size(); ++c)
       if (!std::isnan(it.labels[c]) && it.labels[c] > 0.5f) labels.emplace_back(kChexpertClasses[c]);
-    j["hits"].push_back({{"rank", r + 1}, {"row", hits[r].row}, {"id", it.id}, {"score", hits[r].score},
-                         {"split", it.split}, {"labels", labels}, {"image", it.image}});
+    j["hits"].push_back({{"rank", r + 1},
+                         {"row", hits[r].row},
+                         {"id", it.id},
+                         {"score", hits[r].score},
+                         {"split", it.split},
+                         {"labels", labels},
+                         {"image", it.image}});
   }
   if (!classes.empty()) {
     j["class_scores"] = nlohmann::json::array();
@@ -341,12 +348,13 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
   }
 
   if (!a.html.empty()) {
-    std::string h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>daug query</title><style>"
-                    "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
-                    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
-                    "img{display:block}.hits{display:flex;flex-wrap:wrap;gap:12px}"
-                    ".hit{border:1px solid #ccc;padding:6px;width:200px;font-size:12px;overflow-wrap:anywhere}"
-                    ".bar{background:#4a7;height:10px}</style></head><body>\n";
+    std::string h =
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>daug query</title><style>"
+        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
+        "img{display:block}.hits{display:flex;flex-wrap:wrap;gap:12px}"
+        ".hit{border:1px solid #ccc;padding:6px;width:200px;font-size:12px;overflow-wrap:anywhere}"
+        ".bar{background:#4a7;height:10px}</style></head><body>\n";
     h += "<h1>daug query</h1>\n<p>Index <code>" + html::escape(index.string()) + "</code>: " + std::to_string(m.count) +
          " images, search <code>" + html::escape(search->describe()) + "</code>, model fingerprint <code>" +
          html::escape(m.model_fingerprint.substr(0, 16)) + "</code>.</p>\n<h2>Query</h2>\n";
@@ -367,17 +375,19 @@ int QueryCommand::run(const std::vector<std::string>& argv, CommandContext& ctx)
       const std::string thumb = thumbnail_of_file(it.image, 192);
       h += fmt::format("<div class=\"hit\"><b>#{}</b> score {:.4f}<br>{}<br><i>{}</i>{}</div>\n", r + 1, hits[r].score,
                        html::escape(it.id), html::escape(label_list(it.labels)),
-                       thumb.empty() ? std::string("<br>(image unreadable)")
-                                     : "<img class=\"thumb\" alt=\"" + html::escape(it.id) + "\" src=\"" + thumb + "\">");
+                       thumb.empty()
+                           ? std::string("<br>(image unreadable)")
+                           : "<img class=\"thumb\" alt=\"" + html::escape(it.id) + "\" src=\"" + thumb + "\">");
     }
     h += "</div>\n";
     if (!classes.empty()) {
       h += "<h2>Class scores</h2>\n<p>" + html::escape(j["class_scores_formula"].get<std::string>()) +
            "</p>\n<table><tr><th>class</th><th>probability</th><th></th><th>cosine</th></tr>\n";
       for (const auto& c : classes)
-        h += fmt::format("<tr><td>{}</td><td>{:.4f}</td><td><div class=\"bar\" style=\"width:{}px\"></div></td>"
-                         "<td>{:+.4f}</td></tr>\n",
-                         html::escape(c.name), c.probability, std::lround(200 * c.probability), c.cosine);
+        h += fmt::format(
+            "<tr><td>{}</td><td>{:.4f}</td><td><div class=\"bar\" style=\"width:{}px\"></div></td>"
+            "<td>{:+.4f}</td></tr>\n",
+            html::escape(c.name), c.probability, std::lround(200 * c.probability), c.cosine);
       h += "</table>\n";
     }
     h += "</body></html>\n";

@@ -40,10 +40,10 @@ void IndexOptions::visit(OptionVisitor& v) {
   clip::visit_heatmap_options(v, heatmaps);
   v("train_stage", train_stage, "stage whose checkpoint.safetensors is loaded; \"\" = the backbone as built");
   v("checkpoint", checkpoint, "explicit checkpoint file (train_clip format); overrides train_stage");
-  v("dtype", dtype, "embeddings.npy dtype: float32, or float16 (half the size)",
-    Check::choice({"float32", "float16"}));
+  v("dtype", dtype, "embeddings.npy dtype: float32, or float16 (half the size)", Check::choice({"float32", "float16"}));
   v("prompts", prompts, "14 class prompts; [] = those stored in the checkpoint, else the released prompts");
-  v("class_logit_scale", class_logit_scale, "class probability = sigmoid(exp(this)·cos(image, prompt)) "
+  v("class_logit_scale", class_logit_scale,
+    "class probability = sigmoid(exp(this)·cos(image, prompt)) "
     "(released 4.602); stored in index.json for `daug query`");
   v("batch_size", batch_size, "embedding batch size", Check::at_least(1));
   v("chunk_rows", chunk_rows, "rows per chunk file: the unit of resuming and of the split between ranks",
@@ -72,8 +72,7 @@ std::shared_ptr<Stage> IndexStage::create(Options opts, BuildContext& ctx) {
   if (!opts.composer.empty()) composer = ctx.component<HeatmapComposer>(opts.composer);
   if (clip::uses_heatmap_stage(opts.heatmaps, composer.get())) ctx.component<Stage>(opts.heatmaps.heatmaps_stage);
   if (opts.checkpoint.empty() && !opts.train_stage.empty()) ctx.component<Stage>(opts.train_stage);
-  return std::make_shared<IndexStage>(std::move(opts), data, backbone, composer, ctx.device(),
-                                      ctx.table_or("index"));
+  return std::make_shared<IndexStage>(std::move(opts), data, backbone, composer, ctx.device(), ctx.table_or("index"));
 }
 
 std::vector<Artifact> IndexStage::outputs() const {
@@ -214,7 +213,8 @@ void IndexStage::run(StageContext& ctx) {
   for (int64_t c = 0; c < chunks; ++c) {
     const std::string bad = check_chunk(chunk_file(c), chunk_rows(c), dim);
     DAUG_CHECK_AS(DataError, bad.empty(), where, ": chunk ", c, " (", chunk_file(c).string(), ", slice of worker ",
-                  c % workers, ") is not finished: ", bad, ". The stage is not marked complete; running it again "
+                  c % workers, ") is not finished: ", bad,
+                  ". The stage is not marked complete; running it again "
                   "redoes it");
     all.push_back(data::load_npy(chunk_file(c)));
   }

@@ -27,7 +27,7 @@ struct IndexOptions {
   std::vector<std::string> prompts;        ///< [] = from the checkpoint's metadata, else the released prompts
   double class_logit_scale = 4.602;
   int64_t batch_size = 64;
-  int64_t chunk_rows = 1024;               ///< rows per resumable chunk
+  int64_t chunk_rows = 1024;  ///< rows per resumable chunk
   void visit(OptionVisitor& v);
 };
 

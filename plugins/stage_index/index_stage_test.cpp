@@ -137,7 +137,6 @@ TEST(IndexStage, LoadsTheCheckpointAndRecordsItsSha256) {
   EXPECT_TRUE(at::allclose(x.embeddings, direct_embeddings(*trained, *f.src), 1e-5, 1e-6));
   EXPECT_EQ(x.manifest.checkpoint_sha256, retrieval::file_sha256(f.tmp / "checkpoint.safetensors"));
   EXPECT_EQ(x.manifest.prompts, prompts);
-  EXPECT_EQ(x.manifest.model_fingerprint,
-            retrieval::model_fingerprint(x.manifest.checkpoint_sha256, bb->fingerprint(), bb->describe(), "",
-                                         "released", prompts));
+  EXPECT_EQ(x.manifest.model_fingerprint, retrieval::model_fingerprint(x.manifest.checkpoint_sha256, bb->fingerprint(),
+                                                                       bb->describe(), "", "released", prompts));
 }

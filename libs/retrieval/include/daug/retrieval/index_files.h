@@ -43,27 +43,27 @@ struct IndexManifest {
   std::string checkpoint_sha256;  ///< of the checkpoint file's bytes ("" without one)
   std::string checkpoint_step;
   std::string backbone_table = "backbone";
-  std::string backbone;           ///< its describe()
-  std::string composer_table;     ///< "" = plain image (no heatmap channel)
+  std::string backbone;        ///< its describe()
+  std::string composer_table;  ///< "" = plain image (no heatmap channel)
   std::string composer;
-  int64_t heatmap_maps = 0;       ///< heatmaps composed per image (0: the model reads none)
-  std::string heatmaps_stage;     ///< stage table the heatmaps came from ("" = an external heatmap_dir or none)
-  std::string heatmaps_origin;    ///< the index.csv or directory they were read from
-  std::string heatmap_prep;       ///< "released" | "resize"
+  int64_t heatmap_maps = 0;     ///< heatmaps composed per image (0: the model reads none)
+  std::string heatmaps_stage;   ///< stage table the heatmaps came from ("" = an external heatmap_dir or none)
+  std::string heatmaps_origin;  ///< the index.csv or directory they were read from
+  std::string heatmap_prep;     ///< "released" | "resize"
   // Preprocessing.
   int64_t image_size = 0;
-  std::string preprocessing;      ///< one line saying how pixels became model input
+  std::string preprocessing;  ///< one line saying how pixels became model input
   // Classification.
   std::vector<std::string> prompts;  ///< 14 class prompts (kChexpertClasses order)
   double class_logit_scale = 4.602;  ///< probability = sigmoid(exp(this)·cos(image, prompt))
   // Provenance.
   std::string source_table;
-  std::string source;             ///< the Source's describe()
+  std::string source;  ///< the Source's describe()
   std::string source_fingerprint;
   std::string split;
   std::string stage_table;
-  std::string stage_dir;          ///< the cached stage output the index was copied from
-  std::string cache_dir;          ///< absolute [run].cache_dir of the build (query-time heatmaps reuse its models)
+  std::string stage_dir;  ///< the cached stage output the index was copied from
+  std::string cache_dir;  ///< absolute [run].cache_dir of the build (query-time heatmaps reuse its models)
 
   std::string to_json() const;
   /// Parses index.json; DataError naming the file and key on a missing/mistyped key or another format.
@@ -91,8 +91,8 @@ LoadedIndex load_index(const std::filesystem::path& dir);
 /// The model identity index.json records and `daug query` checks: sha256 over the checkpoint's sha256, the
 /// backbone's fingerprint() and describe(), the composer's describe(), the heatmap preparation and the prompts.
 std::string model_fingerprint(const std::string& checkpoint_sha256, const std::string& backbone_fingerprint,
-                              const std::string& backbone, const std::string& composer,
-                              const std::string& heatmap_prep, const std::vector<std::string>& prompts);
+                              const std::string& backbone, const std::string& composer, const std::string& heatmap_prep,
+                              const std::vector<std::string>& prompts);
 
 /// `s` as a TOML basic string ("..." with quotes, backslashes and control characters escaped), for the `--set
 /// table.key=VALUE` overrides `daug index build` and `daug query` pass to the core (paths, table names).
