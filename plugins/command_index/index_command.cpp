@@ -69,6 +69,10 @@ BuildArgs parse_build(const std::vector<std::string>& args) {
   DAUG_CHECK_AS(ConfigError, !a.config.empty(), "daug index build: CONFIG is required\n", kUsage);
   DAUG_CHECK_AS(ConfigError, !a.out.empty(), "daug index build: --out DIR is required\n", kUsage);
   DAUG_CHECK_AS(ConfigError, !a.table.empty(), "daug index build: --table must name a config table");
+  // Checked before any stage runs: a bad --out found after training would waste the run.
+  DAUG_CHECK_AS(ConfigError, !std::filesystem::exists(a.out) || std::filesystem::is_directory(a.out),
+                "daug index build: --out '", a.out, "' exists and is not a directory; expected a directory (new or "
+                "an earlier index, whose files are replaced)");
   if (!a.checkpoint.empty())
     DAUG_CHECK_AS(ConfigError, std::filesystem::is_regular_file(a.checkpoint), "daug index build: --checkpoint '",
                   a.checkpoint, "' is not a file");

@@ -67,6 +67,11 @@ std::shared_ptr<Stage> IndexStage::create(Options opts, BuildContext& ctx) {
     DAUG_CHECK_AS(ConfigError, std::filesystem::is_regular_file(opts.checkpoint), ctx.where("checkpoint"),
                   ": checkpoint file '", opts.checkpoint, "' does not exist");
   auto data = ctx.component<Source>(opts.data);
+  try {  // a bad split fails when the config is checked, not after the upstream stages have run
+    data->split(opts.split);
+  } catch (const Error& e) {
+    throw ConfigError(ctx.where("split") + ": " + e.what());
+  }
   auto backbone = ctx.component<Backbone>(opts.backbone);
   std::shared_ptr<HeatmapComposer> composer;
   if (!opts.composer.empty()) composer = ctx.component<HeatmapComposer>(opts.composer);

@@ -105,4 +105,12 @@ if "$daug" query --index "$work/nope" --text x > "$work/e2.txt" 2>&1; then fail 
 grep -q "does not exist" "$work/e2.txt" || { cat "$work/e2.txt"; fail "e2 message"; }
 if "$daug" query --index "$work/idx" --text x --id "$id" > "$work/e3.txt" 2>&1; then fail "two queries accepted"; fi
 grep -q "exactly one of" "$work/e3.txt" || { cat "$work/e3.txt"; fail "e3 message"; }
+# Build refusals are found when the config is checked, before any stage runs: --out a file, a split that does not exist.
+touch "$work/a_file"
+if "$daug" index build "$cfg" "${sets[@]}" --out "$work/a_file" > "$work/e4.txt" 2>&1; then fail "--out a file accepted"; fi
+grep -q "exists and is not a directory" "$work/e4.txt" || { cat "$work/e4.txt"; fail "e4 message"; }
+if "$daug" index build "$cfg" "${sets[@]}" --split tset --out "$work/idx5" > "$work/e5.txt" 2>&1; then
+  fail "split 'tset' accepted"; fi
+grep -q "index.split.*split must be train, val, test, all" "$work/e5.txt" || { cat "$work/e5.txt"; fail "e5 message"; }
+grep -q "stage \[" "$work/e5.txt" && { cat "$work/e5.txt"; fail "a stage ran before the bad split was refused"; }
 echo "index_query OK"
